@@ -1,0 +1,18 @@
+"""Workflow step Poll: read the prediction; done, failed, or the next wait."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maskgate import clients, steps
+from maskgate.observability import logger, metrics
+from maskgate.workflow import PollInput
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@event_parser(model=PollInput)
+def handler(event: PollInput, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id)
+    return steps.poll(event, jobs=clients.job_store(), wavespeed=clients.wavespeed()).model_dump(mode="json")

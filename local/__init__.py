@@ -1,0 +1,1 @@
+"""The local stack: moto, in-process Lambdas and emulators (DESIGN §9)."""

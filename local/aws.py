@@ -1,0 +1,303 @@
+"""AWS for the local stack: moto in server mode with every Lambda invoke run in this process (DESIGN §9).
+
+Three hooks into moto 5.2.5 (pinned by `tests/contract/test_moto_canary.py`):
+- `LambdaFunction._invoke_lambda` runs the registered handler instead of a Docker container.
+- `moto.s3.notifications._invoke_awslambda` is how PutObject fires S3 → Lambda: inside the request,
+  before metadata and Content-Type are set, with errors swallowed. The S3 events of one request are
+  collected (deduplicated by key + ETag: a multipart upload notifies twice) and handed to a worker once
+  the response is sent, as AWS invokes asynchronously: a failing handler is retried twice, then the event
+  goes to the function's dead-letter queue.
+- Step Functions' `boto_client_for` (used for each Lambda task) is cached: a client per task costs ~12 ms.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+
+from maskgate_local.handlers import FunctionSpec, HandlerRunner
+
+logger = logging.getLogger(__name__)
+
+ASYNC_ATTEMPTS = 3  # Lambda's async invoke: the first try and two retries
+_active: LocalAws | None = None
+_S3Batch = dict[tuple[str, str, str, str], dict[str, Any]]
+
+
+class LocalAws:
+    """moto on 127.0.0.1:`port`, with registered functions dispatched in-process."""
+
+    def __init__(self, *, port: int, region: str = "us-east-1") -> None:
+        self.port = port
+        self.region = region
+        self._runners: dict[str, HandlerRunner] = {}
+        self._server: Any = None
+        self._restore: list[Callable[[], None]] = []
+        self._request = threading.local()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._workers: ThreadPoolExecutor | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def register(self, specs: Iterable[FunctionSpec]) -> None:
+        """Dispatch invokes of these functions (by function name) to their handlers."""
+        for spec in specs:
+            self._runners[spec.function_name] = HandlerRunner(spec)
+
+    def runner(self, function_name: str) -> HandlerRunner | None:
+        return self._runners.get(function_name)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` against this endpoint."""
+        return boto3.client(  # type: ignore[call-overload]
+            service, endpoint_url=self.endpoint_url, region_name=self.region,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def start(self) -> None:
+        """Start moto; returns once it answers, with state machine execution switched on."""
+        global _active
+        if _active is not None:
+            raise RuntimeError("a LocalAws is already running in this process")
+        os.environ["MOTO_PORT"] = str(self.port)  # Step Functions calls Lambda at localhost:$MOTO_PORT
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
+        _active = self
+        self._install_hooks()
+        self._server = _server_class()(self._defer_s3_notifications, ip_address="127.0.0.1", port=self.port)
+        try:
+            self._server.start()
+            self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, reset: bool = True) -> None:
+        """Stop moto, restore moto's own code, and (by default) empty its backends."""
+        global _active
+        if self._server is not None:
+            if reset and self._server.failure is None:
+                self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": False}})
+                self._moto_api("/moto-api/reset", None)
+            self._server.stop()
+            self._server = None
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+        while self._restore:
+            self._restore.pop()()
+        if _active is self:
+            _active = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued async invoke has finished; False if `timeout` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    # --- moto hooks -------------------------------------------------------------------------------------
+
+    def _install_hooks(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+        from moto.s3 import notifications
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+        def invoke_lambda(function: Any, event: Any = None) -> tuple[str, bool, str]:
+            return self._invoke(function.function_name, event)
+
+        def invoke_from_s3(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            self._on_s3_event(event_body, fn_arn)
+
+        self._patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
+        self._patch(notifications, "_invoke_awslambda", invoke_from_s3)
+        self._patch(lambda_eval_utils, "boto_client_for", _cached_client_factory(lambda_eval_utils.boto_client_for))
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        original = owner.__dict__[name]
+        setattr(owner, name, replacement)
+        self._restore.append(lambda: setattr(owner, name, original))
+
+    def _invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        runner = self._runners.get(function_name)
+        if runner is None:
+            error = {
+                "errorType": "LocalFunctionNotRegistered",
+                "errorMessage": f"no local handler is registered for function {function_name!r}",
+            }
+            return json.dumps(error), True, ""
+        payload, errored = runner.invoke({} if event in (None, "{}") else event)
+        return payload, errored, ""
+
+    def _on_s3_event(self, event: dict[str, Any], function_arn: str) -> None:
+        batch: _S3Batch | None = getattr(self._request, "batch", None)
+        if batch is None:  # not inside a request (nothing to wait for): dispatch now
+            self._submit([(function_arn, event)])
+            return
+        s3 = event["Records"][0]["s3"]
+        key = (function_arn, s3["bucket"]["name"], s3["object"]["key"], s3["object"].get("eTag", ""))
+        if key not in batch:
+            self._add_pending(1)
+        batch[key] = event  # the later event of a multipart pair is CompleteMultipartUpload, AWS's one
+
+    def _defer_s3_notifications(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            self._request.batch = batch = {}
+            try:
+                body = app(environ, start_response)
+            except BaseException:
+                self._end_request(batch)
+                raise
+            return _AfterResponse(body, lambda: self._end_request(batch))
+
+        return middleware
+
+    def _end_request(self, batch: _S3Batch) -> None:
+        self._request.batch = None
+        self._submit([(function_arn, event) for (function_arn, *_), event in batch.items()], counted=True)
+
+    def _submit(self, invokes: list[tuple[str, dict[str, Any]]], *, counted: bool = False) -> None:
+        if not counted:
+            self._add_pending(len(invokes))
+        for function_arn, event in invokes:
+            workers = self._workers
+            if workers is None:
+                self._add_pending(-1)
+                continue
+            workers.submit(self._run_async, function_arn, event)
+
+    def _add_pending(self, count: int) -> None:
+        with self._idle:
+            self._pending += count
+            self._idle.notify_all()
+
+    def _run_async(self, function_arn: str, event: dict[str, Any]) -> None:
+        try:
+            function_name = function_arn.split(":")[6]
+            runner = self._runners.get(function_name)
+            if runner is None:
+                logger.error("S3 notification for a function without a local handler",
+                             extra={"function": function_name})
+                return
+            payload = ""
+            for attempt in range(1, ASYNC_ATTEMPTS + 1):
+                payload, errored = runner.invoke(event)
+                if not errored:
+                    return
+                logger.warning("async invoke failed", extra={"function": function_name, "attempt": attempt})
+            self._dead_letter(runner.spec, event, payload)
+        except Exception:
+            logger.exception("async invoke could not be dispatched", extra={"function_arn": function_arn})
+        finally:
+            self._add_pending(-1)
+
+    def _dead_letter(self, spec: FunctionSpec, event: dict[str, Any], payload: str) -> None:
+        if spec.dead_letter_queue_arn is None:
+            logger.error("async invoke failed on every attempt; the function has no dead-letter queue",
+                         extra={"function": spec.function_name, "error": payload})
+            return
+        sqs = self.client("sqs")
+        queue_name = spec.dead_letter_queue_arn.rsplit(":", 1)[-1]
+        error = json.loads(payload)
+        sqs.send_message(
+            QueueUrl=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"],
+            MessageBody=json.dumps(event),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": "local"},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {"DataType": "String", "StringValue": str(error.get("errorMessage", ""))[:1024]},
+            },
+        )
+
+    def _moto_api(self, path: str, body: Any) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("POST", path, body=json.dumps(body) if body is not None else b"")
+            response = connection.getresponse()
+            response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"moto {path} answered {response.status}")
+        finally:
+            connection.close()
+
+
+class _AfterResponse:
+    """A WSGI body that runs `after` once the server has sent it and closed it."""
+
+    def __init__(self, body: Iterable[bytes], after: Callable[[], None]) -> None:
+        self._body = body
+        self._after = after
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._after()
+
+
+def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in cache:
+                cache[(region, service)] = original(region=region, service=service,
+                                                    state_credentials=state_credentials)
+            return cache[(region, service)]
+
+    return boto_client_for
+
+
+@functools.cache
+def _server_class() -> type:
+    """ThreadedMotoServer whose WSGI app is wrapped by a middleware (moto is imported here, late)."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class _MiddlewareMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+        def __init__(self, middleware: Callable[[Any], Any], **kwargs: Any) -> None:
+            super().__init__(verbose=False, **kwargs)
+            self._middleware = middleware
+            self.failure: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                app = self._middleware(DomainDispatcherApplication(create_backend_app))
+                self._server = make_server(
+                    self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+                )
+            except BaseException as exc:  # e.g. the port is taken: let start() raise instead of hanging
+                self.failure = exc
+                self._server_ready_event.set()
+                return
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+        def start(self) -> None:
+            super().start()
+            if self.failure is not None:
+                raise RuntimeError(f"moto could not start on port {self._port}") from self.failure
+
+    return _MiddlewareMotoServer

@@ -1,0 +1,188 @@
+"""Run a function's real handler in this process, as the Lambda runtime would (DESIGN §9).
+
+A `HandlerRunner` is one warm container per function: it imports `<code_dir>/<module>.py` once under a
+unique module name, then calls `handler(event, context)` with a Lambda-shaped context. Failures come
+back as the runtime's error payload, `{"errorType", "errorMessage", "stackTrace"}`: Step Functions
+`Retry`/`Catch` match on `errorType`, the exception's class name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function of the template, as the local stack runs it."""
+
+    logical_id: str
+    function_name: str
+    handler: str
+    code_dir: Path
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout: int = 3
+    memory_mb: int = 128
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    dead_letter_queue_arn: str | None = None
+
+    @property
+    def arn(self) -> str:
+        """The function's ARN, as moto reports it."""
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the Python runtime's context object that handlers and Powertools read."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline_monotonic: float
+    client_context: Any = None
+    identity: Any = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's configured timeout."""
+        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
+
+
+class HandlerImportError(Exception):
+    """The handler's module failed to import; reported as the runtime does, `Runtime.ImportModuleError`."""
+
+    error_type = "Runtime.ImportModuleError"
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """The runtime's error shape for an exception raised by a handler."""
+    return {
+        "errorType": HandlerImportError.error_type if isinstance(exc, HandlerImportError) else type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
+    }
+
+
+class HandlerRunner:
+    """Imports a function's handler once and invokes it; safe to call from several threads."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._handler: Handler | None = None
+
+    def _load(self) -> Handler:
+        with self._lock:
+            if self._handler is None:
+                try:
+                    self._handler = _import_handler(self.spec)
+                except Exception as exc:  # a failed import is retried at the next invoke, as in Lambda
+                    raise HandlerImportError(f"Unable to import {self.spec.handler!r}: {exc}") from exc
+            return self._handler
+
+    def context(self) -> LambdaContext:
+        """A fresh context for one invocation."""
+        request_id = str(uuid.uuid4())
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        return LambdaContext(
+            function_name=self.spec.function_name,
+            function_version="$LATEST",
+            invoked_function_arn=self.spec.arn,
+            memory_limit_in_mb=self.spec.memory_mb,
+            aws_request_id=request_id,
+            log_group_name=f"/aws/lambda/{self.spec.function_name}",
+            log_stream_name=f"{day}/[$LATEST]{request_id.replace('-', '')}",
+            deadline_monotonic=time.monotonic() + self.spec.timeout,
+        )
+
+    def invoke(self, event: Any) -> tuple[str, bool]:
+        """Run the handler on `event`; returns (payload JSON, errored)."""
+        context = self.context()
+        try:
+            handler = self._load()
+            result = handler(event, context)
+            payload = json.dumps(result)
+        except Exception as exc:  # the runtime turns every handler failure into a payload
+            logger.info(
+                "local function failed",
+                extra={"function": self.spec.function_name, "error_type": type(exc).__name__},
+            )
+            return json.dumps(error_payload(exc)), True
+        if context.get_remaining_time_in_millis() == 0:
+            logger.warning(
+                "local function ran past its timeout",
+                extra={"function": self.spec.function_name, "timeout": self.spec.timeout},
+            )
+        return payload, False
+
+
+def _import_handler(spec: FunctionSpec) -> Handler:
+    module_path, _, attribute = spec.handler.rpartition(".")
+    if not module_path or not attribute:
+        raise ValueError(f"handler {spec.handler!r} of {spec.logical_id} is not <module>.<function>")
+    source = spec.code_dir / (module_path.replace(".", "/") + ".py")
+    module_name = f"maskgate_fn_{spec.logical_id}"
+    module = _import_file(module_name, source)
+    handler = getattr(module, attribute, None)
+    if not callable(handler):
+        raise ImportError(f"{source} has no callable {attribute!r}")
+    return handler  # type: ignore[no-any-return]
+
+
+def _import_file(module_name: str, source: Path) -> ModuleType:
+    import_spec = importlib.util.spec_from_file_location(module_name, source)
+    if import_spec is None or import_spec.loader is None:
+        raise ImportError(f"cannot import {source}")
+    module = importlib.util.module_from_spec(import_spec)
+    sys.modules[module_name] = module
+    try:
+        import_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def merged_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
+    """The union of the functions' variables; a variable set differently by two functions is logged."""
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for spec in specs:
+        for name, value in spec.environment.items():
+            if name in merged and merged[name] != value:
+                logger.warning(
+                    "functions disagree on an environment variable; the first value wins in-process",
+                    extra={"variable": name, "kept_from": owner[name], "ignored_from": spec.logical_id},
+                )
+                continue
+            merged.setdefault(name, value)
+            owner.setdefault(name, spec.logical_id)
+    return merged
+
+
+def apply_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
+    """Set the functions' merged variables in `os.environ` (they share this process); returns them."""
+    merged = merged_environment(specs)
+    os.environ.update(merged)
+    return merged

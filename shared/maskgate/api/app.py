@@ -1,0 +1,152 @@
+"""The FastAPI application: routes map HTTP onto ``maskgate`` and errors onto problem+json."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
+
+from maskgate import clients
+from maskgate.api import problems
+from maskgate.api.limits import BodySizeLimit
+from maskgate.api.views import JobPublic, job_public
+from maskgate.errors import MalformedJson, NotFound, Unauthorized
+from maskgate.models import SegmentationCreate, request_error
+from maskgate.settings import get_settings
+from maskgate.webhooks import mask_token_valid
+
+CREATE_EXAMPLE = {
+    "image": "https://example.com/cat.png",
+    "prompt": "the cat",
+    "box_prompts": [{"x_min": 10, "y_min": 20, "x_max": 200, "y_max": 180}],
+    "output_format": "png",
+    "webhook_url": "https://example.com/hooks/maskgate",
+    "metadata": {"order": "1234"},
+}
+
+
+def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
+    """The tenant of the Bearer API key."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    return clients.tenant_store().tenant_for_key(key.strip())
+
+
+Tenant = Annotated[str, Depends(tenant)]
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise MalformedJson("the request needs a JSON body")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
+
+
+router = APIRouter()
+CREATE_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/SegmentationCreate"},
+                "example": CREATE_EXAMPLE,
+            }
+        },
+    }
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": problems.Problem, "content": {problems.PROBLEM_JSON: {}}}
+    for code in (400, 401, 404, 413, 422)
+}
+
+
+@router.get("/v1/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post(
+    "/v1/segmentations",
+    status_code=202,
+    response_model=JobPublic,
+    openapi_extra=CREATE_SCHEMA,
+    responses=PROBLEMS,
+)
+async def create_segmentation(request: Request, owner: Tenant) -> JSONResponse:
+    """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt."""
+    raw = await json_body(request)
+    try:
+        body = SegmentationCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise request_error(exc) from exc
+    job = clients.intake().accept_request(body, tenant=owner)
+    return JSONResponse(job_public(job, masks=clients.mask_store()).model_dump(mode="json"), 202)
+
+
+@router.get("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
+def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
+    """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
+    job = clients.job_store().get(job_id)
+    if job.tenant != owner:
+        raise NotFound(f"no job {job_id}")
+    return job_public(job, masks=clients.mask_store())
+
+
+@router.get("/v1/segmentations/{job_id}/masks/{index}", status_code=302, responses=PROBLEMS)
+def get_mask(
+    job_id: str,
+    index: int,
+    token: str | None = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> RedirectResponse:
+    """302 to a freshly presigned mask URL; authorised by the API key or the webhook's signed token."""
+    job = clients.job_store().get(job_id)
+    if token is not None:
+        allowed = clients.tenant_store().webhook_secrets(job.tenant)
+        if not mask_token_valid(token, allowed, job_id=job.id, index=index, now=time.time()):
+            raise Unauthorized("the mask link is invalid or has expired")
+    elif tenant(authorization) != job.tenant:
+        raise NotFound(f"no job {job_id}")
+    found = [m for m in job.masks if m.index == index]
+    if not found:
+        raise NotFound(f"job {job_id} has no mask {index}")
+    return RedirectResponse(clients.mask_store().presigned_get(found[0].key, seconds=300), 302)
+
+
+def create_app() -> FastAPI:
+    """The API application (built once per container by the ``api`` function)."""
+    app = FastAPI(
+        title="maskgate",
+        version="1",
+        summary="SAM3 segmentation as an event-driven, pay-per-use AWS service.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(BodySizeLimit, limit_bytes=get_settings().max_body_bytes)
+    problems.install(app)
+    app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request body models the create route declares by reference."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        body = SegmentationCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["SegmentationCreate"] = body
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,79 @@
+"""RFC 9457 problem documents: every error the API returns, built in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maskgate.errors import InvalidRequest, MaskgateError, NotFound, RequestError
+from maskgate.observability import logger
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemDetail(BaseModel):
+    loc: str
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; ``type`` is the bare error type of DESIGN §3 (a relative URI reference)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemDetail] = []
+
+
+def problem_response(error: MaskgateError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(
+        type=error.type,
+        title=error.title,
+        status=error.status,
+        detail=error.message,
+        errors=[ProblemDetail(**e) for e in error.errors],
+    )
+    return JSONResponse(body.model_dump(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_error(exc: RequestValidationError) -> InvalidRequest:
+    """Path and query parameter errors (bodies are parsed by the routes themselves)."""
+    errors = [
+        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return InvalidRequest("the request is invalid", errors=errors)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+
+    @app.exception_handler(MaskgateError)
+    async def _maskgate(_: Request, exc: MaskgateError) -> JSONResponse:
+        if isinstance(exc, RequestError | NotFound) or exc.status < 500:
+            logger.info("request refused", extra={"error_type": exc.type, "status": exc.status})
+        else:
+            logger.exception("request failed")
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return problem_response(NotFound("no such resource"))
+        error = MaskgateError(str(exc.detail))
+        response = problem_response(error)
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error", extra={"error_class": type(exc).__name__})
+        return problem_response(MaskgateError("an internal error occurred; it has been logged"))

@@ -1,0 +1,89 @@
+"""Cached factories: the only place clients and stores are built (once per container, on first use)."""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from maskgate.intake import Intake
+from maskgate.jobs import JobStore
+from maskgate.settings import get_settings
+from maskgate.storage import MaskStore
+from maskgate.tenants import TenantStore
+from maskgate.wavespeed import WaveSpeedClient
+from maskgate.webhooks import WebhookSender
+from maskgate.workflow import Workflow
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+_S3_CONFIG = _AWS_CONFIG.merge(Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+
+
+@cache
+def s3() -> S3Client:
+    return boto3.client("s3", config=_S3_CONFIG)
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=_AWS_CONFIG)
+
+
+@cache
+def stepfunctions() -> SFNClient:
+    return boto3.client("stepfunctions", config=_AWS_CONFIG)
+
+
+@cache
+def job_store() -> JobStore:
+    settings = get_settings()
+    return JobStore(table=settings.table, client=dynamodb(), ttl_days=settings.finished_job_ttl_days)
+
+
+@cache
+def tenant_store() -> TenantStore:
+    return TenantStore(table=get_settings().table, client=dynamodb())
+
+
+@cache
+def mask_store() -> MaskStore:
+    settings = get_settings()
+    return MaskStore(bucket=settings.bucket, client=s3(), presign_seconds=settings.presign_seconds)
+
+
+@cache
+def workflow() -> Workflow:
+    return Workflow(state_machine_arn=get_settings().state_machine_arn, client=stepfunctions())
+
+
+@cache
+def intake() -> Intake:
+    return Intake(jobs=job_store(), masks=mask_store(), workflow=workflow(), settings=get_settings())
+
+
+@cache
+def webhook_sender() -> WebhookSender:
+    return WebhookSender(local=get_settings().is_local)
+
+
+def wavespeed() -> WaveSpeedClient:
+    """The WaveSpeed client for the current API key (read through Powertools, cached 5 minutes)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    key = parameters.get_secret(get_settings().wavespeed_api_key_secret, max_age=300)
+    return _wavespeed_for(str(key))
+
+
+@lru_cache(maxsize=2)
+def _wavespeed_for(api_key: str) -> WaveSpeedClient:
+    settings = get_settings()
+    return WaveSpeedClient(
+        base_url=settings.wavespeed_base_url, api_key=api_key, output_hosts=settings.wavespeed_output_hosts
+    )

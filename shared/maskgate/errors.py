@@ -1,0 +1,195 @@
+"""One exception tree for everything maskgate raises on purpose.
+
+The class names are the workflow's contract: ``statemachine/segmentation.asl.json`` retries and
+catches them by name (``ErrorEquals``), and ``type`` is the stable error type of DESIGN §3 that a
+failed job, a webhook and an API problem document carry.
+
+    MaskgateError                      internal_error
+    ├── RequestError (422)             the caller's payload or image
+    │   ├── InvalidRequest             invalid_request
+    │   ├── MissingPrompt              missing_prompt
+    │   ├── InvalidImage               invalid_image
+    │   ├── ImageTooLarge              image_too_large
+    │   └── UrlNotAllowed              url_not_allowed
+    ├── ApiError                       HTTP-only: malformed_json 400, unauthorized 401, not_found 404,
+    │   └── …                          conflict 409, payload_too_large 413, rate_limited 429
+    ├── Retryable                      transient: the workflow retries these by name
+    │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
+    │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
+    │   └── WebhookDeliveryFailed      one failed webhook attempt that may succeed later
+    ├── UpstreamOutcomeUnknown         upstream_unavailable (a submit that may have landed: no retry)
+    ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
+    ├── UpstreamFailed                 upstream_failed (the prediction ended failed)
+    ├── PredictionTimedOut             timeout
+    ├── OutputInvalid                  output_invalid
+    ├── JobRejected                    the job already failed at intake: skip to Notify
+    └── JobCanceled                    canceled
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MaskgateError(Exception):
+    """Base of every error maskgate raises on purpose."""
+
+    type: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str, *, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class RequestError(MaskgateError):
+    """The caller's request, payload or image is not acceptable."""
+
+    status = 422
+
+
+class InvalidRequest(RequestError):
+    type = "invalid_request"
+    title = "Invalid request"
+
+
+class MissingPrompt(RequestError):
+    type = "missing_prompt"
+    title = "Missing prompt"
+
+
+class InvalidImage(RequestError):
+    type = "invalid_image"
+    title = "Invalid image"
+
+
+class ImageTooLarge(RequestError):
+    type = "image_too_large"
+    title = "Image too large"
+
+
+class UrlNotAllowed(RequestError):
+    type = "url_not_allowed"
+    title = "URL not allowed"
+
+
+class ApiError(MaskgateError):
+    """Errors that exist only over HTTP."""
+
+
+class MalformedJson(ApiError):
+    type = "malformed_json"
+    status = 400
+    title = "Malformed JSON"
+
+
+class Unauthorized(ApiError):
+    type = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class NotFound(ApiError):
+    type = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ApiError):
+    type = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    type = "payload_too_large"
+    status = 413
+    title = "Payload too large"
+
+
+class RateLimited(ApiError):
+    type = "rate_limited"
+    status = 429
+    title = "Rate limited"
+
+
+class Retryable(MaskgateError):
+    """Transient: the workflow may retry it."""
+
+    type = "upstream_unavailable"
+
+
+class UpstreamRateLimited(Retryable):
+    title = "WaveSpeed rate limit"
+
+
+class UpstreamUnavailable(Retryable):
+    title = "WaveSpeed unavailable"
+
+
+class WebhookDeliveryFailed(Retryable):
+    type = "webhook_failed"
+    title = "Webhook delivery failed"
+
+
+class UpstreamOutcomeUnknown(MaskgateError):
+    type = "upstream_unavailable"
+    title = "WaveSpeed outcome unknown"
+
+
+class UpstreamRejected(MaskgateError):
+    type = "upstream_rejected"
+    title = "WaveSpeed rejected the request"
+
+
+class UpstreamFailed(MaskgateError):
+    type = "upstream_failed"
+    title = "The prediction failed"
+
+
+class PredictionTimedOut(MaskgateError):
+    type = "timeout"
+    title = "The prediction did not finish in time"
+
+
+class OutputInvalid(MaskgateError):
+    type = "output_invalid"
+    title = "WaveSpeed returned an invalid output"
+
+
+class JobRejected(MaskgateError):
+    type = "invalid_request"
+    title = "The job was rejected at intake"
+
+
+class JobCanceled(MaskgateError):
+    type = "canceled"
+    title = "The job was canceled"
+
+
+class InvalidTransition(MaskgateError):
+    """A conditional status write lost: the job is not in a state that allows it."""
+
+    type = "conflict"
+
+
+def _subclasses(cls: type[MaskgateError]) -> list[type[MaskgateError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+ERRORS_BY_NAME: dict[str, type[MaskgateError]] = {c.__name__: c for c in _subclasses(MaskgateError)}
+
+# Errors Step Functions itself raises, as the job error type they mean.
+_STATES_ERRORS = {"States.Timeout": "timeout", "States.HeartbeatTimeout": "timeout"}
+
+
+def error_type_for(name: str) -> str:
+    """The DESIGN §3 error type for a workflow error name (an exception class or a States.* error)."""
+    if name in ERRORS_BY_NAME:
+        return ERRORS_BY_NAME[name].type
+    return _STATES_ERRORS.get(name, MaskgateError.type)

@@ -1,0 +1,163 @@
+"""The two ways in: a ``POST /v1/segmentations`` request and an object landing under ``uploads/``.
+
+Both validate the prompts, check the image, record the job and start its workflow. An S3 upload that
+fails validation is still recorded (``failed`` with its typed error) and its workflow started, so
+the failure is visible in the API and reaches the caller's webhook: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote_plus
+
+from maskgate.errors import InvalidImage, InvalidRequest, MissingPrompt, NotFound, RequestError
+from maskgate.ids import derived_job_id, new_job_id
+from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image
+from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utcnow
+from maskgate.models import Prompts, SegmentationCreate, parse_prompts
+from maskgate.observability import logger, metrics
+from maskgate.settings import Settings
+from maskgate.storage import UPLOAD_PREFIX, MaskStore
+from maskgate.urls import check_image_url, check_outbound_url
+from maskgate.workflow import S3Record, Workflow
+
+METADATA_KEY = "maskgate"
+
+
+def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
+    """Decode ``data:<type>;base64,<data>`` and identify the image by its bytes."""
+    header, comma, payload = uri.partition(",")
+    if not comma or not header.startswith("data:") or not header.endswith(";base64"):
+        raise InvalidImage("a data URI image must look like data:image/png;base64,<data>")
+    if len(payload) > (MAX_IMAGE_BYTES * 4) // 3 + 4:
+        raise InvalidImage("the data URI is larger than the 20 MB image limit")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidImage("the data URI is not valid base64") from exc
+    return data, inspect_image(data)
+
+
+@dataclass(frozen=True)
+class Intake:
+    jobs: JobStore
+    masks: MaskStore
+    workflow: Workflow
+    settings: Settings
+    now: Callable[[], datetime] = utcnow
+
+    def accept_request(self, body: SegmentationCreate, *, tenant: str) -> Job:
+        """Validate an API request, store its image, record the job and start it."""
+        at = self.now()
+        job_id = new_job_id(at)
+        prompts = Prompts.model_validate(body.model_dump(exclude={"image"}))
+        if body.webhook_url:
+            check_outbound_url(body.webhook_url, local=self.settings.is_local)
+        if body.image.startswith("data:"):
+            data, info = decode_data_uri(body.image)
+            if info.width and info.height:
+                prompts.check_inside(info.width, info.height)
+            key = self.masks.put_input(job_id, data, info)
+            image = ImageLocation(
+                bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+            )
+        else:
+            image = ImageLocation(url=check_image_url(body.image, local=self.settings.is_local))
+        job = Job(
+            id=job_id,
+            tenant=tenant,
+            status=JobStatus.QUEUED,
+            source="api",
+            request=prompts,
+            webhook_url=prompts.webhook_url,
+            image=image,
+            created_at=at,
+            updated_at=at,
+        )
+        self.jobs.create(job)
+        self.workflow.start(job_id)
+        metrics.add_metric(name="JobAccepted", unit="Count", value=1)
+        return job
+
+    def accept_upload(self, record: S3Record) -> Job | None:
+        """Start (or, for a redelivered event, find) the job for one S3 ``ObjectCreated`` record."""
+        key = unquote_plus(record.s3.object.key)
+        if not key.startswith(UPLOAD_PREFIX):
+            logger.info("object outside uploads/ ignored", extra={"key": key})
+            return None
+        obj = record.s3.object
+        write = obj.versionId or obj.sequencer or f"{obj.eTag}@{record.eventTime.isoformat()}"
+        job_id = derived_job_id(record.eventTime, record.s3.bucket.name, key, str(write))
+        at = self.now()
+        try:
+            job = self._upload_job(job_id, key, at)
+        except RequestError as exc:
+            logger.info("upload rejected", extra={"job_id": job_id, "error_type": exc.type})
+            job = Job(
+                id=job_id,
+                tenant=self.settings.default_tenant,
+                status=JobStatus.FAILED,
+                source="upload",
+                image=ImageLocation(bucket=self.masks.bucket, key=key),
+                error=JobError(type=exc.type, message=exc.message),
+                webhook_url=self._salvage_webhook(key),
+                created_at=at,
+                updated_at=at,
+                finished_at=at,
+            )
+        if not self.jobs.create(job):
+            logger.info("redelivered upload event: job exists", extra={"job_id": job_id})
+        self.workflow.start(job_id)  # a no-op when it already runs; resumes a start that crashed
+        return job
+
+    def _upload_job(self, job_id: str, key: str, at: datetime) -> Job:
+        try:
+            stored = self.masks.head(key)
+        except NotFound as exc:
+            raise InvalidImage("the upload was deleted before it could be read") from exc
+        prompts = self._upload_prompts(stored.metadata)
+        info = self.masks.inspect_upload(stored)
+        if info.width and info.height:
+            prompts.check_inside(info.width, info.height)
+        if prompts.webhook_url:
+            check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
+        image = ImageLocation(
+            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+        )
+        return Job(
+            id=job_id,
+            tenant=self.settings.default_tenant,
+            status=JobStatus.QUEUED,
+            source="upload",
+            request=prompts,
+            webhook_url=prompts.webhook_url,
+            image=image,
+            created_at=at,
+            updated_at=at,
+        )
+
+    def _upload_prompts(self, metadata: dict[str, str]) -> Prompts:
+        raw = metadata.get(METADATA_KEY) or self.settings.default_request
+        if not raw:
+            raise MissingPrompt(
+                "the upload carries no request: set the object metadata key 'maskgate' to the prompt JSON"
+            )
+        try:
+            decoded = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidRequest("the 'maskgate' object metadata is not valid JSON") from exc
+        return parse_prompts(decoded)
+
+    def _salvage_webhook(self, key: str) -> str | None:
+        """The webhook URL of a rejected upload's metadata, if it names a usable one."""
+        try:
+            raw = json.loads(self.masks.head(key).metadata.get(METADATA_KEY) or "{}")
+            url = raw.get("webhook_url") if isinstance(raw, dict) else None
+            return check_outbound_url(url, local=self.settings.is_local) if isinstance(url, str) else None
+        except (RequestError, NotFound, ValueError):
+            return None

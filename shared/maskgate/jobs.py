@@ -1,0 +1,246 @@
+"""The job (DESIGN §3) and its DynamoDB store.
+
+Every status change is a conditional write naming the states it may leave, so a job never goes
+backwards and a terminal job never changes again, however steps are retried or raced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from maskgate.errors import InvalidTransition, NotFound
+from maskgate.ids import PATTERN
+from maskgate.models import Prompts
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+JobId = Annotated[str, StringConstraints(pattern=PATTERN)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+_ORDER = list(JobStatus)
+
+
+def may_leave_for(target: JobStatus) -> list[JobStatus]:
+    """The statuses a job may be in to move to ``target``: only earlier, non-terminal ones."""
+    if target.terminal:
+        return [s for s in JobStatus if not s.terminal]
+    return list(_ORDER[: _ORDER.index(target)])
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    type: str
+    message: str
+
+
+class ImageLocation(BaseModel):
+    """Where the input image is: an object in our bucket, or a URL WaveSpeed fetches itself."""
+
+    model_config = ConfigDict(frozen=True)
+    bucket: str | None = None
+    key: str | None = None
+    url: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Mask(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    index: int
+    key: str
+    format: str
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+class DeliveryAttempt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    webhook_id: str
+    event: str
+    attempt: int
+    at: datetime
+    url: str
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+    outcome: Literal["delivered", "retrying", "gave_up", "refused"]
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: JobId
+    tenant: str
+    status: JobStatus
+    source: Literal["api", "upload"]
+    request: Prompts | None = None
+    image: ImageLocation | None = None
+    prediction_id: str | None = None
+    masks: list[Mask] = []
+    error: JobError | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    webhook_url: str | None = None
+    deliveries: list[DeliveryAttempt] = []
+    webhook_body: str | None = Field(default=None, repr=False)
+
+
+_JSON_FIELDS = ("request", "image", "masks", "error")
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    data = job.model_dump(mode="json", exclude_none=True, exclude={"deliveries"})
+    item: dict[str, Any] = {"pk": {"S": f"JOB#{job.id}"}}
+    for name, value in data.items():
+        item[name] = {"S": json.dumps(value) if name in _JSON_FIELDS else str(value)}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    data: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "expires_at"):
+            continue
+        if "S" in value:
+            data[name] = json.loads(value["S"]) if name in _JSON_FIELDS else value["S"]
+        elif name == "deliveries":
+            data[name] = [json.loads(v["S"]) for v in value["L"]]
+    return Job.model_validate(data)
+
+
+class JobStore:
+    """Jobs in the one DynamoDB table, keyed ``JOB#<id>``."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        client: DynamoDBClient,
+        ttl_days: int = 30,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._ttl = timedelta(days=ttl_days)
+        self._now = now
+
+    def create(self, job: Job) -> bool:
+        """Store a new job; False (and no write) if a job with that id exists already."""
+        item = _to_item(job)
+        if job.status.terminal:
+            item["expires_at"] = {"N": str(int((job.updated_at + self._ttl).timestamp()))}
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, job_id: str) -> Job:
+        """The job, read consistently; NotFound if there is none."""
+        found = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"JOB#{job_id}"}}, ConsistentRead=True
+        )
+        if "Item" not in found:
+            raise NotFound(f"no job {job_id}")
+        return _from_item(found["Item"])
+
+    def transition(self, job_id: str, target: JobStatus, **fields: Any) -> Job:
+        """Move the job to ``target`` and set ``fields``, only from a status that may lead there."""
+        now = self._now()
+        values: dict[str, Any] = {"status": target.value, "updated_at": now.isoformat(), **fields}
+        if target.terminal:
+            values["finished_at"] = now.isoformat()
+        names = {f"#{k}": k for k in values}
+        expr_values: dict[str, Any] = {}
+        sets = []
+        for key, value in values.items():
+            encoded = value.model_dump_json() if isinstance(value, BaseModel) else value
+            if key in _JSON_FIELDS and not isinstance(value, BaseModel):
+                encoded = json.dumps(value)
+            expr_values[f":{key}"] = {"S": str(encoded)}
+            sets.append(f"#{key} = :{key}")
+        if target.terminal:
+            sets.append("expires_at = :expires_at")
+            expr_values[":expires_at"] = {"N": str(int((now + self._ttl).timestamp()))}
+        allowed = may_leave_for(target)
+        for i, status in enumerate(allowed):
+            expr_values[f":from{i}"] = {"S": status.value}
+        condition = (
+            "attribute_exists(pk) AND #status IN ("
+            + ", ".join(f":from{i}" for i in range(len(allowed)))
+            + ")"
+        )
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expr_values,
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
+        return _from_item(updated["Attributes"])
+
+    def set_webhook_body(self, job_id: str, body: str) -> str:
+        """Keep the first webhook body built for the job; return the one that is stored."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET webhook_body = :b",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(webhook_body)",
+                ExpressionAttributeValues={":b": {"S": body}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            stored = self.get(job_id).webhook_body
+            if stored is None:
+                raise NotFound(f"no job {job_id}") from None
+            return stored
+        return body
+
+    def record_delivery(self, job_id: str, attempt: DeliveryAttempt) -> None:
+        """Append one webhook attempt to the job's delivery log."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"JOB#{job_id}"}},
+            UpdateExpression="SET deliveries = list_append(if_not_exists(deliveries, :empty), :a)",
+            ExpressionAttributeValues={
+                ":a": {"L": [{"S": attempt.model_dump_json()}]},
+                ":empty": {"L": []},
+            },
+        )

@@ -1,0 +1,70 @@
+"""Settings: one typed object read from the environment on first use and cached.
+
+``os.environ`` is read nowhere else. A missing required setting fails loudly at the first invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    environment: Literal["aws", "local"] = "aws"
+    table: str
+    bucket: str
+    state_machine_arn: str
+    default_tenant: str = "default"
+    default_request: str = ""
+    finished_job_ttl_days: int = 30
+    poll_initial_seconds: int = 3
+    wavespeed_base_url: str = "https://api.wavespeed.ai"
+    wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
+    wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
+    public_api_url: str = ""
+    max_body_bytes: int = 5 * 1024 * 1024
+    presign_seconds: int = Field(default=3600, ge=60)
+    mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+
+_ENV = {
+    "environment": "MASKGATE_ENVIRONMENT",
+    "table": "MASKGATE_TABLE",
+    "bucket": "MASKGATE_BUCKET",
+    "state_machine_arn": "MASKGATE_STATE_MACHINE_ARN",
+    "default_tenant": "MASKGATE_DEFAULT_TENANT",
+    "default_request": "MASKGATE_DEFAULT_REQUEST",
+    "finished_job_ttl_days": "MASKGATE_FINISHED_JOB_TTL_DAYS",
+    "poll_initial_seconds": "MASKGATE_POLL_INITIAL_SECONDS",
+    "wavespeed_base_url": "WAVESPEED_BASE_URL",
+    "wavespeed_api_key_secret": "WAVESPEED_API_KEY_SECRET",
+    "wavespeed_output_hosts": "WAVESPEED_OUTPUT_HOSTS",
+    "public_api_url": "MASKGATE_PUBLIC_API_URL",
+}
+
+
+def settings_from(environ: dict[str, str]) -> Settings:
+    """Build settings from an environment mapping (absent keys take their defaults)."""
+    values: dict[str, object] = {}
+    for field, name in _ENV.items():
+        if name in environ:
+            values[field] = environ[name]
+    hosts = values.get("wavespeed_output_hosts")
+    if isinstance(hosts, str):
+        values["wavespeed_output_hosts"] = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    return Settings.model_validate(values)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return settings_from(dict(os.environ))

@@ -1,0 +1,199 @@
+"""Outbound webhooks (DESIGN §7): Standard Webhooks v1 signing, the thin event body, and one
+delivery attempt.
+
+The body is built once per (job, event), stored on the job, and sent byte-identical on every retry;
+only ``webhook-timestamp`` and the signature change. ``webhook-id`` is stable per job and event so
+receivers can dedupe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from maskgate.errors import UrlNotAllowed
+from maskgate.jobs import DeliveryAttempt, Job, JobStatus
+from maskgate.urls import check_outbound_url
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
+DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_RESPONSE_BYTES = 4096
+EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
+
+
+def new_secret() -> str:
+    """A tenant webhook secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`` per Standard Webhooks."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(secrets_: list[str], *, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Space-separated signatures, one per active secret (rotation sends both)."""
+    return " ".join(sign(s, msg_id=msg_id, timestamp=timestamp, body=body) for s in secrets_)
+
+
+def event_type(status: JobStatus) -> EventType:
+    return {
+        JobStatus.SUCCEEDED: "segmentation.succeeded",
+        JobStatus.CANCELED: "segmentation.canceled",
+    }.get(status, "segmentation.failed")  # type: ignore[return-value]
+
+
+def webhook_id(job_id: str, event: str) -> str:
+    """Stable per job and event: every retry and redelivery of it carries the same id."""
+    return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
+
+
+class MaskLink(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    url: str
+    format: str
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:
+    """A signed, expiring token authorising one mask download without an API key."""
+    mac = hmac.new(_key(secret), f"mask:{job_id}:{index}:{expires}".encode(), hashlib.sha256).digest()
+    return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+
+def mask_token_valid(token: str, secrets_: list[str], *, job_id: str, index: int, now: float) -> bool:
+    """True if the token was made by one of the secrets for this mask and has not expired."""
+    expires_text, _, _ = token.partition(".")
+    if not expires_text.isdigit() or int(expires_text) < now:
+        return False
+    expires = int(expires_text)
+    return any(
+        hmac.compare_digest(token, mask_token(s, job_id=job_id, index=index, expires=expires))
+        for s in secrets_
+    )
+
+
+def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_seconds: int) -> str:
+    """The thin event body (< 20 kB), serialised once."""
+    expires = int(now.timestamp()) + link_seconds
+    base = f"{api_url.rstrip('/')}/v1/segmentations/{job.id}"
+    masks = [
+        {
+            "url": f"{base}/masks/{m.index}?token="
+            + mask_token(secret, job_id=job.id, index=m.index, expires=expires),
+            "format": m.format,
+            "content_type": m.content_type,
+            "size": m.size,
+            "width": m.width,
+            "height": m.height,
+        }
+        for m in job.masks
+    ]
+    event = {
+        "type": event_type(job.status),
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "id": job.id,
+            "status": job.status.value,
+            "error": job.error.model_dump() if job.error else None,
+            "metadata": job.request.metadata if job.request else {},
+            "masks": masks,
+            "links": {"self": base},
+        },
+    }
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class WebhookSender:
+    """Sends one signed attempt and reports how it went; the workflow owns the retries."""
+
+    def __init__(
+        self,
+        *,
+        local: bool,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._local = local
+        self._clock = clock
+        self._http = httpx.Client(timeout=DELIVERY_TIMEOUT, follow_redirects=False, transport=transport)
+
+    def send(
+        self, url: str, *, msg_id: str, body: str, secrets_: list[str], event: str, attempt: int
+    ) -> DeliveryAttempt:
+        """One attempt: ``delivered`` on 2xx, ``retrying`` on timeouts/429/5xx, else ``gave_up``."""
+        started = self._clock()
+        record = DeliveryAttempt(
+            webhook_id=msg_id,
+            event=event,
+            attempt=attempt,
+            url=url,
+            at=datetime.fromtimestamp(started, UTC),
+            outcome="gave_up",
+        )
+        try:
+            check_outbound_url(url, local=self._local)
+        except UrlNotAllowed as exc:
+            return record.model_copy(update={"error": exc.message, "outcome": "refused"})
+        timestamp = int(started)
+        payload = body.encode()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "maskgate-webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(secrets_, msg_id=msg_id, timestamp=timestamp, body=payload),
+        }
+        try:
+            with self._http.stream("POST", url, content=payload, headers=headers) as response:
+                _drain(response)
+        except httpx.HTTPError as exc:
+            return record.model_copy(
+                update={
+                    "error": type(exc).__name__,
+                    "outcome": "retrying",
+                    "latency_ms": self._since(started),
+                }
+            )
+        status = response.status_code
+        outcome = (
+            "delivered"
+            if 200 <= status < 300
+            else "retrying"
+            if status == 429 or status >= 500
+            else "gave_up"
+        )
+        return record.model_copy(
+            update={"status_code": status, "outcome": outcome, "latency_ms": self._since(started)}
+        )
+
+    def _since(self, started: float) -> int:
+        return int((self._clock() - started) * 1000)
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read at most MAX_RESPONSE_BYTES of a receiver's answer (we never need more)."""
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if read >= MAX_RESPONSE_BYTES:
+            break

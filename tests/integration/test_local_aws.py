@@ -1,0 +1,335 @@
+"""The AWS half of the local stack: moto provisioned from template.yaml, Lambdas dispatched in-process.
+
+Runs moto in this process (no `mock_aws` here: it would reroute the workflow's Lambda calls). The
+functions are fakes written to a temporary folder, so the machinery is tested apart from the handlers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+import textwrap
+import threading
+import time
+import types
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from maskgate_local.aws import LocalAws
+from maskgate_local.provision import Provisioned, provision
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+PARAMETERS = {
+    "Environment": "local",
+    "PollInitialSeconds": "1",
+    "PollMaxSeconds": "2",
+    "JobDeadlineSeconds": "30",
+    "WaveSpeedBaseUrl": "http://127.0.0.1:9",
+}
+RECORDER = "maskgate_test_recorder"
+
+FAKES = {
+    "OnUploadFunction": """
+        from urllib.parse import unquote_plus
+        import boto3
+        from maskgate_test_recorder import record, put_returned
+
+        def handler(event, context):
+            s3 = event["Records"][0]["s3"]
+            key = unquote_plus(s3["object"]["key"])
+            head = boto3.client("s3").head_object(Bucket=s3["bucket"]["name"], Key=key)
+            record("OnUploadFunction", {"event": event, "metadata": head["Metadata"],
+                   "content_type": head["ContentType"], "after_response": put_returned.wait(5)})
+            if "fail" in key:
+                raise RuntimeError("refused " + key)
+    """,
+    "SubmitFunction": """
+        from maskgate_test_recorder import record
+
+        class UpstreamFailed(Exception):
+            pass
+
+        class JobRejected(Exception):
+            pass
+
+        def handler(event, context):
+            record("SubmitFunction", event)
+            if event["job_id"].startswith("upstream-failed"):
+                raise UpstreamFailed("the prediction failed")
+            if event["job_id"].startswith("rejected"):
+                raise JobRejected("no")
+            return {"job_id": event["job_id"], "prediction_id": "p", "wait_seconds": 1, "attempt": 0,
+                    "deadline_at": "2030-01-01T00:00:00Z"}
+    """,
+    "PollFunction": """
+        from maskgate_test_recorder import record
+
+        def handler(event, context):
+            record("PollFunction", event)
+            return {**event, "done": True}
+    """,
+}
+ECHO = """
+    from maskgate_test_recorder import record
+
+    def handler(event, context):
+        record({name!r}, event)
+        return event
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "")
+    return buffer.getvalue()
+
+
+def _template_resources() -> dict[str, Any]:
+    """template.yaml read independently of the code under test: tags are dropped, not interpreted."""
+
+    class AnyTag(yaml.SafeLoader):
+        pass
+
+    AnyTag.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=AnyTag)["Resources"]  # noqa: S506
+
+
+def _wait_for(condition, timeout: float, interval: float = 0.05):
+    """Poll `condition` until it holds or `timeout` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Iterator[types.SimpleNamespace]:
+    module = types.ModuleType(RECORDER)
+    lock = threading.Lock()
+    module.events = {}
+    module.put_returned = threading.Event()
+
+    def record(function: str, event: Any) -> None:
+        with lock:
+            module.events.setdefault(function, []).append(event)
+
+    module.record = record
+    sys.modules[RECORDER] = module
+    yield module
+    del sys.modules[RECORDER]
+
+
+@pytest.fixture(scope="module")
+def fake_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("functions")
+    for logical_id, resource in _template_resources().items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            source = FAKES.get(logical_id, ECHO.format(name=logical_id))
+            (root / logical_id).mkdir()
+            (root / logical_id / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def stack(recorder, fake_code: Path) -> Iterator[tuple[LocalAws, Provisioned]]:
+    saved_environment = dict(os.environ)
+    aws = LocalAws(port=_free_port())
+    aws.start()
+    try:
+        provisioned = provision(
+            TEMPLATE, parameters=PARAMETERS, endpoint_url=aws.endpoint_url, region="us-east-1",
+            code_dir_override=lambda logical_id: fake_code / logical_id,
+        )
+        aws.register(provisioned.functions.values())
+        yield aws, provisioned
+    finally:
+        aws.stop()
+        os.environ.clear()
+        os.environ.update(saved_environment)
+
+
+@pytest.fixture(autouse=True)
+def fresh_recorder(recorder) -> None:
+    recorder.events.clear()
+    recorder.put_returned.clear()
+
+
+@pytest.fixture
+def events(recorder) -> dict[str, list[Any]]:
+    """What the fake functions recorded in this test; uploads are not held back."""
+    recorder.put_returned.set()
+    return recorder.events
+
+
+def test_provision_creates_every_function_of_the_template(stack):
+    aws, provisioned = stack
+    expected = {lid for lid, r in _template_resources().items() if r["Type"] == "AWS::Serverless::Function"}
+
+    names = {f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]}
+
+    assert set(provisioned.functions) == expected
+    assert {spec.function_name for spec in provisioned.functions.values()} <= names
+
+
+def test_provision_creates_table_bucket_queue_and_state_machine(stack):
+    aws, provisioned = stack
+    resources = _template_resources()
+    table = next(r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table")["Properties"]
+
+    described = aws.client("dynamodb").describe_table(TableName=provisioned.table)["Table"]
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName=provisioned.table)
+
+    assert {i["IndexName"] for i in described["GlobalSecondaryIndexes"]} == {
+        i["IndexName"] for i in table["GlobalSecondaryIndexes"]
+    }
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == table["TimeToLiveSpecification"]["AttributeName"]
+    assert provisioned.bucket == "maskgate-123456789012-us-east-1"
+    aws.client("s3").head_bucket(Bucket=provisioned.bucket)
+    assert set(provisioned.queues) == {lid for lid, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=provisioned.state_machine_arn)
+    assert machine["name"] == "maskgate-segmentation"
+    assert "${" not in machine["definition"]
+
+
+def test_provision_creates_every_http_api_route(stack):
+    aws, provisioned = stack
+    expected = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for resource in _template_resources().values() if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values() if event["Type"] == "HttpApi"
+    }
+
+    routes = aws.client("apigatewayv2").get_routes(ApiId=provisioned.api_id)["Items"]
+
+    assert {tuple(r["RouteKey"].split(" ", 1)) for r in routes} == expected
+    assert {(r.method, r.path) for r in provisioned.routes} == expected
+    assert {r.function_name for r in provisioned.routes} == {provisioned.functions["ApiFunction"].function_name}
+
+
+def test_upload_invokes_on_upload_once_after_the_response(stack, recorder):
+    aws, provisioned = stack
+    metadata = json.dumps({"prompt": "the cat"}, ensure_ascii=True)
+
+    aws.client("s3").put_object(
+        Bucket=provisioned.bucket, Key="uploads/my cat é.png", Body=b"\x89PNG", ContentType="image/png",
+        Metadata={"maskgate": metadata},
+    )
+    invoked_during_put = "OnUploadFunction" in recorder.events
+    recorder.put_returned.set()
+
+    assert aws.wait_idle(10)
+    assert not invoked_during_put
+    [call] = recorder.events["OnUploadFunction"]
+    assert call["after_response"] is True
+    assert call["metadata"] == {"maskgate": metadata}
+    assert call["content_type"] == "image/png"
+    assert call["event"]["Records"][0]["s3"]["object"]["key"] == "uploads%2Fmy+cat+%C3%A9.png"
+
+
+def test_upload_outside_uploads_prefix_invokes_nothing(stack, events):
+    aws, provisioned = stack
+
+    aws.client("s3").put_object(Bucket=provisioned.bucket, Key="inputs/x.png", Body=b"x")
+
+    assert aws.wait_idle(10)
+    assert "OnUploadFunction" not in events
+
+
+def test_multipart_upload_invokes_on_upload_once(stack, events):
+    aws, provisioned = stack
+    s3 = aws.client("s3")
+    upload = s3.create_multipart_upload(Bucket=provisioned.bucket, Key="uploads/big.png")
+    part = s3.upload_part(Bucket=provisioned.bucket, Key="uploads/big.png", UploadId=upload["UploadId"],
+                          PartNumber=1, Body=b"\x89PNG" * 10)
+
+    s3.complete_multipart_upload(
+        Bucket=provisioned.bucket, Key="uploads/big.png", UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+
+    assert aws.wait_idle(10)
+    assert len(events["OnUploadFunction"]) == 1
+
+
+def test_failing_upload_handler_is_retried_then_dead_lettered(stack, events):
+    aws, provisioned = stack
+
+    aws.client("s3").put_object(Bucket=provisioned.bucket, Key="uploads/fail.png", Body=b"x")
+
+    assert aws.wait_idle(10)
+    assert len(events["OnUploadFunction"]) == 3
+    messages = aws.client("sqs").receive_message(
+        QueueUrl=provisioned.queues["OnUploadDeadLetterQueue"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", [])
+    assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in messages] == [
+        "uploads%2Ffail.png"
+    ]
+
+
+def _run(aws: LocalAws, provisioned: Provisioned, job_id: str) -> dict[str, Any]:
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=provisioned.state_machine_arn, name=job_id,
+                              input=json.dumps({"job_id": job_id}))["executionArn"]
+    finished = _wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 20)
+    assert finished, f"execution {job_id} still running"
+    return sfn.describe_execution(executionArn=arn)
+
+
+def test_state_machine_runs_the_happy_path_to_success(stack, events):
+    aws, provisioned = stack
+
+    execution = _run(aws, provisioned, "happy-1")
+
+    assert execution["status"] == "SUCCEEDED"
+    assert [e["job_id"] for e in events["NotifyFunction"]] == ["happy-1"]
+    assert events["PollFunction"][0]["prediction_id"] == "p"
+    assert "FailFunction" not in events
+
+
+def test_state_machine_catches_a_handler_error_by_its_class_name(stack, events):
+    aws, provisioned = stack
+
+    execution = _run(aws, provisioned, "upstream-failed-1")
+
+    assert execution["status"] == "SUCCEEDED"
+    [failed] = events["FailFunction"]
+    assert failed["error"]["Error"] == "UpstreamFailed"
+    assert "StoreFunction" not in events
+
+
+def test_state_machine_routes_a_named_error_to_its_own_catch(stack, events):
+    aws, provisioned = stack
+
+    execution = _run(aws, provisioned, "rejected-1")
+
+    assert execution["status"] == "SUCCEEDED"
+    assert "FailFunction" not in events
+    assert [e["job_id"] for e in events["NotifyFunction"]] == ["rejected-1"]
+
+
+def test_invoke_of_an_unregistered_function_fails_with_a_clear_error_type(stack):
+    aws, _ = stack
+    aws.client("lambda").create_function(
+        FunctionName="orphan", Runtime="python3.12", Handler="app.handler", Code={"ZipFile": _zip()},
+        Role=aws.client("iam").list_roles()["Roles"][0]["Arn"],
+    )
+
+    response = aws.client("lambda").invoke(FunctionName="orphan", Payload=b"{}")
+
+    assert response["FunctionError"] == "Handled"
+    assert json.loads(response["Payload"].read())["errorType"] == "LocalFunctionNotRegistered"
