@@ -5,4 +5,6 @@ from mangum import Mangum
 from maskgate.api.app import create_app
 from maskgate.observability import logger
 
-handler = logger.inject_lambda_context(Mangum(create_app(), lifespan="off"))
+TEXT_TYPES = ["application/json", "application/problem+json", "text/html", "text/plain"]
+
+handler = logger.inject_lambda_context(Mangum(create_app(), lifespan="off", text_mime_types=TEXT_TYPES))

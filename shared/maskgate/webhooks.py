@@ -193,7 +193,7 @@ class WebhookSender:
 def _drain(response: httpx.Response) -> None:
     """Read at most MAX_RESPONSE_BYTES of a receiver's answer (we never need more)."""
     read = 0
-    for chunk in response.iter_raw():
+    for chunk in response.iter_bytes():
         read += len(chunk)
         if read >= MAX_RESPONSE_BYTES:
             break

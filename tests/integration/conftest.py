@@ -1,0 +1,161 @@
+"""Integration fixtures: each handler on moto (decorator mode), with tables and buckets built from
+template.yaml and the outside (WaveSpeed, webhook receivers) behind httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto import mock_aws
+
+from maskgate import clients
+from maskgate.settings import get_settings
+from maskgate.tenants import TenantStore
+from maskgate.wavespeed import WaveSpeedClient
+from maskgate.webhooks import WebhookSender
+from tests.support.artefacts import ASL, template_resource
+from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
+
+REGION = "us-east-1"
+BUCKET = "maskgate-123456789012-us-east-1"
+SECRET_NAME = "maskgate/wavespeed-api-key"
+CACHED = (
+    "s3",
+    "dynamodb",
+    "stepfunctions",
+    "job_store",
+    "tenant_store",
+    "mask_store",
+    "workflow",
+    "intake",
+    "webhook_sender",
+    "_wavespeed_for",
+)
+
+
+@dataclass
+class Aws:
+    table: str
+    bucket: str
+    state_machine_arn: str
+    api_key: str
+    tenant: str
+    secret: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    def executions(self) -> list[str]:
+        found = self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)
+        return [e["name"] for e in found["executions"]]
+
+
+def _clear_caches() -> None:
+    get_settings.cache_clear()
+    for name in CACHED:
+        clear = getattr(getattr(clients, name), "cache_clear", None)  # a test may have patched it
+        if clear is not None:
+            clear()
+
+
+def _create_table(name: str) -> None:
+    props = template_resource("JobsTable")
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+    )
+
+
+def _create_state_machine() -> str:
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    definition = ASL.read_text()
+    for name in ("Submit", "Poll", "Store", "Fail", "Notify"):
+        definition = definition.replace(
+            f"${{{name}FunctionArn}}", f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
+        )
+    for name, value in (("PollInitialSeconds", "1"), ("PollMaxSeconds", "2"), ("JobDeadlineSeconds", "60")):
+        definition = definition.replace(f"${{{name}}}", value)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.create_state_machine(name="maskgate-segmentation", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "maskgate",
+        "POWERTOOLS_METRICS_NAMESPACE": "maskgate",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "MASKGATE_ENVIRONMENT": "local",
+        "MASKGATE_TABLE": "jobs",
+        "MASKGATE_BUCKET": BUCKET,
+        "MASKGATE_DEFAULT_TENANT": "default",
+        "MASKGATE_PUBLIC_API_URL": "http://127.0.0.1:3000",
+        "WAVESPEED_BASE_URL": "https://api.wavespeed.test",
+        "WAVESPEED_API_KEY_SECRET": SECRET_NAME,
+        "WAVESPEED_OUTPUT_HOSTS": OUTPUT_HOST,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        _create_table("jobs")
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=SECRET_NAME, SecretString=FakeWaveSpeed.api_key
+        )
+        arn = _create_state_machine()
+        monkeypatch.setenv("MASKGATE_STATE_MACHINE_ARN", arn)
+        _clear_caches()
+        key = TenantStore(table="jobs", client=boto3.client("dynamodb", region_name=REGION)).create_key(
+            "default"
+        )
+        secret = clients.tenant_store().webhook_secrets("default")[0]
+        yield Aws(
+            table="jobs",
+            bucket=BUCKET,
+            state_machine_arn=arn,
+            api_key=key.key,
+            tenant="default",
+            secret=secret,
+        )
+        _clear_caches()
+
+
+@pytest.fixture
+def wavespeed(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> FakeWaveSpeed:
+    fake = FakeWaveSpeed()
+    client = WaveSpeedClient(
+        base_url="https://api.wavespeed.test",
+        api_key=fake.api_key,
+        output_hosts=(OUTPUT_HOST,),
+        transport=httpx.MockTransport(fake),
+    )
+    monkeypatch.setattr(clients, "_wavespeed_for", lambda key: client if key == fake.api_key else None)
+    return fake
+
+
+@pytest.fixture
+def receiver(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Receiver:
+    fake = Receiver()
+    sender = WebhookSender(local=True, transport=httpx.MockTransport(fake))
+    monkeypatch.setattr(clients, "webhook_sender", lambda: sender)
+    return fake
+
+
+def problem(response: dict[str, Any]) -> dict[str, Any]:
+    assert response["headers"]["content-type"] == "application/problem+json"
+    return dict(json.loads(response["body"]))

@@ -1,0 +1,141 @@
+"""The api function on moto: HTTP API payload 2.0 events from events/ through Mangum and FastAPI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from maskgate import clients
+from tests.integration.conftest import Aws, problem
+from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.fakes import image_bytes
+
+
+@pytest.fixture
+def api(aws: Aws) -> Any:
+    return load_handler("api")
+
+
+def create_event(
+    aws: Aws, body: Any = None, *, raw: str | None = None, key: str | None = None
+) -> dict[str, Any]:
+    sample = event("api_create_segmentation")
+    sample["headers"]["authorization"] = f"Bearer {key or aws.api_key}"
+    if body is not None or raw is not None:
+        sample["body"] = raw if raw is not None else json.dumps(body)
+        sample["headers"]["content-length"] = str(len(sample["body"]))
+    return sample
+
+
+def sample_body() -> dict[str, Any]:
+    return dict(json.loads(event("api_create_segmentation")["body"]))
+
+
+def test_api_create_accepts_sample_event_and_starts_the_job(api: Any, aws: Aws) -> None:
+    response = api.handler(create_event(aws), LambdaContext())
+    assert response["statusCode"] == 202
+    job = json.loads(response["body"])
+    assert job["status"] == "queued"
+    assert job["image"]["key"] == f"inputs/{job['id']}/image.png"
+    stored = aws.client("s3").get_object(Bucket=aws.bucket, Key=job["image"]["key"])
+    assert stored["ContentType"] == "image/png"
+    assert aws.executions() == [job["id"]]
+
+
+def test_api_create_malformed_json_is_400(api: Any, aws: Aws) -> None:
+    response = api.handler(create_event(aws, raw="{not json"), LambdaContext())
+    assert response["statusCode"] == 400
+    assert problem(response)["type"] == "malformed_json"
+
+
+def test_api_create_without_key_is_401(api: Any, aws: Aws) -> None:
+    sample = create_event(aws)
+    del sample["headers"]["authorization"]
+    response = api.handler(sample, LambdaContext())
+    assert response["statusCode"] == 401
+    assert problem(response)["type"] == "unauthorized"
+
+
+def test_api_create_with_unknown_key_is_401(api: Any, aws: Aws) -> None:
+    response = api.handler(create_event(aws, key="mg_" + "x" * 43), LambdaContext())
+    assert response["statusCode"] == 401
+
+
+def test_api_create_without_prompt_is_422_missing_prompt(api: Any, aws: Aws) -> None:
+    body = sample_body()
+    del body["box_prompts"]
+    response = api.handler(create_event(aws, body), LambdaContext())
+    assert response["statusCode"] == 422
+    assert problem(response)["type"] == "missing_prompt"
+
+
+def test_api_create_unknown_field_is_422_with_its_location(api: Any, aws: Aws) -> None:
+    response = api.handler(create_event(aws, {**sample_body(), "colour": "red"}), LambdaContext())
+    assert response["statusCode"] == 422
+    found = problem(response)
+    assert found["type"] == "invalid_request"
+    assert found["errors"][0]["loc"] == "colour"
+
+
+def test_api_create_non_image_data_uri_is_422_invalid_image(api: Any, aws: Aws) -> None:
+    body = {**sample_body(), "image": "data:image/png;base64," + base64.b64encode(b"hello").decode()}
+    response = api.handler(create_event(aws, body), LambdaContext())
+    assert response["statusCode"] == 422
+    assert problem(response)["type"] == "invalid_image"
+    assert aws.executions() == []
+
+
+def test_api_create_box_outside_the_image_is_422(api: Any, aws: Aws) -> None:
+    body = {**sample_body(), "box_prompts": [{"x_min": 0, "y_min": 0, "x_max": 65, "y_max": 10}]}
+    response = api.handler(create_event(aws, body), LambdaContext())
+    assert response["statusCode"] == 422
+    assert problem(response)["errors"][0]["loc"] == "box_prompts.0"
+
+
+def test_api_create_public_webhook_url_on_local_stack_is_422_url_not_allowed(api: Any, aws: Aws) -> None:
+    body = {**sample_body(), "webhook_url": "https://example.com/hook"}
+    response = api.handler(create_event(aws, body), LambdaContext())
+    assert response["statusCode"] == 422
+    assert problem(response)["type"] == "url_not_allowed"
+
+
+def test_api_create_body_over_5_mb_is_413(api: Any, aws: Aws) -> None:
+    big = "data:image/png;base64," + base64.b64encode(image_bytes() + b"\0" * (5 * 1024 * 1024)).decode()
+    response = api.handler(create_event(aws, {**sample_body(), "image": big}), LambdaContext())
+    assert response["statusCode"] == 413
+    assert "/v1/uploads" in problem(response)["detail"]
+
+
+def test_api_get_returns_own_job(api: Any, aws: Aws) -> None:
+    created = json.loads(api.handler(create_event(aws), LambdaContext())["body"])
+    sample = event("api_get_segmentation")
+    sample["headers"]["authorization"] = f"Bearer {aws.api_key}"
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = f"/v1/segmentations/{created['id']}"
+    sample["pathParameters"] = {"id": created["id"]}
+    response = api.handler(sample, LambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["id"] == created["id"]
+
+
+def test_api_get_other_tenants_job_is_404(api: Any, aws: Aws) -> None:
+    created = json.loads(api.handler(create_event(aws), LambdaContext())["body"])
+    other = clients.tenant_store().create_key("other")
+    sample = event("api_get_segmentation")
+    sample["headers"]["authorization"] = f"Bearer {other.key}"
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = f"/v1/segmentations/{created['id']}"
+    response = api.handler(sample, LambdaContext())
+    assert response["statusCode"] == 404
+    assert problem(response)["type"] == "not_found"
+
+
+def test_api_openapi_lists_the_create_body_schema(api: Any, aws: Aws) -> None:
+    sample = event("api_get_segmentation")
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = "/openapi.json"
+    schema = json.loads(api.handler(sample, LambdaContext())["body"])
+    assert schema["openapi"].startswith("3.1")
+    body = schema["paths"]["/v1/segmentations"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/SegmentationCreate"}
+    assert {"SegmentationCreate", "Point", "Box"} <= set(schema["components"]["schemas"])

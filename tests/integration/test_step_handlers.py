@@ -1,0 +1,283 @@
+"""The on_upload and workflow step functions on moto, each fed its sample event from events/."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from maskgate import clients
+from maskgate.errors import (
+    JobRejected,
+    OutputInvalid,
+    PredictionTimedOut,
+    UpstreamFailed,
+    UpstreamRateLimited,
+    WebhookDeliveryFailed,
+)
+from maskgate.ids import new_job_id
+from maskgate.jobs import ImageLocation, Job, JobError, JobStatus
+from maskgate.models import Prompts
+from tests.integration.conftest import Aws
+from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.fakes import FakeWaveSpeed, Receiver, image_bytes
+
+WEBHOOK = "http://127.0.0.1:8765/hooks"
+
+
+def queued_job(aws: Aws, *, status: JobStatus = JobStatus.QUEUED, **fields: Any) -> Job:
+    now = datetime.now(UTC)
+    job_id = new_job_id(now)
+    key = f"inputs/{job_id}/image.png"
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=key, Body=image_bytes())
+    values: dict[str, Any] = {
+        "id": job_id,
+        "tenant": aws.tenant,
+        "status": status,
+        "source": "api",
+        "request": Prompts(prompt="the square", webhook_url=WEBHOOK, metadata={"order": "7"}),
+        "webhook_url": WEBHOOK,
+        "image": ImageLocation(bucket=aws.bucket, key=key, width=64, height=48),
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    job = Job(**values)
+    assert clients.job_store().create(job)
+    return job
+
+
+def put_upload(aws: Aws, key: str, body: bytes, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=key, Body=body, Metadata=metadata or {})
+    sample = event("on_upload")
+    record = sample["Records"][0]["s3"]
+    record["bucket"]["name"] = aws.bucket
+    record["object"].update({"key": key.replace(" ", "+"), "size": len(body)})
+    return sample
+
+
+# on_upload --------------------------------------------------------------------------------------
+
+
+def test_on_upload_sample_event_starts_a_queued_job(aws: Aws) -> None:
+    meta = {"maskgate": json.dumps({"prompt": "the red square", "webhook_url": WEBHOOK})}
+    sample = put_upload(aws, "uploads/my cat é.png", image_bytes(), meta)
+    sample["Records"][0]["s3"]["object"]["key"] = "uploads/my+cat+%C3%A9.png"
+    result = load_handler("on_upload").handler(sample, LambdaContext())
+    [found] = result["jobs"]
+    job = clients.job_store().get(found["id"])
+    assert (job.status, job.image and job.image.key) == (JobStatus.QUEUED, "uploads/my cat é.png")
+    assert job.request is not None and job.request.prompt == "the red square"
+    assert aws.executions() == [job.id]
+
+
+def test_on_upload_redelivered_event_makes_no_second_job(aws: Aws) -> None:
+    sample = put_upload(aws, "uploads/a.png", image_bytes(), {"maskgate": json.dumps({"prompt": "x"})})
+    handler = load_handler("on_upload").handler
+    first = handler(sample, LambdaContext())["jobs"][0]["id"]
+    second = handler(sample, LambdaContext())["jobs"][0]["id"]
+    assert first == second
+    assert aws.executions() == [first]
+
+
+def test_on_upload_non_image_is_failed_invalid_image_and_still_notified(aws: Aws) -> None:
+    meta = {"maskgate": json.dumps({"prompt": "x", "webhook_url": WEBHOOK})}
+    sample = put_upload(aws, "uploads/notes.png", b"just some text", meta)
+    job_id = load_handler("on_upload").handler(sample, LambdaContext())["jobs"][0]["id"]
+    job = clients.job_store().get(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "invalid_image"
+    assert job.webhook_url == WEBHOOK
+    assert aws.executions() == [job_id]
+
+
+def test_on_upload_without_request_is_failed_missing_prompt(aws: Aws) -> None:
+    sample = put_upload(aws, "uploads/bare.png", image_bytes())
+    job_id = load_handler("on_upload").handler(sample, LambdaContext())["jobs"][0]["id"]
+    job = clients.job_store().get(job_id)
+    assert job.error is not None and job.error.type == "missing_prompt"
+
+
+def test_on_upload_bad_metadata_json_is_failed_invalid_request(aws: Aws) -> None:
+    sample = put_upload(aws, "uploads/bad.png", image_bytes(), {"maskgate": "{prompt"})
+    job_id = load_handler("on_upload").handler(sample, LambdaContext())["jobs"][0]["id"]
+    assert clients.job_store().get(job_id).error == JobError(
+        type="invalid_request", message="the 'maskgate' object metadata is not valid JSON"
+    )
+
+
+def test_on_upload_rejects_an_event_that_is_not_s3(aws: Aws) -> None:
+    with pytest.raises(Exception, match="eventSource"):
+        load_handler("on_upload").handler({"Records": [{"eventSource": "aws:sqs"}]}, LambdaContext())
+
+
+# submit -----------------------------------------------------------------------------------------
+
+
+def submit_event(job: Job) -> dict[str, Any]:
+    return {**event("submit"), "job_id": job.id}
+
+
+def test_submit_sample_event_records_the_prediction(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job = queued_job(aws)
+    out = load_handler("submit").handler(submit_event(job), LambdaContext())
+    stored = clients.job_store().get(job.id)
+    assert stored.status is JobStatus.SUBMITTED and stored.prediction_id == out["prediction_id"]
+    assert out["wait_seconds"] == 3 and out["attempt"] == 0
+    [sent] = wavespeed.submissions
+    assert sent["prompt"] == "the square" and sent["apply_mask"] is False
+    assert sent["image"].startswith("https://") or sent["image"].startswith("http")
+
+
+def test_submit_retried_after_landing_does_not_submit_again(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job = queued_job(aws)
+    handler = load_handler("submit").handler
+    first = handler(submit_event(job), LambdaContext())
+    second = handler(submit_event(job), LambdaContext())
+    assert first["prediction_id"] == second["prediction_id"]
+    assert len(wavespeed.submissions) == 1
+
+
+def test_submit_rate_limited_raises_retryable(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    wavespeed.submit_status = 429
+    with pytest.raises(UpstreamRateLimited):
+        load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())
+
+
+def test_submit_job_failed_at_intake_raises_job_rejected(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job = queued_job(aws, status=JobStatus.FAILED, error=JobError(type="invalid_image", message="no"))
+    with pytest.raises(JobRejected):
+        load_handler("submit").handler(submit_event(job), LambdaContext())
+    assert wavespeed.submissions == []
+
+
+# poll -------------------------------------------------------------------------------------------
+
+
+def submitted(aws: Aws, wavespeed: FakeWaveSpeed, status: str) -> tuple[Job, str]:
+    wavespeed.next_status = status
+    job = queued_job(aws)
+    out = load_handler("submit").handler(submit_event(job), LambdaContext())
+    return job, out["prediction_id"]
+
+
+def poll_event(job: Job, prediction_id: str, **changes: Any) -> dict[str, Any]:
+    deadline = int(datetime.now(UTC).timestamp()) + 600
+    return {
+        **event("poll"),
+        "job_id": job.id,
+        "prediction_id": prediction_id,
+        "deadline_at": deadline,
+        **changes,
+    }
+
+
+def test_poll_processing_waits_longer_and_marks_processing(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job, pid = submitted(aws, wavespeed, "processing")
+    out = load_handler("poll").handler(poll_event(job, pid), LambdaContext())
+    assert (out["done"], out["wait_seconds"], out["attempt"]) == (False, 5, 1)
+    assert clients.job_store().get(job.id).status is JobStatus.PROCESSING
+
+
+def test_poll_completed_is_done(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job, pid = submitted(aws, wavespeed, "completed")
+    assert load_handler("poll").handler(poll_event(job, pid), LambdaContext())["done"] is True
+
+
+def test_poll_failed_prediction_raises_upstream_failed(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job, pid = submitted(aws, wavespeed, "failed")
+    with pytest.raises(UpstreamFailed, match="could not be decoded"):
+        load_handler("poll").handler(poll_event(job, pid), LambdaContext())
+
+
+def test_poll_past_deadline_raises_timeout(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job, pid = submitted(aws, wavespeed, "processing")
+    with pytest.raises(PredictionTimedOut):
+        load_handler("poll").handler(poll_event(job, pid, deadline_at=1), LambdaContext())
+
+
+# store ------------------------------------------------------------------------------------------
+
+
+def test_store_copies_masks_and_succeeds(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job, pid = submitted(aws, wavespeed, "completed")
+    out = load_handler("store").handler(
+        {**event("store"), "job_id": job.id, "prediction_id": pid}, LambdaContext()
+    )
+    stored = clients.job_store().get(job.id)
+    assert out["masks"] == 1 and stored.status is JobStatus.SUCCEEDED
+    [mask] = stored.masks
+    assert mask.key == f"results/{job.id}/mask_0.png" and (mask.width, mask.height) == (64, 48)
+    body = aws.client("s3").get_object(Bucket=aws.bucket, Key=mask.key)["Body"].read()
+    assert body == image_bytes("png")
+
+
+def test_store_output_in_the_wrong_format_is_output_invalid(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    wavespeed.output_format = "jpeg"
+    job, pid = submitted(aws, wavespeed, "completed")
+    with pytest.raises(OutputInvalid, match="png was asked for"):
+        load_handler("store").handler({"job_id": job.id, "prediction_id": pid}, LambdaContext())
+
+
+# fail -------------------------------------------------------------------------------------------
+
+
+def test_fail_sample_event_records_the_typed_error(aws: Aws) -> None:
+    job = queued_job(aws)
+    load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())
+    stored = clients.job_store().get(job.id)
+    assert stored.status is JobStatus.FAILED
+    assert stored.error == JobError(
+        type="upstream_failed", message="the prediction failed: image could not be decoded"
+    )
+
+
+def test_fail_leaves_a_finished_job_alone(aws: Aws) -> None:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())
+    assert clients.job_store().get(job.id).status is JobStatus.SUCCEEDED
+
+
+# notify -----------------------------------------------------------------------------------------
+
+
+def test_notify_sample_event_delivers_a_verifiable_webhook(aws: Aws, receiver: Receiver) -> None:
+    job = queued_job(aws, status=JobStatus.FAILED, error=JobError(type="timeout", message="slow"))
+    out = load_handler("notify").handler({**event("notify"), "job_id": job.id}, LambdaContext())
+    assert out["outcome"] == "delivered"
+    [request] = receiver.requests
+    payload = Webhook(aws.secret).verify(request.content, dict(request.headers))
+    assert payload["type"] == "segmentation.failed"
+    assert payload["data"]["error"] == {"type": "timeout", "message": "slow"}
+    assert payload["data"]["metadata"] == {"order": "7"}
+    [attempt] = clients.job_store().get(job.id).deliveries
+    assert (attempt.outcome, attempt.status_code) == ("delivered", 204)
+
+
+def test_notify_retry_sends_the_same_id_and_body(aws: Aws, receiver: Receiver) -> None:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    receiver.status = 503
+    handler = load_handler("notify").handler
+    with pytest.raises(WebhookDeliveryFailed):
+        handler({"job_id": job.id}, LambdaContext())
+    receiver.status = 200
+    handler({"job_id": job.id}, LambdaContext())
+    first, second = receiver.requests
+    assert first.content == second.content
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert [d.attempt for d in clients.job_store().get(job.id).deliveries] == [1, 2]
+
+
+def test_notify_receiver_4xx_gives_up_without_raising(aws: Aws, receiver: Receiver) -> None:
+    receiver.status = 410
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    assert load_handler("notify").handler({"job_id": job.id}, LambdaContext())["outcome"] == "gave_up"
+
+
+def test_notify_without_webhook_url_sends_nothing(aws: Aws, receiver: Receiver) -> None:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED, webhook_url=None)
+    assert load_handler("notify").handler({"job_id": job.id}, LambdaContext())["outcome"] == "no_webhook"
+    assert receiver.requests == []

@@ -1,0 +1,1 @@
+"""Test support: fakes for the outside (WaveSpeed, webhook receivers) and loaders for real artefacts."""
