@@ -8,6 +8,7 @@ back as the runtime's error payload, `{"errorType", "errorMessage", "stackTrace"
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -78,7 +79,9 @@ class HandlerImportError(Exception):
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """The runtime's error shape for an exception raised by a handler."""
     return {
-        "errorType": HandlerImportError.error_type if isinstance(exc, HandlerImportError) else type(exc).__name__,
+        "errorType": HandlerImportError.error_type
+        if isinstance(exc, HandlerImportError)
+        else type(exc).__name__,
         "errorMessage": str(exc),
         "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
     }
@@ -119,22 +122,28 @@ class HandlerRunner:
     def invoke(self, event: Any) -> tuple[str, bool]:
         """Run the handler on `event`; returns (payload JSON, errored)."""
         context = self.context()
+        _ensure_event_loop()
         try:
             handler = self._load()
             result = handler(event, context)
             payload = json.dumps(result)
         except Exception as exc:  # the runtime turns every handler failure into a payload
-            logger.info(
-                "local function failed",
-                extra={"function": self.spec.function_name, "error_type": type(exc).__name__},
-            )
+            logger.info("local function %s failed: %s: %s", self.spec.function_name, type(exc).__name__, exc)
             return json.dumps(error_payload(exc)), True
         if context.get_remaining_time_in_millis() == 0:
             logger.warning(
-                "local function ran past its timeout",
-                extra={"function": self.spec.function_name, "timeout": self.spec.timeout},
+                "local function %s ran past its %s s timeout", self.spec.function_name, self.spec.timeout
             )
         return payload, False
+
+
+def _ensure_event_loop() -> None:
+    """Lambda runs a handler on a thread that has an event loop (Mangum relies on it); moto's
+    request threads have none, so give each one its own."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _import_handler(spec: FunctionSpec) -> Handler:
@@ -172,8 +181,11 @@ def merged_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
         for name, value in spec.environment.items():
             if name in merged and merged[name] != value:
                 logger.warning(
-                    "functions disagree on an environment variable; the first value wins in-process",
-                    extra={"variable": name, "kept_from": owner[name], "ignored_from": spec.logical_id},
+                    "%s and %s disagree on %s; in this one process the value of %s wins",
+                    owner[name],
+                    spec.logical_id,
+                    name,
+                    owner[name],
                 )
                 continue
             merged.setdefault(name, value)
@@ -181,8 +193,19 @@ def merged_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
     return merged
 
 
-def apply_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
-    """Set the functions' merged variables in `os.environ` (they share this process); returns them."""
+def apply_environment(specs: Iterable[FunctionSpec], *, region: str, endpoint_url: str) -> dict[str, str]:
+    """Set the functions' merged variables and the runtime's in `os.environ` (one process); returns them.
+
+    The runtime's credentials are moto's placeholders and `AWS_ENDPOINT_URL` points every boto3 client
+    of the process at moto, so nothing can reach a real AWS account.
+    """
     merged = merged_environment(specs)
+    merged.update(
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 (moto's placeholder credentials)
+    )
     os.environ.update(merged)
     return merged

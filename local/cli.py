@@ -1,0 +1,64 @@
+"""The ``maskgate`` console command: the local stack (``dev``) and the end-to-end demo (``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from maskgate_local.stack import READY_LINE, DevStack, StackPorts, write_ready_file
+
+
+def _dev(args: argparse.Namespace) -> int:
+    stack = DevStack(ports=StackPorts(api=args.api_port, aws=args.aws_port, wavespeed=args.wavespeed_port))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    ready = stack.start()
+    try:
+        if args.ready_file:
+            write_ready_file(Path(args.ready_file), ready)
+        endpoints = f"api {ready.api_url}  aws {ready.aws_endpoint_url}  wavespeed {ready.wavespeed_url}"
+        print(f"{READY_LINE}: {endpoints}")
+        print(f"  bucket   {ready.bucket} (put images under {ready.upload_prefix} to start jobs)")
+        print(f"  api key  {ready.api_key}   (tenant 'default'; local only)")
+        print(f"  webhook  secret {ready.webhook_secret}")
+        print("  Ctrl-C stops the stack.", flush=True)
+        stop.wait()
+    finally:
+        stack.stop()
+    print("maskgate dev stopped", flush=True)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from maskgate_local.demo import run_demo
+
+    return run_demo(out_dir=Path(args.out))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="maskgate", description="maskgate tooling: the local stack and demo.")
+    commands = root.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="run the local stack in the foreground until Ctrl-C / SIGTERM")
+    dev.add_argument("--api-port", type=int, default=3000)
+    dev.add_argument("--aws-port", type=int, default=5000)
+    dev.add_argument("--wavespeed-port", type=int, default=5100)
+    dev.add_argument("--ready-file", help="write the endpoints and credentials here as JSON when ready")
+    dev.set_defaults(run=_dev)
+    demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
+    demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
+    demo.set_defaults(run=_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The local stack (DESIGN §9): moto provisioned from template.yaml, the real handlers in-process,
+an API Gateway emulator and a WaveSpeed emulator, on loopback ports. No AWS account, no Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maskgate.storage import UPLOAD_PREFIX
+from maskgate.tenants import TenantStore
+from maskgate_local.aws import LocalAws
+from maskgate_local.gateway import ApiGatewayEmulator, Route
+from maskgate_local.provision import Provisioned, provision
+from maskgate_local.servers import RunningServer, free_port, serve_in_thread
+from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+READY_LINE = "maskgate dev ready"
+log = logging.getLogger("maskgate.dev")
+
+# Template parameters for the local stack: timings in seconds so a job finishes in a few seconds.
+LOCAL_PARAMETERS = {
+    "Environment": "local",
+    "PollInitialSeconds": "1",
+    "PollMaxSeconds": "2",
+    "JobDeadlineSeconds": "60",
+    "LogLevel": "WARNING",
+    "WaveSpeedOutputHosts": "127.0.0.1,localhost",
+}
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What ``maskgate dev`` writes to its ready file (DESIGN §9)."""
+
+    api_url: str
+    aws_endpoint_url: str
+    region: str
+    bucket: str
+    upload_prefix: str
+    api_key: str
+    webhook_secret: str
+    wavespeed_url: str
+    table: str
+    state_machine_arn: str
+
+
+@dataclass
+class StackPorts:
+    api: int = 3000
+    aws: int = 5000
+    wavespeed: int = 5100
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(api=free_port(), aws=free_port(), wavespeed=free_port())
+
+
+@dataclass
+class DevStack:
+    ports: StackPorts = field(default_factory=StackPorts)
+    region: str = "us-east-1"
+    parameters: dict[str, str] = field(default_factory=dict)
+    aws: LocalAws | None = None
+    emulator: WaveSpeedEmulator | None = None
+    provisioned: Provisioned | None = None
+    _servers: list[RunningServer] = field(default_factory=list)
+
+    def start(self) -> Ready:
+        """Start every part; return the endpoints and the seeded credentials."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Ready:
+        api_url = f"http://127.0.0.1:{self.ports.api}"
+        self.aws = LocalAws(port=self.ports.aws, region=self.region)
+        self.aws.start()
+        wavespeed_key = "ws_local_" + secrets.token_urlsafe(24)
+        self.emulator = WaveSpeedEmulator(api_key=wavespeed_key)
+        self._servers.append(serve_in_thread(self.emulator.app, port=self.ports.wavespeed))
+        wavespeed_url = self._servers[-1].url
+        parameters = {**LOCAL_PARAMETERS, "WaveSpeedBaseUrl": wavespeed_url, **self.parameters}
+        self.provisioned = prov = provision(
+            TEMPLATE,
+            parameters=parameters,
+            endpoint_url=self.aws.endpoint_url,
+            region=self.region,
+            environment_overrides={"MASKGATE_PUBLIC_API_URL": api_url, "POWERTOOLS_METRICS_DISABLED": "true"},
+        )
+        self.aws.register(prov.functions.values())
+        self.aws.client("secretsmanager").create_secret(
+            Name=prov.parameters["WaveSpeedApiKeySecret"], SecretString=wavespeed_key
+        )
+        tenants = TenantStore(table=prov.table, client=self.aws.client("dynamodb"))
+        tenant = prov.parameters["DefaultTenant"]
+        api_key = tenants.create_key(tenant).key
+        webhook_secret = tenants.webhook_secrets(tenant)[0]
+        gateway = ApiGatewayEmulator(
+            routes=[Route(r.method, r.path, r.function_name) for r in prov.routes],
+            invoke=self._invoke,
+            api_id=prov.api_id,
+        )
+        self._servers.append(serve_in_thread(gateway.app, port=self.ports.api))
+        return Ready(
+            api_url=api_url,
+            aws_endpoint_url=self.aws.endpoint_url,
+            region=self.region,
+            bucket=prov.bucket,
+            upload_prefix=UPLOAD_PREFIX,
+            api_key=api_key,
+            webhook_secret=webhook_secret,
+            wavespeed_url=wavespeed_url,
+            table=prov.table,
+            state_machine_arn=prov.state_machine_arn,
+        )
+
+    def _invoke(self, function_name: str, event: dict[str, Any]) -> Any:
+        """The gateway's Lambda integration: a real Invoke through moto, dispatched in-process."""
+        if self.aws is None:
+            raise RuntimeError("the local stack is not running")
+        response = self.aws.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps(event))
+        payload = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{function_name} failed: {payload[:500]!r}")
+        return json.loads(payload) if payload else None
+
+    def stop(self) -> None:
+        """Stop every part (safe to call twice, and after a failed start)."""
+        while self._servers:
+            self._servers.pop().stop()
+        if self.emulator is not None:
+            self.emulator.close()
+            self.emulator = None
+        if self.aws is not None:
+            self.aws.stop()
+            self.aws = None
+
+
+def write_ready_file(path: Path, ready: Ready) -> None:
+    """Write the ready file atomically (readers never see half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(asdict(ready), indent=2) + "\n")
+    partial.replace(path)
