@@ -62,8 +62,11 @@ class LocalAws:
     def client(self, service: str) -> Any:
         """A boto3 client for `service` against this endpoint."""
         return boto3.client(  # type: ignore[call-overload]
-            service, endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 (moto's placeholder credentials)
         )
 
     def start(self) -> None:
@@ -71,31 +74,36 @@ class LocalAws:
         global _active
         if _active is not None:
             raise RuntimeError("a LocalAws is already running in this process")
-        os.environ["MOTO_PORT"] = str(self.port)  # Step Functions calls Lambda at localhost:$MOTO_PORT
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
         _active = self
-        self._install_hooks()
-        self._server = _server_class()(self._defer_s3_notifications, ip_address="127.0.0.1", port=self.port)
         try:
+            os.environ["MOTO_PORT"] = str(self.port)  # Step Functions calls Lambda at localhost:$MOTO_PORT
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
+            self._install_hooks()
+            self._server = _server_class()(
+                self._defer_s3_notifications, ip_address="127.0.0.1", port=self.port
+            )
             self._server.start()
             self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         except BaseException:
-            self.stop()
+            self.stop(reset=False)
             raise
 
     def stop(self, *, reset: bool = True) -> None:
         """Stop moto, restore moto's own code, and (by default) empty its backends."""
         global _active
+        if self._workers is not None:  # running async invokes finish while moto still answers them
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+            with self._idle:
+                self._pending = 0
+                self._idle.notify_all()
         if self._server is not None:
-            if reset and self._server.failure is None:
+            if reset:
                 self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": False}})
                 self._moto_api("/moto-api/reset", None)
             self._server.stop()
             self._server = None
-        if self._workers is not None:
-            self._workers.shutdown(wait=True, cancel_futures=True)
-            self._workers = None
         while self._restore:
             self._restore.pop()()
         if _active is self:
@@ -116,12 +124,16 @@ class LocalAws:
         def invoke_lambda(function: Any, event: Any = None) -> tuple[str, bool, str]:
             return self._invoke(function.function_name, event)
 
-        def invoke_from_s3(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        def invoke_from_s3(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:  # noqa: ARG001
             self._on_s3_event(event_body, fn_arn)
 
         self._patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
         self._patch(notifications, "_invoke_awslambda", invoke_from_s3)
-        self._patch(lambda_eval_utils, "boto_client_for", _cached_client_factory(lambda_eval_utils.boto_client_for))
+        self._patch(
+            lambda_eval_utils,
+            "boto_client_for",
+            _cached_client_factory(lambda_eval_utils.__dict__["boto_client_for"]),
+        )
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         original = owner.__dict__[name]
@@ -152,7 +164,8 @@ class LocalAws:
 
     def _defer_s3_notifications(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            self._request.batch = batch = {}
+            batch: _S3Batch = {}
+            self._request.batch = batch
             try:
                 body = app(environ, start_response)
             except BaseException:
@@ -170,11 +183,13 @@ class LocalAws:
         if not counted:
             self._add_pending(len(invokes))
         for function_arn, event in invokes:
-            workers = self._workers
-            if workers is None:
+            try:
+                if self._workers is None:
+                    raise RuntimeError("stopped")
+                self._workers.submit(self._run_async, function_arn, event)
+            except RuntimeError:  # stopping: the invoke is dropped, as a deleted function's would be
+                logger.warning("LocalAws is stopping; S3 notification for %s dropped", function_arn)
                 self._add_pending(-1)
-                continue
-            workers.submit(self._run_async, function_arn, event)
 
     def _add_pending(self, count: int) -> None:
         with self._idle:
@@ -186,25 +201,29 @@ class LocalAws:
             function_name = function_arn.split(":")[6]
             runner = self._runners.get(function_name)
             if runner is None:
-                logger.error("S3 notification for a function without a local handler",
-                             extra={"function": function_name})
+                logger.error("S3 notification for %s, which has no local handler", function_name)
                 return
             payload = ""
             for attempt in range(1, ASYNC_ATTEMPTS + 1):
                 payload, errored = runner.invoke(event)
                 if not errored:
                     return
-                logger.warning("async invoke failed", extra={"function": function_name, "attempt": attempt})
+                logger.warning(
+                    "async invoke of %s failed (attempt %d): %s", function_name, attempt, payload[:500]
+                )
             self._dead_letter(runner.spec, event, payload)
         except Exception:
-            logger.exception("async invoke could not be dispatched", extra={"function_arn": function_arn})
+            logger.exception("async invoke of %s could not be dispatched", function_arn)
         finally:
             self._add_pending(-1)
 
     def _dead_letter(self, spec: FunctionSpec, event: dict[str, Any], payload: str) -> None:
         if spec.dead_letter_queue_arn is None:
-            logger.error("async invoke failed on every attempt; the function has no dead-letter queue",
-                         extra={"function": spec.function_name, "error": payload})
+            logger.error(
+                "async invoke of %s failed on every attempt and it has no dead-letter queue: %s",
+                spec.function_name,
+                payload[:500],
+            )
             return
         sqs = self.client("sqs")
         queue_name = spec.dead_letter_queue_arn.rsplit(":", 1)[-1]
@@ -215,7 +234,10 @@ class LocalAws:
             MessageAttributes={
                 "RequestID": {"DataType": "String", "StringValue": "local"},
                 "ErrorCode": {"DataType": "Number", "StringValue": "200"},
-                "ErrorMessage": {"DataType": "String", "StringValue": str(error.get("errorMessage", ""))[:1024]},
+                "ErrorMessage": {
+                    "DataType": "String",
+                    "StringValue": str(error.get("errorMessage", ""))[:1024],
+                },
             },
         )
 
@@ -258,8 +280,9 @@ def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         with lock:
             if (region, service) not in cache:
-                cache[(region, service)] = original(region=region, service=service,
-                                                    state_credentials=state_credentials)
+                cache[(region, service)] = original(
+                    region=region, service=service, state_credentials=state_credentials
+                )
             return cache[(region, service)]
 
     return boto_client_for
@@ -276,7 +299,7 @@ def _server_class() -> type:
     )
     from werkzeug.serving import make_server
 
-    class _MiddlewareMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+    class _MiddlewareMotoServer(ThreadedMotoServer):
         def __init__(self, middleware: Callable[[Any], Any], **kwargs: Any) -> None:
             super().__init__(verbose=False, **kwargs)
             self._middleware = middleware

@@ -12,7 +12,8 @@ from maskgate_local.stack import READY_LINE, DevStack, StackPorts, write_ready_f
 
 
 def _dev(args: argparse.Namespace) -> int:
-    stack = DevStack(ports=StackPorts(api=args.api_port, aws=args.aws_port, wavespeed=args.wavespeed_port))
+    ports = StackPorts(api=args.api_port, aws=args.aws_port, wavespeed=args.wavespeed_port)
+    stack = DevStack(ports=ports, wavespeed_seed=args.wavespeed_seed)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -47,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--aws-port", type=int, default=5000)
     dev.add_argument("--wavespeed-port", type=int, default=5100)
     dev.add_argument("--ready-file", help="write the endpoints and credentials here as JSON when ready")
+    dev.add_argument("--wavespeed-seed", type=int, help="seed the emulator's fault draws (repeatable tests)")
     dev.set_defaults(run=_dev)
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")

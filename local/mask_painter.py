@@ -19,7 +19,6 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REGION_TOLERANCE = 32
 FOREGROUND_THRESHOLD = 48
-_FILL_MARK = 128
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,20 @@ def decode_image(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
         image.load()
         return image.convert("RGB")
+
+
+def segment(
+    image: Image.Image,
+    *,
+    prompt: str | None,
+    points: Sequence[Point],
+    boxes: Sequence[Box],
+    apply_mask: bool,
+    output_format: str,
+) -> bytes:
+    """The encoded output for one prediction: the mask of the prompts, rendered."""
+    mask = paint_mask(image, prompt=prompt, points=points, boxes=boxes)
+    return render(image, mask, apply_mask=apply_mask, output_format=output_format)
 
 
 def paint_mask(
@@ -89,8 +102,8 @@ def grow_region(image: Image.Image, point: Point, tolerance: int = REGION_TOLERA
     similar = _max_channel(ImageChops.difference(image, Image.new("RGB", image.size, seed))).point(
         lambda v: 255 if v <= tolerance else 0
     )
-    ImageDraw.floodfill(similar, (x, y), _FILL_MARK, thresh=0)
-    return similar.point(lambda v: 255 if v == _FILL_MARK else 0)
+    filled = _scanline_fill(similar.tobytes(), image.width, x, y)
+    return Image.frombytes("L", image.size, bytes(filled))
 
 
 def text_mask(image: Image.Image, prompt: str, threshold: int = FOREGROUND_THRESHOLD) -> Image.Image:
@@ -136,13 +149,45 @@ def render(image: Image.Image, mask: Image.Image, *, apply_mask: bool, output_fo
     elif output_format == "jpeg":
         out.save(buffer, format="JPEG", quality=95)
     else:
-        out.save(buffer, format="PNG")
+        out.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
 def corrupt(data: bytes) -> bytes:
     """A broken output file: wrong magic bytes and cut short."""
     return b"\x00" * 8 + data[8 : max(9, len(data) // 2)]
+
+
+def _scanline_fill(similar: bytes, width: int, x: int, y: int) -> bytearray:
+    """4-connected fill of the 255-run containing (x, y), a row run at a time (the scans run in C)."""
+    filled = bytearray(len(similar))
+    stack = [y * width + x]
+    while stack:
+        at = stack.pop()
+        if filled[at] or similar[at] != 255:
+            continue
+        row = at - at % width
+        start = max(row, similar.rfind(0, row, at) + 1)
+        end = similar.find(0, at, row + width)
+        end = row + width if end == -1 else end
+        filled[start:end] = b"\xff" * (end - start)
+        for neighbour in (row - width, row + width):
+            if 0 <= neighbour < len(similar):
+                stack.extend(_run_starts(similar, neighbour + start - row, neighbour + end - row))
+    return filled
+
+
+def _run_starts(similar: bytes, start: int, end: int) -> list[int]:
+    """The first pixel of each 255-run of ``similar`` that overlaps [start, end)."""
+    starts = []
+    while start < end:
+        found = similar.find(255, start, end)
+        if found == -1:
+            break
+        starts.append(found)
+        after = similar.find(0, found, end)
+        start = end if after == -1 else after
+    return starts
 
 
 def _max_channel(rgb: Image.Image) -> Image.Image:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -19,16 +18,12 @@ from typing import Any, NamedTuple
 
 import boto3
 
+from maskgate_local import sam_template
 from maskgate_local.handlers import FunctionSpec, apply_environment
-from maskgate_local.intrinsics import Resolver, load_template
+from maskgate_local.sam_template import Resolver
 
-CODE_BUCKET = "maskgate-local-code"
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _INVOCATION_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
-_SQS_ATTRIBUTES = (
-    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout", "SqsManagedSseEnabled", "FifoQueue", "ContentBasedDeduplication",
-)
 
 
 class Route(NamedTuple):
@@ -72,96 +67,69 @@ def provision(
     code_dir_override: Callable[[str], Path] | None = None,
     environment_overrides: Mapping[str, str] | None = None,
 ) -> Provisioned:
-    """Create the template's resources in moto at `endpoint_url`; the functions' variables go to os.environ."""
+    """Create the template's resources in moto at `endpoint_url`; functions' variables go to os.environ."""
     template_dir = template_path.resolve().parent
-    template = load_template(template_path)
-    values = _parameter_values(template, parameters)
-    translated, code_dirs = _translate(template, template_dir, values, region)
-    if code_dir_override is not None:
-        code_dirs = {logical_id: code_dir_override(logical_id) for logical_id in code_dirs}
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+    template = sam_template.load_template(template_path)
+    values = sam_template.parameter_values(template, parameters)
+    translated, local_paths = sam_template.translate(template, template_dir, values, region)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)  # noqa: S106
     walker = _Walker(
         translated["Resources"],
         resolver=Resolver(values, region=region, account_id=account_id, stack_name=stack_name),
         client=lambda service: session.client(service, endpoint_url=endpoint_url),  # type: ignore[call-overload]
-        code_dirs=code_dirs,
+        local_paths=local_paths,
+        code_dir_override=code_dir_override,
         environment_overrides=dict(environment_overrides or {}),
         stack_name=stack_name,
     )
     walker.run()
-    runtime = {
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    environment = {**apply_environment(walker.functions.values()), **runtime}
-    os.environ.update(runtime)
+    environment = apply_environment(walker.functions.values(), region=region, endpoint_url=endpoint_url)
     return Provisioned(
-        region=region, endpoint_url=endpoint_url, account_id=account_id,
-        bucket=walker.single("AWS::S3::Bucket"), table=walker.single("AWS::DynamoDB::Table"),
+        region=region,
+        endpoint_url=endpoint_url,
+        account_id=account_id,
+        bucket=walker.single("AWS::S3::Bucket"),
+        table=walker.single("AWS::DynamoDB::Table"),
         state_machine_arn=walker.single("AWS::StepFunctions::StateMachine"),
-        functions=walker.functions, routes=walker.routes, queues=walker.queues,
-        parameters=values, api_id=walker.single("AWS::ApiGatewayV2::Api"), environment=environment,
+        functions=walker.functions,
+        routes=walker.routes,
+        queues=walker.queues,
+        parameters=values,
+        api_id=walker.single("AWS::ApiGatewayV2::Api"),
+        environment=environment,
     )
-
-
-def _parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
-    declared = template.get("Parameters", {})
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise ValueError(f"parameters not declared in the template: {', '.join(unknown)}")
-    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-    values.update({name: str(value) for name, value in given.items()})
-    missing = sorted(set(declared) - set(values))
-    if missing:
-        raise ValueError(f"parameters without a value or default: {', '.join(missing)}")
-    return values
-
-
-def _translate(
-    template: dict[str, Any], template_dir: Path, values: dict[str, str], region: str
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """SAM → CloudFormation offline; local code paths become s3:// URIs, ASL files are inlined."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", region)
-    from samtranslator.parser import parser
-    from samtranslator.translator.translator import Translator
-
-    code_dirs: dict[str, Path] = {}
-    for logical_id, resource in template.get("Resources", {}).items():
-        properties = resource.get("Properties", {})
-        for uri_key in ("CodeUri", "ContentUri"):
-            uri = properties.get(uri_key)
-            if isinstance(uri, str) and not uri.startswith("s3://"):
-                if resource["Type"] == "AWS::Serverless::Function":
-                    code_dirs[logical_id] = template_dir / uri
-                properties[uri_key] = f"s3://{CODE_BUCKET}/{logical_id}"
-        definition_uri = properties.pop("DefinitionUri", None)
-        if isinstance(definition_uri, str):
-            properties["Definition"] = json.loads((template_dir / definition_uri).read_text(encoding="utf-8"))
-    translator = Translator(managed_policy_map={}, sam_parser=parser.Parser())
-    translated = translator.translate(sam_template=template, parameter_values=values, passthrough_metadata=True)
-    return translated, code_dirs
 
 
 class _Walker:
     """Creates the translated resources in dependency order and remembers what it made."""
 
-    _ORDER = (
-        "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::ApiGatewayV2::Api",
-        "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::S3::Bucket",
-        "AWS::StepFunctions::StateMachine",
-    )
+    _CREATORS = {  # in dependency order
+        "AWS::IAM::Role": "_role",
+        "AWS::SQS::Queue": "_queue",
+        "AWS::DynamoDB::Table": "_table",
+        "AWS::ApiGatewayV2::Api": "_api",
+        "AWS::Lambda::Function": "_function",
+        "AWS::Lambda::Permission": "_permission",
+        "AWS::S3::Bucket": "_bucket",
+        "AWS::StepFunctions::StateMachine": "_state_machine",
+    }
 
     def __init__(
-        self, resources: dict[str, Any], *, resolver: Resolver, client: Callable[[str], Any],
-        code_dirs: dict[str, Path], environment_overrides: dict[str, str], stack_name: str,
+        self,
+        resources: dict[str, Any],
+        *,
+        resolver: Resolver,
+        client: Callable[[str], Any],
+        local_paths: dict[str, Path],
+        code_dir_override: Callable[[str], Path] | None,
+        environment_overrides: dict[str, str],
+        stack_name: str,
     ) -> None:
         self.resources = resources
         self.resolver = resolver
         self.client = client
-        self.code_dirs = code_dirs
+        self.local_paths = local_paths
+        self.code_dir_override = code_dir_override
         self.overrides = environment_overrides
         self.stack_name = stack_name
         self.functions: dict[str, FunctionSpec] = {}
@@ -170,15 +138,9 @@ class _Walker:
         self.created: dict[str, list[str]] = {}
 
     def run(self) -> None:
-        creators = {
-            "AWS::IAM::Role": self._role, "AWS::SQS::Queue": self._queue, "AWS::DynamoDB::Table": self._table,
-            "AWS::ApiGatewayV2::Api": self._api, "AWS::Lambda::Function": self._function,
-            "AWS::Lambda::Permission": self._permission, "AWS::S3::Bucket": self._bucket,
-            "AWS::StepFunctions::StateMachine": self._state_machine,
-        }
-        for resource_type in self._ORDER:
+        for resource_type, creator in self._CREATORS.items():
             for logical_id, properties in self._of_type(resource_type):
-                ref = creators[resource_type](logical_id, properties)
+                ref = getattr(self, creator)(logical_id, properties)
                 self.created.setdefault(resource_type, []).append(ref)
         for logical_id, properties in self._of_type("AWS::ApiGatewayV2::Api"):
             self._routes(logical_id, properties)
@@ -206,11 +168,8 @@ class _Walker:
 
     def _queue(self, logical_id: str, properties: dict[str, Any]) -> str:
         name = self._name(logical_id, properties.get("QueueName"), limit=80)
-        attributes = {
-            key: json.dumps(value) if isinstance(value, bool) else str(value)
-            for key, value in self.resolver.resolve(properties).items() if key in _SQS_ATTRIBUTES
-        }
-        url = self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        attributes = sam_template.queue_attributes(self.resolver.resolve(properties))
+        url = str(self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
         arn = f"arn:aws:sqs:{self.resolver.region}:{self.resolver.account_id}:{name}"
         self.resolver.record(logical_id, ref=url, Arn=arn, QueueName=name, QueueUrl=url)
         self.queues[logical_id] = url
@@ -233,14 +192,15 @@ class _Walker:
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
         self.resolver.record(logical_id, ref=name, Arn=arn)
         return name
 
     def _api(self, logical_id: str, properties: dict[str, Any]) -> str:
         title = self.resolver.resolve(properties.get("Body", {}).get("info", {}).get("title", logical_id))
-        api_id = self.client("apigatewayv2").create_api(Name=str(title), ProtocolType="HTTP")["ApiId"]
+        api_id = str(self.client("apigatewayv2").create_api(Name=str(title), ProtocolType="HTTP")["ApiId"])
         self.resolver.record(logical_id, ref=api_id, ApiId=api_id)
         return api_id
 
@@ -250,10 +210,15 @@ class _Walker:
         environment = {**props.get("Environment", {}).get("Variables", {}), **self.overrides}
         environment = {key: str(value) for key, value in environment.items()}
         request: dict[str, Any] = {
-            "FunctionName": name, "Role": props["Role"], "Handler": props["Handler"],
-            "Runtime": props["Runtime"], "Code": {"ZipFile": _placeholder_zip()},
-            "Timeout": int(props.get("Timeout", 3)), "MemorySize": int(props.get("MemorySize", 128)),
-            "Environment": {"Variables": environment}, "Description": props.get("Description", ""),
+            "FunctionName": name,
+            "Role": props["Role"],
+            "Handler": props["Handler"],
+            "Runtime": props["Runtime"],
+            "Code": {"ZipFile": _placeholder_zip()},
+            "Timeout": int(props.get("Timeout", 3)),
+            "MemorySize": int(props.get("MemorySize", 128)),
+            "Environment": {"Variables": environment},
+            "Description": props.get("Description", ""),
             "Architectures": props.get("Architectures", ["x86_64"]),
         }
         dead_letter = props.get("DeadLetterConfig", {}).get("TargetArn")
@@ -262,17 +227,29 @@ class _Walker:
         arn = self.client("lambda").create_function(**request)["FunctionArn"]
         self.resolver.record(logical_id, ref=name, Arn=arn)
         self.functions[logical_id] = FunctionSpec(
-            logical_id=logical_id, function_name=name, handler=request["Handler"],
-            code_dir=self.code_dirs[logical_id], environment=environment, timeout=request["Timeout"],
-            memory_mb=request["MemorySize"], region=self.resolver.region, account_id=self.resolver.account_id,
+            logical_id=logical_id,
+            function_name=name,
+            handler=request["Handler"],
+            code_dir=self.code_dir_override(logical_id)
+            if self.code_dir_override
+            else self.local_paths[logical_id],
+            environment=environment,
+            timeout=request["Timeout"],
+            memory_mb=request["MemorySize"],
+            region=self.resolver.region,
+            account_id=self.resolver.account_id,
             dead_letter_queue_arn=dead_letter,
         )
         return name
 
     def _permission(self, logical_id: str, properties: dict[str, Any]) -> str:
         props = self.resolver.resolve(properties)
-        request = {"FunctionName": props["FunctionName"], "StatementId": logical_id,
-                   "Action": props["Action"], "Principal": props["Principal"]}
+        request = {
+            "FunctionName": props["FunctionName"],
+            "StatementId": logical_id,
+            "Action": props["Action"],
+            "Principal": props["Principal"],
+        }
         request.update({key: props[key] for key in ("SourceAccount", "SourceArn") if key in props})
         self.client("lambda").add_permission(**request)
         return logical_id
@@ -284,12 +261,16 @@ class _Walker:
         if self.resolver.region == "us-east-1":
             s3.create_bucket(Bucket=name)
         else:
-            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.resolver.region})
+            s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.resolver.region}
+            )
         lambdas = props.get("NotificationConfiguration", {}).get("LambdaConfigurations", [])
         if lambdas:
             s3.put_bucket_notification_configuration(
                 Bucket=name,
-                NotificationConfiguration={"LambdaFunctionConfigurations": [_notification(c) for c in lambdas]},
+                NotificationConfiguration={
+                    "LambdaFunctionConfigurations": [sam_template.lambda_notification(c) for c in lambdas]
+                },
             )
         self.resolver.record(logical_id, ref=name, Arn=f"arn:aws:s3:::{name}")
         return name
@@ -297,15 +278,20 @@ class _Walker:
     def _state_machine(self, logical_id: str, properties: dict[str, Any]) -> str:
         props = self.resolver.resolve({key: value for key, value in properties.items() if key != "Tags"})
         name = self._name(logical_id, props.get("StateMachineName"), limit=80)
-        definition = props.get("DefinitionString") or json.dumps(props["Definition"])
+        if logical_id in self.local_paths:
+            definition = self.local_paths[logical_id].read_text(encoding="utf-8")
+        else:
+            definition = props.get("DefinitionString") or json.dumps(props["Definition"])
         substitutions = {key: str(value) for key, value in props.get("DefinitionSubstitutions", {}).items()}
         definition = _SUBSTITUTION.sub(lambda m: substitutions.get(m.group(1), m.group(0)), definition)
         arn = self.client("stepfunctions").create_state_machine(
-            name=name, definition=definition, roleArn=props["RoleArn"],
+            name=name,
+            definition=definition,
+            roleArn=props["RoleArn"],
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
         self.resolver.record(logical_id, ref=arn, Arn=arn, Name=name)
-        return arn
+        return str(arn)
 
     def _routes(self, logical_id: str, properties: dict[str, Any]) -> None:
         api_id = self.resolver.ref(logical_id)
@@ -320,22 +306,18 @@ class _Walker:
                 function_arn = match.group("arn") if match else uri
                 if function_arn not in integrations:
                     integrations[function_arn] = apigateway.create_integration(
-                        ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationMethod="POST",
-                        IntegrationUri=function_arn, PayloadFormatVersion="2.0",
+                        ApiId=api_id,
+                        IntegrationType="AWS_PROXY",
+                        IntegrationMethod="POST",
+                        IntegrationUri=function_arn,
+                        PayloadFormatVersion="2.0",
                     )["IntegrationId"]
                 apigateway.create_route(
-                    ApiId=api_id, RouteKey=f"{method} {path}", Target=f"integrations/{integrations[function_arn]}"
+                    ApiId=api_id,
+                    RouteKey=f"{method} {path}",
+                    Target=f"integrations/{integrations[function_arn]}",
                 )
                 self.routes.append(Route(method, path, by_arn[function_arn]))
-
-
-def _notification(config: dict[str, Any]) -> dict[str, Any]:
-    """CloudFormation's `LambdaConfigurations` item → the S3 API's `LambdaFunctionConfigurations` item."""
-    mapped: dict[str, Any] = {"LambdaFunctionArn": config["Function"], "Events": [config["Event"]]}
-    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules")
-    if rules:
-        mapped["Filter"] = {"Key": {"FilterRules": rules}}
-    return mapped
 
 
 def _placeholder_zip() -> bytes:

@@ -74,7 +74,9 @@ def serve_in_thread(
     app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = STARTUP_TIMEOUT_S
 ) -> RunningServer:
     """Start ``app`` on ``host:port`` in a daemon thread and return once it accepts connections."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="auto")
+    config = uvicorn.Config(
+        app, host=host, port=port, interface="asgi3", log_level="warning", access_log=False, lifespan="auto"
+    )
     server = _ThreadServer(config)
     failure: list[BaseException] = []
 

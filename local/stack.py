@@ -67,6 +67,7 @@ class DevStack:
     ports: StackPorts = field(default_factory=StackPorts)
     region: str = "us-east-1"
     parameters: dict[str, str] = field(default_factory=dict)
+    wavespeed_seed: int | None = None
     aws: LocalAws | None = None
     emulator: WaveSpeedEmulator | None = None
     provisioned: Provisioned | None = None
@@ -85,7 +86,7 @@ class DevStack:
         self.aws = LocalAws(port=self.ports.aws, region=self.region)
         self.aws.start()
         wavespeed_key = "ws_local_" + secrets.token_urlsafe(24)
-        self.emulator = WaveSpeedEmulator(api_key=wavespeed_key)
+        self.emulator = WaveSpeedEmulator(api_key=wavespeed_key, seed=self.wavespeed_seed)
         self._servers.append(serve_in_thread(self.emulator.app, port=self.ports.wavespeed))
         wavespeed_url = self._servers[-1].url
         parameters = {**LOCAL_PARAMETERS, "WaveSpeedBaseUrl": wavespeed_url, **self.parameters}

@@ -14,7 +14,6 @@ unless ``loopback_only=False``.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import random
@@ -31,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from maskgate_local.mask_painter import CONTENT_TYPES, Box, Point, corrupt, decode_image, paint_mask, render
+from maskgate_local.mask_painter import CONTENT_TYPES, Box, Point, corrupt, decode_image, segment
 from maskgate_local.wavespeed_io import (
     ImageUnavailable,
     describe,
@@ -41,6 +40,7 @@ from maskgate_local.wavespeed_io import (
     http_error,
     iso_now,
     post_callback,
+    wait_for_event,
 )
 from maskgate_local.wavespeed_models import MODEL, Faults, PredictionRecord, Stats, SubmitBody, image_key
 
@@ -71,7 +71,9 @@ class WaveSpeedEmulator:
         self._loopback_only = loopback_only
         self._default_faults = Faults(latency_s=latency_s)
         self._lock = threading.Lock()
-        self._http = httpx.Client(transport=transport, follow_redirects=False)
+        self._http = httpx.Client(
+            transport=transport, follow_redirects=False, limits=httpx.Limits(max_connections=512)
+        )
         self._stop = threading.Event()
         self._faults = self._default_faults
         self._rng = random.Random(seed)  # noqa: S311 - fault draws, not secrets
@@ -145,10 +147,9 @@ class WaveSpeedEmulator:
         if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
             return error_response(400, "invalid input: webhook must be an http(s) URL")
         base_url = self._public_url() if self._public_url else str(request.base_url)
-        record = self._create(body, raw, webhook, base_url.rstrip("/"))
-        data = self.prediction(record.id) or record.data()
+        record, data = self._create(body, raw, webhook, base_url.rstrip("/"))
         if body.enable_sync_mode:
-            finished = await asyncio.to_thread(record.done.wait, self._sync_timeout_s)
+            finished = await wait_for_event(record.done, self._sync_timeout_s)
             data = self.prediction(record.id) or data
             if not finished:
                 data["error"] = f"Sync mode timed out after {self._sync_timeout_s} s; query the result later"
@@ -230,7 +231,8 @@ class WaveSpeedEmulator:
 
     def _create(
         self, body: SubmitBody, raw: dict[str, Any], webhook: str | None, base_url: str
-    ) -> PredictionRecord:
+    ) -> tuple[PredictionRecord, dict[str, Any]]:
+        """Record the prediction and start its worker; the answer shows it as created."""
         with self._lock:
             record = PredictionRecord(
                 id=uuid.uuid4().hex,
@@ -246,11 +248,12 @@ class WaveSpeedEmulator:
             self._stats.submissions += 1
             self._stats.submissions_by_image[image_key(body.image)] += 1
             stop = self._stop
+            created = record.data()
         worker = threading.Thread(
             target=self._process, args=(record, stop), name=f"prediction-{record.id[:8]}", daemon=True
         )
         worker.start()
-        return record
+        return record, created
 
     def _process(self, record: PredictionRecord, stop: threading.Event) -> None:
         plan = record.plan
@@ -288,13 +291,14 @@ class WaveSpeedEmulator:
             return {}, str(exc)
         except Exception as exc:  # whatever Pillow raises on bytes it cannot read
             return {}, f"failed to decode image: {type(exc).__name__}: {exc}"
-        mask = paint_mask(
+        content = segment(
             image,
             prompt=body.prompt,
             points=[Point(p.x, p.y, p.label) for p in body.point_prompts],
             boxes=[Box(b.x_min, b.y_min, b.x_max, b.y_max) for b in body.box_prompts],
+            apply_mask=body.apply_mask,
+            output_format=body.output_format,
         )
-        content = render(image, mask, apply_mask=body.apply_mask, output_format=body.output_format)
         if record.plan.bad_output:
             content = corrupt(content)
         return {f"0.{body.output_format}": (content, CONTENT_TYPES[body.output_format])}, ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import ipaddress
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -124,3 +126,13 @@ def is_loopback(url: str) -> bool:
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def wait_for_event(event: threading.Event, timeout: float) -> bool:
+    """Wait for a worker's event without holding a thread (sync mode may wait on many at once)."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True

@@ -13,7 +13,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import unquote_plus
+
+from pydantic import ValidationError
 
 from maskgate.errors import InvalidImage, InvalidRequest, MissingPrompt, NotFound, RequestError
 from maskgate.ids import derived_job_id, new_job_id
@@ -75,6 +78,7 @@ class Intake:
             source="api",
             request=prompts,
             webhook_url=prompts.webhook_url,
+            metadata=prompts.metadata,
             image=image,
             created_at=at,
             updated_at=at,
@@ -105,7 +109,7 @@ class Intake:
                 source="upload",
                 image=ImageLocation(bucket=self.masks.bucket, key=key),
                 error=JobError(type=exc.type, message=exc.message),
-                webhook_url=self._salvage_webhook(key),
+                **self._salvage(key),
                 created_at=at,
                 updated_at=at,
                 finished_at=at,
@@ -136,6 +140,7 @@ class Intake:
             source="upload",
             request=prompts,
             webhook_url=prompts.webhook_url,
+            metadata=prompts.metadata,
             image=image,
             created_at=at,
             updated_at=at,
@@ -153,11 +158,25 @@ class Intake:
             raise InvalidRequest("the 'maskgate' object metadata is not valid JSON") from exc
         return parse_prompts(decoded)
 
-    def _salvage_webhook(self, key: str) -> str | None:
-        """The webhook URL of a rejected upload's metadata, if it names a usable one."""
+    def _salvage(self, key: str) -> dict[str, Any]:
+        """From a rejected upload's metadata, what can still reach the caller: a usable webhook URL
+        and the metadata to echo (each only if it is valid on its own)."""
         try:
             raw = json.loads(self.masks.head(key).metadata.get(METADATA_KEY) or "{}")
-            url = raw.get("webhook_url") if isinstance(raw, dict) else None
-            return check_outbound_url(url, local=self.settings.is_local) if isinstance(url, str) else None
-        except (RequestError, NotFound, ValueError):
-            return None
+        except (NotFound, ValueError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        found: dict[str, Any] = {}
+        try:
+            echo = Prompts.model_validate({"prompt": "-", "metadata": raw.get("metadata", {})})
+            found["metadata"] = echo.metadata
+        except ValidationError:
+            pass
+        url = raw.get("webhook_url")
+        try:
+            if isinstance(url, str):
+                found["webhook_url"] = check_outbound_url(url, local=self.settings.is_local)
+        except RequestError:
+            pass
+        return found

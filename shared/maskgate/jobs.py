@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from maskgate.errors import InvalidTransition, NotFound
 from maskgate.ids import PATTERN
@@ -111,11 +111,20 @@ class Job(BaseModel):
     updated_at: datetime
     finished_at: datetime | None = None
     webhook_url: str | None = None
+    metadata: dict[str, str] = {}
     deliveries: list[DeliveryAttempt] = []
     webhook_body: str | None = Field(default=None, repr=False)
 
+    @model_validator(mode="after")
+    def _echo_request_metadata(self) -> Job:
+        """The metadata echoed back is the request's, unless the job was given its own (a rejected
+        upload keeps what could be salvaged)."""
+        if not self.metadata and self.request is not None and self.request.metadata:
+            object.__setattr__(self, "metadata", dict(self.request.metadata))
+        return self
 
-_JSON_FIELDS = ("request", "image", "masks", "error")
+
+_JSON_FIELDS = ("request", "image", "masks", "error", "metadata")
 
 
 def _to_item(job: Job) -> dict[str, Any]:

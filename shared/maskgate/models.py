@@ -27,6 +27,7 @@ OutputFormat = Literal["png", "jpeg", "webp"]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+MAX_METADATA_BYTES = 9 * 1024  # 16 ASCII keys+values at their field limits fit; body stays < 20 kB
 
 
 class Contract(BaseModel):
@@ -38,7 +39,7 @@ class Contract(BaseModel):
 class Point(Contract):
     x: Pixel
     y: Pixel
-    label: Literal[0, 1] = 1
+    label: Annotated[int, Field(strict=True, ge=0, le=1)] = 1  # 1 include, 0 exclude; no booleans
 
 
 class Box(Contract):
@@ -73,6 +74,14 @@ class Prompts(Contract):
         value = value.strip()
         if not 1 <= len(value) <= limits.MAX_TEXT_LENGTH:
             raise ValueError(f"prompt must be 1 to {limits.MAX_TEXT_LENGTH} characters after trimming")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata may hold at most {MAX_METADATA_BYTES} bytes (UTF-8), not {size}")
         return value
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from maskgate.errors import UrlNotAllowed
 
@@ -54,9 +54,19 @@ def _is_loopback_host(host: str) -> bool:
         return False
 
 
+def split(url: str) -> SplitResult:
+    """``urlsplit`` that refuses malformed URLs (``https://[::1/x``) with UrlNotAllowed."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise UrlNotAllowed("the URL is malformed") from exc
+    return parts
+
+
 def check_outbound_url(url: str, *, local: bool, resolver: Resolver = resolve) -> str:
     """Return the URL if maskgate may call it, else raise UrlNotAllowed."""
-    parts = urlsplit(url)
+    parts = split(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise UrlNotAllowed("the URL must be an absolute http(s) URL")
@@ -76,7 +86,7 @@ def check_outbound_url(url: str, *, local: bool, resolver: Resolver = resolve) -
 
 def check_image_url(url: str, *, local: bool) -> str:
     """An image URL WaveSpeed fetches: https in AWS (http too on the local stack), no credentials."""
-    parts = urlsplit(url)
+    parts = split(url)
     allowed = ("http", "https") if local else ("https",)
     if parts.scheme not in allowed or not parts.hostname or parts.username or parts.password:
         raise UrlNotAllowed("image must be an https URL without credentials, or a data: URI")

@@ -62,8 +62,11 @@ def wire_body(prompts: Prompts, image_url: str) -> dict[str, Any]:
 
 def host_allowed(url: str, patterns: tuple[str, ...]) -> bool:
     """True if the URL's host matches one of the output host patterns (``*.wavespeed.ai``)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
     if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
         return False
     return any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in patterns)
@@ -89,6 +92,8 @@ class WaveSpeedClient:
             transport=transport,
             follow_redirects=False,
         )
+        # Output files live on a CDN: fetched without our API key.
+        self._outputs = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def submit(self, prompts: Prompts, *, image_url: str, webhook_url: str | None = None) -> Prediction:
         """Start a prediction. Raises Retryable only when the request surely did not land."""
@@ -97,7 +102,7 @@ class WaveSpeedClient:
             response = self._http.post(
                 f"/api/v3/{limits.MODEL_PATH}", json=wire_body(prompts, image_url), params=params
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnavailable(f"could not reach WaveSpeed: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             raise UpstreamOutcomeUnknown(
@@ -105,7 +110,12 @@ class WaveSpeedClient:
             ) from exc
         if response.status_code >= 500 and response.status_code != 503:
             raise UpstreamOutcomeUnknown(f"WaveSpeed answered {response.status_code} to the submit")
-        return self._prediction(response)
+        try:
+            return self._prediction(response)
+        except UpstreamUnavailable as exc:
+            if response.is_success:  # it landed; we only failed to read the answer
+                raise UpstreamOutcomeUnknown("WaveSpeed accepted the submit with an unreadable body") from exc
+            raise
 
     def get_prediction(self, prediction_id: str) -> Prediction:
         """Read a prediction; every transport failure is retryable (a read changes nothing)."""
@@ -122,7 +132,7 @@ class WaveSpeedClient:
         if not host_allowed(url, self._output_hosts):
             raise OutputInvalid(f"output host of {urlsplit(url).hostname!r} is not on the allow-list")
         try:
-            with self._http.stream("GET", url, headers={"Authorization": ""}) as response:
+            with self._outputs.stream("GET", url) as response:
                 if response.status_code >= 500 or response.status_code == 429:
                     raise UpstreamUnavailable(f"output download answered {response.status_code}")
                 if response.status_code != 200:
@@ -139,6 +149,7 @@ class WaveSpeedClient:
 
     def close(self) -> None:
         self._http.close()
+        self._outputs.close()
 
     @staticmethod
     def _prediction(response: httpx.Response) -> Prediction:

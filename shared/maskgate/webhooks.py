@@ -83,7 +83,10 @@ def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:
 def mask_token_valid(token: str, secrets_: list[str], *, job_id: str, index: int, now: float) -> bool:
     """True if the token was made by one of the secrets for this mask and has not expired."""
     expires_text, _, _ = token.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < now:
+    if (
+        not (token.isascii() and expires_text.isdigit() and len(expires_text) <= 12)
+        or int(expires_text) < now
+    ):
         return False
     expires = int(expires_text)
     return any(
@@ -115,7 +118,7 @@ def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_secon
             "id": job.id,
             "status": job.status.value,
             "error": job.error.model_dump() if job.error else None,
-            "metadata": job.request.metadata if job.request else {},
+            "metadata": job.metadata,
             "masks": masks,
             "links": {"self": base},
         },

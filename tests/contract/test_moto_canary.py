@@ -19,7 +19,7 @@ def test_moto_lambda_invoke_hook_signature():
     assert [p.name for p in parameters] == ["self", "event"]
     assert parameters[1].default is None
     # invoke() hands the parsed body to _invoke_lambda and unpacks (payload, errored, logs)
-    assert "self._invoke_lambda(event=body)" in inspect.getsource(LambdaFunction.invoke)
+    assert "res, errored, logs = self._invoke_lambda(event=body)" in inspect.getsource(LambdaFunction.invoke)
 
 
 def test_moto_s3_notification_hook_signature():
@@ -45,11 +45,18 @@ def test_moto_threaded_server_entry_point():
 
     assert callable(ThreadedMotoServer._server_entry)
     assert list(inspect.signature(ThreadedMotoServer.__init__).parameters) == [
-        "self", "ip_address", "port", "verbose",
+        "self",
+        "ip_address",
+        "port",
+        "verbose",
     ]
     source = inspect.getsource(ThreadedMotoServer._server_entry)
-    for name in ("DomainDispatcherApplication(create_backend_app)", "request_handler=MotoRequestHandler",
-                 "self._server_ready_event.set()", "self._server.serve_forever()"):
+    for name in (
+        "DomainDispatcherApplication(create_backend_app)",
+        "request_handler=MotoRequestHandler",
+        "self._server_ready_event.set()",
+        "self._server.serve_forever()",
+    ):
         assert name in source
     for name in ("DomainDispatcherApplication", "create_backend_app", "MotoRequestHandler", "make_server"):
         assert hasattr(threaded_moto_server, name)
@@ -61,7 +68,9 @@ def test_moto_step_functions_lambda_client_factory_location():
 
     assert lambda_eval_utils.boto_client_for is boto_client.boto_client_for
     assert list(inspect.signature(boto_client.boto_client_for).parameters) == [
-        "region", "service", "state_credentials",
+        "region",
+        "service",
+        "state_credentials",
     ]
     assert "moto_server_port()" in inspect.getsource(boto_client.boto_client_for)
 

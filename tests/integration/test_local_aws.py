@@ -17,6 +17,7 @@ import time
 import types
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from maskgate_local.aws import LocalAws
+from maskgate_local.handlers import FunctionSpec
 from maskgate_local.provision import Provisioned, provision
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -105,8 +107,8 @@ def _template_resources() -> dict[str, Any]:
     class AnyTag(yaml.SafeLoader):
         pass
 
-    AnyTag.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=AnyTag)["Resources"]  # noqa: S506
+    AnyTag.add_multi_constructor("!", lambda *_: None)
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=AnyTag)["Resources"]  # noqa: S506 (a SafeLoader)
 
 
 def _wait_for(condition, timeout: float, interval: float = 0.05):
@@ -152,7 +154,10 @@ def stack(recorder, fake_code: Path) -> Iterator[tuple[LocalAws, Provisioned]]:
     aws.start()
     try:
         provisioned = provision(
-            TEMPLATE, parameters=PARAMETERS, endpoint_url=aws.endpoint_url, region="us-east-1",
+            TEMPLATE,
+            parameters=PARAMETERS,
+            endpoint_url=aws.endpoint_url,
+            region="us-east-1",
             code_dir_override=lambda logical_id: fake_code / logical_id,
         )
         aws.register(provisioned.functions.values())
@@ -201,7 +206,9 @@ def test_provision_creates_table_bucket_queue_and_state_machine(stack):
     assert provisioned.bucket == "maskgate-123456789012-us-east-1"
     aws.client("s3").head_bucket(Bucket=provisioned.bucket)
     assert set(provisioned.queues) == {lid for lid, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
-    machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=provisioned.state_machine_arn)
+    machine = aws.client("stepfunctions").describe_state_machine(
+        stateMachineArn=provisioned.state_machine_arn
+    )
     assert machine["name"] == "maskgate-segmentation"
     assert "${" not in machine["definition"]
 
@@ -210,15 +217,19 @@ def test_provision_creates_every_http_api_route(stack):
     aws, provisioned = stack
     expected = {
         (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-        for resource in _template_resources().values() if resource["Type"] == "AWS::Serverless::Function"
-        for event in resource["Properties"].get("Events", {}).values() if event["Type"] == "HttpApi"
+        for resource in _template_resources().values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
     }
 
     routes = aws.client("apigatewayv2").get_routes(ApiId=provisioned.api_id)["Items"]
 
     assert {tuple(r["RouteKey"].split(" ", 1)) for r in routes} == expected
     assert {(r.method, r.path) for r in provisioned.routes} == expected
-    assert {r.function_name for r in provisioned.routes} == {provisioned.functions["ApiFunction"].function_name}
+    assert {r.function_name for r in provisioned.routes} == {
+        provisioned.functions["ApiFunction"].function_name
+    }
 
 
 def test_upload_invokes_on_upload_once_after_the_response(stack, recorder):
@@ -226,7 +237,10 @@ def test_upload_invokes_on_upload_once_after_the_response(stack, recorder):
     metadata = json.dumps({"prompt": "the cat"}, ensure_ascii=True)
 
     aws.client("s3").put_object(
-        Bucket=provisioned.bucket, Key="uploads/my cat é.png", Body=b"\x89PNG", ContentType="image/png",
+        Bucket=provisioned.bucket,
+        Key="uploads/my cat é.png",
+        Body=b"\x89PNG",
+        ContentType="image/png",
         Metadata={"maskgate": metadata},
     )
     invoked_during_put = "OnUploadFunction" in recorder.events
@@ -239,6 +253,44 @@ def test_upload_invokes_on_upload_once_after_the_response(stack, recorder):
     assert call["metadata"] == {"maskgate": metadata}
     assert call["content_type"] == "image/png"
     assert call["event"]["Records"][0]["s3"]["object"]["key"] == "uploads%2Fmy+cat+%C3%A9.png"
+
+
+def test_s3_notifications_of_a_request_run_once_after_its_response_is_closed(stack, recorder, tmp_path):
+    # given a probe function and a WSGI app that fires the same S3 notification twice, as multipart does
+    aws, _ = stack
+    (tmp_path / "app.py").write_text(
+        "from maskgate_test_recorder import record, put_returned\n"
+        "def handler(event, context):\n"
+        "    record('probe', put_returned.is_set())\n",
+        encoding="utf-8",
+    )
+    probe = FunctionSpec(logical_id="Probe", function_name="probe", handler="app.handler", code_dir=tmp_path)
+    aws.register([probe])
+    event = {
+        "Records": [
+            {"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"}, "object": {"key": "k", "eTag": "e"}}}
+        ]
+    }
+
+    def app(environ, start_response):
+        from moto.s3 import notifications
+
+        for _ in range(2):
+            notifications._invoke_awslambda("123456789012", event, probe.arn, "us-east-1")
+        start_response("200 OK", [])
+        return [b"done"]
+
+    # when the server sends the response, then closes it
+    body = aws._defer_s3_notifications(app)({}, lambda *_: None)
+    assert list(body) == [b"done"]
+    invoked_before_close = "probe" in recorder.events
+    recorder.put_returned.set()
+    body.close()
+
+    # then the probe ran once, and only after the close
+    assert aws.wait_idle(10)
+    assert not invoked_before_close
+    assert recorder.events["probe"] == [True]
 
 
 def test_upload_outside_uploads_prefix_invokes_nothing(stack, events):
@@ -254,11 +306,18 @@ def test_multipart_upload_invokes_on_upload_once(stack, events):
     aws, provisioned = stack
     s3 = aws.client("s3")
     upload = s3.create_multipart_upload(Bucket=provisioned.bucket, Key="uploads/big.png")
-    part = s3.upload_part(Bucket=provisioned.bucket, Key="uploads/big.png", UploadId=upload["UploadId"],
-                          PartNumber=1, Body=b"\x89PNG" * 10)
+    part = s3.upload_part(
+        Bucket=provisioned.bucket,
+        Key="uploads/big.png",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=b"\x89PNG" * 10,
+    )
 
     s3.complete_multipart_upload(
-        Bucket=provisioned.bucket, Key="uploads/big.png", UploadId=upload["UploadId"],
+        Bucket=provisioned.bucket,
+        Key="uploads/big.png",
+        UploadId=upload["UploadId"],
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
 
@@ -273,9 +332,13 @@ def test_failing_upload_handler_is_retried_then_dead_lettered(stack, events):
 
     assert aws.wait_idle(10)
     assert len(events["OnUploadFunction"]) == 3
-    messages = aws.client("sqs").receive_message(
-        QueueUrl=provisioned.queues["OnUploadDeadLetterQueue"], MaxNumberOfMessages=10, WaitTimeSeconds=1
-    ).get("Messages", [])
+    messages = (
+        aws.client("sqs")
+        .receive_message(
+            QueueUrl=provisioned.queues["OnUploadDeadLetterQueue"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        .get("Messages", [])
+    )
     assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in messages] == [
         "uploads%2Ffail.png"
     ]
@@ -283,8 +346,9 @@ def test_failing_upload_handler_is_retried_then_dead_lettered(stack, events):
 
 def _run(aws: LocalAws, provisioned: Provisioned, job_id: str) -> dict[str, Any]:
     sfn = aws.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=provisioned.state_machine_arn, name=job_id,
-                              input=json.dumps({"job_id": job_id}))["executionArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=provisioned.state_machine_arn, name=job_id, input=json.dumps({"job_id": job_id})
+    )["executionArn"]
     finished = _wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 20)
     assert finished, f"execution {job_id} still running"
     return sfn.describe_execution(executionArn=arn)
@@ -322,10 +386,50 @@ def test_state_machine_routes_a_named_error_to_its_own_catch(stack, events):
     assert [e["job_id"] for e in events["NotifyFunction"]] == ["rejected-1"]
 
 
+def test_concurrent_invokes_import_the_handler_once(stack, recorder, tmp_path):
+    aws, _ = stack
+    (tmp_path / "app.py").write_text(
+        "from maskgate_test_recorder import record\n"
+        "record('imports', 1)\n"
+        "def handler(event, context):\n"
+        "    return {'n': event['n'], 'request_id': context.aws_request_id}\n",
+        encoding="utf-8",
+    )
+    role = aws.client("iam").list_roles()["Roles"][0]["Arn"]
+    aws.client("lambda").create_function(
+        FunctionName="concurrent",
+        Runtime="python3.12",
+        Handler="app.handler",
+        Code={"ZipFile": _zip()},
+        Role=role,
+    )
+    aws.register(
+        [
+            FunctionSpec(
+                logical_id="Concurrent", function_name="concurrent", handler="app.handler", code_dir=tmp_path
+            )
+        ]
+    )
+
+    def invoke(n: int) -> dict[str, Any]:
+        response = aws.client("lambda").invoke(FunctionName="concurrent", Payload=json.dumps({"n": n}))
+        return json.loads(response["Payload"].read())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(invoke, range(16)))
+
+    assert [r["n"] for r in results] == list(range(16))
+    assert len({r["request_id"] for r in results}) == 16
+    assert recorder.events["imports"] == [1]
+
+
 def test_invoke_of_an_unregistered_function_fails_with_a_clear_error_type(stack):
     aws, _ = stack
     aws.client("lambda").create_function(
-        FunctionName="orphan", Runtime="python3.12", Handler="app.handler", Code={"ZipFile": _zip()},
+        FunctionName="orphan",
+        Runtime="python3.12",
+        Handler="app.handler",
+        Code={"ZipFile": _zip()},
         Role=aws.client("iam").list_roles()["Roles"][0]["Arn"],
     )
 

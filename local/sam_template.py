@@ -1,21 +1,45 @@
-"""Reading a CloudFormation template: YAML short tags and the few intrinsic functions maskgate uses."""
+"""Reading template.yaml: YAML short tags, the offline SAM translation, and the intrinsics maskgate uses."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 _SHORT_TAGS = (
-    "Ref", "Condition", "Base64", "Cidr", "FindInMap", "GetAtt", "GetAZs", "ImportValue", "Join", "Select",
-    "Split", "Sub", "Transform", "And", "Equals", "If", "Not", "Or",
+    "Ref",
+    "Condition",
+    "Base64",
+    "Cidr",
+    "FindInMap",
+    "GetAtt",
+    "GetAZs",
+    "ImportValue",
+    "Join",
+    "Select",
+    "Split",
+    "Sub",
+    "Transform",
+    "And",
+    "Equals",
+    "If",
+    "Not",
+    "Or",
+)
+CODE_BUCKET = "maskgate-local-code"
+_SQS_ATTRIBUTES = frozenset(
+    "DelaySeconds MaximumMessageSize MessageRetentionPeriod ReceiveMessageWaitTimeSeconds VisibilityTimeout"
+    " SqsManagedSseEnabled FifoQueue ContentBasedDeduplication".split()
 )
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-class _TemplateLoader(yaml.SafeLoader):
+class _TemplateLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """SafeLoader that turns `!Ref X` into `{"Ref": "X"}` and `!Sub s` into `{"Fn::Sub": "s"}`."""
 
 
@@ -31,7 +55,7 @@ def _short_tag(tag: str) -> Any:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type,unused-ignore]
         return {key: value}
 
     return construct
@@ -47,6 +71,48 @@ def load_template(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"{path} is not a CloudFormation template")
     return loaded
+
+
+def parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """The template's parameter defaults overlaid with `given`; unknown or missing names raise."""
+    declared = template.get("Parameters", {})
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ValueError(f"parameters not declared in the template: {', '.join(unknown)}")
+    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    values.update({name: str(value) for name, value in given.items()})
+    missing = sorted(set(declared) - set(values))
+    if missing:
+        raise ValueError(f"parameters without a value or default: {', '.join(missing)}")
+    return values
+
+
+def translate(
+    template: dict[str, Any], template_dir: Path, values: dict[str, str], region: str
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """SAM → CloudFormation offline; returns it and the local path of each resource's code or ASL file.
+
+    Local `CodeUri`/`ContentUri`/`DefinitionUri` paths become `s3://` URIs, as `sam deploy` uploads
+    them; the caller reads the files. The ASL text is used as written (AWS substitutes it as text, so an
+    unquoted `${Seconds}` placeholder works, though the file is then not JSON).
+    """
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    from samtranslator.parser import parser
+    from samtranslator.translator.translator import Translator
+
+    local_paths: dict[str, Path] = {}
+    for logical_id, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties", {})
+        for uri_key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            uri = properties.get(uri_key)
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                local_paths[logical_id] = template_dir / uri
+                properties[uri_key] = f"s3://{CODE_BUCKET}/{logical_id}"
+    translator = Translator(managed_policy_map={}, sam_parser=parser.Parser())
+    translated = translator.translate(
+        sam_template=template, parameter_values=values, passthrough_metadata=True
+    )
+    return translated, local_paths
 
 
 class UnresolvedError(ValueError):
@@ -94,7 +160,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key.startswith("Fn::"):
@@ -128,3 +194,21 @@ class Resolver:
 
         # "${!Literal}" is CloudFormation's escape for a literal "${Literal}"
         return _SUB_VARIABLE.sub(replace, text).replace("${!", "${")
+
+
+def queue_attributes(properties: dict[str, Any]) -> dict[str, str]:
+    """An `AWS::SQS::Queue`'s properties → the `Attributes` of SQS CreateQueue."""
+    return {
+        key: json.dumps(value) if isinstance(value, bool) else str(value)
+        for key, value in properties.items()
+        if key in _SQS_ATTRIBUTES
+    }
+
+
+def lambda_notification(config: dict[str, Any]) -> dict[str, Any]:
+    """A bucket's `LambdaConfigurations` item → the S3 API's `LambdaFunctionConfigurations` item."""
+    mapped: dict[str, Any] = {"LambdaFunctionArn": config["Function"], "Events": [config["Event"]]}
+    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules")
+    if rules:
+        mapped["Filter"] = {"Key": {"FilterRules": rules}}
+    return mapped

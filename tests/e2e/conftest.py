@@ -1,0 +1,125 @@
+"""End-to-end fixtures: ``maskgate dev`` as a subprocess on free loopback ports, as users run it,
+and a webhook receiver that verifies every delivery with the ``standardwebhooks`` library."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from maskgate_local.receiver import Delivery, WebhookReceiver
+from maskgate_local.servers import RunningServer, free_port, serve_in_thread
+
+START_TIMEOUT_S = 120.0
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+@dataclass
+class Stack:
+    ready: dict[str, Any]
+    receiver: WebhookReceiver
+    hook_url: str
+
+    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.ready['api_key']}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.ready["api_url"] + path, headers=headers, timeout=TIMEOUT, **kwargs)
+
+    def s3(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.ready["aws_endpoint_url"],
+            region_name=self.ready["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def upload(self, key: str, body: bytes, request: dict[str, Any] | None) -> None:
+        metadata = {"maskgate": json.dumps(request, ensure_ascii=True)} if request is not None else {}
+        self.s3().put_object(Bucket=self.ready["bucket"], Key=key, Body=body, Metadata=metadata)
+
+    def emulator(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(method, self.ready["wavespeed_url"] + path, timeout=TIMEOUT, **kwargs)
+        return response.raise_for_status()
+
+    def wait_marker(self, marker: str, timeout: float = 60.0) -> Delivery:
+        """The verified webhook of the job whose metadata carries ``{"test": marker}``."""
+        return self.receiver.wait_until(
+            lambda p: p["data"]["metadata"].get("test") == marker, timeout=timeout, what=marker
+        )
+
+
+def _wait_ready(process: subprocess.Popen[bytes], ready_file: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if ready_file.exists():
+            return dict(json.loads(ready_file.read_text()))
+        if process.poll() is not None:
+            raise RuntimeError(f"maskgate dev exited with {process.returncode} before it was ready")
+        time.sleep(0.1)  # polling a condition with a deadline, not waiting blindly
+    raise TimeoutError(f"maskgate dev not ready within {START_TIMEOUT_S}s")
+
+
+@pytest.fixture(scope="session")
+def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
+    folder = tmp_path_factory.mktemp("dev")
+    ready_file, log = folder / "ready.json", folder / "dev.log"
+    command = [
+        sys.executable,
+        "-m",
+        "maskgate_local.cli",
+        "dev",
+        "--api-port",
+        str(free_port()),
+        "--aws-port",
+        str(free_port()),
+        "--wavespeed-port",
+        str(free_port()),
+        "--ready-file",
+        str(ready_file),
+        "--wavespeed-seed",
+        "7",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            yield _wait_ready(process, ready_file), log
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(dev_process: tuple[dict[str, Any], Path]) -> Iterator[Stack]:
+    ready, _ = dev_process
+    receiver = WebhookReceiver(secret=ready["webhook_secret"])
+    server: RunningServer = serve_in_thread(receiver)
+    try:
+        yield Stack(ready=ready, receiver=receiver, hook_url=f"{server.url}/hooks")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def faults(stack: Stack) -> Iterator[Any]:
+    """Set emulator faults for one test; they are cleared (and the fault RNG reseeded) after it."""
+
+    def apply(**rates: Any) -> None:
+        stack.emulator("POST", "/_emulator/reset")
+        stack.emulator("PUT", "/_emulator/faults", json=rates)
+
+    yield apply
+    stack.emulator("POST", "/_emulator/reset")

@@ -1,0 +1,228 @@
+"""The vertical slice on the local stack: both ways in, through SAM3 (emulated), to masks in S3 and a
+verified webhook; the three prompt kinds; awkward keys; bad input; upstream failures and faults."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from maskgate_local.sample import DISC, PANEL, scene_png
+from tests.e2e.conftest import TIMEOUT, Stack
+
+pytestmark = pytest.mark.e2e
+BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
+DISC_CENTRE = {"x": (DISC[0] + DISC[2]) // 2, "y": (DISC[1] + DISC[3]) // 2, "label": 1}
+
+
+def marker() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def data_uri(image: bytes = b"") -> str:
+    return "data:image/png;base64," + base64.b64encode(image or scene_png()).decode()
+
+
+def mask_of(delivery_payload: dict[str, Any], index: int = 0) -> Image.Image:
+    """Download a mask through the webhook's signed link (302 → presigned S3 URL)."""
+    url = delivery_payload["data"]["masks"][index]["url"]
+    response = httpx.get(url, follow_redirects=True, timeout=TIMEOUT).raise_for_status()
+    return Image.open(io.BytesIO(response.content))
+
+
+def white(image: Image.Image) -> set[tuple[int, int]]:
+    grey = image.convert("L")
+    return {(x, y) for y in range(grey.height) for x in range(grey.width) if grey.getpixel((x, y)) >= 128}
+
+
+def box_pixels(box: dict[str, int]) -> set[tuple[int, int]]:
+    return {(x, y) for x in range(box["x_min"], box["x_max"]) for y in range(box["y_min"], box["y_max"])}
+
+
+def submit(stack: Stack, **body: Any) -> dict[str, Any]:
+    request = {"image": data_uri(), "webhook_url": stack.hook_url, **body}
+    response = stack.api("POST", "/v1/segmentations", json=request)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def test_s3_upload_reaches_a_verified_webhook_with_the_box_mask(stack: Stack) -> None:
+    tag = marker()
+    stack.upload(
+        f"uploads/{tag}.png",
+        scene_png(),
+        {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}},
+    )
+    delivery = stack.wait_marker(tag)
+    assert delivery.payload is not None and delivery.payload["type"] == "segmentation.succeeded"
+    assert white(mask_of(delivery.payload)) == box_pixels(BOX)
+
+
+def test_api_job_webhook_then_get_shows_masks_and_the_delivery(stack: Stack) -> None:
+    job = submit(stack, box_prompts=[BOX], metadata={"test": marker()})
+    delivery = stack.receiver.wait_for(job["id"])
+    shown = stack.api("GET", f"/v1/segmentations/{job['id']}").json()
+    assert shown["status"] == "succeeded" and shown["prediction_id"]
+    [mask] = shown["masks"]
+    stored = httpx.get(mask["url"], timeout=TIMEOUT).raise_for_status().content
+    assert white(Image.open(io.BytesIO(stored))) == box_pixels(BOX)
+    [attempt] = shown["deliveries"]
+    assert attempt["outcome"] == "delivered" and attempt["webhook_id"] == delivery.headers["webhook-id"]
+
+
+@pytest.mark.parametrize(
+    ("prompts", "inside", "outside"),
+    [
+        ({"box_prompts": [BOX]}, (240, 120), (90, 110)),
+        ({"point_prompts": [DISC_CENTRE]}, (90, 110), (240, 120)),
+        ({"prompt": "the shapes"}, (90, 110), (5, 5)),
+    ],
+    ids=["boxes", "points", "text"],
+)
+def test_each_prompt_kind_yields_a_mask_of_its_object(
+    stack: Stack, prompts: dict[str, Any], inside: tuple[int, int], outside: tuple[int, int]
+) -> None:
+    job = submit(stack, **prompts)
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
+    mask = mask_of(delivery.payload).convert("L")
+    assert (mask.getpixel(inside), mask.getpixel(outside)) == (255, 0)
+
+
+@pytest.mark.parametrize("output_format", ["jpeg", "webp"])
+def test_output_format_and_apply_mask_are_honoured(stack: Stack, output_format: str) -> None:
+    job = submit(stack, box_prompts=[BOX], output_format=output_format, apply_mask=True)
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None
+    assert delivery.payload["data"]["masks"][0]["format"] == output_format
+    assert mask_of(delivery.payload).format == output_format.upper()
+
+
+def test_upload_key_with_spaces_and_non_ascii_is_found(stack: Stack) -> None:
+    tag = marker()
+    key = f"uploads/my photos/café ü {tag}.png"
+    stack.upload(
+        key, scene_png(), {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}}
+    )
+    delivery = stack.wait_marker(tag)
+    assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
+    shown = stack.api("GET", f"/v1/segmentations/{delivery.payload['data']['id']}").json()
+    assert shown["image"]["key"] == key
+
+
+def test_non_image_upload_fails_invalid_image_with_a_webhook(stack: Stack) -> None:
+    tag = marker()
+    stack.upload(
+        f"uploads/{tag}.png",
+        b"%PDF-1.7 not an image",
+        {"prompt": "x", "webhook_url": stack.hook_url, "metadata": {"test": tag}},
+    )
+    delivery = stack.wait_marker(tag)
+    assert delivery.payload is not None and delivery.payload["type"] == "segmentation.failed"
+    assert delivery.payload["data"]["error"]["type"] == "invalid_image"
+
+
+def test_upstream_failed_prediction_ends_upstream_failed(stack: Stack, faults: Any) -> None:
+    faults(prediction_failed=1.0)
+    job = submit(stack, box_prompts=[BOX])
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None and delivery.payload["data"]["error"]["type"] == "upstream_failed"
+
+
+def test_bad_output_file_ends_output_invalid(stack: Stack, faults: Any) -> None:
+    faults(bad_output=1.0)
+    job = submit(stack, box_prompts=[BOX])
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None and delivery.payload["data"]["error"]["type"] == "output_invalid"
+
+
+def test_transient_429_and_5xx_faults_still_succeed_without_duplicate_submissions(
+    stack: Stack, faults: Any
+) -> None:
+    faults(submit_429=0.4, submit_5xx=0.4, result_5xx=0.4)
+    jobs = [submit(stack, box_prompts=[BOX], image=data_uri(scene_png()) + "=" * 0) for _ in range(3)]
+    statuses = [stack.receiver.wait_for(job["id"], timeout=120).payload["data"]["status"] for job in jobs]  # type: ignore[index]
+    stats = stack.emulator("GET", "/_emulator/stats").json()
+    assert statuses == ["succeeded"] * 3
+    assert stats["refused_429"] >= 1 and stats["refused_503"] >= 1 and stats["result_5xx"] >= 1
+    assert stats["submissions"] == 3  # accepted submissions: one per job, none repeated
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error_type"),
+    [
+        ("{not json", 400, "malformed_json"),
+        ({"image": "x"}, 422, "missing_prompt"),
+        ({"prompt": "x"}, 422, "invalid_request"),
+        ({"image": "data:image/png;base64,aGVsbG8=", "prompt": "x"}, 422, "invalid_image"),
+        ({"image": "ftp://example.com/a.png", "prompt": "x"}, 422, "url_not_allowed"),
+        (
+            {"image": "IMAGE", "prompt": "x", "webhook_url": "https://example.com/hook"},
+            422,
+            "url_not_allowed",
+        ),
+        ({"image": "IMAGE", "point_prompts": [{"x": 999, "y": 1}]}, 422, "invalid_request"),
+        (
+            {"image": "IMAGE", "box_prompts": [{"x_min": 5, "y_min": 5, "x_max": 5, "y_max": 9}]},
+            422,
+            "invalid_request",
+        ),
+        ({"image": "IMAGE", "prompt": "x", "output_format": "gif"}, 422, "invalid_request"),
+        ({"image": "IMAGE", "prompt": "x", "extra": 1}, 422, "invalid_request"),
+        ({"image": "IMAGE", "prompt": "   "}, 422, "invalid_request"),
+    ],
+    ids=[
+        "malformed",
+        "no-prompt",
+        "no-image",
+        "not-an-image",
+        "image-scheme",
+        "webhook-public",
+        "point-outside",
+        "empty-box",
+        "format",
+        "unknown-field",
+        "blank-text",
+    ],
+)
+def test_bad_input_gets_the_documented_problem(stack: Stack, body: Any, status: int, error_type: str) -> None:
+    if isinstance(body, dict) and body.get("image") == "IMAGE":
+        body = {**body, "image": data_uri()}
+    content = body if isinstance(body, str) else None
+    response = stack.api(
+        "POST",
+        "/v1/segmentations",
+        content=content,
+        json=None if content else body,
+        headers={"content-type": "application/json"},
+    )
+    assert (response.status_code, response.headers["content-type"]) == (status, "application/problem+json")
+    problem = response.json()
+    assert problem["type"] == error_type and problem["status"] == status and problem["detail"]
+
+
+def test_bad_api_key_is_401_problem(stack: Stack) -> None:
+    response = stack.api("GET", "/v1/segmentations/seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X", key="mg_wrong")
+    assert response.status_code == 401 and response.json()["type"] == "unauthorized"
+
+
+def test_body_over_10_mb_is_the_gateways_own_413(stack: Stack) -> None:
+    response = stack.api("POST", "/v1/segmentations", content=b"x" * (10 * 1024 * 1024 + 1))
+    assert response.status_code == 413 and response.json() == {"message": "Request Entity Too Large"}
+
+
+def test_body_over_5_mb_is_maskgates_413_problem(stack: Stack) -> None:
+    response = stack.api(
+        "POST", "/v1/segmentations", json={"image": "data:image/png;base64," + "A" * 5_300_000}
+    )
+    assert response.status_code == 413 and response.json()["type"] == "payload_too_large"
+
+
+def test_openapi_is_served(stack: Stack) -> None:
+    schema = httpx.get(stack.ready["api_url"] + "/openapi.json", timeout=TIMEOUT).json()
+    assert "/v1/segmentations" in schema["paths"]
