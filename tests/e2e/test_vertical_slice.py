@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -226,3 +232,42 @@ def test_body_over_5_mb_is_maskgates_413_problem(stack: Stack) -> None:
 def test_openapi_is_served(stack: Stack) -> None:
     schema = httpx.get(stack.ready["api_url"] + "/openapi.json", timeout=TIMEOUT).json()
     assert "/v1/segmentations" in schema["paths"]
+
+
+def test_aws_cli_upload_to_the_printed_endpoint_starts_a_job(stack: Stack, tmp_path: Path) -> None:
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    assert aws, "the AWS CLI is a dev dependency (awscli)"
+    tag = marker()
+    image = tmp_path / "scene.png"
+    image.write_bytes(scene_png())
+    request = {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": stack.ready["region"],
+    }
+    subprocess.run(  # noqa: S603
+        [
+            aws,
+            "s3api",
+            "put-object",
+            "--endpoint-url",
+            stack.ready["aws_endpoint_url"],
+            "--bucket",
+            stack.ready["bucket"],
+            "--key",
+            f"uploads/cli/{tag}.png",
+            "--body",
+            str(image),
+            "--metadata",
+            json.dumps({"maskgate": json.dumps(request)}),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    delivery = stack.wait_marker(tag)
+    assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
+    assert white(mask_of(delivery.payload)) == box_pixels(BOX)
