@@ -40,6 +40,20 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=Path(args.out))
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    import boto3
+
+    from maskgate.tenants import TenantStore
+
+    store = TenantStore(table=args.table, client=boto3.client("dynamodb"))
+    key = store.create_key(args.tenant)
+    print(f"api key         {key.key}   (shown once; only its SHA-256 is stored)")
+    print(f"key id          {key.key_id}")
+    print(f"tenant          {key.tenant}")
+    print(f"webhook secret  {store.webhook_secrets(args.tenant)[0]}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="maskgate", description="maskgate tooling: the local stack and demo.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -53,6 +67,14 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
+    keys = commands.add_parser("keys", help="API keys (uses the usual AWS_* environment and credentials)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser(
+        "create", help="create an API key for a tenant and show its webhook secret"
+    )
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--table", required=True, help="the stack's JobsTableName output")
+    create.set_defaults(run=_keys_create)
     return root
 
 
