@@ -1,4 +1,4 @@
-"""Workflow step Poll: read the prediction; done, failed, or the next wait."""
+"""Workflow step Poll (waits for its task token): the callback is late, so read the prediction."""
 
 from typing import Any
 
@@ -15,4 +15,6 @@ from maskgate.workflow import PollInput
 @event_parser(model=PollInput)
 def handler(event: PollInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.poll(event, jobs=clients.job_store(), wavespeed=clients.wavespeed()).model_dump(mode="json")
+    return steps.poll(
+        event, jobs=clients.job_store(), wavespeed=clients.wavespeed(), workflow=clients.workflow()
+    ).model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""Workflow step Submit: send the job's prediction to WaveSpeed once and record its id."""
+"""Workflow step Submit (waits for its task token): record the token, submit the prediction once."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients, steps
 from maskgate.observability import logger, metrics
+from maskgate.settings import get_settings
 from maskgate.workflow import SubmitInput
 
 
@@ -16,5 +17,9 @@ from maskgate.workflow import SubmitInput
 def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
     return steps.submit(
-        event, jobs=clients.job_store(), wavespeed=clients.wavespeed(), masks=clients.mask_store()
+        event,
+        jobs=clients.job_store(),
+        wavespeed=clients.wavespeed(),
+        masks=clients.mask_store(),
+        settings=get_settings(),
     ).model_dump(mode="json")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from maskgate.callbacks import CallbackLog, CallbackReceiver
 from maskgate.intake import Intake
 from maskgate.jobs import JobStore
 from maskgate.settings import get_settings
@@ -15,7 +17,7 @@ from maskgate.storage import MaskStore
 from maskgate.tenants import TenantStore
 from maskgate.wavespeed import WaveSpeedClient
 from maskgate.webhooks import WebhookSender
-from maskgate.workflow import Workflow
+from maskgate.workflow import Timings, Workflow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -60,7 +62,32 @@ def mask_store() -> MaskStore:
 
 @cache
 def workflow() -> Workflow:
-    return Workflow(state_machine_arn=get_settings().state_machine_arn, client=stepfunctions())
+    settings = get_settings()
+    timings = Timings(
+        initial_seconds=settings.poll_initial_seconds,
+        max_seconds=settings.poll_max_seconds,
+        deadline_seconds=settings.job_deadline_seconds,
+    )
+    return Workflow(state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings)
+
+
+@cache
+def callback_receiver() -> CallbackReceiver:
+    table = get_settings().table
+    log = CallbackLog(table=table, client=dynamodb())
+    return CallbackReceiver(jobs=job_store(), workflow=workflow(), log=log, secret=wavespeed_webhook_secret)
+
+
+def wavespeed_webhook_secret() -> str:
+    """WaveSpeed's callback signing secret, read once per container and again after 5 minutes."""
+    global _secret_cache
+    now = time.monotonic()
+    if _secret_cache is None or now - _secret_cache[0] > 300:
+        _secret_cache = (now, wavespeed().webhook_secret())
+    return _secret_cache[1]
+
+
+_secret_cache: tuple[float, str] | None = None
 
 
 @cache
@@ -85,5 +112,8 @@ def wavespeed() -> WaveSpeedClient:
 def _wavespeed_for(api_key: str) -> WaveSpeedClient:
     settings = get_settings()
     return WaveSpeedClient(
-        base_url=settings.wavespeed_base_url, api_key=api_key, output_hosts=settings.wavespeed_output_hosts
+        base_url=settings.wavespeed_base_url,
+        api_key=api_key,
+        output_hosts=settings.wavespeed_output_hosts,
+        local=settings.is_local,
     )

@@ -84,7 +84,7 @@ class Intake:
             updated_at=at,
         )
         self.jobs.create(job)
-        self.workflow.start(job_id)
+        self.workflow.start(job_id, created_at=at)
         metrics.add_metric(name="JobAccepted", unit="Count", value=1)
         return job
 
@@ -116,7 +116,9 @@ class Intake:
             )
         if not self.jobs.create(job):
             logger.info("redelivered upload event: job exists", extra={"job_id": job_id})
-        self.workflow.start(job_id)  # a no-op when it already runs; resumes a start that crashed
+        self.workflow.start(
+            job_id, created_at=job.created_at
+        )  # a no-op when it already runs; resumes a start that crashed
         return job
 
     def _upload_job(self, job_id: str, key: str, at: datetime) -> Job:

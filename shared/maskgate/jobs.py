@@ -105,6 +105,7 @@ class Job(BaseModel):
     request: Prompts | None = None
     image: ImageLocation | None = None
     prediction_id: str | None = None
+    task_token: str | None = Field(default=None, repr=False)
     masks: list[Mask] = []
     error: JobError | None = None
     created_at: datetime
@@ -223,6 +224,26 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
+        return _from_item(updated["Attributes"])
+
+    def set_task_token(self, job_id: str, token: str) -> Job:
+        """Record the token of the task now waiting on the job's prediction (unless it finished)."""
+        finished = [s.value for s in TERMINAL]
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET task_token = :t",
+                ConditionExpression="attribute_exists(pk) AND NOT #status IN (:f0, :f1, :f2)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":t": {"S": token},
+                    **{f":f{i}": {"S": v} for i, v in enumerate(finished)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} is finished or gone; no task may wait on it") from exc
         return _from_item(updated["Attributes"])
 
     def set_webhook_body(self, job_id: str, body: str) -> str:

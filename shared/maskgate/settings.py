@@ -22,7 +22,10 @@ class Settings(BaseModel):
     default_tenant: str = "default"
     default_request: str = ""
     finished_job_ttl_days: int = 30
-    poll_initial_seconds: int = 3
+    poll_initial_seconds: int = Field(default=3, ge=1)
+    poll_max_seconds: int = Field(default=30, ge=1)
+    job_deadline_seconds: int = Field(default=900, ge=10)
+    callback_max_age_seconds: int = 300
     wavespeed_base_url: str = "https://api.wavespeed.ai"
     wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
@@ -35,6 +38,12 @@ class Settings(BaseModel):
     def is_local(self) -> bool:
         return self.environment == "local"
 
+    def callback_url(self, job_id: str) -> str | None:
+        """Where WaveSpeed calls back for this job (None when the API URL is unknown: poll only)."""
+        if not self.public_api_url:
+            return None
+        return f"{self.public_api_url.rstrip('/')}/v1/callbacks/wavespeed?job={job_id}"
+
 
 _ENV = {
     "environment": "MASKGATE_ENVIRONMENT",
@@ -45,6 +54,8 @@ _ENV = {
     "default_request": "MASKGATE_DEFAULT_REQUEST",
     "finished_job_ttl_days": "MASKGATE_FINISHED_JOB_TTL_DAYS",
     "poll_initial_seconds": "MASKGATE_POLL_INITIAL_SECONDS",
+    "poll_max_seconds": "MASKGATE_POLL_MAX_SECONDS",
+    "job_deadline_seconds": "MASKGATE_JOB_DEADLINE_SECONDS",
     "wavespeed_base_url": "WAVESPEED_BASE_URL",
     "wavespeed_api_key_secret": "WAVESPEED_API_KEY_SECRET",
     "wavespeed_output_hosts": "WAVESPEED_OUTPUT_HOSTS",

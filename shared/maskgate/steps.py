@@ -6,7 +6,6 @@ output model. Errors are raised typed; the state machine retries or catches them
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import datetime
 
@@ -38,66 +37,70 @@ from maskgate.workflow import (
     StoreOutput,
     SubmitInput,
     SubmitOutput,
+    TaskResult,
+    Workflow,
 )
 
-BACKOFF = 1.5
 Clock = Callable[[], datetime]
 
 
 def submit(
-    step: SubmitInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks: MaskStore, now: Clock = utcnow
+    step: SubmitInput,
+    *,
+    jobs: JobStore,
+    wavespeed: WaveSpeedClient,
+    masks: MaskStore,
+    settings: Settings,
 ) -> SubmitOutput:
-    """Submit the job's prediction once; a retried step finds the recorded prediction id."""
+    """Record the waiting task's token, then submit the prediction once (a retry finds its id).
+
+    The token is stored before the submit so that even an instant callback finds it; the task then
+    waits for the callback (or times out into Poll).
+    """
     job = jobs.get(step.job_id)
     if job.status.terminal:
         raise JobRejected(f"job is already {job.status.value}")
-    deadline_at = int(job.created_at.timestamp()) + step.deadline_seconds
+    job = jobs.set_task_token(job.id, step.task_token)
     if job.prediction_id is None:
         if job.request is None or job.image is None:
             raise JobRejected("job has no request to submit")
         image_url = job.image.url or masks.presigned_get(str(job.image.key))
-        prediction = wavespeed.submit(job.request, image_url=image_url)
-        job = jobs.transition(job.id, JobStatus.SUBMITTED, prediction_id=prediction.id)
+        prediction = wavespeed.submit(
+            job.request, image_url=image_url, webhook_url=settings.callback_url(job.id)
+        )
         metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
         logger.info("prediction submitted", extra={"prediction_id": prediction.id})
-    deadline_at = max(deadline_at, int(now().timestamp()) + step.wait_seconds)
-    return SubmitOutput(
-        job_id=job.id,
-        prediction_id=str(job.prediction_id),
-        wait_seconds=step.wait_seconds,
-        attempt=0,
-        deadline_at=deadline_at,
-    )
+        try:
+            job = jobs.transition(job.id, JobStatus.SUBMITTED, prediction_id=prediction.id)
+        except InvalidTransition:
+            # An instant callback already resumed the task and the job finished: nothing to record.
+            return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
+    return SubmitOutput(job_id=job.id, prediction_id=str(job.prediction_id))
 
 
-def next_wait(current: int, *, maximum: int, remaining: float) -> int:
-    """The next poll interval: grows by BACKOFF up to ``maximum``, never past the deadline."""
-    grown = min(math.ceil(current * BACKOFF), maximum)
-    return max(1, min(grown, math.ceil(remaining)))
-
-
-def poll(step: PollInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, now: Clock = utcnow) -> PollOutput:
-    """Read the prediction: done, failed (raised), or the next wait until the deadline (raised)."""
-    prediction = wavespeed.get_prediction(step.prediction_id)
+def poll(
+    step: PollInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, workflow: Workflow, now: Clock = utcnow
+) -> PollOutput:
+    """The callback is late: read the prediction. Finished → resume this task; failed → raise;
+    still running → keep the fresh token and listen again, until the deadline (raised)."""
+    job = jobs.set_task_token(step.job_id, step.task_token)
+    if job.prediction_id is None:
+        raise UpstreamFailed("the job has no prediction to poll")
+    prediction = wavespeed.get_prediction(job.prediction_id)
     if prediction.status == "failed":
         raise UpstreamFailed(prediction.error or "the prediction failed")
-    done = prediction.status == "completed"
+    if prediction.status == "completed":
+        workflow.resume(step.task_token, TaskResult(job_id=job.id, prediction_id=prediction.id))
+        metrics.add_metric(name="PredictionPolled", unit="Count", value=1)
+        return PollOutput(job_id=job.id, outcome="completed")
     if prediction.status == "processing":
         try:
-            jobs.transition(step.job_id, JobStatus.PROCESSING)
+            jobs.transition(job.id, JobStatus.PROCESSING)
         except InvalidTransition:
-            pass  # already processing (or finished by another path): nothing to record
-    remaining = step.deadline_at - now().timestamp()
-    if not done and remaining <= 0:
+            pass  # already processing: nothing to record
+    if now().timestamp() >= step.deadline_at or step.attempt >= step.polls_allowed:
         raise PredictionTimedOut(f"the prediction did not finish within the deadline ({step.attempt} polls)")
-    return PollOutput(
-        job_id=step.job_id,
-        prediction_id=step.prediction_id,
-        done=done,
-        attempt=step.attempt + 1,
-        deadline_at=step.deadline_at,
-        wait_seconds=next_wait(step.wait_seconds, maximum=step.max_wait_seconds, remaining=remaining),
-    )
+    return PollOutput(job_id=job.id, outcome="waiting")
 
 
 def store(step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks: MaskStore) -> StoreOutput:
@@ -131,7 +134,12 @@ def store(step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks
             )
         )
     try:
-        jobs.transition(job.id, JobStatus.SUCCEEDED, masks=[m.model_dump(mode="json") for m in stored])
+        jobs.transition(
+            job.id,
+            JobStatus.SUCCEEDED,
+            prediction_id=step.prediction_id,
+            masks=[m.model_dump(mode="json") for m in stored],
+        )
     except InvalidTransition:
         logger.info("job finished elsewhere before its masks were stored", extra={"job_id": job.id})
     metrics.add_metric(name="MaskStored", unit="Count", value=len(stored))

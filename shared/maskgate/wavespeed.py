@@ -22,8 +22,11 @@ from maskgate.errors import (
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnavailable,
+    UrlNotAllowed,
 )
 from maskgate.models import Prompts
+from maskgate.pinning import pinned_client
+from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
@@ -81,10 +84,16 @@ class WaveSpeedClient:
         base_url: str,
         api_key: str,
         output_hosts: tuple[str, ...],
+        local: bool = False,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         self._output_hosts = output_hosts
+        self._local = local
+        self._timeout = timeout
+        self._transport = transport
+        self._resolver = resolver
         self._http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -92,8 +101,6 @@ class WaveSpeedClient:
             transport=transport,
             follow_redirects=False,
         )
-        # Output files live on a CDN: fetched without our API key.
-        self._outputs = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def submit(self, prompts: Prompts, *, image_url: str, webhook_url: str | None = None) -> Prediction:
         """Start a prediction. Raises Retryable only when the request surely did not land."""
@@ -127,12 +134,32 @@ class WaveSpeedClient:
             raise UpstreamFailed(f"WaveSpeed knows no prediction {prediction_id}")
         return self._prediction(response)
 
+    def webhook_secret(self) -> str:
+        """The secret WaveSpeed signs its callbacks with (``GET /api/v3/webhook/secret``)."""
+        try:
+            response = self._http.get("/api/v3/webhook/secret")
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"could not read the webhook secret: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise UpstreamUnavailable(f"WaveSpeed answered {response.status_code} for the webhook secret")
+        try:
+            secret = response.json()["data"]["secret"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamUnavailable("WaveSpeed's webhook secret answer is unreadable") from exc
+        if not isinstance(secret, str) or not secret:
+            raise UpstreamUnavailable("WaveSpeed returned an empty webhook secret")
+        return secret
+
     def download(self, url: str, *, max_bytes: int = MAX_OUTPUT_BYTES) -> bytes:
         """Fetch one output file from an allowed output host, capped at ``max_bytes``."""
         if not host_allowed(url, self._output_hosts):
             raise OutputInvalid(f"output host of {urlsplit(url).hostname!r} is not on the allow-list")
         try:
-            with self._outputs.stream("GET", url) as response:
+            checked = resolve_checked(url, local=self._local, resolver=self._resolver)
+        except UrlNotAllowed as exc:
+            raise OutputInvalid(f"output URL refused: {exc.message}") from exc
+        try:
+            with self._output_client(checked) as outputs, outputs.stream("GET", checked.url) as response:
                 if response.status_code >= 500 or response.status_code == 429:
                     raise UpstreamUnavailable(f"output download answered {response.status_code}")
                 if response.status_code != 200:
@@ -147,9 +174,14 @@ class WaveSpeedClient:
             raise UpstreamUnavailable(f"output download failed: {type(exc).__name__}") from exc
         return b"".join(chunks)
 
+    def _output_client(self, checked: CheckedUrl) -> httpx.Client:
+        """Outputs live on a CDN: fetched without our API key, pinned to the checked addresses."""
+        if self._transport is not None:
+            return httpx.Client(timeout=self._timeout, transport=self._transport, follow_redirects=False)
+        return pinned_client(checked, timeout=self._timeout)
+
     def close(self) -> None:
         self._http.close()
-        self._outputs.close()
 
     @staticmethod
     def _prediction(response: httpx.Response) -> Prediction:

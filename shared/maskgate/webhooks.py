@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict
 
 from maskgate.errors import UrlNotAllowed
 from maskgate.jobs import DeliveryAttempt, Job, JobStatus
-from maskgate.urls import check_outbound_url
+from maskgate.pinning import pinned_client
+from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
 DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -134,11 +135,19 @@ class WebhookSender:
         *,
         local: bool,
         transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = resolve,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._local = local
+        self._transport = transport
+        self._resolver = resolver
         self._clock = clock
-        self._http = httpx.Client(timeout=DELIVERY_TIMEOUT, follow_redirects=False, transport=transport)
+
+    def _client(self, checked: CheckedUrl) -> httpx.Client:
+        """A client that connects only to the checked addresses (a test may inject a transport)."""
+        if self._transport is not None:
+            return httpx.Client(timeout=DELIVERY_TIMEOUT, follow_redirects=False, transport=self._transport)
+        return pinned_client(checked, timeout=DELIVERY_TIMEOUT)
 
     def send(
         self, url: str, *, msg_id: str, body: str, secrets_: list[str], event: str, attempt: int
@@ -154,7 +163,7 @@ class WebhookSender:
             outcome="gave_up",
         )
         try:
-            check_outbound_url(url, local=self._local)
+            checked = resolve_checked(url, local=self._local, resolver=self._resolver)
         except UrlNotAllowed as exc:
             return record.model_copy(update={"error": exc.message, "outcome": "refused"})
         timestamp = int(started)
@@ -167,7 +176,10 @@ class WebhookSender:
             "webhook-signature": signature_header(secrets_, msg_id=msg_id, timestamp=timestamp, body=payload),
         }
         try:
-            with self._http.stream("POST", url, content=payload, headers=headers) as response:
+            with (
+                self._client(checked) as client,
+                client.stream("POST", checked.url, content=payload, headers=headers) as response,
+            ):
                 _drain(response)
         except httpx.HTTPError as exc:
             return record.model_copy(

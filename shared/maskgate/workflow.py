@@ -8,6 +8,8 @@ start is a no-op.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,30 +29,32 @@ class StepModel(BaseModel):
 
 class SubmitInput(StepModel):
     job_id: JobId
-    wait_seconds: Seconds = Field(ge=1)
-    deadline_seconds: Seconds = Field(ge=1)
+    task_token: str = Field(min_length=1, repr=False)
 
 
-class PollState(StepModel):
-    """What Submit returns and Poll passes on around the wait loop."""
+class PollInput(StepModel):
+    job_id: JobId
+    task_token: str = Field(min_length=1, repr=False)
+    attempt: int = Field(ge=1)
+    deadline_at: int  # unix seconds
+    polls_allowed: int = Field(ge=1)
+
+
+class TaskResult(StepModel):
+    """What a waiting Submit or Poll task is resumed with: the finished prediction to store."""
 
     job_id: JobId
     prediction_id: str
-    wait_seconds: Seconds = Field(ge=1)
-    attempt: int = Field(ge=0)
-    deadline_at: int  # unix seconds
 
 
-class SubmitOutput(PollState):
-    pass
+class SubmitOutput(StepModel):
+    job_id: JobId
+    prediction_id: str
 
 
-class PollInput(PollState):
-    max_wait_seconds: Seconds = Field(ge=1)
-
-
-class PollOutput(PollState):
-    done: bool
+class PollOutput(StepModel):
+    job_id: JobId
+    outcome: str
 
 
 class StoreInput(StepModel):
@@ -132,18 +136,73 @@ class UploadEvent(BaseModel):
     Records: list[S3Record]
 
 
-class Workflow:
-    """Starts the segmentation state machine for a job."""
+@dataclass(frozen=True)
+class Timings:
+    """How long a job waits for its callback before polling, and how the waits grow to the deadline.
 
-    def __init__(self, *, state_machine_arn: str, client: SFNClient) -> None:
+    They travel in the execution input because ASL takes wait lengths only as literals or paths,
+    and the definition must stay valid JSON with the template's values substituted in.
+    """
+
+    initial_seconds: int = 3
+    max_seconds: int = 30
+    deadline_seconds: int = 900
+    growth: float = 1.5
+
+    def schedule(self) -> list[int]:
+        """Listening windows after the first: grow by ``growth`` up to ``max``, past the deadline."""
+        waits, current, total = [], self.initial_seconds, self.initial_seconds
+        while total < self.deadline_seconds + self.max_seconds:
+            current = min(math.ceil(current * self.growth), self.max_seconds)
+            waits.append(current)
+            total += current
+        return waits
+
+
+class Workflow:
+    """Starts the segmentation state machine for a job and resumes its waiting tasks."""
+
+    def __init__(self, *, state_machine_arn: str, client: SFNClient, timings: Timings | None = None) -> None:
         self._arn = state_machine_arn
         self._client = client
+        self._timings = timings or Timings()
 
-    def start(self, job_id: str) -> bool:
+    def start(self, job_id: str, *, created_at: datetime) -> bool:
         """Start the job's execution; False if it was started before (same name)."""
-        payload: dict[str, Any] = {"job_id": job_id}
+        timings = self._timings
+        payload: dict[str, Any] = {
+            "job_id": job_id,
+            "wait_seconds": timings.initial_seconds,
+            "deadline_at": int(created_at.timestamp()) + timings.deadline_seconds,
+            "attempt": 0,
+            "schedule": timings.schedule(),
+        }
         try:
             self._client.start_execution(stateMachineArn=self._arn, name=job_id, input=json.dumps(payload))
         except self._client.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def resume(self, token: str, result: TaskResult) -> bool:
+        """Resume a waiting task with the finished prediction; False if it no longer waits."""
+        try:
+            self._client.send_task_success(taskToken=token, output=result.model_dump_json())
+        except (
+            self._client.exceptions.TaskTimedOut,
+            self._client.exceptions.InvalidToken,
+            self._client.exceptions.TaskDoesNotExist,
+        ):
+            return False
+        return True
+
+    def fail(self, token: str, *, error: str, cause: str) -> bool:
+        """Fail a waiting task with a typed error name; False if it no longer waits."""
+        try:
+            self._client.send_task_failure(taskToken=token, error=error, cause=cause[:32000])
+        except (
+            self._client.exceptions.TaskTimedOut,
+            self._client.exceptions.InvalidToken,
+            self._client.exceptions.TaskDoesNotExist,
+        ):
             return False
         return True

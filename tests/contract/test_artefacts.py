@@ -49,7 +49,9 @@ def test_event_parses_into_its_functions_input_model(name: str) -> None:
     STEP_MODELS[name].model_validate(event(name))
 
 
-@pytest.mark.parametrize("name", ["api_create_segmentation", "api_get_segmentation"])
+@pytest.mark.parametrize(
+    "name", ["api_create_segmentation", "api_get_segmentation", "api_wavespeed_callback"]
+)
 def test_api_event_route_is_a_template_route(name: str) -> None:
     sample = event(name)
     routes = {
@@ -79,7 +81,8 @@ def test_every_asl_task_names_a_template_function_by_substitution() -> None:
     for name, state in asl()["States"].items():
         if state["Type"] != "Task":
             continue
-        placeholder = re.fullmatch(r"\$\{(\w+)\}", state["Resource"])
+        resource = state["Parameters"].get("FunctionName", state["Resource"])
+        placeholder = re.fullmatch(r"\$\{(\w+)\}", resource)
         assert placeholder, f"{name} must take its function ARN from a substitution"
         target = substitutions[placeholder.group(1)]
         logical_id = (
@@ -92,6 +95,24 @@ def test_every_asl_task_names_a_template_function_by_substitution() -> None:
         )
 
 
+@pytest.mark.parametrize("state", ["Submit", "Poll"])
+def test_waiting_tasks_pass_their_token_and_listen_for_the_input_window(state: str) -> None:
+    task = asl()["States"][state]
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert task["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert task["TimeoutSecondsPath"] == "$.wait_seconds"
+    assert task["Catch"][0] == {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "Backoff"}
+
+
+def test_execution_input_carries_what_the_workflow_reads() -> None:
+    from maskgate.workflow import Timings
+
+    read = {"job_id", "wait_seconds", "deadline_at", "attempt", "schedule"}
+    backoff = asl()["States"]["Backoff"]["Parameters"]
+    assert {k.removesuffix(".$") for k in backoff} == read
+    assert Timings().schedule()
+
+
 def test_every_asl_placeholder_has_a_substitution() -> None:
     used = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     given = set(template()["Resources"]["SegmentationStateMachine"]["Properties"]["DefinitionSubstitutions"])
@@ -100,7 +121,8 @@ def test_every_asl_placeholder_has_a_substitution() -> None:
 
 @pytest.mark.parametrize("state", sorted(ASL_TASK_STEP))
 def test_asl_task_parameters_are_exactly_its_input_model(state: str) -> None:
-    parameters = {k.removesuffix(".$") for k in asl()["States"][state]["Parameters"]}
+    given = asl()["States"][state]["Parameters"]
+    parameters = {k.removesuffix(".$") for k in given.get("Payload", given)}
     model = STEP_MODELS[ASL_TASK_STEP[state]]
     required = {n for n, f in model.model_fields.items() if f.is_required()}
     assert required <= parameters <= set(model.model_fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -35,6 +35,7 @@ CACHED = (
     "intake",
     "webhook_sender",
     "_wavespeed_for",
+    "callback_receiver",
 )
 
 
@@ -143,8 +144,41 @@ def wavespeed(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> FakeWaveSpeed:
         api_key=fake.api_key,
         output_hosts=(OUTPUT_HOST,),
         transport=httpx.MockTransport(fake),
+        resolver=lambda host: ["93.184.215.14"],  # a public address: no DNS in tests
     )
     monkeypatch.setattr(clients, "_wavespeed_for", lambda key: client if key == fake.api_key else None)
+    return fake
+
+
+@dataclass
+class FakeTasks:
+    """Stands in for Step Functions' SendTaskSuccess / SendTaskFailure (decorator-mode moto has no
+    waiting tasks); records every call and answers as a waiting task would, unless ``gone``."""
+
+    gone: bool = False
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def send_task_success(self, *, taskToken: str, output: str) -> None:  # noqa: N803 (boto3 names)
+        self._answer(("success", taskToken, json.loads(output)))
+
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
+        self._answer(("failure", taskToken, {"error": error, "cause": cause}))
+
+    def _answer(self, call: tuple[str, str, Any]) -> None:
+        self.calls.append(call)
+        if self.gone:
+            raise self.exceptions.TaskTimedOut({"Error": {"Code": "TaskTimedOut"}}, "SendTask")
+
+    @property
+    def exceptions(self) -> Any:
+        return boto3.client("stepfunctions", region_name=REGION).exceptions
+
+
+@pytest.fixture
+def tasks(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> FakeTasks:
+    fake = FakeTasks()
+    workflow = clients.workflow()
+    monkeypatch.setattr(workflow, "_client", fake)
     return fake
 
 

@@ -54,6 +54,8 @@ FAKES = {
                 raise RuntimeError("refused " + key)
     """,
     "SubmitFunction": """
+        import json
+        import boto3
         from maskgate_test_recorder import record
 
         class UpstreamFailed(Exception):
@@ -68,15 +70,23 @@ FAKES = {
                 raise UpstreamFailed("the prediction failed")
             if event["job_id"].startswith("rejected"):
                 raise JobRejected("no")
-            return {"job_id": event["job_id"], "prediction_id": "p", "wait_seconds": 1, "attempt": 0,
-                    "deadline_at": "2030-01-01T00:00:00Z"}
+            if event["job_id"].startswith("callback"):  # an instant callback resumes the waiting task
+                result = {"job_id": event["job_id"], "prediction_id": "p"}
+                boto3.client("stepfunctions").send_task_success(
+                    taskToken=event["task_token"], output=json.dumps(result))
+            return {}
     """,
     "PollFunction": """
+        import json
+        import boto3
         from maskgate_test_recorder import record
 
-        def handler(event, context):
+        def handler(event, context):  # the prediction is done: resume this very task
             record("PollFunction", event)
-            return {**event, "done": True}
+            result = {"job_id": event["job_id"], "prediction_id": "p"}
+            sfn = boto3.client("stepfunctions")
+            sfn.send_task_success(taskToken=event["task_token"], output=json.dumps(result))
+            return {}
     """,
 }
 ECHO = """
@@ -347,21 +357,52 @@ def test_failing_upload_handler_is_retried_then_dead_lettered(stack, events):
 def _run(aws: LocalAws, provisioned: Provisioned, job_id: str) -> dict[str, Any]:
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(
-        stateMachineArn=provisioned.state_machine_arn, name=job_id, input=json.dumps({"job_id": job_id})
+        stateMachineArn=provisioned.state_machine_arn,
+        name=job_id,
+        input=json.dumps(
+            {
+                "job_id": job_id,
+                "wait_seconds": 1,
+                "deadline_at": 1_900_000_000,
+                "attempt": 0,
+                "schedule": [1, 1],
+            }
+        ),
     )["executionArn"]
     finished = _wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 20)
     assert finished, f"execution {job_id} still running"
     return sfn.describe_execution(executionArn=arn)
 
 
-def test_state_machine_runs_the_happy_path_to_success(stack, events):
+def _states(aws: LocalAws, execution: dict[str, Any]) -> list[str]:
+    history = aws.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e
+    ]
+
+
+def test_state_machine_callback_path_is_submit_store_notify(stack, events):
+    aws, provisioned = stack
+
+    execution = _run(aws, provisioned, "callback-1")
+
+    assert execution["status"] == "SUCCEEDED"
+    assert _states(aws, execution) == ["Submit", "Store", "Notify"]
+    assert events["StoreFunction"] == [{"job_id": "callback-1", "prediction_id": "p"}]
+    assert events["SubmitFunction"][0]["task_token"]
+
+
+def test_state_machine_lost_callback_times_out_into_a_poll_that_resumes_itself(stack, events):
     aws, provisioned = stack
 
     execution = _run(aws, provisioned, "happy-1")
 
     assert execution["status"] == "SUCCEEDED"
+    assert _states(aws, execution) == ["Submit", "Backoff", "Poll", "Store", "Notify"]
+    [polled] = events["PollFunction"]
+    assert (polled["attempt"], polled["polls_allowed"]) == (1, 2)
+    assert polled["task_token"] != events["SubmitFunction"][0]["task_token"]
     assert [e["job_id"] for e in events["NotifyFunction"]] == ["happy-1"]
-    assert events["PollFunction"][0]["prediction_id"] == "p"
     assert "FailFunction" not in events
 
 

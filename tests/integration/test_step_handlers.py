@@ -21,7 +21,7 @@ from maskgate.errors import (
 from maskgate.ids import new_job_id
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus
 from maskgate.models import Prompts
-from tests.integration.conftest import Aws
+from tests.integration.conftest import Aws, FakeTasks
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed, Receiver, image_bytes
 
@@ -121,24 +121,28 @@ def submit_event(job: Job) -> dict[str, Any]:
     return {**event("submit"), "job_id": job.id}
 
 
-def test_submit_sample_event_records_the_prediction(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+def test_submit_sample_event_stores_the_token_then_submits_with_the_callback_url(
+    aws: Aws, wavespeed: FakeWaveSpeed
+) -> None:
     job = queued_job(aws)
     out = load_handler("submit").handler(submit_event(job), LambdaContext())
     stored = clients.job_store().get(job.id)
     assert stored.status is JobStatus.SUBMITTED and stored.prediction_id == out["prediction_id"]
-    assert out["wait_seconds"] == 3 and out["attempt"] == 0
+    assert stored.task_token == event("submit")["task_token"]
     [sent] = wavespeed.submissions
     assert sent["prompt"] == "the square" and sent["apply_mask"] is False
-    assert sent["image"].startswith("https://") or sent["image"].startswith("http")
+    [request] = [r for r in wavespeed.requests if r.method == "POST"]
+    assert request.url.params["webhook"] == f"http://127.0.0.1:3000/v1/callbacks/wavespeed?job={job.id}"
 
 
 def test_submit_retried_after_landing_does_not_submit_again(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     job = queued_job(aws)
     handler = load_handler("submit").handler
     first = handler(submit_event(job), LambdaContext())
-    second = handler(submit_event(job), LambdaContext())
+    second = handler({**submit_event(job), "task_token": "a-fresh-token"}, LambdaContext())
     assert first["prediction_id"] == second["prediction_id"]
     assert len(wavespeed.submissions) == 1
+    assert clients.job_store().get(job.id).task_token == "a-fresh-token"
 
 
 def test_submit_rate_limited_raises_retryable(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
@@ -164,39 +168,49 @@ def submitted(aws: Aws, wavespeed: FakeWaveSpeed, status: str) -> tuple[Job, str
     return job, out["prediction_id"]
 
 
-def poll_event(job: Job, prediction_id: str, **changes: Any) -> dict[str, Any]:
+def poll_event(job: Job, **changes: Any) -> dict[str, Any]:
     deadline = int(datetime.now(UTC).timestamp()) + 600
-    return {
-        **event("poll"),
-        "job_id": job.id,
-        "prediction_id": prediction_id,
-        "deadline_at": deadline,
-        **changes,
-    }
+    return {**event("poll"), "job_id": job.id, "deadline_at": deadline, "task_token": "poll-token", **changes}
 
 
-def test_poll_processing_waits_longer_and_marks_processing(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
-    job, pid = submitted(aws, wavespeed, "processing")
-    out = load_handler("poll").handler(poll_event(job, pid), LambdaContext())
-    assert (out["done"], out["wait_seconds"], out["attempt"]) == (False, 5, 1)
-    assert clients.job_store().get(job.id).status is JobStatus.PROCESSING
+def test_poll_processing_listens_again_and_marks_processing(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    job, _ = submitted(aws, wavespeed, "processing")
+    assert load_handler("poll").handler(poll_event(job), LambdaContext())["outcome"] == "waiting"
+    stored = clients.job_store().get(job.id)
+    assert (stored.status, stored.task_token) == (JobStatus.PROCESSING, "poll-token")
+    assert tasks.calls == []
 
 
-def test_poll_completed_is_done(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+def test_poll_completed_resumes_its_own_task_with_the_prediction(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
     job, pid = submitted(aws, wavespeed, "completed")
-    assert load_handler("poll").handler(poll_event(job, pid), LambdaContext())["done"] is True
+    assert load_handler("poll").handler(poll_event(job), LambdaContext())["outcome"] == "completed"
+    assert tasks.calls == [("success", "poll-token", {"job_id": job.id, "prediction_id": pid})]
 
 
-def test_poll_failed_prediction_raises_upstream_failed(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
-    job, pid = submitted(aws, wavespeed, "failed")
+def test_poll_failed_prediction_raises_upstream_failed(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    job, _ = submitted(aws, wavespeed, "failed")
     with pytest.raises(UpstreamFailed, match="could not be decoded"):
-        load_handler("poll").handler(poll_event(job, pid), LambdaContext())
+        load_handler("poll").handler(poll_event(job), LambdaContext())
 
 
-def test_poll_past_deadline_raises_timeout(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
-    job, pid = submitted(aws, wavespeed, "processing")
+def test_poll_past_deadline_raises_timeout(aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks) -> None:
+    job, _ = submitted(aws, wavespeed, "processing")
     with pytest.raises(PredictionTimedOut):
-        load_handler("poll").handler(poll_event(job, pid, deadline_at=1), LambdaContext())
+        load_handler("poll").handler(poll_event(job, deadline_at=1), LambdaContext())
+
+
+def test_poll_past_its_last_window_raises_timeout(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    job, _ = submitted(aws, wavespeed, "processing")
+    with pytest.raises(PredictionTimedOut):
+        load_handler("poll").handler(poll_event(job, attempt=31, polls_allowed=31), LambdaContext())
 
 
 # store ------------------------------------------------------------------------------------------

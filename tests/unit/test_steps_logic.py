@@ -1,4 +1,4 @@
-"""Pure pieces of the workflow steps: the poll backoff and the message of a caught error."""
+"""Pure pieces of the workflow: the listening schedule and the message of a caught error."""
 
 from __future__ import annotations
 
@@ -6,60 +6,33 @@ import json
 
 import pytest
 
-from maskgate.steps import next_wait
-from maskgate.workflow import CaughtError
+from maskgate.workflow import CaughtError, Timings
 
-# --- next_wait ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("current", "expected"),
-    [(2, 3), (3, 5), (4, 6), (5, 8), (7, 11), (8, 12), (1, 2)],
-)
-def test_next_wait_grows_by_half_rounded_up(current, expected):
-    assert next_wait(current, maximum=1000, remaining=10_000) == expected
+# --- Timings.schedule ----------------------------------------------------------------------------
 
 
-def test_next_wait_is_capped_at_the_maximum():
-    assert next_wait(20, maximum=25, remaining=10_000) == 25
+def test_schedule_grows_by_half_rounded_up_then_holds_at_the_cap():
+    # 3 → 5 (4.5↑) → 8 (7.5↑) → 12 → 18 → 27 → 30 (capped) …
+    waits = Timings(initial_seconds=3, max_seconds=30, deadline_seconds=200).schedule()
+    assert waits[:7] == [5, 8, 12, 18, 27, 30, 30]
 
 
-def test_next_wait_stays_at_the_maximum():
-    assert next_wait(25, maximum=25, remaining=10_000) == 25
+def test_schedule_listens_past_the_deadline_by_one_maximum_window():
+    timings = Timings(initial_seconds=3, max_seconds=30, deadline_seconds=200)
+    waits = timings.schedule()
+    assert 3 + sum(waits) >= 200 + 30
+    assert 3 + sum(waits[:-1]) < 200 + 30
 
 
-def test_next_wait_sequence_from_three_to_the_cap():
-    waits, wait = [], 3
-    for _ in range(7):
-        wait = next_wait(wait, maximum=20, remaining=10_000)
-        waits.append(wait)
-
-    assert waits == [5, 8, 12, 18, 20, 20, 20]
+def test_schedule_for_the_local_stack_timings():
+    # 1 → 2 (1.5↑) → 2 (capped) …, until 1 + sum ≥ 60 + 2
+    waits = Timings(initial_seconds=1, max_seconds=2, deadline_seconds=60).schedule()
+    assert waits == [2] * 31
 
 
-@pytest.mark.parametrize(("remaining", "expected"), [(7, 7), (1, 1), (2, 2)])
-def test_next_wait_never_goes_past_the_deadline(remaining, expected):
-    assert next_wait(10, maximum=30, remaining=remaining) == expected
-
-
-@pytest.mark.parametrize("remaining", [6.2, 0.3, 11.999])
-def test_next_wait_reaches_a_fractional_deadline_within_a_second(remaining):
-    wait = next_wait(10, maximum=30, remaining=remaining)
-
-    assert remaining <= wait < remaining + 1
-
-
-@pytest.mark.parametrize("remaining", [0, -0.5, -100])
-def test_next_wait_is_at_least_one_second_at_or_past_the_deadline(remaining):
-    assert next_wait(10, maximum=30, remaining=remaining) == 1
-
-
-def test_next_wait_is_at_least_one_second_from_zero():
-    assert next_wait(0, maximum=30, remaining=100) == 1
-
-
-def test_next_wait_returns_an_int():
-    assert isinstance(next_wait(3, maximum=30, remaining=12.5), int)
+def test_schedule_is_all_integers_of_at_least_one_second():
+    waits = Timings(initial_seconds=1, max_seconds=1, deadline_seconds=10).schedule()
+    assert waits and all(isinstance(w, int) and w >= 1 for w in waits)
 
 
 # --- CaughtError.message -----------------------------------------------------------------------

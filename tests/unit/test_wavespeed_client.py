@@ -64,7 +64,11 @@ class Server:
 
 def _client(server: Server, *, api_key: str = "ws-key") -> WaveSpeedClient:
     return WaveSpeedClient(
-        base_url=BASE, api_key=api_key, output_hosts=HOSTS, transport=httpx.MockTransport(server)
+        base_url=BASE,
+        api_key=api_key,
+        output_hosts=HOSTS,
+        transport=httpx.MockTransport(server),
+        resolver=lambda host: ["93.184.215.14"],  # a public address: no DNS in tests
     )
 
 

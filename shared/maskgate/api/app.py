@@ -121,6 +121,19 @@ def get_mask(
     return RedirectResponse(clients.mask_store().presigned_get(found[0].key, seconds=300), 302)
 
 
+@router.post(
+    "/v1/callbacks/wavespeed",
+    responses=PROBLEMS,
+    summary="WaveSpeed's prediction webhook (v3-signed); not for API clients",
+)
+async def wavespeed_callback(request: Request, job: str) -> dict[str, str]:
+    """Verify WaveSpeed's signature first, then resume the job's waiting task with the prediction."""
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    outcome = clients.callback_receiver().receive(job, headers=headers, body=body)
+    return {"outcome": outcome}
+
+
 def create_app() -> FastAPI:
     """The API application (built once per container by the ``api`` function)."""
     app = FastAPI(

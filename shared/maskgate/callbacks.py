@@ -1,0 +1,119 @@
+"""WaveSpeed's callbacks in (DESIGN §7): verified before anything is looked up, never trusted otherwise.
+
+WaveSpeed signs ``"{webhook-id}.{webhook-timestamp}.{raw body}"`` with HMAC-SHA256, keyed by its
+secret without the ``whsec_`` prefix as UTF-8 bytes, and sends ``webhook-signature: v3,<hex>``.
+A verified callback for a finished prediction resumes the job's waiting task; polling stays the
+fallback, so a lost or refused callback costs only latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import ValidationError
+
+from maskgate.errors import InvalidRequest, InvalidTransition, NotFound, Unauthorized
+from maskgate.jobs import JobError, JobStatus, JobStore, utcnow
+from maskgate.observability import logger
+from maskgate.wavespeed import Prediction
+from maskgate.workflow import TaskResult, Workflow
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+Outcome = Literal["resumed", "failed", "late", "ignored", "duplicate"]
+MAX_AGE_SECONDS = 300
+
+
+def wavespeed_signature(secret: str, *, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The hex HMAC WaveSpeed sends after ``v3,``."""
+    key = secret.removeprefix("whsec_").encode()
+    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def verify(
+    secret: str, *, headers: Mapping[str, str], body: bytes, now: float, max_age: int = MAX_AGE_SECONDS
+) -> str:
+    """Check a callback's v3 signature and age; return its webhook-id or raise Unauthorized."""
+    msg_id, timestamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "")
+    if not (msg_id and timestamp and signatures):
+        raise Unauthorized("the callback is not signed")
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > max_age:
+        raise Unauthorized("the callback's timestamp is missing or older than 5 minutes")
+    expected = wavespeed_signature(secret, msg_id=msg_id, timestamp=timestamp, body=body)
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v3" and value.isascii() and hmac.compare_digest(value, expected):
+            return msg_id
+    raise Unauthorized("the callback's signature does not verify")
+
+
+class CallbackLog:
+    """Webhook ids already handled (``CALLBACK#<id>``, kept a day) so a replay changes nothing."""
+
+    def __init__(self, *, table: str, client: DynamoDBClient, now: Callable[[], datetime] = utcnow) -> None:
+        self._table = table
+        self._client = client
+        self._now = now
+
+    def first_time(self, msg_id: str) -> bool:
+        expires = int((self._now() + timedelta(days=1)).timestamp())
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"pk": {"S": f"CALLBACK#{msg_id}"}, "expires_at": {"N": str(expires)}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class CallbackReceiver:
+    jobs: JobStore
+    workflow: Workflow
+    log: CallbackLog
+    secret: Callable[[], str]
+    now: Callable[[], datetime] = utcnow
+
+    def receive(self, job_id: str, *, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """Verify, dedupe, then resume (completed) or fail (failed) the job's waiting task."""
+        msg_id = verify(self.secret(), headers=headers, body=body, now=self.now().timestamp())
+        try:
+            prediction = Prediction.model_validate_json(body)
+        except ValidationError as exc:
+            raise InvalidRequest("the callback body is not a prediction") from exc
+        if not self.log.first_time(msg_id):
+            return "duplicate"
+        job = self.jobs.get(job_id)
+        if job.prediction_id not in (None, prediction.id):
+            raise NotFound(f"prediction {prediction.id} does not belong to job {job_id}")
+        if not prediction.finished:
+            return "ignored"
+        if job.status.terminal or job.task_token is None:
+            return "late"
+        if prediction.status == "completed":
+            resumed = self.workflow.resume(
+                job.task_token, TaskResult(job_id=job.id, prediction_id=prediction.id)
+            )
+            return "resumed" if resumed else "late"
+        return self._failed(job_id, job.task_token, prediction.error or "the prediction failed")
+
+    def _failed(self, job_id: str, token: str, message: str) -> Outcome:
+        # The failure is recorded before the task fails: the message travels on the job, not in `cause`.
+        try:
+            self.jobs.transition(
+                job_id, JobStatus.FAILED, error=JobError(type="upstream_failed", message=message)
+            )
+        except InvalidTransition:
+            return "late"
+        self.workflow.fail(token, error="UpstreamFailed", cause=message)
+        logger.info("prediction failed (callback)", extra={"job_id": job_id})
+        return "failed"
