@@ -78,6 +78,8 @@ class LocalAws:
         try:
             os.environ["MOTO_PORT"] = str(self.port)  # Step Functions calls Lambda at localhost:$MOTO_PORT
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            # moto logs every caught workflow error (a Catch is normal flow here) with its whole state
+            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
             self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
             self._install_hooks()
             self._server = _server_class()(

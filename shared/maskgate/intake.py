@@ -84,7 +84,12 @@ class Intake:
             updated_at=at,
         )
         self.jobs.create(job)
-        self.workflow.start(job_id, created_at=at)
+        try:
+            self.workflow.start(job_id, created_at=at)
+        except Exception:
+            error = JobError(type="internal_error", message="the job's workflow could not be started")
+            self.jobs.transition(job_id, JobStatus.FAILED, error=error)
+            raise
         metrics.add_metric(name="JobAccepted", unit="Count", value=1)
         return job
 

@@ -13,6 +13,7 @@ from maskgate.errors import (
     InvalidImage,
     InvalidTransition,
     JobRejected,
+    MaskgateError,
     OutputInvalid,
     PredictionTimedOut,
     UpstreamFailed,
@@ -42,6 +43,9 @@ from maskgate.workflow import (
 )
 
 Clock = Callable[[], datetime]
+# Attempts Notify makes inline: the first plus the ASL Retry's MaxAttempts on WebhookDeliveryFailed
+# (kept equal by tests/contract). The full delivery schedule with dead letters replaces this.
+INLINE_WEBHOOK_ATTEMPTS = 4
 
 
 def submit(
@@ -93,7 +97,7 @@ def poll(
         workflow.resume(step.task_token, TaskResult(job_id=job.id, prediction_id=prediction.id))
         metrics.add_metric(name="PredictionPolled", unit="Count", value=1)
         return PollOutput(job_id=job.id, outcome="completed")
-    if prediction.status == "processing":
+    if prediction.status == "processing" and job.status is not JobStatus.PROCESSING:
         try:
             jobs.transition(job.id, JobStatus.PROCESSING)
         except InvalidTransition:
@@ -172,6 +176,8 @@ def notify(
     job = jobs.get(step.job_id)
     if job.webhook_url is None:
         return NotifyOutput(job_id=job.id, outcome="no_webhook")
+    if not settings.public_api_url:
+        raise MaskgateError("MASKGATE_PUBLIC_API_URL is not set: webhook mask links cannot be built")
     if not job.status.terminal:
         raise InvalidTransition(f"job {job.id} is {job.status.value}; only finished jobs are notified")
     secrets_ = tenants.webhook_secrets(job.tenant)
@@ -195,6 +201,8 @@ def notify(
         event=event,
         attempt=attempt,
     )
+    if result.outcome == "retrying" and attempt >= INLINE_WEBHOOK_ATTEMPTS:
+        result = result.model_copy(update={"outcome": "gave_up"})
     jobs.record_delivery(job.id, result)
     logger.info("webhook attempt", extra={"outcome": result.outcome, "status_code": result.status_code})
     if result.outcome == "retrying":

@@ -113,6 +113,13 @@ def test_execution_input_carries_what_the_workflow_reads() -> None:
     assert Timings().schedule()
 
 
+def test_notify_inline_attempts_match_the_asl_retry() -> None:
+    from maskgate.steps import INLINE_WEBHOOK_ATTEMPTS
+
+    [retry] = [r for r in asl()["States"]["Notify"]["Retry"] if r["ErrorEquals"] == ["WebhookDeliveryFailed"]]
+    assert retry["MaxAttempts"] + 1 == INLINE_WEBHOOK_ATTEMPTS
+
+
 def test_every_asl_placeholder_has_a_substitution() -> None:
     used = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     given = set(template()["Resources"]["SegmentationStateMachine"]["Properties"]["DefinitionSubstitutions"])

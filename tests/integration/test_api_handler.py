@@ -106,7 +106,7 @@ def test_api_create_body_over_5_mb_is_413(api: Any, aws: Aws) -> None:
     big = "data:image/png;base64," + base64.b64encode(image_bytes() + b"\0" * (5 * 1024 * 1024)).decode()
     response = api.handler(create_event(aws, {**sample_body(), "image": big}), LambdaContext())
     assert response["statusCode"] == 413
-    assert "/v1/uploads" in problem(response)["detail"]
+    assert "uploads/" in problem(response)["detail"]
 
 
 def test_api_get_returns_own_job(api: Any, aws: Aws) -> None:
@@ -139,3 +139,31 @@ def test_api_openapi_lists_the_create_body_schema(api: Any, aws: Aws) -> None:
     body = schema["paths"]["/v1/segmentations"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/SegmentationCreate"}
     assert {"SegmentationCreate", "Point", "Box"} <= set(schema["components"]["schemas"])
+
+
+def _mask_event(job_id: str, query: str = "", key: str | None = None) -> dict[str, Any]:
+    sample = event("api_get_segmentation")
+    path = f"/v1/segmentations/{job_id}/masks/0"
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = path
+    sample["rawQueryString"] = query
+    if key is None:
+        del sample["headers"]["authorization"]
+    else:
+        sample["headers"]["authorization"] = f"Bearer {key}"
+    return sample
+
+
+def test_api_mask_link_with_a_bad_token_looks_like_a_missing_job(api: Any, aws: Aws) -> None:
+    created = json.loads(api.handler(create_event(aws), LambdaContext())["body"])
+    existing = api.handler(_mask_event(created["id"], "token=1.x"), LambdaContext())
+    missing = api.handler(_mask_event("seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X", "token=1.x"), LambdaContext())
+    assert existing["statusCode"] == missing["statusCode"] == 404
+    assert problem(existing)["detail"] == problem(missing)["detail"]
+
+
+def test_api_unknown_method_is_a_405_problem(api: Any, aws: Aws) -> None:
+    sample = create_event(aws)
+    sample["requestContext"]["http"]["method"] = "PUT"
+    response = api.handler(sample, LambdaContext())
+    assert response["statusCode"] == 405
+    assert problem(response)["title"] == "Method Not Allowed"

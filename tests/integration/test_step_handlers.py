@@ -285,6 +285,20 @@ def test_notify_retry_sends_the_same_id_and_body(aws: Aws, receiver: Receiver) -
     assert [d.attempt for d in clients.job_store().get(job.id).deliveries] == [1, 2]
 
 
+def test_notify_last_inline_attempt_gives_up_instead_of_failing_the_execution(
+    aws: Aws, receiver: Receiver
+) -> None:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    receiver.status = 503
+    handler = load_handler("notify").handler
+    for _ in range(3):
+        with pytest.raises(WebhookDeliveryFailed):
+            handler({"job_id": job.id}, LambdaContext())
+    assert handler({"job_id": job.id}, LambdaContext())["outcome"] == "gave_up"
+    outcomes = [d.outcome for d in clients.job_store().get(job.id).deliveries]
+    assert outcomes == ["retrying", "retrying", "retrying", "gave_up"]
+
+
 def test_notify_receiver_4xx_gives_up_without_raising(aws: Aws, receiver: Receiver) -> None:
     receiver.status = 410
     job = queued_job(aws, status=JobStatus.SUCCEEDED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maskgate.api.problems import problem_response
@@ -11,13 +13,17 @@ from maskgate.errors import PayloadTooLarge
 class BodySizeLimit:
     """Pure ASGI middleware: refuse declared or streamed bodies over ``limit_bytes``."""
 
-    def __init__(self, app: ASGIApp, *, limit_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit_bytes: Callable[[], int]) -> None:
         self.app = app
-        self.limit = limit_bytes
+        self._limit = limit_bytes
+
+    @property
+    def limit(self) -> int:
+        return self._limit()
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"request bodies are limited to {self.limit} bytes; upload large images with POST /v1/uploads"
+            f"request bodies are limited to {self.limit} bytes; put larger images in the bucket (uploads/)"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -68,10 +70,18 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return problem_response(NotFound("no such resource"))
-        error = MaskgateError(str(exc.detail))
-        response = problem_response(error)
-        response.status_code = exc.status_code
-        return response
+        body = Problem(
+            type="invalid_request" if exc.status_code < 500 else MaskgateError.type,
+            title=HTTPStatus(exc.status_code).phrase,
+            status=exc.status_code,
+            detail=str(exc.detail),
+        )
+        return JSONResponse(
+            body.model_dump(),
+            status_code=exc.status_code,
+            media_type=PROBLEM_JSON,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
