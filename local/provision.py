@@ -26,6 +26,9 @@ _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _INVOCATION_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
 
 
+SEGMENTATION = "SegmentationStateMachine"  # the job workflow; others (webhook delivery) sit beside it
+
+
 class Route(NamedTuple):
     """One HTTP API route: `GET /v1/health` → the function that serves it."""
 
@@ -44,6 +47,7 @@ class Provisioned:
     bucket: str
     table: str
     state_machine_arn: str
+    state_machines: dict[str, str]  # logical id → ARN
     functions: dict[str, FunctionSpec]
     routes: list[Route]
     queues: dict[str, str]
@@ -90,7 +94,8 @@ def provision(
         account_id=account_id,
         bucket=walker.single("AWS::S3::Bucket"),
         table=walker.single("AWS::DynamoDB::Table"),
-        state_machine_arn=walker.single("AWS::StepFunctions::StateMachine"),
+        state_machine_arn=walker.state_machines[SEGMENTATION],
+        state_machines=dict(walker.state_machines),
         functions=walker.functions,
         routes=walker.routes,
         queues=walker.queues,
@@ -135,6 +140,7 @@ class _Walker:
         self.functions: dict[str, FunctionSpec] = {}
         self.queues: dict[str, str] = {}
         self.routes: list[Route] = []
+        self.state_machines: dict[str, str] = {}
         self.created: dict[str, list[str]] = {}
 
     def run(self) -> None:
@@ -291,6 +297,7 @@ class _Walker:
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
         self.resolver.record(logical_id, ref=arn, Arn=arn, Name=name)
+        self.state_machines[logical_id] = str(arn)
         return str(arn)
 
     def _routes(self, logical_id: str, properties: dict[str, Any]) -> None:

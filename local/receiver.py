@@ -31,6 +31,7 @@ class WebhookReceiver:
 
     secret: str
     status: int = 204
+    script: list[int] = field(default_factory=list)  # answers for the next verified deliveries, in order
     deliveries: list[Delivery] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -47,8 +48,9 @@ class WebhookReceiver:
             payload, verified = None, False
         with self._changed:
             self.deliveries.append(Delivery(headers, body, verified, payload, time.time()))
+            answer = (self.script.pop(0) if self.script else self.status) if verified else 401
             self._changed.notify_all()
-        await Response(status_code=self.status if verified else 401)(scope, receive, send)
+        await Response(status_code=answer)(scope, receive, send)
 
     def wait_for(self, job_id: str, *, timeout: float = 60.0) -> Delivery:
         """The first verified delivery for ``job_id``, waiting up to ``timeout`` seconds."""

@@ -32,6 +32,7 @@ LOCAL_PARAMETERS = {
     "JobDeadlineSeconds": "60",
     "LogLevel": "WARNING",
     "WaveSpeedOutputHosts": "127.0.0.1,localhost",
+    "WebhookRetrySchedule": "1,1,1,1,1,1,1",
 }
 
 

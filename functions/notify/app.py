@@ -1,4 +1,4 @@
-"""Workflow step Notify: deliver one signed attempt of the job's final webhook."""
+"""Workflow step Notify: the first attempt of the job's final webhook; a failure starts its delivery unit."""
 
 from typing import Any
 
@@ -21,5 +21,6 @@ def handler(event: JobRef, context: LambdaContext) -> dict[str, Any]:
         jobs=clients.job_store(),
         tenants=clients.tenant_store(),
         sender=clients.webhook_sender(),
+        units=clients.delivery_units(),
         settings=get_settings(),
     ).model_dump(mode="json")

@@ -10,6 +10,7 @@ import boto3
 from botocore.config import Config
 
 from maskgate.callbacks import CallbackLog, CallbackReceiver
+from maskgate.deliveries import DeliveryUnits
 from maskgate.intake import Intake
 from maskgate.jobs import JobStore
 from maskgate.settings import get_settings
@@ -22,6 +23,7 @@ from maskgate.workflow import Timings, Workflow
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
 _AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
@@ -69,6 +71,23 @@ def workflow() -> Workflow:
         deadline_seconds=settings.job_deadline_seconds,
     )
     return Workflow(state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings)
+
+
+@cache
+def sqs() -> SQSClient:
+    return boto3.client("sqs", config=_AWS_CONFIG)
+
+
+@cache
+def delivery_units() -> DeliveryUnits:
+    settings = get_settings()
+    return DeliveryUnits(
+        state_machine_arn=settings.delivery_state_machine_arn,
+        stepfunctions=stepfunctions(),
+        schedule=settings.webhook_schedule,
+        sqs=sqs() if settings.webhook_dlq_url else None,
+        dead_letter_url=settings.webhook_dlq_url or None,
+    )
 
 
 @cache

@@ -15,8 +15,7 @@ failed job, a webhook and an API problem document carry.
     │   └── …                          conflict 409, payload_too_large 413, rate_limited 429
     ├── Retryable                      transient: the workflow retries these by name
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
-    │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
-    │   └── WebhookDeliveryFailed      one failed webhook attempt that may succeed later
+    │   └── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
     ├── UpstreamOutcomeUnknown         upstream_unavailable (a submit that may have landed: no retry)
     ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
     ├── UpstreamFailed                 upstream_failed (the prediction ended failed)
@@ -127,11 +126,6 @@ class UpstreamRateLimited(Retryable):
 
 class UpstreamUnavailable(Retryable):
     title = "WaveSpeed unavailable"
-
-
-class WebhookDeliveryFailed(Retryable):
-    type = "webhook_failed"
-    title = "Webhook delivery failed"
 
 
 class UpstreamOutcomeUnknown(MaskgateError):

@@ -92,7 +92,9 @@ class DeliveryAttempt(BaseModel):
     status_code: int | None = None
     latency_ms: int | None = None
     error: str | None = None
-    outcome: Literal["delivered", "retrying", "gave_up", "refused"]
+    retry_after: int | None = None
+    next_attempt_at: datetime | None = None
+    outcome: Literal["delivered", "retrying", "gave_up", "refused", "dead_lettered"]
 
 
 class Job(BaseModel):

@@ -30,6 +30,9 @@ class Settings(BaseModel):
     wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
     public_api_url: str = ""
+    delivery_state_machine_arn: str = ""
+    webhook_dlq_url: str = ""
+    webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     max_body_bytes: int = 5 * 1024 * 1024
     presign_seconds: int = Field(default=3600, ge=60)
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -60,6 +63,9 @@ _ENV = {
     "wavespeed_api_key_secret": "WAVESPEED_API_KEY_SECRET",
     "wavespeed_output_hosts": "WAVESPEED_OUTPUT_HOSTS",
     "public_api_url": "MASKGATE_PUBLIC_API_URL",
+    "delivery_state_machine_arn": "MASKGATE_DELIVERY_STATE_MACHINE_ARN",
+    "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
+    "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
 }
 
 
@@ -72,6 +78,9 @@ def settings_from(environ: dict[str, str]) -> Settings:
     hosts = values.get("wavespeed_output_hosts")
     if isinstance(hosts, str):
         values["wavespeed_output_hosts"] = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    schedule = values.get("webhook_schedule")
+    if isinstance(schedule, str):
+        values["webhook_schedule"] = tuple(int(s) for s in schedule.split(",") if s.strip())
     return Settings.model_validate(values)
 
 

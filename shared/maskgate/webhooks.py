@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import httpx
@@ -190,6 +191,7 @@ class WebhookSender:
                 }
             )
         status = response.status_code
+        retry_after = _retry_after(response.headers.get("retry-after"), now=started)
         outcome = (
             "delivered"
             if 200 <= status < 300
@@ -198,11 +200,28 @@ class WebhookSender:
             else "gave_up"
         )
         return record.model_copy(
-            update={"status_code": status, "outcome": outcome, "latency_ms": self._since(started)}
+            update={
+                "status_code": status,
+                "outcome": outcome,
+                "latency_ms": self._since(started),
+                "retry_after": retry_after,
+            }
         )
 
     def _since(self, started: float) -> int:
         return int((self._clock() - started) * 1000)
+
+
+def _retry_after(value: str | None, *, now: float) -> int | None:
+    """Seconds a receiver asked us to wait (delta-seconds or an HTTP date), if it said so."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return int(value.strip())
+    try:
+        return max(0, int(parsedate_to_datetime(value).timestamp() - now))
+    except (TypeError, ValueError):
+        return None
 
 
 def _drain(response: httpx.Response) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from maskgate.deliveries import DeliverInput
 from maskgate.jobs import Job, JobStatus, Mask
 from maskgate.models import Prompts, SegmentationCreate
 from maskgate.webhooks import build_body
@@ -27,6 +28,7 @@ STEP_MODELS: dict[str, type[BaseModel]] = {
     "store": StoreInput,
     "fail": FailInput,
     "notify": JobRef,
+    "deliver": DeliverInput,
     "on_upload": UploadEvent,
 }
 ASL_TASK_STEP = {"Submit": "submit", "Poll": "poll", "Store": "store", "Fail": "fail", "Notify": "notify"}
@@ -113,11 +115,14 @@ def test_execution_input_carries_what_the_workflow_reads() -> None:
     assert Timings().schedule()
 
 
-def test_notify_inline_attempts_match_the_asl_retry() -> None:
-    from maskgate.steps import INLINE_WEBHOOK_ATTEMPTS
+def test_delivery_unit_waits_on_the_deliver_output_and_passes_exactly_its_input() -> None:
+    from maskgate.deliveries import DeliverInput, DeliveryStep
 
-    [retry] = [r for r in asl()["States"]["Notify"]["Retry"] if r["ErrorEquals"] == ["WebhookDeliveryFailed"]]
-    assert retry["MaxAttempts"] + 1 == INLINE_WEBHOOK_ATTEMPTS
+    unit = json.loads((ROOT / "statemachine" / "webhook-delivery.asl.json").read_text())["States"]
+    assert unit["Wait"]["SecondsPath"] == "$.wait_seconds"
+    assert {k.removesuffix(".$") for k in unit["Deliver"]["Parameters"]} == set(DeliverInput.model_fields)
+    assert set(DeliverInput.model_fields) < set(DeliveryStep.model_fields)
+    assert unit["Again?"]["Choices"][0]["Variable"] == "$.done"
 
 
 def test_every_asl_placeholder_has_a_substitution() -> None:

@@ -335,3 +335,47 @@ def test_forged_callback_is_refused_and_changes_nothing(stack: Stack) -> None:
     )
     assert response.status_code == 401 and response.json()["type"] == "unauthorized"
     assert stack.api("GET", f"/v1/segmentations/{job['id']}").json()["status"] == "succeeded"
+
+
+def test_webhook_retries_keep_the_id_and_body_until_delivered(stack: Stack) -> None:
+    stack.receiver.script = [503, 500]
+    job = submit(stack, box_prompts=[BOX])
+    delivered = stack.receiver.wait_until(
+        lambda p: p["data"]["id"] == job["id"] and len(stack.receiver.for_job(job["id"])) == 3, timeout=60
+    )
+    first, second, third = stack.receiver.for_job(job["id"])
+    assert first.body == second.body == third.body == delivered.body
+    assert len({d.headers["webhook-id"] for d in (first, second, third)}) == 1
+    shown = stack.api("GET", f"/v1/segmentations/{job['id']}").json()
+    assert [d["outcome"] for d in shown["deliveries"]] == ["retrying", "retrying", "delivered"]
+
+
+def test_exhausted_webhook_is_dead_lettered_then_redelivered(stack: Stack) -> None:
+    stack.receiver.script = [500] * 8  # the first attempt and the local schedule's seven retries
+    job = submit(stack, box_prompts=[BOX])
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=stack.ready["aws_endpoint_url"],
+        region_name=stack.ready["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    url = next(u for u in sqs.list_queues()["QueueUrls"] if "WebhookDeadLetter" in u)
+    deadline = time.monotonic() + 60
+    letters: list[dict[str, Any]] = []
+    while not letters and time.monotonic() < deadline:
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        letters = [json.loads(m["Body"]) for m in found if json.loads(m["Body"])["job_id"] == job["id"]]
+    assert letters, "no dead letter within 60 s"
+    shown = stack.api("GET", f"/v1/segmentations/{job['id']}").json()
+    assert [d["outcome"] for d in shown["deliveries"]][-1] == "dead_lettered"
+    assert len(shown["deliveries"]) == 8
+    # when the receiver is back, redelivery sends the same event with the same webhook-id
+    response = stack.api("POST", f"/v1/segmentations/{job['id']}/deliveries")
+    assert response.status_code == 202 and response.json()["webhook_id"] == letters[0]["webhook_id"]
+    redelivered = stack.receiver.wait_until(
+        lambda p: p["data"]["id"] == job["id"] and len(stack.receiver.for_job(job["id"])) == 9, timeout=30
+    )
+    assert redelivered.headers["webhook-id"] == letters[0]["webhook_id"]

@@ -4,6 +4,7 @@ template.yaml and the outside (WaveSpeed, webhook receivers) behind httpx.MockTr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ CACHED = (
     "webhook_sender",
     "_wavespeed_for",
     "callback_receiver",
+    "sqs",
+    "delivery_units",
 )
 
 
@@ -51,9 +54,24 @@ class Aws:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
 
-    def executions(self) -> list[str]:
-        found = self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)
+    def executions(self, arn: str | None = None) -> list[str]:
+        found = self.client("stepfunctions").list_executions(stateMachineArn=arn or self.state_machine_arn)
         return [e["name"] for e in found["executions"]]
+
+    def delivery_units(self) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        arn = os.environ["MASKGATE_DELIVERY_STATE_MACHINE_ARN"]
+        runs = sfn.list_executions(stateMachineArn=arn)["executions"]
+        return [
+            {"name": r["name"], **json.loads(sfn.describe_execution(executionArn=r["executionArn"])["input"])}
+            for r in runs
+        ]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        url = os.environ["MASKGATE_WEBHOOK_DLQ_URL"]
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in found]
 
 
 def _clear_caches() -> None:
@@ -75,9 +93,22 @@ def _create_table(name: str) -> None:
     )
 
 
+def _create_delivery_state_machine(role: str) -> str:
+    definition = (
+        (ASL.parent / "webhook-delivery.asl.json")
+        .read_text()
+        .replace("${DeliverFunctionArn}", f"arn:aws:lambda:{REGION}:123456789012:function:Deliver")
+    )
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.create_state_machine(name="maskgate-webhook-delivery", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+
+
 def _create_state_machine() -> str:
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    os.environ["MASKGATE_DELIVERY_STATE_MACHINE_ARN"] = _create_delivery_state_machine(role)
     definition = ASL.read_text()
     for name in ("Submit", "Poll", "Store", "Fail", "Notify"):
         definition = definition.replace(
@@ -118,8 +149,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=SECRET_NAME, SecretString=FakeWaveSpeed.api_key
         )
+        monkeypatch.setenv("MASKGATE_DELIVERY_STATE_MACHINE_ARN", "set below")
         arn = _create_state_machine()
         monkeypatch.setenv("MASKGATE_STATE_MACHINE_ARN", arn)
+        dlq = boto3.client("sqs", region_name=REGION).create_queue(QueueName="webhook-dlq")["QueueUrl"]
+        monkeypatch.setenv("MASKGATE_WEBHOOK_DLQ_URL", dlq)
+        monkeypatch.setenv("MASKGATE_WEBHOOK_SCHEDULE", "5,300,1800")
         _clear_caches()
         key = TenantStore(table="jobs", client=boto3.client("dynamodb", region_name=REGION)).create_key(
             "default"

@@ -16,7 +16,6 @@ from maskgate.errors import (
     PredictionTimedOut,
     UpstreamFailed,
     UpstreamRateLimited,
-    WebhookDeliveryFailed,
 )
 from maskgate.ids import new_job_id
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus
@@ -271,32 +270,83 @@ def test_notify_sample_event_delivers_a_verifiable_webhook(aws: Aws, receiver: R
     assert (attempt.outcome, attempt.status_code) == ("delivered", 204)
 
 
-def test_notify_retry_sends_the_same_id_and_body(aws: Aws, receiver: Receiver) -> None:
-    job = queued_job(aws, status=JobStatus.SUCCEEDED)
-    receiver.status = 503
-    handler = load_handler("notify").handler
-    with pytest.raises(WebhookDeliveryFailed):
-        handler({"job_id": job.id}, LambdaContext())
-    receiver.status = 200
-    handler({"job_id": job.id}, LambdaContext())
-    first, second = receiver.requests
-    assert first.content == second.content
-    assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    assert [d.attempt for d in clients.job_store().get(job.id).deliveries] == [1, 2]
-
-
-def test_notify_last_inline_attempt_gives_up_instead_of_failing_the_execution(
+def test_notify_failed_first_attempt_starts_the_delivery_unit_named_after_the_webhook_id(
     aws: Aws, receiver: Receiver
 ) -> None:
     job = queued_job(aws, status=JobStatus.SUCCEEDED)
     receiver.status = 503
-    handler = load_handler("notify").handler
-    for _ in range(3):
-        with pytest.raises(WebhookDeliveryFailed):
-            handler({"job_id": job.id}, LambdaContext())
-    assert handler({"job_id": job.id}, LambdaContext())["outcome"] == "gave_up"
-    outcomes = [d.outcome for d in clients.job_store().get(job.id).deliveries]
-    assert outcomes == ["retrying", "retrying", "retrying", "gave_up"]
+    out = load_handler("notify").handler({"job_id": job.id}, LambdaContext())
+    assert out["outcome"] == "scheduled"
+    [unit] = aws.delivery_units()
+    assert unit["name"] == receiver.requests[0].headers["webhook-id"]
+    assert (unit["job_id"], unit["event"], unit["step"], unit["done"]) == (
+        job.id,
+        "segmentation.succeeded",
+        0,
+        False,
+    )
+    assert 4 <= unit["wait_seconds"] <= 6  # 5 s ± 10 %
+    [attempt] = clients.job_store().get(job.id).deliveries
+    assert attempt.outcome == "retrying" and attempt.next_attempt_at is not None
+
+
+def test_notify_honours_retry_after_on_429(
+    aws: Aws, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    receiver.status = 429
+    receiver.headers = {"retry-after": "120"}
+    load_handler("notify").handler({"job_id": job.id}, LambdaContext())
+    [unit] = aws.delivery_units()
+    assert unit["wait_seconds"] == 120
+    assert clients.job_store().get(job.id).deliveries[0].retry_after == 120
+
+
+def deliver_event(job: Job, step: int) -> dict[str, Any]:
+    return {**event("deliver"), "job_id": job.id, "step": step}
+
+
+def failed_once(aws: Aws, receiver: Receiver) -> Job:
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    receiver.status = 503
+    load_handler("notify").handler({"job_id": job.id}, LambdaContext())
+    return job
+
+
+def test_deliver_retry_sends_the_same_id_and_body(aws: Aws, receiver: Receiver) -> None:
+    job = failed_once(aws, receiver)
+    receiver.status = 200
+    out = load_handler("deliver").handler(deliver_event(job, 0), LambdaContext())
+    assert out["done"] is True
+    first, second = receiver.requests
+    assert first.content == second.content
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    outcomes = [(d.attempt, d.outcome) for d in clients.job_store().get(job.id).deliveries]
+    assert outcomes == [(1, "retrying"), (2, "delivered")]
+
+
+def test_deliver_failure_returns_the_next_wait_on_the_schedule(aws: Aws, receiver: Receiver) -> None:
+    job = failed_once(aws, receiver)
+    out = load_handler("deliver").handler(deliver_event(job, 0), LambdaContext())
+    assert (out["done"], out["step"]) == (False, 1)
+    assert 270 <= out["wait_seconds"] <= 330  # the schedule's 300 s ± 10 %
+
+
+def test_deliver_exhausted_goes_to_the_dead_letter_queue(aws: Aws, receiver: Receiver) -> None:
+    job = failed_once(aws, receiver)
+    out = load_handler("deliver").handler(deliver_event(job, 2), LambdaContext())
+    assert out["done"] is True
+    [letter] = aws.dead_letters()
+    assert (letter["job_id"], letter["event"]) == (job.id, "segmentation.succeeded")
+    assert letter["webhook_id"] == receiver.requests[0].headers["webhook-id"]
+    assert clients.job_store().get(job.id).deliveries[-1].outcome == "dead_lettered"
+
+
+def test_deliver_refused_4xx_stops(aws: Aws, receiver: Receiver) -> None:
+    job = failed_once(aws, receiver)
+    receiver.status = 410
+    assert load_handler("deliver").handler(deliver_event(job, 0), LambdaContext())["done"] is True
+    assert aws.dead_letters() == []
 
 
 def test_notify_receiver_4xx_gives_up_without_raising(aws: Aws, receiver: Receiver) -> None:

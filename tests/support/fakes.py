@@ -78,9 +78,10 @@ class Receiver:
     """A webhook receiver answering ``status`` and keeping every request it got."""
 
     status: int = 204
+    headers: dict[str, str] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
-        return httpx.Response(self.status)
+        return httpx.Response(self.status, headers=self.headers)

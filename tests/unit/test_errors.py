@@ -38,7 +38,6 @@ EXPECTED_TYPES = {
     "Retryable": "upstream_unavailable",
     "UpstreamRateLimited": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",
-    "WebhookDeliveryFailed": "webhook_failed",
     "UpstreamOutcomeUnknown": "upstream_unavailable",
     "UpstreamRejected": "upstream_rejected",
     "UpstreamFailed": "upstream_failed",

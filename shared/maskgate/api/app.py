@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
-from maskgate import clients
+from maskgate import clients, steps
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
 from maskgate.api.views import JobPublic, job_public
@@ -98,6 +98,16 @@ def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
     if job.tenant != owner:
         raise NotFound(f"no job {job_id}")
     return job_public(job, masks=clients.mask_store())
+
+
+@router.post("/v1/segmentations/{job_id}/deliveries", status_code=202, responses=PROBLEMS)
+def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
+    """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
+    job = clients.job_store().get(job_id)
+    if job.tenant != owner:
+        raise NotFound(f"no job {job_id}")
+    msg_id = steps.redeliver(job, units=clients.delivery_units())
+    return {"webhook_id": msg_id, "status": "scheduled"}
 
 
 @router.get("/v1/segmentations/{job_id}/masks/{index}", status_code=302, responses=PROBLEMS)
