@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from maskgate.errors import Unauthorized
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 KEY_PREFIX = "mg_"
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def hash_key(api_key: str) -> str:
@@ -82,6 +83,23 @@ class TenantStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             pass
         return self.webhook_secrets(tenant)[0]
+
+    def rotate_secret(self, tenant: str) -> tuple[str, datetime]:
+        """A new webhook secret; the old one keeps signing alongside until the returned time (24 h)."""
+        current = self.ensure_tenant(tenant)
+        fresh, until = new_secret(), self._now() + ROTATION_OVERLAP
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"TENANT#{tenant}"}},
+            UpdateExpression="SET webhook_secret = :new, previous_secret = :old, previous_until = :until",
+            ConditionExpression="webhook_secret = :old",  # two rotations racing: one wins, none is lost
+            ExpressionAttributeValues={
+                ":new": {"S": fresh},
+                ":old": {"S": current},
+                ":until": {"S": until.isoformat()},
+            },
+        )
+        return fresh, until
 
     def webhook_secrets(self, tenant: str) -> list[str]:
         """The secrets that sign this tenant's webhooks now: current first, then a rotated-out one."""

@@ -167,3 +167,26 @@ def test_api_unknown_method_is_a_405_problem(api: Any, aws: Aws) -> None:
     response = api.handler(sample, LambdaContext())
     assert response["statusCode"] == 405
     assert problem(response)["title"] == "Method Not Allowed"
+
+
+def test_api_rotate_secret_signs_with_both_secrets_for_a_day(api: Any, aws: Aws, receiver: Any) -> None:
+    from standardwebhooks import Webhook
+
+    from maskgate.jobs import JobStatus
+    from tests.integration.test_step_handlers import queued_job
+
+    old = aws.secret
+    sample = event("api_get_segmentation")
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = "/v1/webhook-secret/rotate"
+    sample["requestContext"]["http"]["method"] = "POST"
+    sample["headers"]["authorization"] = f"Bearer {aws.api_key}"
+    rotated = json.loads(api.handler(sample, LambdaContext())["body"])
+    new = rotated["webhook_secret"]
+    assert new.startswith("whsec_") and new != old
+    assert clients.tenant_store().webhook_secrets(aws.tenant) == [new, old]
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    load_handler("notify").handler({"job_id": job.id}, LambdaContext())
+    [request] = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        Webhook(secret).verify(request.content, dict(request.headers))

@@ -110,6 +110,13 @@ def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
     return {"webhook_id": msg_id, "status": "scheduled"}
 
 
+@router.post("/v1/webhook-secret/rotate", responses=PROBLEMS)
+def rotate_webhook_secret(owner: Tenant) -> dict[str, str]:
+    """A new webhook signing secret, shown once; the old one keeps signing alongside for 24 hours."""
+    secret, until = clients.tenant_store().rotate_secret(owner)
+    return {"webhook_secret": secret, "previous_secret_valid_until": until.isoformat()}
+
+
 @router.get("/v1/segmentations/{job_id}/masks/{index}", status_code=302, responses=PROBLEMS)
 def get_mask(
     job_id: str,
