@@ -379,3 +379,34 @@ def test_exhausted_webhook_is_dead_lettered_then_redelivered(stack: Stack) -> No
         lambda p: p["data"]["id"] == job["id"] and len(stack.receiver.for_job(job["id"])) == 9, timeout=30
     )
     assert redelivered.headers["webhook-id"] == letters[0]["webhook_id"]
+
+
+def test_callback_for_an_unknown_job_is_refused(stack: Stack) -> None:
+    body = json.dumps({"id": "pred_x", "status": "completed", "outputs": []}).encode()
+    response = httpx.post(
+        f"{stack.ready['api_url']}/v1/callbacks/wavespeed",
+        params={"job": "seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X"},
+        content=body,
+        headers={
+            "webhook-id": "msg_x",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v3," + "0" * 64,
+        },
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 401  # the signature is checked before any lookup
+
+
+def test_rotated_secret_signs_alongside_the_old_one(stack: Stack) -> None:
+    from standardwebhooks import Webhook
+
+    old = stack.receiver.secret
+    rotated = stack.api("POST", "/v1/webhook-secret/rotate").json()
+    try:
+        job = submit(stack, box_prompts=[BOX])
+        delivery = stack.receiver.wait_for(job["id"])  # verified with the old secret
+        assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+        Webhook(rotated["webhook_secret"]).verify(delivery.body, delivery.headers)
+    finally:
+        stack.receiver.secret = rotated["webhook_secret"]
+        assert old != rotated["webhook_secret"]
