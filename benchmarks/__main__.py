@@ -1,0 +1,87 @@
+"""``python -m benchmarks``: one local stack, the callback path and the poll-only path in the same run;
+prints figures, never asserts them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import running_bench
+from benchmarks.report import build, header, render
+from benchmarks.transitions import record_histories
+from benchmarks.webhook_latency import JobSample, run_jobs, set_path
+
+DEFAULT_JOBS = 60
+DEFAULT_CONCURRENCY = 4
+DEFAULT_WARMUP = 2
+DEFAULT_SERIAL_JOBS = 30
+EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
+
+
+def run(
+    *,
+    jobs: int = DEFAULT_JOBS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    warmup: int = DEFAULT_WARMUP,
+    serial_jobs: int = DEFAULT_SERIAL_JOBS,
+    latency_s: float = EMULATOR_LATENCY_S,
+) -> dict[str, Any]:
+    """Run every benchmark on one in-process local stack; the report as a dict (see report.REPORT_KEYS)."""
+    head = header(
+        jobs=jobs, concurrency=concurrency, warmup=warmup, serial_jobs=serial_jobs, latency_s=latency_s
+    )
+    results: dict[str, list[JobSample]] = {}
+    with running_bench() as bench:
+        for path in ("callback", "poll"):
+            set_path(bench, path, latency_s)
+            if warmup:  # first invokes import handlers and build clients: not what is measured
+                run_jobs(bench, path, jobs=warmup, concurrency=1)
+            samples = run_jobs(bench, path, jobs=jobs, concurrency=concurrency)
+            record_histories(bench, samples)
+            results[path] = samples
+            if path == "callback" and serial_jobs:
+                # The same path one job at a time: the stack's own latency without queueing for the GIL
+                # (the whole stack, moto included, is one Python process here).
+                results["callback_serial"] = run_jobs(bench, path, jobs=serial_jobs, concurrency=1)
+    return build(head, results, latency_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="jobs per path (default 60)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="jobs in flight")
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="uncounted jobs per path first")
+    parser.add_argument(
+        "--serial-jobs",
+        type=int,
+        default=DEFAULT_SERIAL_JOBS,
+        help="callback-path jobs run one at a time as well (default 30; 0 skips)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.concurrency < 1 or args.warmup < 0 or args.serial_jobs < 0:
+        parser.error("--jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
+    print("maskgate benchmarks: starting the local stack…", flush=True)
+    started = time.monotonic()
+    # The in-process Lambdas share this stdout: keep their prints (Powertools EMF blobs) out of the table.
+    stack_stdout = io.StringIO()
+    with contextlib.redirect_stdout(stack_stdout):
+        report = run(
+            jobs=args.jobs, concurrency=args.concurrency, warmup=args.warmup, serial_jobs=args.serial_jobs
+        )
+    wall_s = time.monotonic() - started
+    report["wall_s"] = wall_s
+    report["stack_stdout_lines"] = len(stack_stdout.getvalue().splitlines())
+    print(render(report, wall_s=wall_s), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

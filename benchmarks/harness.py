@@ -1,0 +1,149 @@
+"""One local stack for a whole benchmark run: ``DevStack`` on free ports, a caller webhook receiver that
+verifies with ``standardwebhooks``, and a tap on the emulator's callback sending."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import httpx
+
+from maskgate_local import wavespeed_emulator
+from maskgate_local.receiver import WebhookReceiver
+from maskgate_local.sample import PANEL, scene_png
+from maskgate_local.servers import RunningServer, serve_in_thread
+from maskgate_local.stack import DevStack, Ready, StackPorts
+from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
+
+
+@dataclass
+class CallbackTap:
+    """Wall-clock time at which the emulator starts POSTing each callback, by maskgate job id.
+
+    The emulator module calls ``post_callback(http, url, ...)`` right after it marks a prediction
+    completed; the tap notes ``time.time()`` and then calls the real function, so "sent" is the moment
+    the signed request leaves for maskgate's ``/v1/callbacks/wavespeed?job=<id>``.
+    """
+
+    sent: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrap(self, original: Callable[..., bool]) -> Callable[..., bool]:
+        def post_callback(http: httpx.Client, url: str, **kwargs: Any) -> bool:
+            now = time.time()
+            job = parse_qs(urlsplit(url).query).get("job", [""])[0]
+            with self._lock:
+                self.sent.setdefault(job, now)
+            return original(http, url, **kwargs)
+
+        return post_callback
+
+
+@dataclass
+class Bench:
+    stack: DevStack
+    ready: Ready
+    receiver: WebhookReceiver
+    server: RunningServer
+    tap: CallbackTap
+    http: httpx.Client
+    image_uri: str
+
+    @property
+    def emulator(self) -> WaveSpeedEmulator:
+        if self.stack.emulator is None:
+            raise RuntimeError("the local stack is not running")
+        return self.stack.emulator
+
+    @property
+    def hook_url(self) -> str:
+        return f"{self.server.url}/hooks/bench"
+
+    def faults(self, **rates: Any) -> None:
+        """Reset the emulator (predictions, counters, faults) and set these faults, as the e2e tests do."""
+        self.http.post(f"{self.ready.wavespeed_url}/_emulator/reset").raise_for_status()
+        self.http.put(f"{self.ready.wavespeed_url}/_emulator/faults", json=rates).raise_for_status()
+
+    def submit(self, metadata: dict[str, str]) -> tuple[str, float, float]:
+        """POST one box-prompt job; returns (job id, POST sent at, 202 received at), wall clock."""
+        body = json.dumps(
+            {
+                "image": self.image_uri,
+                "box_prompts": [BOX],
+                "webhook_url": self.hook_url,
+                "metadata": metadata,
+            }
+        ).encode()
+        headers = {"Authorization": f"Bearer {self.ready.api_key}", "content-type": "application/json"}
+        posted = time.time()
+        response = self.http.post(f"{self.ready.api_url}/v1/segmentations", content=body, headers=headers)
+        accepted = time.time()
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /v1/segmentations -> {response.status_code}: {response.text[:300]}")
+        return str(response.json()["id"]), posted, accepted
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(
+            f"{self.ready.api_url}/v1/segmentations/{job_id}",
+            headers={"Authorization": f"Bearer {self.ready.api_key}"},
+        )
+        return dict(response.raise_for_status().json())
+
+    def prediction_completed_at(self, prediction_id: str) -> tuple[float, int] | None:
+        """(completed at, inference ms) from the emulator's own record, read in-process.
+
+        The record has no completion time, but it has ``created_at`` (wall clock, ms) and
+        ``timings.inference`` (ms from the worker's start to completion, truncated), so
+        created_at + inference is at most the true completion time: intervals measured from it can only
+        be over-stated (by the worker thread's start-up, about a millisecond).
+        """
+        data = self.emulator.prediction(prediction_id)
+        if data is None or data["status"] != "completed":
+            return None
+        created = datetime.fromisoformat(data["created_at"].replace("Z", "+00:00")).timestamp()
+        inference_ms = int(data["timings"]["inference"])
+        return created + inference_ms / 1000.0, inference_ms
+
+    def sfn(self) -> Any:
+        return boto3.client(
+            "stepfunctions",
+            endpoint_url=self.ready.aws_endpoint_url,
+            region_name=self.ready.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def execution_arn(self, job_id: str) -> str:
+        return f"{self.ready.state_machine_arn.replace(':stateMachine:', ':execution:')}:{job_id}"
+
+
+@contextlib.contextmanager
+def running_bench() -> Iterator[Bench]:
+    """Start ONE in-process local stack and a caller receiver; stop both (and untap) at the end."""
+    tap = CallbackTap()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(
+            mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_emulator.post_callback))
+        )
+        stack = DevStack(ports=StackPorts.free())
+        ready = stack.start()
+        cleanup.callback(stack.stop)
+        receiver = WebhookReceiver(secret=ready.webhook_secret)
+        server = serve_in_thread(receiver)
+        cleanup.callback(server.stop)
+        http = cleanup.enter_context(httpx.Client(timeout=TIMEOUT))
+        image_uri = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
+        yield Bench(stack, ready, receiver, server, tap, http, image_uri)
