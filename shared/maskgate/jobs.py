@@ -6,6 +6,7 @@ backwards and a terminal job never changes again, however steps are retried or r
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from maskgate.errors import InvalidTransition, NotFound
+from maskgate.errors import InvalidRequest, InvalidTransition, NotFound
 from maskgate.ids import PATTERN
 from maskgate.models import Prompts
 
@@ -150,6 +151,25 @@ def _from_item(item: dict[str, Any]) -> Job:
     return Job.model_validate(data)
 
 
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, tenant: str) -> dict[str, Any]:
+    """A cursor back into a start key, only for the tenant's own listing (else InvalidRequest)."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        valid = isinstance(plain, dict) and set(plain) == {"pk", "tenant", "created_at"}
+    except (ValueError, TypeError):
+        valid = False
+    if not valid or plain["tenant"] != tenant or not all(isinstance(v, str) for v in plain.values()):
+        raise InvalidRequest(
+            "the cursor is not valid for this listing", errors=[{"loc": "cursor", "msg": "invalid"}]
+        )
+    return {name: {"S": value} for name, value in plain.items()}
+
+
 class JobStore:
     """Jobs in the one DynamoDB table, keyed ``JOB#<id>``."""
 
@@ -227,6 +247,29 @@ class JobStore:
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
         return _from_item(updated["Attributes"])
+
+    def page(
+        self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "tenant-created",
+            "KeyConditionExpression": "tenant = :tenant",
+            "ExpressionAttributeValues": {":tenant": {"S": tenant}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"] = {"#status": "status"}
+            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant)
+        found = self._client.query(**query)
+        jobs = [_from_item(item) for item in found.get("Items", [])]
+        after = found.get("LastEvaluatedKey")
+        return jobs, _encode_cursor(after) if after else None
 
     def set_task_token(self, job_id: str, token: str) -> Job:
         """Record the token of the task now waiting on the job's prediction (unless it finished)."""

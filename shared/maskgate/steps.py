@@ -235,6 +235,38 @@ def deliver(
     return DeliveryStep(job_id=job.id, event=step.event, step=step.step + 1, wait_seconds=wait)
 
 
+def cancel(
+    job: Job,
+    *,
+    jobs: JobStore,
+    workflow: Workflow,
+    units: DeliveryUnits,
+    tenants: TenantStore,
+    api_url: str,
+    settings: Settings,
+    now: Clock = utcnow,
+) -> Job:
+    """Cancel an unfinished job: mark it canceled (Conflict if it already finished), stop its
+    execution, and send ``segmentation.canceled`` through a delivery unit."""
+    canceled = jobs.transition(
+        job.id, JobStatus.CANCELED, error=JobError(type="canceled", message="canceled by the API client")
+    )
+    workflow.stop(job.id)
+    metrics.add_metric(name="JobCanceled", unit="Count", value=1)
+    if canceled.webhook_url is None:
+        return canceled
+    secret = tenants.webhook_secrets(canceled.tenant)[0]
+    jobs.set_webhook_body(
+        canceled.id,
+        build_body(
+            canceled, api_url=api_url, secret=secret, now=now(), link_seconds=settings.mask_link_seconds
+        ),
+    )
+    event = event_type(canceled.status)
+    units.start(name=webhook_id(canceled.id, event), job_id=canceled.id, event=event, step=0, wait_seconds=0)
+    return canceled
+
+
 def redeliver(job: Job, *, units: DeliveryUnits) -> str:
     """Send the job's final webhook again now, with the same webhook-id and body; return the id."""
     if job.webhook_url is None or job.webhook_body is None or not job.status.terminal:

@@ -183,6 +183,17 @@ class Workflow:
             return False
         return True
 
+    def stop(self, job_id: str) -> bool:
+        """Stop the job's execution; False if it had already ended or never started."""
+        arn = self._arn.replace(":stateMachine:", ":execution:", 1) + f":{job_id}"
+        try:
+            self._client.stop_execution(
+                executionArn=arn, error="JobCanceled", cause="canceled by the API client"
+            )
+        except self._client.exceptions.ExecutionDoesNotExist:
+            return False
+        return True
+
     def resume(self, token: str, result: TaskResult) -> bool:
         """Resume a waiting task with the finished prediction; False if it no longer waits."""
         try:

@@ -410,3 +410,15 @@ def test_rotated_secret_signs_alongside_the_old_one(stack: Stack) -> None:
     finally:
         stack.receiver.secret = rotated["webhook_secret"]
         assert old != rotated["webhook_secret"]
+
+
+def test_cancel_stops_a_running_job_and_sends_segmentation_canceled(stack: Stack, faults: Any) -> None:
+    faults(stuck=1.0)
+    job = submit(stack, box_prompts=[BOX])
+    response = stack.api("DELETE", f"/v1/segmentations/{job['id']}")
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None and delivery.payload["type"] == "segmentation.canceled"
+    assert stack.api("DELETE", f"/v1/segmentations/{job['id']}").status_code == 409
+    listed = stack.api("GET", "/v1/segmentations", params={"status": "canceled", "limit": 100}).json()
+    assert job["id"] in [j["id"] for j in listed["data"]]

@@ -204,9 +204,8 @@ class FakeTasks:
         if self.gone:
             raise self.exceptions.TaskTimedOut({"Error": {"Code": "TaskTimedOut"}}, "SendTask")
 
-    @property
-    def exceptions(self) -> Any:
-        return boto3.client("stepfunctions", region_name=REGION).exceptions
+    def __getattr__(self, name: str) -> Any:  # everything else is the real (moto) client
+        return getattr(boto3.client("stepfunctions", region_name=REGION), name)
 
 
 @pytest.fixture

@@ -6,15 +6,16 @@ import json
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from maskgate import clients, steps
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
-from maskgate.api.views import JobPublic, job_public
-from maskgate.errors import MalformedJson, NotFound, Unauthorized
+from maskgate.api.views import JobPage, JobPublic, job_public
+from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
+from maskgate.jobs import Job, JobStatus
 from maskgate.models import SegmentationCreate, request_error
 from maskgate.settings import get_settings
 from maskgate.webhooks import mask_token_valid
@@ -89,6 +90,44 @@ async def create_segmentation(request: Request, owner: Tenant) -> JSONResponse:
         raise request_error(exc) from exc
     job = clients.intake().accept_request(body, tenant=owner)
     return JSONResponse(job_public(job, masks=clients.mask_store()).model_dump(mode="json"), 202)
+
+
+@router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
+def list_segmentations(
+    owner: Tenant,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> JobPage:
+    """The tenant's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    jobs, after = clients.job_store().page(owner, status=status, limit=limit, cursor=cursor)
+    return JobPage(data=[job_public(j, masks=clients.mask_store()) for j in jobs], next_cursor=after)
+
+
+@router.delete("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
+def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPublic:
+    """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
+    job = _own_job(job_id, owner)
+    try:
+        canceled = steps.cancel(
+            job,
+            jobs=clients.job_store(),
+            workflow=clients.workflow(),
+            units=clients.delivery_units(),
+            tenants=clients.tenant_store(),
+            api_url=str(request.base_url),
+            settings=get_settings(),
+        )
+    except InvalidTransition as exc:
+        raise Conflict(f"job {job_id} already finished ({job.status.value}); it cannot be canceled") from exc
+    return job_public(canceled, masks=clients.mask_store())
+
+
+def _own_job(job_id: str, owner: str) -> Job:
+    job = clients.job_store().get(job_id)
+    if job.tenant != owner:
+        raise NotFound(f"no job {job_id}")
+    return job
 
 
 @router.get("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)

@@ -37,6 +37,12 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
 
 
+class JobPage(BaseModel):
+    object: str = "list"
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
 def job_public(job: Job, *, masks: MaskStore) -> JobPublic:
     image = None
     if job.image is not None:
