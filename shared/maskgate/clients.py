@@ -11,6 +11,7 @@ from botocore.config import Config
 
 from maskgate.callbacks import CallbackLog, CallbackReceiver
 from maskgate.deliveries import DeliveryUnits
+from maskgate.idempotency import Create, IdempotentCreate
 from maskgate.intake import Intake
 from maskgate.jobs import JobStore
 from maskgate.settings import get_settings
@@ -71,6 +72,11 @@ def workflow() -> Workflow:
         deadline_seconds=settings.job_deadline_seconds,
     )
     return Workflow(state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings)
+
+
+def idempotent(create: Create, *, name: str) -> IdempotentCreate:
+    """``create`` made idempotent per (tenant, Idempotency-Key) in the jobs table."""
+    return IdempotentCreate(table=get_settings().table, client=dynamodb(), create=create, name=name)
 
 
 @cache

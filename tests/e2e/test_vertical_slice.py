@@ -422,3 +422,16 @@ def test_cancel_stops_a_running_job_and_sends_segmentation_canceled(stack: Stack
     assert stack.api("DELETE", f"/v1/segmentations/{job['id']}").status_code == 409
     listed = stack.api("GET", "/v1/segmentations", params={"status": "canceled", "limit": 100}).json()
     assert job["id"] in [j["id"] for j in listed["data"]]
+
+
+def test_idempotency_key_replays_the_job_and_refuses_another_body(stack: Stack) -> None:
+    key = f"e2e-{marker()}"
+    body = {"image": data_uri(), "box_prompts": [BOX]}
+    first = stack.api("POST", "/v1/segmentations", json=body, headers={"Idempotency-Key": key})
+    second = stack.api("POST", "/v1/segmentations", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    other = stack.api(
+        "POST", "/v1/segmentations", json={**body, "output_format": "webp"}, headers={"Idempotency-Key": key}
+    )
+    assert other.status_code == 409 and other.json()["type"] == "conflict"

@@ -81,15 +81,30 @@ def health() -> dict[str, str]:
     openapi_extra=CREATE_SCHEMA,
     responses=PROBLEMS,
 )
-async def create_segmentation(request: Request, owner: Tenant) -> JSONResponse:
-    """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt."""
+async def create_segmentation(
+    request: Request,
+    owner: Tenant,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> JSONResponse:
+    """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt.
+
+    With an ``Idempotency-Key`` header the same key and body within 24 hours return the same job;
+    the same key with another body is 409."""
     raw = await json_body(request)
-    try:
-        body = SegmentationCreate.model_validate(raw)
-    except ValidationError as exc:
-        raise request_error(exc) from exc
-    job = clients.intake().accept_request(body, tenant=owner)
-    return JSONResponse(job_public(job, masks=clients.mask_store()).model_dump(mode="json"), 202)
+
+    def create(payload: Any) -> dict[str, Any]:
+        try:
+            body = SegmentationCreate.model_validate(payload)
+        except ValidationError as exc:
+            raise request_error(exc) from exc
+        job = clients.intake().accept_request(body, tenant=owner)
+        return job_public(job, masks=clients.mask_store()).model_dump(mode="json")
+
+    if idempotency_key is None or not isinstance(raw, dict):
+        return JSONResponse(create(raw), 202)
+    once = clients.idempotent(create, name="segmentations")
+    context = request.scope.get("aws.context")  # set by Mangum
+    return JSONResponse(once(tenant=owner, key=idempotency_key, body=raw, lambda_context=context), 202)
 
 
 @router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
