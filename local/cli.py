@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from maskgate.tenants import TenantStore
 from maskgate_local.stack import READY_LINE, DevStack, StackPorts, write_ready_file
 
 
@@ -40,18 +44,76 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=Path(args.out))
 
 
-def _keys_create(args: argparse.Namespace) -> int:
+def _tenant_store(args: argparse.Namespace) -> TenantStore:
     import boto3
 
-    from maskgate.tenants import TenantStore
+    table = args.table or os.environ.get("MASKGATE_TABLE")
+    if not table:
+        raise SystemExit(
+            "maskgate keys: name the jobs table with --table or MASKGATE_TABLE (output JobsTableName)"
+        )
+    return TenantStore(table=table, client=boto3.client("dynamodb"))
 
-    store = TenantStore(table=args.table, client=boto3.client("dynamodb"))
-    key = store.create_key(args.tenant)
+
+def _keys_create(args: argparse.Namespace) -> int:
+    store = _tenant_store(args)
+    expires = timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    key = store.create_key(args.tenant, expires_in=expires)
     print(f"api key         {key.key}   (shown once; only its SHA-256 is stored)")
     print(f"key id          {key.key_id}")
     print(f"tenant          {key.tenant}")
     print(f"webhook secret  {store.webhook_secrets(args.tenant)[0]}")
     return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    records = _tenant_store(args).list_keys(args.tenant)
+    print(f"{'key id':<22} {'prefix':<10} {'created':<17} {'last used':<17} {'expires':<17} state")
+    for r in records:
+        state = "revoked" if r.revoked_at else "active"
+        print(
+            f"{r.key_id:<22} {r.prefix:<10} {_when(r.created_at):<17} {_when(r.last_used_at):<17} "
+            f"{_when(r.expires_at):<17} {state}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    revoked = _tenant_store(args).revoke_key(args.tenant, args.key_id)
+    print(f"revoked {revoked.key_id} ({revoked.prefix}…) of tenant {args.tenant}")
+    return 0
+
+
+def _keys_rotate_secret(args: argparse.Namespace) -> int:
+    secret, until = _tenant_store(args).rotate_secret(args.tenant)
+    print(f"webhook secret  {secret}   (shown once)")
+    print(f"the previous secret keeps signing alongside until {_when(until)} UTC")
+    return 0
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def _keys_parser(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="API keys and webhook secrets (uses the usual AWS_* environment)")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    for name, run, helptext in (
+        ("create", _keys_create, "create an API key for a tenant and show the tenant's webhook secret"),
+        ("list", _keys_list, "list a tenant's keys (ids, prefixes, times; never the keys)"),
+        ("revoke", _keys_revoke, "revoke a key by its id"),
+        ("rotate-secret", _keys_rotate_secret, "new webhook secret; the old one signs alongside for 24 h"),
+    ):
+        action = actions.add_parser(name, help=helptext)
+        action.add_argument("--tenant", required=True)
+        action.add_argument("--table", help="the jobs table (default: $MASKGATE_TABLE)")
+        action.set_defaults(run=run)
+        if name == "create":
+            action.add_argument(
+                "--expires-in-days", type=int, help="the key stops working after this many days"
+            )
+        if name == "revoke":
+            action.add_argument("--key-id", required=True)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,14 +129,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
-    keys = commands.add_parser("keys", help="API keys (uses the usual AWS_* environment and credentials)")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser(
-        "create", help="create an API key for a tenant and show its webhook secret"
-    )
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--table", required=True, help="the stack's JobsTableName output")
-    create.set_defaults(run=_keys_create)
+    _keys_parser(commands)
     return root
 
 
