@@ -19,7 +19,7 @@ from maskgate.storage import MaskStore
 from maskgate.tenants import TenantStore
 from maskgate.wavespeed import WaveSpeedClient
 from maskgate.webhooks import WebhookSender
-from maskgate.workflow import Timings, Workflow
+from maskgate.workflow import Timings, UploadExpiries, Workflow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -93,6 +93,13 @@ def delivery_units() -> DeliveryUnits:
         schedule=settings.webhook_schedule,
         sqs=sqs() if settings.webhook_dlq_url else None,
         dead_letter_url=settings.webhook_dlq_url or None,
+    )
+
+
+@cache
+def upload_expiries() -> UploadExpiries:
+    return UploadExpiries(
+        state_machine_arn=get_settings().upload_expiry_state_machine_arn, client=stepfunctions()
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,18 +19,26 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from maskgate.errors import InvalidImage, InvalidRequest, MissingPrompt, NotFound, RequestError
-from maskgate.ids import derived_job_id, new_job_id
+from maskgate.errors import (
+    InvalidImage,
+    InvalidRequest,
+    InvalidTransition,
+    MissingPrompt,
+    NotFound,
+    RequestError,
+)
+from maskgate.ids import PATTERN, derived_job_id, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utcnow
-from maskgate.models import Prompts, SegmentationCreate, parse_prompts
+from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.storage import UPLOAD_PREFIX, MaskStore
 from maskgate.urls import check_image_url, check_outbound_url
-from maskgate.workflow import S3Record, Workflow
+from maskgate.workflow import S3Record, UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"
+UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land
 
 
 def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
@@ -93,12 +102,45 @@ class Intake:
         metrics.add_metric(name="JobAccepted", unit="Count", value=1)
         return job
 
+    def register_upload(
+        self, body: UploadCreate, *, tenant: str, expiries: UploadExpiries
+    ) -> tuple[Job, dict[str, Any]]:
+        """Record a job awaiting its image and return it with a presigned POST for
+        ``uploads/<tenant>/<job_id>/<filename>``; a timer fails it if the upload never comes."""
+        at = self.now()
+        job_id = new_job_id(at)
+        prompts = Prompts.model_validate(body.model_dump(exclude={"filename", "content_type"}))
+        if prompts.webhook_url:
+            check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
+        key = f"{UPLOAD_PREFIX}{tenant}/{job_id}/{body.filename}"
+        job = Job(
+            id=job_id,
+            tenant=tenant,
+            status=JobStatus.AWAITING_UPLOAD,
+            source="upload",
+            request=prompts,
+            webhook_url=prompts.webhook_url,
+            metadata=prompts.metadata,
+            image=ImageLocation(bucket=self.masks.bucket, key=key),
+            created_at=at,
+            updated_at=at,
+        )
+        post = self.masks.presigned_post(
+            key, content_type=body.content_type, seconds=self.settings.upload_seconds
+        )
+        self.jobs.create(job)
+        expiries.start(job_id, seconds=self.settings.upload_seconds + UPLOAD_GRACE_SECONDS)
+        return job, post
+
     def accept_upload(self, record: S3Record) -> Job | None:
         """Start (or, for a redelivered event, find) the job for one S3 ``ObjectCreated`` record."""
         key = unquote_plus(record.s3.object.key)
         if not key.startswith(UPLOAD_PREFIX):
             logger.info("object outside uploads/ ignored", extra={"key": key})
             return None
+        registered = self._registered(key)
+        if registered is not None:
+            return self._accept_registered(registered, key)
         obj = record.s3.object
         write = obj.versionId or obj.sequencer or f"{obj.eTag}@{record.eventTime.isoformat()}"
         job_id = derived_job_id(record.eventTime, record.s3.bucket.name, key, str(write))
@@ -124,6 +166,47 @@ class Intake:
         self.workflow.start(
             job_id, created_at=job.created_at
         )  # a no-op when it already runs; resumes a start that crashed
+        return job
+
+    def _registered(self, key: str) -> Job | None:
+        """The job ``POST /v1/uploads`` registered for this key, if the key is one it handed out."""
+        parts = key.split("/", 3)
+        if len(parts) != 4 or not re.fullmatch(PATTERN, parts[2]):
+            return None
+        try:
+            job = self.jobs.get(parts[2])
+        except NotFound:
+            return None
+        return job if job.tenant == parts[1] and job.image is not None and job.image.key == key else None
+
+    def _accept_registered(self, job: Job, key: str) -> Job:
+        if job.status is JobStatus.AWAITING_UPLOAD:
+            try:
+                stored = self.masks.head(key)
+                info = self.masks.inspect_upload(stored)
+                if info.width and info.height and job.request is not None:
+                    job.request.check_inside(info.width, info.height)
+                image = ImageLocation(
+                    bucket=self.masks.bucket,
+                    key=key,
+                    format=info.format,
+                    width=info.width,
+                    height=info.height,
+                )
+                job = self.jobs.transition(
+                    job.id, JobStatus.QUEUED, only_from=JobStatus.AWAITING_UPLOAD, image=image
+                )
+            except RequestError as exc:
+                error = JobError(type=exc.type, message=exc.message)
+                job = self.jobs.transition(
+                    job.id, JobStatus.FAILED, only_from=JobStatus.AWAITING_UPLOAD, error=error
+                )
+            except InvalidTransition:
+                job = self.jobs.get(job.id)
+        if job.status is JobStatus.FAILED and job.error is not None and job.error.type == "upload_expired":
+            logger.info("upload arrived after its job expired", extra={"job_id": job.id})
+            return job
+        self.workflow.start(job.id, created_at=job.created_at)
         return job
 
     def _upload_job(self, job_id: str, key: str, at: datetime) -> Job:

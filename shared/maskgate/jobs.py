@@ -208,8 +208,11 @@ class JobStore:
             raise NotFound(f"no job {job_id}")
         return _from_item(found["Item"])
 
-    def transition(self, job_id: str, target: JobStatus, **fields: Any) -> Job:
-        """Move the job to ``target`` and set ``fields``, only from a status that may lead there."""
+    def transition(
+        self, job_id: str, target: JobStatus, *, only_from: JobStatus | None = None, **fields: Any
+    ) -> Job:
+        """Move the job to ``target`` and set ``fields``, only from a status that may lead there
+        (or only from ``only_from``)."""
         now = self._now()
         values: dict[str, Any] = {"status": target.value, "updated_at": now.isoformat(), **fields}
         if target.terminal:
@@ -226,7 +229,7 @@ class JobStore:
         if target.terminal:
             sets.append("expires_at = :expires_at")
             expr_values[":expires_at"] = {"N": str(int((now + self._ttl).timestamp()))}
-        allowed = may_leave_for(target)
+        allowed = [only_from] if only_from is not None else may_leave_for(target)
         for i, status in enumerate(allowed):
             expr_values[f":from{i}"] = {"S": status.value}
         condition = (

@@ -117,6 +117,17 @@ class SegmentationCreate(Prompts):
     image: Url
 
 
+Filename = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")]
+ImageContentType = Literal["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
+
+
+class UploadCreate(Prompts):
+    """``POST /v1/uploads``: the prompts plus the file to be uploaded directly to S3."""
+
+    filename: Filename
+    content_type: ImageContentType
+
+
 def problem_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as the ``errors`` list of a problem document (``loc`` dotted, ``msg``)."""
     return [

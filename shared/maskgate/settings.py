@@ -31,6 +31,8 @@ class Settings(BaseModel):
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
     public_api_url: str = ""
     delivery_state_machine_arn: str = ""
+    upload_expiry_state_machine_arn: str = ""
+    upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     webhook_dlq_url: str = ""
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     max_body_bytes: int = 5 * 1024 * 1024
@@ -64,6 +66,8 @@ _ENV = {
     "wavespeed_output_hosts": "WAVESPEED_OUTPUT_HOSTS",
     "public_api_url": "MASKGATE_PUBLIC_API_URL",
     "delivery_state_machine_arn": "MASKGATE_DELIVERY_STATE_MACHINE_ARN",
+    "upload_expiry_state_machine_arn": "MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN",
+    "upload_seconds": "MASKGATE_UPLOAD_SECONDS",
     "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
     "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
 }

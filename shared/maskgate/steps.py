@@ -267,6 +267,27 @@ def cancel(
     return canceled
 
 
+def expire_upload(
+    step: JobRef,
+    *,
+    jobs: JobStore,
+    tenants: TenantStore,
+    sender: WebhookSender,
+    units: DeliveryUnits,
+    settings: Settings,
+) -> NotifyOutput:
+    """A registered upload's time is up: fail the job as upload_expired if it still waits, and notify."""
+    error = JobError(
+        type="upload_expired", message="the image was not uploaded before the upload URL expired"
+    )
+    try:
+        jobs.transition(step.job_id, JobStatus.FAILED, only_from=JobStatus.AWAITING_UPLOAD, error=error)
+    except InvalidTransition:
+        return NotifyOutput(job_id=step.job_id, outcome="uploaded")
+    metrics.add_metric(name="UploadExpired", unit="Count", value=1)
+    return notify(step, jobs=jobs, tenants=tenants, sender=sender, units=units, settings=settings)
+
+
 def redeliver(job: Job, *, units: DeliveryUnits) -> str:
     """Send the job's final webhook again now, with the same webhook-id and body; return the id."""
     if job.webhook_url is None or job.webhook_body is None or not job.status.terminal:

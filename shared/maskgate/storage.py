@@ -6,7 +6,7 @@ Only ``uploads/`` triggers anything; the other prefixes are inert by design (DES
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -68,6 +68,18 @@ class MaskStore:
             Bucket=self.bucket, Key=stored.key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
         )["Body"].read()
         return inspect_image(head, total_size=stored.size)
+
+    def presigned_post(self, key: str, *, content_type: str, seconds: int) -> dict[str, Any]:
+        """A browser-style POST for exactly this key and type, at most 20 MB (S3 enforces the policy;
+        the upload handler checks size and type again whatever the policy said)."""
+        post: dict[str, Any] = self._client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, MAX_IMAGE_BYTES]],
+            ExpiresIn=seconds,
+        )
+        return post
 
     def presigned_get(self, key: str, *, seconds: int | None = None) -> str:
         """A GET URL for one object (path-style, so the local endpoint resolves too)."""

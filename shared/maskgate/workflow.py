@@ -217,3 +217,18 @@ class Workflow:
         ):
             return False
         return True
+
+
+class UploadExpiries:
+    """Starts the timer that fails a registered upload that never came (``upload_expired``)."""
+
+    def __init__(self, *, state_machine_arn: str, client: SFNClient) -> None:
+        self._arn = state_machine_arn
+        self._client = client
+
+    def start(self, job_id: str, *, seconds: int) -> None:
+        payload = json.dumps({"job_id": job_id, "expires_in": seconds})
+        try:
+            self._client.start_execution(stateMachineArn=self._arn, name=job_id, input=payload)
+        except self._client.exceptions.ExecutionAlreadyExists:
+            pass

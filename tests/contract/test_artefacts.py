@@ -29,6 +29,7 @@ STEP_MODELS: dict[str, type[BaseModel]] = {
     "fail": FailInput,
     "notify": JobRef,
     "deliver": DeliverInput,
+    "expire": JobRef,
     "on_upload": UploadEvent,
 }
 ASL_TASK_STEP = {"Submit": "submit", "Poll": "poll", "Store": "store", "Fail": "fail", "Notify": "notify"}

@@ -435,3 +435,30 @@ def test_idempotency_key_replays_the_job_and_refuses_another_body(stack: Stack) 
         "POST", "/v1/segmentations", json={**body, "output_format": "webp"}, headers={"Idempotency-Key": key}
     )
     assert other.status_code == 409 and other.json()["type"] == "conflict"
+
+
+def test_direct_upload_with_the_presigned_post_runs_the_job(stack: Stack) -> None:
+    tag = marker()
+    registered = stack.api(
+        "POST",
+        "/v1/uploads",
+        json={
+            "filename": f"scène {tag}.png",
+            "content_type": "image/png",
+            "box_prompts": [BOX],
+            "webhook_url": stack.hook_url,
+            "metadata": {"test": tag},
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    form = registered.json()["upload"]
+    posted = httpx.post(
+        form["url"],
+        data=form["fields"],
+        timeout=TIMEOUT,
+        files={"file": (f"scène {tag}.png", scene_png(), "image/png")},
+    )
+    assert posted.status_code in (200, 201, 204), posted.text
+    delivery = stack.wait_marker(tag)
+    assert delivery.payload is not None and delivery.payload["data"]["id"] == registered.json()["id"]
+    assert white(mask_of(delivery.payload)) == box_pixels(BOX)

@@ -39,6 +39,7 @@ CACHED = (
     "callback_receiver",
     "sqs",
     "delivery_units",
+    "upload_expiries",
 )
 
 
@@ -109,6 +110,14 @@ def _create_state_machine() -> str:
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     os.environ["MASKGATE_DELIVERY_STATE_MACHINE_ARN"] = _create_delivery_state_machine(role)
+    expiry = (
+        (ASL.parent / "upload-expiry.asl.json")
+        .read_text()
+        .replace("${ExpireFunctionArn}", f"arn:aws:lambda:{REGION}:123456789012:function:Expire")
+    )
+    os.environ["MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN"] = boto3.client(
+        "stepfunctions", region_name=REGION
+    ).create_state_machine(name="maskgate-upload-expiry", definition=expiry, roleArn=role)["stateMachineArn"]
     definition = ASL.read_text()
     for name in ("Submit", "Poll", "Store", "Fail", "Notify"):
         definition = definition.replace(
@@ -150,6 +159,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             Name=SECRET_NAME, SecretString=FakeWaveSpeed.api_key
         )
         monkeypatch.setenv("MASKGATE_DELIVERY_STATE_MACHINE_ARN", "set below")
+        monkeypatch.setenv("MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN", "set below")
         arn = _create_state_machine()
         monkeypatch.setenv("MASKGATE_STATE_MACHINE_ARN", arn)
         dlq = boto3.client("sqs", region_name=REGION).create_queue(QueueName="webhook-dlq")["QueueUrl"]

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from maskgate import clients, steps
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
-from maskgate.api.views import JobPage, JobPublic, job_public
+from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
 from maskgate.jobs import Job, JobStatus
-from maskgate.models import SegmentationCreate, request_error
+from maskgate.models import SegmentationCreate, UploadCreate, request_error
 from maskgate.settings import get_settings
 from maskgate.webhooks import mask_token_valid
 
@@ -63,6 +63,17 @@ CREATE_SCHEMA = {
         },
     }
 }
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/UploadCreate"},
+                "example": {"filename": "cat.png", "content_type": "image/png", "prompt": "the cat"},
+            }
+        },
+    }
+}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": problems.Problem, "content": {problems.PROBLEM_JSON: {}}}
     for code in (400, 401, 404, 413, 422)
@@ -105,6 +116,38 @@ async def create_segmentation(
     once = clients.idempotent(create, name="segmentations")
     context = request.scope.get("aws.context")  # set by Mangum
     return JSONResponse(once(tenant=owner, key=idempotency_key, body=raw, lambda_context=context), 202)
+
+
+@router.post(
+    "/v1/uploads",
+    status_code=201,
+    response_model=UploadPublic,
+    responses=PROBLEMS,
+    openapi_extra=UPLOAD_SCHEMA,
+)
+async def create_upload(
+    request: Request,
+    owner: Tenant,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> JSONResponse:
+    """Register a job whose image you upload straight to S3 (up to 20 MB): POST the file with the
+    returned form fields to ``upload.url``; the job starts when it lands, or expires."""
+    raw = await json_body(request)
+
+    def register(payload: Any) -> dict[str, Any]:
+        try:
+            body = UploadCreate.model_validate(payload)
+        except ValidationError as exc:
+            raise request_error(exc) from exc
+        job, post = clients.intake().register_upload(body, tenant=owner, expiries=clients.upload_expiries())
+        public = job_public(job, masks=clients.mask_store())
+        return UploadPublic(**public.model_dump(), upload=PresignedPost(**post)).model_dump(mode="json")
+
+    if idempotency_key is None or not isinstance(raw, dict):
+        return JSONResponse(register(raw), 201)
+    once = clients.idempotent(register, name="uploads")
+    context = request.scope.get("aws.context")
+    return JSONResponse(once(tenant=owner, key=idempotency_key, body=raw, lambda_context=context), 201)
 
 
 @router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
@@ -234,9 +277,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         from fastapi.openapi.utils import get_openapi
 
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        body = SegmentationCreate.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(body.pop("$defs", {}))
-        components["SegmentationCreate"] = body
+        for model in (SegmentationCreate, UploadCreate):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
         app.openapi_schema = schema
     return app.openapi_schema

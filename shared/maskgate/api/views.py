@@ -37,6 +37,17 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
 
 
+class PresignedPost(BaseModel):
+    """POST the file as multipart/form-data to ``url`` with these ``fields`` (the file field last)."""
+
+    url: str
+    fields: dict[str, str]
+
+
+class UploadPublic(JobPublic):
+    upload: PresignedPost
+
+
 class JobPage(BaseModel):
     object: str = "list"
     data: list[JobPublic]

@@ -1,0 +1,26 @@
+"""Upload expiry step Expire: a registered upload never came; fail its job (upload_expired) and notify."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maskgate import clients, steps
+from maskgate.observability import logger, metrics
+from maskgate.settings import get_settings
+from maskgate.workflow import JobRef
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@event_parser(model=JobRef)
+def handler(event: JobRef, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id)
+    return steps.expire_upload(
+        event,
+        jobs=clients.job_store(),
+        tenants=clients.tenant_store(),
+        sender=clients.webhook_sender(),
+        units=clients.delivery_units(),
+        settings=get_settings(),
+    ).model_dump(mode="json")
