@@ -14,6 +14,7 @@ from maskgate.deliveries import DeliveryUnits
 from maskgate.idempotency import Create, IdempotentCreate
 from maskgate.intake import Intake
 from maskgate.jobs import JobStore
+from maskgate.ratelimit import RateLimiter
 from maskgate.settings import get_settings
 from maskgate.storage import MaskStore
 from maskgate.tenants import TenantStore
@@ -93,6 +94,14 @@ def delivery_units() -> DeliveryUnits:
         schedule=settings.webhook_schedule,
         sqs=sqs() if settings.webhook_dlq_url else None,
         dead_letter_url=settings.webhook_dlq_url or None,
+    )
+
+
+@cache
+def rate_limiter() -> RateLimiter:
+    settings = get_settings()
+    return RateLimiter(
+        table=settings.table, client=dynamodb(), per_minute=settings.tenant_requests_per_minute
     )
 
 

@@ -113,6 +113,10 @@ class RateLimited(ApiError):
     status = 429
     title = "Rate limited"
 
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class Retryable(MaskgateError):
     """Transient: the workflow may retry it."""

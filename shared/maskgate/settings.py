@@ -32,6 +32,7 @@ class Settings(BaseModel):
     public_api_url: str = ""
     delivery_state_machine_arn: str = ""
     upload_expiry_state_machine_arn: str = ""
+    tenant_requests_per_minute: int = Field(default=600, ge=1)
     upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     webhook_dlq_url: str = ""
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -68,6 +69,7 @@ _ENV = {
     "delivery_state_machine_arn": "MASKGATE_DELIVERY_STATE_MACHINE_ARN",
     "upload_expiry_state_machine_arn": "MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN",
     "upload_seconds": "MASKGATE_UPLOAD_SECONDS",
+    "tenant_requests_per_minute": "MASKGATE_TENANT_REQUESTS_PER_MINUTE",
     "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
     "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
 }

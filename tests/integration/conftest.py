@@ -40,6 +40,7 @@ CACHED = (
     "sqs",
     "delivery_units",
     "upload_expiries",
+    "rate_limiter",
 )
 
 

@@ -35,7 +35,9 @@ def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    return clients.tenant_store().tenant_for_key(key.strip())
+    owner = clients.tenant_store().tenant_for_key(key.strip())
+    clients.rate_limiter().hit(owner)
+    return owner
 
 
 Tenant = Annotated[str, Depends(tenant)]

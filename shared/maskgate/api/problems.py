@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from maskgate.errors import InvalidRequest, MaskgateError, NotFound, RequestError
+from maskgate.errors import InvalidRequest, MaskgateError, NotFound, RateLimited, RequestError
 from maskgate.observability import logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -60,7 +60,8 @@ def install(app: FastAPI) -> None:
             logger.info("request refused", extra={"error_type": exc.type, "status": exc.status})
         else:
             logger.exception("request failed")
-        return problem_response(exc)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return problem_response(exc, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
