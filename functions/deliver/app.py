@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, steps
+from maskgate import clients, webhook_steps
 from maskgate.deliveries import DeliverInput
 from maskgate.observability import logger, metrics
 from maskgate.settings import get_settings
@@ -16,7 +16,7 @@ from maskgate.settings import get_settings
 @event_parser(model=DeliverInput)
 def handler(event: DeliverInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.deliver(
+    return webhook_steps.deliver(
         event,
         jobs=clients.job_store(),
         tenants=clients.tenant_store(),

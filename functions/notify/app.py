@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, steps
+from maskgate import clients, webhook_steps
 from maskgate.observability import logger, metrics
 from maskgate.settings import get_settings
 from maskgate.workflow import JobRef
@@ -16,7 +16,7 @@ from maskgate.workflow import JobRef
 @event_parser(model=JobRef)
 def handler(event: JobRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.notify(
+    return webhook_steps.notify(
         event,
         jobs=clients.job_store(),
         tenants=clients.tenant_store(),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
-from maskgate import clients, steps
+from maskgate import clients, webhook_steps
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
 from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
@@ -169,7 +169,7 @@ def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPubl
     """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
     job = _own_job(job_id, owner)
     try:
-        canceled = steps.cancel(
+        canceled = webhook_steps.cancel(
             job,
             jobs=clients.job_store(),
             workflow=clients.workflow(),
@@ -205,7 +205,7 @@ def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
     job = clients.job_store().get(job_id)
     if job.tenant != owner:
         raise NotFound(f"no job {job_id}")
-    msg_id = steps.redeliver(job, units=clients.delivery_units())
+    msg_id = webhook_steps.redeliver(job, units=clients.delivery_units())
     return {"webhook_id": msg_id, "status": "scheduled"}
 
 
