@@ -130,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
     _keys_parser(commands)
+    from maskgate_local.commands import add_client_commands
+
+    add_client_commands(commands)
     return root
 
 

@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, webhook_steps
+from maskgate import clients
 from maskgate.deliveries import DeliverInput
 from maskgate.observability import logger, metrics
-from maskgate.settings import get_settings
 
 
 @logger.inject_lambda_context
@@ -16,11 +15,4 @@ from maskgate.settings import get_settings
 @event_parser(model=DeliverInput)
 def handler(event: DeliverInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return webhook_steps.deliver(
-        event,
-        jobs=clients.job_store(),
-        tenants=clients.tenant_store(),
-        sender=clients.webhook_sender(),
-        units=clients.delivery_units(),
-        settings=get_settings(),
-    ).model_dump(mode="json")
+    return clients.notifier().deliver(event).model_dump(mode="json")

@@ -5,9 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, webhook_steps
+from maskgate import clients
 from maskgate.observability import logger, metrics
-from maskgate.settings import get_settings
 from maskgate.workflow import JobRef
 
 
@@ -16,11 +15,4 @@ from maskgate.workflow import JobRef
 @event_parser(model=JobRef)
 def handler(event: JobRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return webhook_steps.expire_upload(
-        event,
-        jobs=clients.job_store(),
-        tenants=clients.tenant_store(),
-        sender=clients.webhook_sender(),
-        units=clients.delivery_units(),
-        settings=get_settings(),
-    ).model_dump(mode="json")
+    return clients.notifier().expire_upload(event).model_dump(mode="json")

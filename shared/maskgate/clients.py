@@ -19,6 +19,7 @@ from maskgate.settings import get_settings
 from maskgate.storage import MaskStore
 from maskgate.tenants import TenantStore
 from maskgate.wavespeed import WaveSpeedClient
+from maskgate.webhook_steps import Notifier
 from maskgate.webhooks import WebhookSender
 from maskgate.workflow import Timings, UploadExpiries, Workflow
 
@@ -94,6 +95,17 @@ def delivery_units() -> DeliveryUnits:
         schedule=settings.webhook_schedule,
         sqs=sqs() if settings.webhook_dlq_url else None,
         dead_letter_url=settings.webhook_dlq_url or None,
+    )
+
+
+@cache
+def notifier() -> Notifier:
+    return Notifier(
+        jobs=job_store(),
+        tenants=tenant_store(),
+        sender=webhook_sender(),
+        units=delivery_units(),
+        settings=get_settings(),
     )
 
 

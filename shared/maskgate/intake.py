@@ -67,9 +67,7 @@ class Intake:
         """Validate an API request, store its image, record the job and start it."""
         at = self.now()
         job_id = new_job_id(at)
-        prompts = Prompts.model_validate(body.model_dump(exclude={"image"}))
-        if body.webhook_url:
-            check_outbound_url(body.webhook_url, local=self.settings.is_local)
+        prompts = self._prompts(body, exclude={"image"})
         if body.image.startswith("data:"):
             data, info = decode_data_uri(body.image)
             if info.width and info.height:
@@ -86,8 +84,6 @@ class Intake:
             status=JobStatus.QUEUED,
             source="api",
             request=prompts,
-            webhook_url=prompts.webhook_url,
-            metadata=prompts.metadata,
             image=image,
             created_at=at,
             updated_at=at,
@@ -109,9 +105,7 @@ class Intake:
         ``uploads/<tenant>/<job_id>/<filename>``; a timer fails it if the upload never comes."""
         at = self.now()
         job_id = new_job_id(at)
-        prompts = Prompts.model_validate(body.model_dump(exclude={"filename", "content_type"}))
-        if prompts.webhook_url:
-            check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
+        prompts = self._prompts(body, exclude={"filename", "content_type"})
         key = f"{UPLOAD_PREFIX}{tenant}/{job_id}/{body.filename}"
         job = Job(
             id=job_id,
@@ -119,8 +113,6 @@ class Intake:
             status=JobStatus.AWAITING_UPLOAD,
             source="upload",
             request=prompts,
-            webhook_url=prompts.webhook_url,
-            metadata=prompts.metadata,
             image=ImageLocation(bucket=self.masks.bucket, key=key),
             created_at=at,
             updated_at=at,
@@ -167,6 +159,13 @@ class Intake:
             job_id, created_at=job.created_at
         )  # a no-op when it already runs; resumes a start that crashed
         return job
+
+    def _prompts(self, body: Prompts, *, exclude: set[str]) -> Prompts:
+        """The request's prompts alone, with its webhook URL checked (url_not_allowed)."""
+        prompts = Prompts.model_validate(body.model_dump(exclude=exclude))
+        if prompts.webhook_url:
+            check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
+        return prompts
 
     def _registered(self, key: str) -> Job | None:
         """The job ``POST /v1/uploads`` registered for this key, if the key is one it handed out."""
@@ -229,8 +228,6 @@ class Intake:
             status=JobStatus.QUEUED,
             source="upload",
             request=prompts,
-            webhook_url=prompts.webhook_url,
-            metadata=prompts.metadata,
             image=image,
             created_at=at,
             updated_at=at,

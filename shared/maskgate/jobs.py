@@ -120,11 +120,14 @@ class Job(BaseModel):
     webhook_body: str | None = Field(default=None, repr=False)
 
     @model_validator(mode="after")
-    def _echo_request_metadata(self) -> Job:
-        """The metadata echoed back is the request's, unless the job was given its own (a rejected
-        upload keeps what could be salvaged)."""
-        if not self.metadata and self.request is not None and self.request.metadata:
-            object.__setattr__(self, "metadata", dict(self.request.metadata))
+    def _from_request(self) -> Job:
+        """The webhook URL and the metadata echoed back are the request's, unless the job was given
+        its own (a rejected upload keeps what could be salvaged)."""
+        if self.request is not None:
+            if self.webhook_url is None and self.request.webhook_url is not None:
+                object.__setattr__(self, "webhook_url", self.request.webhook_url)
+            if not self.metadata and self.request.metadata:
+                object.__setattr__(self, "metadata", dict(self.request.metadata))
         return self
 
 

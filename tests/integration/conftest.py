@@ -41,6 +41,7 @@ CACHED = (
     "delivery_units",
     "upload_expiries",
     "rate_limiter",
+    "notifier",
 )
 
 

@@ -356,6 +356,6 @@ def test_notify_receiver_4xx_gives_up_without_raising(aws: Aws, receiver: Receiv
 
 
 def test_notify_without_webhook_url_sends_nothing(aws: Aws, receiver: Receiver) -> None:
-    job = queued_job(aws, status=JobStatus.SUCCEEDED, webhook_url=None)
+    job = queued_job(aws, status=JobStatus.SUCCEEDED, request=Prompts(prompt="the square"), webhook_url=None)
     assert load_handler("notify").handler({"job_id": job.id}, LambdaContext())["outcome"] == "no_webhook"
     assert receiver.requests == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from maskgate import clients, webhook_steps
+from maskgate import clients
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
 from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
@@ -41,6 +42,8 @@ def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
 
 
 Tenant = Annotated[str, Depends(tenant)]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 async def json_body(request: Request) -> Any:
@@ -95,29 +98,18 @@ def health() -> dict[str, str]:
     responses=PROBLEMS,
 )
 async def create_segmentation(
-    request: Request,
-    owner: Tenant,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt.
 
     With an ``Idempotency-Key`` header the same key and body within 24 hours return the same job;
     the same key with another body is 409."""
-    raw = await json_body(request)
 
     def create(payload: Any) -> dict[str, Any]:
-        try:
-            body = SegmentationCreate.model_validate(payload)
-        except ValidationError as exc:
-            raise request_error(exc) from exc
-        job = clients.intake().accept_request(body, tenant=owner)
+        job = clients.intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
         return job_public(job, masks=clients.mask_store()).model_dump(mode="json")
 
-    if idempotency_key is None or not isinstance(raw, dict):
-        return JSONResponse(create(raw), 202)
-    once = clients.idempotent(create, name="segmentations")
-    context = request.scope.get("aws.context")  # set by Mangum
-    return JSONResponse(once(tenant=owner, key=idempotency_key, body=raw, lambda_context=context), 202)
+    return await created(request, owner, idempotency_key, create, name="segmentations", status=202)
 
 
 @router.post(
@@ -128,28 +120,44 @@ async def create_segmentation(
     openapi_extra=UPLOAD_SCHEMA,
 )
 async def create_upload(
-    request: Request,
-    owner: Tenant,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Register a job whose image you upload straight to S3 (up to 20 MB): POST the file with the
     returned form fields to ``upload.url``; the job starts when it lands, or expires."""
-    raw = await json_body(request)
 
     def register(payload: Any) -> dict[str, Any]:
-        try:
-            body = UploadCreate.model_validate(payload)
-        except ValidationError as exc:
-            raise request_error(exc) from exc
+        body = parse(UploadCreate, payload)
         job, post = clients.intake().register_upload(body, tenant=owner, expiries=clients.upload_expiries())
         public = job_public(job, masks=clients.mask_store())
         return UploadPublic(**public.model_dump(), upload=PresignedPost(**post)).model_dump(mode="json")
 
-    if idempotency_key is None or not isinstance(raw, dict):
-        return JSONResponse(register(raw), 201)
-    once = clients.idempotent(register, name="uploads")
-    context = request.scope.get("aws.context")
-    return JSONResponse(once(tenant=owner, key=idempotency_key, body=raw, lambda_context=context), 201)
+    return await created(request, owner, idempotency_key, register, name="uploads", status=201)
+
+
+def parse(model: type[ModelT], payload: Any) -> ModelT:
+    """The payload as ``model``, or the typed request error (missing_prompt / invalid_request)."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise request_error(exc) from exc
+
+
+async def created(
+    request: Request,
+    owner: str,
+    key: str | None,
+    create: Callable[[Any], dict[str, Any]],
+    *,
+    name: str,
+    status: int,
+) -> JSONResponse:
+    """Run ``create`` on the JSON body, at most once per (tenant, Idempotency-Key) when a key is given."""
+    raw = await json_body(request)
+    if key is None or not isinstance(raw, dict):
+        return JSONResponse(create(raw), status)
+    once = clients.idempotent(create, name=name)
+    context = request.scope.get("aws.context")  # set by Mangum
+    return JSONResponse(once(tenant=owner, key=key, body=raw, lambda_context=context), status)
 
 
 @router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
@@ -169,15 +177,7 @@ def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPubl
     """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
     job = _own_job(job_id, owner)
     try:
-        canceled = webhook_steps.cancel(
-            job,
-            jobs=clients.job_store(),
-            workflow=clients.workflow(),
-            units=clients.delivery_units(),
-            tenants=clients.tenant_store(),
-            api_url=str(request.base_url),
-            settings=get_settings(),
-        )
+        canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url=str(request.base_url))
     except InvalidTransition as exc:
         raise Conflict(f"job {job_id} already finished ({job.status.value}); it cannot be canceled") from exc
     return job_public(canceled, masks=clients.mask_store())
@@ -193,19 +193,15 @@ def _own_job(job_id: str, owner: str) -> Job:
 @router.get("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
 def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
     """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
-    job = clients.job_store().get(job_id)
-    if job.tenant != owner:
-        raise NotFound(f"no job {job_id}")
+    job = _own_job(job_id, owner)
     return job_public(job, masks=clients.mask_store())
 
 
 @router.post("/v1/segmentations/{job_id}/deliveries", status_code=202, responses=PROBLEMS)
 def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
     """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
-    job = clients.job_store().get(job_id)
-    if job.tenant != owner:
-        raise NotFound(f"no job {job_id}")
-    msg_id = webhook_steps.redeliver(job, units=clients.delivery_units())
+    job = _own_job(job_id, owner)
+    msg_id = clients.notifier().redeliver(job)
     return {"webhook_id": msg_id, "status": "scheduled"}
 
 
