@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from maskgate.tenants import TenantStore
+from maskgate_local.servers import free_port
 from maskgate_local.stack import READY_LINE, DevStack, StackPorts, write_ready_file
 
 
 def _dev(args: argparse.Namespace) -> int:
-    ports = StackPorts(api=args.api_port, aws=args.aws_port, wavespeed=args.wavespeed_port)
+    chosen = (args.api_port, args.aws_port, args.wavespeed_port)
+    api, aws, wavespeed = (port or free_port() for port in chosen)  # 0 picks a free port
+    ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed)
     stack = DevStack(ports=ports, wavespeed_seed=args.wavespeed_seed)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

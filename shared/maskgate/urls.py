@@ -235,7 +235,8 @@ def check_outbound_url(url: str, *, local: bool, resolver: Resolver = resolve) -
 
 
 def check_image_url(url: str, *, local: bool) -> str:
-    """An image URL WaveSpeed fetches: https in AWS (http too on the local stack), no credentials.
+    """An image URL WaveSpeed fetches: https in AWS; on the local stack http(s) to loopback only
+    (where the emulator can fetch it), no credentials.
 
     Nothing is resolved (WaveSpeed fetches it, not us), but in AWS a host that is a non-public IP
     literal or a localhost name is refused, and odd IPv4 spellings are refused everywhere.
@@ -248,6 +249,10 @@ def check_image_url(url: str, *, local: bool) -> str:
     _port(parts)
     literal = _ip_literal(host)
     if local:
+        if not (host in ("localhost", "localhost.") or (literal is not None and literal.is_loopback)):
+            raise UrlNotAllowed(
+                "the local stack fetches loopback image URLs only (127.0.0.1, localhost, ::1)"
+            )
         return url
     if literal is None:
         _check_name(host)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from maskgate import clients
+from maskgate.jobs import JobStatus
 from tests.integration.conftest import Aws, problem
 from tests.integration.test_api_handler import create_event, sample_body
 from tests.support.artefacts import LambdaContext, load_handler
@@ -58,3 +59,10 @@ def test_without_the_header_every_request_is_a_new_job(api: Any, aws: Aws) -> No
     api.handler(create_event(aws), LambdaContext())
     api.handler(create_event(aws), LambdaContext())
     assert len(aws.executions()) == 2
+
+
+def test_a_replay_shows_the_job_as_it_is_now(api: Any, aws: Aws) -> None:
+    first = json.loads(post(api, aws, sample_body(), "order-77")["body"])
+    clients.job_store().transition(first["id"], JobStatus.SUBMITTED, prediction_id="pred_1")
+    again = json.loads(post(api, aws, sample_body(), "order-77")["body"])
+    assert (again["id"], again["status"], first["status"]) == (first["id"], "submitted", "queued")

@@ -326,7 +326,15 @@ def test_check_image_url_aws_refuses(url):
         check_image_url(url, local=False)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:5100/cat.png", "https://example.com/cat.png"])
+@pytest.mark.parametrize("url", ["http://example.com/cat.png", "https://10.0.0.1/cat.png"])
+def test_check_image_url_local_refuses_anything_but_loopback(url):
+    with pytest.raises(UrlNotAllowed):
+        check_image_url(url, local=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:5100/cat.png", "https://localhost/cat.png", "http://[::1]/a.png"]
+)
 def test_check_image_url_local_allows_http_and_https(url):
     assert check_image_url(url, local=True) == url
 

@@ -157,7 +157,17 @@ async def created(
         return JSONResponse(create(raw), status)
     once = clients.idempotent(create, name=name)
     context = request.scope.get("aws.context")  # set by Mangum
-    return JSONResponse(once(tenant=owner, key=key, body=raw, lambda_context=context), status)
+    first = once(tenant=owner, key=key, body=raw, lambda_context=context)
+    return JSONResponse(_current(first), status)
+
+
+def _current(answer: dict[str, Any]) -> dict[str, Any]:
+    """A replayed create shows the job as it is now (the upload form only while it still waits)."""
+    job = clients.job_store().get(str(answer["id"]))
+    now = job_public(job, masks=clients.mask_store()).model_dump(mode="json")
+    if "upload" in answer:
+        now["upload"] = answer["upload"] if job.status is JobStatus.AWAITING_UPLOAD else None
+    return now
 
 
 @router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)

@@ -45,7 +45,7 @@ class PresignedPost(BaseModel):
 
 
 class UploadPublic(JobPublic):
-    upload: PresignedPost
+    upload: PresignedPost | None  # None once the image arrived (a replayed registration)
 
 
 class JobPage(BaseModel):
