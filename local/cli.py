@@ -55,7 +55,12 @@ def _tenant_store(args: argparse.Namespace) -> TenantStore:
         raise SystemExit(
             "maskgate keys: name the jobs table with --table or MASKGATE_TABLE (output JobsTableName)"
         )
-    return TenantStore(table=table, client=boto3.client("dynamodb"))
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return TenantStore(table=table, client=boto3.client("dynamodb"))
+    except NoRegionError as exc:
+        raise SystemExit("maskgate keys: set AWS_DEFAULT_REGION (or AWS_PROFILE) to the stack's") from exc
 
 
 def _keys_create(args: argparse.Namespace) -> int:
