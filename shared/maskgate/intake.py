@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from maskgate.errors import (
 from maskgate.ids import PATTERN, derived_job_id, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utcnow
-from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts
+from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.storage import UPLOAD_PREFIX, MaskStore
@@ -240,7 +239,7 @@ class Intake:
                 "the upload carries no request: set the object metadata key 'maskgate' to the prompt JSON"
             )
         try:
-            decoded = json.loads(raw)
+            decoded = strict_json(raw)
         except ValueError as exc:
             raise InvalidRequest("the 'maskgate' object metadata is not valid JSON") from exc
         return parse_prompts(decoded)
@@ -249,7 +248,7 @@ class Intake:
         """From a rejected upload's metadata, what can still reach the caller: a usable webhook URL
         and the metadata to echo (each only if it is valid on its own)."""
         try:
-            raw = json.loads(self.masks.head(key).metadata.get(METADATA_KEY) or "{}")
+            raw = strict_json(self.masks.head(key).metadata.get(METADATA_KEY) or "{}")
         except (NotFound, ValueError):
             return {}
         if not isinstance(raw, dict):

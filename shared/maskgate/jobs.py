@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -166,11 +167,25 @@ def _decode_cursor(cursor: str, tenant: str) -> dict[str, Any]:
         valid = isinstance(plain, dict) and set(plain) == {"pk", "tenant", "created_at"}
     except (ValueError, TypeError):
         valid = False
-    if not valid or plain["tenant"] != tenant or not all(isinstance(v, str) for v in plain.values()):
+    valid = valid and all(isinstance(v, str) for v in plain.values()) and plain["tenant"] == tenant
+    valid = (
+        valid
+        and re.fullmatch(PATTERN, plain["pk"].removeprefix("JOB#")) is not None
+        and _is_time(plain["created_at"])
+    )
+    if not valid:
         raise InvalidRequest(
             "the cursor is not valid for this listing", errors=[{"loc": "cursor", "msg": "invalid"}]
         )
     return {name: {"S": value} for name, value in plain.items()}
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 class JobStore:

@@ -6,6 +6,7 @@ Field names mirror WaveSpeed's. Limits that WaveSpeed documents nowhere we could
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -114,7 +115,14 @@ class Prompts(Contract):
 class SegmentationCreate(Prompts):
     """``POST /v1/segmentations``: the prompts plus the image as an https URL or a data URI."""
 
-    image: Url
+    image: Annotated[str, StringConstraints(min_length=1)]
+
+    @field_validator("image")
+    @classmethod
+    def _url_length(cls, value: str) -> str:
+        if not value.startswith("data:") and len(value) > 2048:
+            raise ValueError("an image URL may be at most 2048 characters (send larger data as a data: URI)")
+        return value
 
 
 Filename = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")]
@@ -126,6 +134,17 @@ class UploadCreate(Prompts):
 
     filename: Filename
     content_type: ImageContentType
+
+
+def strict_json(raw: str | bytes) -> Any:
+    """Decode JSON that can also be encoded again as UTF-8: no lone surrogates, no nesting so deep
+    it exhausts the parser. Raises ValueError otherwise."""
+    try:
+        value = json.loads(raw)
+        json.dumps(value, ensure_ascii=False).encode()
+    except (RecursionError, UnicodeError) as exc:
+        raise ValueError(f"unusable JSON: {type(exc).__name__}") from exc
+    return value
 
 
 def problem_errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -17,7 +16,7 @@ from maskgate.api.limits import BodySizeLimit
 from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
 from maskgate.jobs import Job, JobStatus
-from maskgate.models import SegmentationCreate, UploadCreate, request_error
+from maskgate.models import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.settings import get_settings
 from maskgate.webhooks import mask_token_valid
 
@@ -51,8 +50,8 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         raise MalformedJson("the request needs a JSON body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return strict_json(raw)
+    except ValueError as exc:
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
 
 
@@ -79,9 +78,22 @@ UPLOAD_SCHEMA = {
         },
     }
 }
+PROBLEM_CODES = {
+    400: "Malformed JSON",
+    401: "No, unknown, revoked or expired API key",
+    404: "No such resource (or another tenant's)",
+    405: "Method not allowed",
+    409: "Conflict: a finished job, or an Idempotency-Key reused with another body",
+    413: "Body over 5 MB (use a direct upload)",
+    422: "Invalid request: the error type says which rule",
+    429: "Over the tenant's rate limit; see Retry-After",
+}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": problems.Problem, "content": {problems.PROBLEM_JSON: {}}}
-    for code in (400, 401, 404, 413, 422)
+    code: {
+        "description": text,
+        "content": {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for code, text in PROBLEM_CODES.items()
 }
 
 
@@ -222,7 +234,23 @@ def rotate_webhook_secret(owner: Tenant) -> dict[str, str]:
     return {"webhook_secret": secret, "previous_secret_valid_until": until.isoformat()}
 
 
-@router.get("/v1/segmentations/{job_id}/masks/{index}", status_code=302, responses=PROBLEMS)
+@router.get(
+    "/v1/segmentations/{job_id}/masks/{index}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {
+            "description": "Redirect to a presigned URL of the mask",
+            "headers": {
+                "Location": {
+                    "schema": {"type": "string"},
+                    "description": "the presigned S3 URL (valid 5 min)",
+                }
+            },
+        },
+        **PROBLEMS,
+    },
+)
 def get_mask(
     job_id: str,
     index: int,
@@ -286,7 +314,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (SegmentationCreate, UploadCreate):
+        for model in (SegmentationCreate, UploadCreate, problems.Problem):
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(body.pop("$defs", {}))
             components[model.__name__] = body

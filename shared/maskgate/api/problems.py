@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from maskgate.errors import InvalidRequest, MaskgateError, NotFound, RateLimited, RequestError
 from maskgate.observability import logger
@@ -51,6 +52,14 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequest:
     return InvalidRequest("the request is invalid", errors=errors)
 
 
+def _methods_for(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem+json."""
 
@@ -68,9 +77,12 @@ def install(app: FastAPI) -> None:
         return problem_response(_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return problem_response(NotFound("no such resource"))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every route on this path, not only the first one Starlette tried
+            headers["Allow"] = ", ".join(_methods_for(request))
         body = Problem(
             type="invalid_request" if exc.status_code < 500 else MaskgateError.type,
             title=HTTPStatus(exc.status_code).phrase,
@@ -81,7 +93,7 @@ def install(app: FastAPI) -> None:
             body.model_dump(),
             status_code=exc.status_code,
             media_type=PROBLEM_JSON,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)
