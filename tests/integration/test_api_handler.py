@@ -190,3 +190,24 @@ def test_api_rotate_secret_signs_with_both_secrets_for_a_day(api: Any, aws: Aws,
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (new, old):
         Webhook(secret).verify(request.content, dict(request.headers))
+
+
+def test_api_create_accepts_a_data_uri_far_longer_than_a_url(api: Any, aws: Aws) -> None:
+    import io
+    import os as _os
+
+    from PIL import Image
+
+    noisy = Image.frombytes("RGB", (160, 120), _os.urandom(160 * 120 * 3))
+    buffer = io.BytesIO()
+    noisy.save(buffer, "PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    assert len(uri) > 50_000
+    response = api.handler(create_event(aws, {**sample_body(), "image": uri}), LambdaContext())
+    assert response["statusCode"] == 202
+
+
+def test_api_create_refuses_an_image_url_over_2048_characters(api: Any, aws: Aws) -> None:
+    body = {**sample_body(), "image": "http://127.0.0.1/" + "a" * 2100}
+    response = api.handler(create_event(aws, body), LambdaContext())
+    assert response["statusCode"] == 422 and problem(response)["errors"][0]["loc"] == "image"

@@ -96,3 +96,15 @@ def test_cancel_of_another_tenants_job_is_404(api: Any, aws: Aws) -> None:
     other = clients.tenant_store().create_key("other").key
     assert call(api, "DELETE", f"/v1/segmentations/{job_id}", key=other)["statusCode"] == 404
     assert clients.job_store().get(job_id).status.value == "queued"
+
+
+def test_list_refuses_a_forged_cursor_for_the_own_tenant(api: Any, aws: Aws) -> None:
+    import base64
+
+    forged = (
+        base64.urlsafe_b64encode(json.dumps({"pk": "", "tenant": aws.tenant, "created_at": ""}).encode())
+        .decode()
+        .rstrip("=")
+    )
+    response = call(api, "GET", "/v1/segmentations", key=aws.api_key, query=f"cursor={forged}")
+    assert response["statusCode"] == 422
