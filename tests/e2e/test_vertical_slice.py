@@ -462,3 +462,33 @@ def test_direct_upload_with_the_presigned_post_runs_the_job(stack: Stack) -> Non
     delivery = stack.wait_marker(tag)
     assert delivery.payload is not None and delivery.payload["data"]["id"] == registered.json()["id"]
     assert white(mask_of(delivery.payload)) == box_pixels(BOX)
+
+
+def test_a_second_tenant_made_with_maskgate_keys_sees_nothing_of_the_first(stack: Stack) -> None:
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": stack.ready["aws_endpoint_url"],
+        "AWS_DEFAULT_REGION": stack.ready["region"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "MASKGATE_TABLE": stack.ready["table"],
+    }
+    created = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "maskgate_local.cli", "keys", "create", "--tenant", f"second-{marker()}"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    other = next(line.split()[2] for line in created.stdout.splitlines() if line.startswith("api key"))
+    mine = submit(stack, box_prompts=[BOX])
+    assert stack.api("GET", f"/v1/segmentations/{mine['id']}", key=other).status_code == 404
+    assert stack.api("DELETE", f"/v1/segmentations/{mine['id']}", key=other).status_code == 404
+    assert stack.api("GET", "/v1/segmentations", key=other).json()["data"] == []
+    assert stack.api("GET", f"/v1/segmentations/{mine['id']}").status_code == 200
+
+
+def test_docs_page_renders_the_openapi(stack: Stack) -> None:
+    page = httpx.get(stack.ready["api_url"] + "/docs", timeout=TIMEOUT)
+    assert page.status_code == 200 and "/openapi.json" in page.text
