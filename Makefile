@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# checkov pins packaging<24 while pytest needs >=24: it lives in a tools venv of its own.
+# checkov and the SAM CLI pin dependencies that clash with the project's (and each other's):
+# each lives in a tools venv of its own.
 TOOLS  := .venv-tools
 CHECKOV_VERSION := 3.3.30
+SAM_VERSION := 1.170.0
 
 .PHONY: install demo dev test unit lint validate bench clean
 
@@ -39,23 +41,31 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-$(TOOLS)/.installed-stamp:
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+$(TOOLS)/checkov/.installed-stamp:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/checkov/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	@touch $@
+
+$(TOOLS)/sam/.installed-stamp:
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/sam/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
 	@touch $@
 
 ## Template gates: cfn-lint and checkov on template.yaml and on what SAM translates it to
 ## (generated roles and permissions). Every checkov skip is justified next to its resource.
 ## W1020 is ignored on the translated copy only: offline translation resolves parameters inside
 ## a Sub (LayerName) and leaves a Sub with no variables, which is SAM's output, not our template.
-validate: $(STAMP) $(TOOLS)/.installed-stamp
+validate: $(STAMP) $(TOOLS)/checkov/.installed-stamp $(TOOLS)/sam/.installed-stamp
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	@mkdir -p .validate
 	$(BIN)/python -m maskgate_local.translate > .validate/translated.json
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint --ignore-checks W1020 -- .validate/translated.json
-	$(TOOLS)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
-	$(TOOLS)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f .validate/translated.json
+	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
+	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f .validate/translated.json
+	scripts/sam-build-check $(TOOLS)/sam/bin/sam
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
