@@ -1,5 +1,6 @@
 """``python -m benchmarks``: one local stack, the callback path and the poll-only path in the same run;
-prints figures, never asserts them."""
+then (issue 6) the functions' cold init, the built layer and the api's warm overhead, each against a
+baseline measured in the same run. Prints figures, never asserts them; ``--only`` runs some parts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import coldstart, layer, overhead
 from benchmarks.harness import running_bench
-from benchmarks.report import build, header, render
+from benchmarks.report import build, header, machine_header, render_all
 from benchmarks.transitions import record_histories
 from benchmarks.webhook_latency import JobSample, run_jobs, set_path
 
@@ -21,6 +23,15 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
+PARTS = ("stack", "coldstart", "layer", "overhead")
+
+
+def parts(value: str) -> tuple[str, ...]:
+    chosen = tuple(p.strip() for p in value.split(",") if p.strip())
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(PARTS)} (comma-separated), not {value!r}")
+    return tuple(p for p in PARTS if p in chosen)
 
 
 def run(
@@ -53,6 +64,14 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--only",
+        type=parts,
+        default=PARTS,
+        help="comma-separated parts: stack (webhook latency and transitions on the local stack), coldstart "
+        "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
+        "api requests); default: all",
+    )
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="jobs per path (default 60)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="jobs in flight")
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="uncounted jobs per path first")
@@ -62,22 +81,55 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_SERIAL_JOBS,
         help="callback-path jobs run one at a time as well (default 30; 0 skips)",
     )
+    parser.add_argument(
+        "--coldstart-runs", type=int, default=coldstart.DEFAULT_RUNS, help="fresh children per figure (7)"
+    )
+    parser.add_argument(
+        "--layer-runs", type=int, default=layer.DEFAULT_RUNS, help="fresh children per layer figure (7)"
+    )
+    parser.add_argument(
+        "--overhead-iterations", type=int, default=overhead.DEFAULT_ITERATIONS, help="timed requests (200)"
+    )
+    parser.add_argument(
+        "--overhead-warmup", type=int, default=overhead.DEFAULT_WARMUP, help="uncounted requests (20)"
+    )
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.concurrency < 1 or args.warmup < 0 or args.serial_jobs < 0:
         parser.error("--jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
-    print("maskgate benchmarks: starting the local stack…", flush=True)
+    if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
+        parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
     started = time.monotonic()
-    # The in-process Lambdas share this stdout: keep their prints (Powertools EMF blobs) out of the table.
-    stack_stdout = io.StringIO()
-    with contextlib.redirect_stdout(stack_stdout):
-        report = run(
-            jobs=args.jobs, concurrency=args.concurrency, warmup=args.warmup, serial_jobs=args.serial_jobs
-        )
+    report: dict[str, Any] = {"header": machine_header()}
+    part_wall_s: dict[str, float] = {}
+    # The new parts run in child processes; they go first, while this process is still idle.
+    for part, measure in (
+        ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
+        ("layer", lambda: layer.run(runs=args.layer_runs)),
+        ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
+    ):
+        if part in args.only:
+            print(f"maskgate benchmarks: {part}…", flush=True)
+            part_started = time.monotonic()
+            report[part] = measure()
+            part_wall_s[part] = time.monotonic() - part_started
+    if "stack" in args.only:
+        print("maskgate benchmarks: starting the local stack…", flush=True)
+        part_started = time.monotonic()
+        # The in-process Lambdas share this stdout: keep their prints (Powertools EMF blobs) out of the table.
+        stack_stdout = io.StringIO()
+        with contextlib.redirect_stdout(stack_stdout):
+            stack = run(
+                jobs=args.jobs, concurrency=args.concurrency, warmup=args.warmup, serial_jobs=args.serial_jobs
+            )
+        report.update(stack)
+        report["stack_stdout_lines"] = len(stack_stdout.getvalue().splitlines())
+        part_wall_s["stack"] = time.monotonic() - part_started
     wall_s = time.monotonic() - started
+    report["parts"] = list(args.only)
+    report["part_wall_s"] = part_wall_s
     report["wall_s"] = wall_s
-    report["stack_stdout_lines"] = len(stack_stdout.getvalue().splitlines())
-    print(render(report, wall_s=wall_s), flush=True)
+    print(render_all(report, wall_s=wall_s), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -8,6 +8,7 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
+from benchmarks import coldstart, layer, overhead
 from benchmarks.stats import ratio, summary_ms
 from benchmarks.transitions import SAM3_USD_PER_IMAGE, USD_PER_TRANSITION, summarise
 from benchmarks.webhook_latency import JobSample
@@ -28,12 +29,23 @@ REPORT_KEYS = (
 )
 
 
-def header(*, jobs: int, concurrency: int, warmup: int, serial_jobs: int, latency_s: float) -> dict[str, Any]:
+# Issue 6's parts, each under its own key when it ran (python -m benchmarks --only ...).
+PART_KEYS = ("coldstart", "layer", "overhead")
+RENDERERS = {"coldstart": coldstart.render, "layer": layer.render, "overhead": overhead.render}
+
+
+def machine_header() -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+    }
+
+
+def header(*, jobs: int, concurrency: int, warmup: int, serial_jobs: int, latency_s: float) -> dict[str, Any]:
+    return {
+        **machine_header(),
         "jobs_per_path": jobs,
         "concurrency": concurrency,
         "warmup_jobs_per_path": warmup,
@@ -116,7 +128,8 @@ def _states_line(path: str, t: dict[str, Any]) -> str:
     return f"  {path:<9} p50 ms in each state: {spent}"
 
 
-def render(report: dict[str, Any], *, wall_s: float) -> str:
+def render(report: dict[str, Any], *, wall_s: float | None) -> str:
+    """The local-stack part (and its wall time when given)."""
     h, jobs, serial = report["header"], report["jobs"], report["serial_callback"]
     latency_ms = h["emulator_latency_s"] * 1000
     ratios = report["poll_over_callback"]
@@ -172,12 +185,25 @@ def render(report: dict[str, Any], *, wall_s: float) -> str:
         "  events in get_execution_history (what AWS bills), events = every history event. Poll path:",
         "  emulator fault drop_callback 1.0, so Submit's wait times out into Backoff > Poll",
         "  (local PollInitialSeconds 1 s).",
-        f"  wall time {wall_s:.1f} s",
     ]
     if report.get("stack_stdout_lines"):
-        lines.insert(
-            -1,
+        lines.append(
             f"  ({report['stack_stdout_lines']} line(s) the in-process stack printed to stdout were left out:"
-            " Powertools EMF metric sets)",
+            " Powertools EMF metric sets)"
         )
+    if wall_s is not None:
+        lines.append(f"  wall time {wall_s:.1f} s")
     return "\n".join(lines)
+
+
+def render_all(report: dict[str, Any], *, wall_s: float) -> str:
+    """Every part that ran, then the wall time (with each part's)."""
+    if "callback_sent_to_webhook" in report:
+        sections = [render(report, wall_s=None)]
+    else:
+        h = report["header"]
+        title = f"maskgate benchmarks  {h['date']}  {h['machine']}  {h['cpus']} CPUs  Python {h['python']}"
+        sections = [title]
+    sections += [RENDERERS[part](report[part]) for part in PART_KEYS if part in report]
+    parts = ", ".join(f"{part} {seconds:.0f} s" for part, seconds in report.get("part_wall_s", {}).items())
+    return "\n\n".join(sections) + f"\n  wall time {wall_s:.1f} s" + (f" ({parts})" if parts else "")

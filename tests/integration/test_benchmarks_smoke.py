@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.lambda_env import SCENARIOS, STEPS
 from benchmarks.report import REPORT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +19,8 @@ def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None
     report_file = tmp_path / "report.json"
     # A subprocess, as `make bench` runs it: the in-process stack sets os.environ and patches moto.
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "benchmarks", "--jobs", "3", "--serial-jobs", "1", "--warmup", "1"]
-        + ["--json", str(report_file)],
+        [sys.executable, "-m", "benchmarks", "--only", "stack", "--jobs", "3", "--serial-jobs", "1"]
+        + ["--warmup", "1", "--json", str(report_file)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -48,3 +49,38 @@ def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None
             "cost_usd_per_job",
             "share_of_sam3_price",
         } <= set(report["transitions"][path])
+
+
+def test_cold_start_and_overhead_parts_run_alone_with_tiny_counts(tmp_path: Path) -> None:
+    """Issue 6's child-process parts (the layer part needs pip and the index: not run here)."""
+    report_file = tmp_path / "report.json"
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "benchmarks", "--only", "coldstart,overhead", "--coldstart-runs", "1"]
+        + ["--overhead-iterations", "2", "--overhead-warmup", "1", "--json", str(report_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cold start:" in done.stdout and "warm api overhead" in done.stdout and "wall time" in done.stdout
+    report = json.loads(report_file.read_text())
+    assert report["parts"] == ["coldstart", "overhead"] and "jobs" not in report
+    cold = report["coldstart"]
+    assert set(cold["imports"]) == set(STEPS)
+    for figures in cold["imports"].values():
+        assert figures["n"] >= 1 and {"median_ms", "ratio", "budget", "verdict"} <= set(figures)
+    invokes = cold["first_invokes"]
+    assert set(invokes) == set(SCENARIOS)
+    # what each first invoke did (its answer), not how long it took
+    assert invokes["api_health"]["outcome"].startswith("HTTP 200")
+    assert invokes["api_create"]["outcome"].startswith("HTTP 202")
+    assert invokes["on_upload"]["outcome"] == "jobs: failed"
+    assert invokes["fail"]["aws_calls"] == ["dynamodb.UpdateItem"]
+    for key in ("api_create", "on_upload", "fail"):
+        assert "failed_calls" in invokes[key]["baseline_outcome"]
+    assert set(cold["import_self_ms"]) == {"fail", "bare_worker", "api", "bare_api"}
+    over = report["overhead"]
+    for name in ("hello", "post", "post_bare", "get", "get_bare"):
+        assert over[name]["n"] == 2
+    assert "s3.PutObject" in over["post_calls"] and "dynamodb.GetItem" in over["get_calls"]

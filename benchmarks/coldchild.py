@@ -1,0 +1,143 @@
+"""One cold-start sample in a fresh interpreter: ``python benchmarks/coldchild.py '<job JSON>'``.
+
+Run by ``benchmarks.coldstart`` (and ``benchmarks.layer``) as a script (``benchmarks.overhead`` imports
+its bare app). Until the timed parts are over it imports only what a Lambda runtime has imported before
+it loads ``app.py`` (importlib, json, os, sys, time); then it prints one line, ``@@coldstart <JSON>``, on
+stdout. Imports may write ``__pycache__`` as any import does (the layer part measures without .pyc).
+
+Kinds of job:
+
+- ``handler``: (a) import ``functions/<step>/app.py`` from its path (as Lambda imports ``app``);
+  (b) with a scenario, set up moto (decorator mode, this process) and time the first invoke with the
+  scenario's event, recording every AWS call the handler makes.
+- ``bare_worker``: (a) ``import boto3`` + one ``boto3.client("dynamodb")`` + Powertools ``Logger()``;
+  (b) drop that default session (the handler's clients start cold too), then time a Logger-decorated
+  function replaying the handler's recorded AWS calls on bare boto3 clients.
+- ``bare_api``: (a) import and build a bare FastAPI app + Mangum + Logger with a hello route; (b) time
+  its first invoke through Mangum with a payload-2.0 event (the POST route replays the recorded calls).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+
+MARK = "@@coldstart "
+
+
+def _import_handler(job: dict, result: dict) -> object:
+    function_dir = os.path.join(job["root"], "functions", job["step"])  # noqa: PTH118 (no pathlib yet)
+    sys.path.insert(0, function_dir)  # Lambda's /var/task
+    started = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("app", os.path.join(function_dir, "app.py"))  # noqa: PTH118
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module
+    spec.loader.exec_module(module)
+    result["import_s"] = time.perf_counter() - started
+    boto3 = sys.modules.get("boto3")
+    result["session_at_import"] = boto3 is not None and boto3.DEFAULT_SESSION is not None
+    return module.handler
+
+
+def _import_bare_worker(result: dict) -> object:
+    started = time.perf_counter()
+    import boto3
+
+    boto3.client("dynamodb")
+    from aws_lambda_powertools import Logger
+
+    logger = Logger()
+    result["import_s"] = time.perf_counter() - started
+    return logger
+
+
+def import_bare_api(result: dict, replay: dict) -> object:
+    started = time.perf_counter()
+    from aws_lambda_powertools import Logger
+    from fastapi import FastAPI
+    from mangum import Mangum
+
+    logger = Logger()
+    app = FastAPI()
+
+    @app.get("/hello")
+    def hello() -> dict:
+        return {"hello": "world"}
+
+    @app.post("/hello")
+    def hello_with_calls() -> dict:
+        return {"failed_calls": replay["run"]()}
+
+    handler = logger.inject_lambda_context(Mangum(app, lifespan="off"))
+    result["import_s"] = time.perf_counter() - started
+    return handler
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    del sys.path[0]  # this script's directory: benchmarks/ must not shadow anything
+    sys.path[0:0] = job.get("sys_path", [])
+    result: dict = {"kind": job["kind"], "step": job.get("step"), "scenario": job.get("scenario")}
+    replay: dict = {}
+    if job["kind"] == "handler":
+        built = _import_handler(job, result)
+    elif job["kind"] == "bare_worker":
+        built = _import_bare_worker(result)
+    else:
+        built = import_bare_api(result, replay)
+    result["modules"] = len(sys.modules)
+    if job.get("origins"):
+        names = ("pydantic", "httpx", "fastapi", "aws_lambda_powertools", "maskgate", "boto3", "botocore")
+        result["origins"] = {n: sys.modules[n].__file__ for n in names if n in sys.modules}
+    if job.get("scenario"):
+        _first_invoke(job, result, replay, built)
+    print(MARK + json.dumps(result), flush=True)
+    os._exit(0)  # no interpreter teardown (moto's is slow): nothing is left to flush
+
+
+def _first_invoke(job: dict, result: dict, replay: dict, built: object) -> None:
+    """Untimed: moto and the scenario's state; then the timed first invoke."""
+    import pickle
+    from pathlib import Path
+
+    sys.path.insert(0, job["root"])
+    import boto3
+
+    from benchmarks import lambda_env
+
+    key, kind = job["scenario"], job["kind"]
+    event = lambda_env.prepare(key, job.get("table"))
+    context = lambda_env.LambdaContext()
+    recorder = lambda_env.CallRecorder()
+    if kind == "handler":
+        handler = built
+        recorder.install()
+    else:
+        calls = pickle.loads(Path(job["calls"]).read_bytes()) if job.get("calls") else []  # noqa: S301
+        run = lambda_env.replayer(calls)
+        replay["run"] = run
+        event = lambda_env.bare_event(key, event)
+        boto3.DEFAULT_SESSION = None  # the client of the timed import must not warm the invoke
+        if kind == "bare_worker":
+            handler = built.inject_lambda_context(lambda _event, _context: {"failed_calls": run()})
+        else:
+            handler = built
+    import gc
+
+    gc.collect()
+    gc.freeze()  # moto and the set-up out of the collector's way: it must not decide when full runs happen
+    started = time.perf_counter()
+    response = handler(event, context)
+    result["invoke_s"] = time.perf_counter() - started
+    result["outcome"] = lambda_env.outcome(key, response)
+    if kind == "handler":
+        result["calls"] = lambda_env.call_names(recorder.calls)
+        if job.get("calls"):
+            Path(job["calls"]).write_bytes(pickle.dumps(recorder.calls))
+
+
+if __name__ == "__main__":
+    main()
