@@ -32,7 +32,7 @@ from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utc
 from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.storage import UPLOAD_PREFIX, MaskStore
+from maskgate.storage import UPLOAD_PREFIX, MaskStore, StoredObject
 from maskgate.urls import check_image_url, check_outbound_url
 from maskgate.workflow import S3Record, UploadExpiries, Workflow
 
@@ -137,7 +137,11 @@ class Intake:
         job_id = derived_job_id(record.eventTime, record.s3.bucket.name, key, str(write))
         at = self.now()
         try:
-            job = self._upload_job(job_id, key, at)
+            stored: StoredObject | None = self.masks.head(key)
+        except NotFound:
+            stored = None  # deleted before we read it: still recorded, as invalid_image
+        try:
+            job = self._upload_job(job_id, key, stored, at)
         except RequestError as exc:
             logger.info("upload rejected", extra={"job_id": job_id, "error_type": exc.type})
             job = Job(
@@ -147,16 +151,15 @@ class Intake:
                 source="upload",
                 image=ImageLocation(bucket=self.masks.bucket, key=key),
                 error=JobError(type=exc.type, message=exc.message),
-                **self._salvage(key),
+                **self._salvage(stored.metadata if stored else {}),
                 created_at=at,
                 updated_at=at,
                 finished_at=at,
             )
         if not self.jobs.create(job):
             logger.info("redelivered upload event: job exists", extra={"job_id": job_id})
-        self.workflow.start(
-            job_id, created_at=job.created_at
-        )  # a no-op when it already runs; resumes a start that crashed
+        # a no-op when it already runs; resumes a start that crashed between the two writes
+        self.workflow.start(job_id, created_at=job.created_at)
         return job
 
     def _prompts(self, body: Prompts, *, exclude: set[str]) -> Prompts:
@@ -207,11 +210,9 @@ class Intake:
         self.workflow.start(job.id, created_at=job.created_at)
         return job
 
-    def _upload_job(self, job_id: str, key: str, at: datetime) -> Job:
-        try:
-            stored = self.masks.head(key)
-        except NotFound as exc:
-            raise InvalidImage("the upload was deleted before it could be read") from exc
+    def _upload_job(self, job_id: str, key: str, stored: StoredObject | None, at: datetime) -> Job:
+        if stored is None:
+            raise InvalidImage("the upload was deleted before it could be read")
         prompts = self._upload_prompts(stored.metadata)
         info = self.masks.inspect_upload(stored)
         if info.width and info.height:
@@ -244,12 +245,12 @@ class Intake:
             raise InvalidRequest("the 'maskgate' object metadata is not valid JSON") from exc
         return parse_prompts(decoded)
 
-    def _salvage(self, key: str) -> dict[str, Any]:
+    def _salvage(self, metadata: dict[str, str]) -> dict[str, Any]:
         """From a rejected upload's metadata, what can still reach the caller: a usable webhook URL
         and the metadata to echo (each only if it is valid on its own)."""
         try:
-            raw = strict_json(self.masks.head(key).metadata.get(METADATA_KEY) or "{}")
-        except (NotFound, ValueError):
+            raw = strict_json(metadata.get(METADATA_KEY) or "{}")
+        except ValueError:
             return {}
         if not isinstance(raw, dict):
             return {}
