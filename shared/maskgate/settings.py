@@ -25,7 +25,6 @@ class Settings(BaseModel):
     poll_initial_seconds: int = Field(default=3, ge=1)
     poll_max_seconds: int = Field(default=30, ge=1)
     job_deadline_seconds: int = Field(default=900, ge=10)
-    callback_max_age_seconds: int = 300
     wavespeed_base_url: str = "https://api.wavespeed.ai"
     wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")

@@ -20,7 +20,6 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
 from maskgate.errors import UrlNotAllowed
 from maskgate.jobs import DeliveryAttempt, Job, JobStatus
@@ -64,16 +63,6 @@ def event_type(status: JobStatus) -> EventType:
 def webhook_id(job_id: str, event: str) -> str:
     """Stable per job and event: every retry and redelivery of it carries the same id."""
     return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
-
-
-class MaskLink(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    url: str
-    format: str
-    content_type: str
-    size: int
-    width: int | None = None
-    height: int | None = None
 
 
 def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:

@@ -20,8 +20,6 @@ from maskgate.jobs import JobId
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
-Seconds = int
-
 
 class StepModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
