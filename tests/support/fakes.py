@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +86,17 @@ class Receiver:
         request.read()
         self.requests.append(request)
         return httpx.Response(self.status, headers=self.headers)
+
+
+class Recording:
+    """A plain function as a server (WaveSpeed, a webhook receiver): ``answer`` decides the response,
+    and every request it saw is kept, body read."""
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        return self.answer(request)

@@ -22,6 +22,7 @@ from maskgate.errors import (
 )
 from maskgate.models import parse_prompts
 from maskgate.wavespeed import Prediction, WaveSpeedClient, host_allowed, wire_body
+from tests.support.fakes import Recording
 
 BASE = "https://api.wavespeed.ai"
 IMAGE = "https://bucket.s3.amazonaws.com/inputs/seg_x/image.png?X-Amz-Signature=abc"
@@ -49,17 +50,7 @@ def _envelope(**fields: object) -> dict[str, object]:
     return {"code": 200, "message": "success", "data": _prediction(**fields)}
 
 
-class Server:
-    """A plain function as WaveSpeed, recording every request."""
-
-    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.answer = answer
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        return self.answer(request)
+Server = Recording  # a plain function as the server, recording every request
 
 
 def _client(server: Server, *, api_key: str = "ws-key") -> WaveSpeedClient:

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -32,6 +31,7 @@ from maskgate.webhooks import (
     signature_header,
     webhook_id,
 )
+from tests.support.fakes import Recording
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
@@ -408,17 +408,7 @@ def test_build_body_is_under_20_kb_with_the_largest_metadata_the_model_accepts()
 CLOCK = float(int(time.time()))
 
 
-class Receiver:
-    """A plain function as the webhook receiver, recording every request it saw."""
-
-    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.answer = answer
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        return self.answer(request)
+Receiver = Recording  # a plain function as the server, recording every request
 
 
 def _sender(receiver: Receiver) -> WebhookSender:
