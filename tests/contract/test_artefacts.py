@@ -108,12 +108,22 @@ def test_waiting_tasks_pass_their_token_and_listen_for_the_input_window(state: s
 
 
 def test_execution_input_carries_what_the_workflow_reads() -> None:
-    from maskgate.workflow import Timings
+    from maskgate.workflow import Timings, Workflow
 
-    read = {"job_id", "wait_seconds", "deadline_at", "attempt", "schedule"}
-    backoff = asl()["States"]["Backoff"]["Parameters"]
-    assert {k.removesuffix(".$") for k in backoff} == read
-    assert Timings().schedule()
+    class Capture:
+        inputs: list[dict[str, Any]] = []
+
+        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> None:  # noqa: N803, A002
+            self.inputs.append(json.loads(input))
+
+    Workflow(state_machine_arn="arn:sm", client=Capture(), timings=Timings()).start(  # type: ignore[arg-type]
+        "seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X", created_at=datetime(2026, 11, 25, tzinfo=UTC)
+    )
+    [sent] = Capture.inputs
+    backoff = {k.removesuffix(".$") for k in asl()["States"]["Backoff"]["Parameters"]}
+    assert set(sent) == backoff  # Submit and Backoff read exactly what the starter sends
+    assert asl()["States"]["Submit"]["TimeoutSecondsPath"] == "$.wait_seconds"
+    assert all(isinstance(w, int) and w >= 1 for w in sent["schedule"])
 
 
 def test_delivery_unit_waits_on_the_deliver_output_and_passes_exactly_its_input() -> None:
