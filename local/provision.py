@@ -79,7 +79,13 @@ def provision(
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)  # noqa: S106
     walker = _Walker(
         translated["Resources"],
-        resolver=Resolver(values, region=region, account_id=account_id, stack_name=stack_name),
+        resolver=Resolver(
+            values,
+            region=region,
+            account_id=account_id,
+            stack_name=stack_name,
+            conditions=translated.get("Conditions", {}),
+        ),
         client=lambda service: session.client(service, endpoint_url=endpoint_url),  # type: ignore[call-overload]
         local_paths=local_paths,
         code_dir_override=code_dir_override,
@@ -159,8 +165,11 @@ class _Walker:
 
     def _of_type(self, resource_type: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for logical_id, resource in self.resources.items():
-            if resource["Type"] == resource_type:
-                yield logical_id, resource.get("Properties", {})
+            if resource["Type"] != resource_type:
+                continue
+            if "Condition" in resource and not self.resolver.condition(resource["Condition"]):
+                continue  # as CloudFormation: a resource whose Condition is false is not created
+            yield logical_id, resource.get("Properties", {})
 
     def _name(self, logical_id: str, given: Any, limit: int = 64) -> str:
         return str(self.resolver.resolve(given)) if given else f"{self.stack_name}-{logical_id}"[:limit]
@@ -231,6 +240,10 @@ class _Walker:
         if dead_letter:
             request["DeadLetterConfig"] = {"TargetArn": dead_letter}
         arn = self.client("lambda").create_function(**request)["FunctionArn"]
+        if "ReservedConcurrentExecutions" in props:  # recorded (moto does not throttle by it)
+            self.client("lambda").put_function_concurrency(
+                FunctionName=name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"])
+            )
         self.resolver.record(logical_id, ref=name, Arn=arn)
         self.functions[logical_id] = FunctionSpec(
             logical_id=logical_id,

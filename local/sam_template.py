@@ -119,10 +119,29 @@ class UnresolvedError(ValueError):
     """An intrinsic names something the resolver does not know (yet)."""
 
 
-class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select against parameters and created resources."""
+class _NoValue:
+    """``AWS::NoValue``: the property (or list item) it stands in is left out."""
 
-    def __init__(self, parameters: dict[str, str], *, region: str, account_id: str, stack_name: str) -> None:
+
+_NO_VALUE = _NoValue()
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select and Fn::If (with the template's
+    Conditions: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) against parameters and created
+    resources."""
+
+    def __init__(
+        self,
+        parameters: dict[str, str],
+        *,
+        region: str,
+        account_id: str,
+        stack_name: str,
+        conditions: dict[str, Any] | None = None,
+    ) -> None:
+        self._conditions = dict(conditions or {})
+        self._evaluated: dict[str, bool] = {}
         self.region = region
         self.account_id = account_id
         self._refs: dict[str, Any] = {
@@ -133,7 +152,7 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": stack_name,
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{stack_name}/local",
-            "AWS::NoValue": None,
+            "AWS::NoValue": _NO_VALUE,
         }
         self._attributes: dict[str, dict[str, Any]] = {}
 
@@ -154,9 +173,22 @@ class Resolver:
             raise UnresolvedError(f"Fn::GetAtt {logical_id}.{attribute} is not known") from None
 
     def resolve(self, value: Any) -> Any:
-        """`value` with every intrinsic replaced by its value."""
+        """`value` with every intrinsic replaced by its value (AWS::NoValue leaves a property out)."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions."""
+        if name not in self._evaluated:
+            if name not in self._conditions:
+                raise UnresolvedError(f"Condition {name!r} is not in the template")
+            self._evaluated[name] = self._truth(self._conditions[name])
+        return self._evaluated[name]
+
+    def _resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            items = [self._resolve(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -165,7 +197,25 @@ class Resolver:
                 return self.ref(argument)
             if key.startswith("Fn::"):
                 return self._function(key, argument)
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self._resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def _truth(self, expression: Any) -> bool:
+        if not isinstance(expression, dict) or len(expression) != 1:
+            raise UnresolvedError(f"not a condition expression: {expression!r}")
+        ((key, argument),) = expression.items()
+        if key == "Condition":
+            return self.condition(argument)
+        if key == "Fn::Equals":
+            left, right = (self._resolve(item) for item in argument)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self._truth(argument[0])
+        if key == "Fn::And":
+            return all(self._truth(item) for item in argument)
+        if key == "Fn::Or":
+            return any(self._truth(item) for item in argument)
+        raise UnresolvedError(f"{key} is not a condition function the local stack supports")
 
     def _function(self, key: str, argument: Any) -> Any:
         if key == "Fn::GetAtt":
@@ -173,13 +223,16 @@ class Resolver:
             return self.get_att(logical_id, attribute)
         if key == "Fn::Sub":
             text, variables = (argument, {}) if isinstance(argument, str) else argument
-            return self._sub(text, self.resolve(variables))
+            return self._sub(text, self._resolve(variables))
         if key == "Fn::Join":
             separator, items = argument
-            return str(separator).join(str(item) for item in self.resolve(items))
+            return str(separator).join(str(item) for item in self._resolve(items))
         if key == "Fn::Select":
-            index, items = self.resolve(argument)
+            index, items = self._resolve(argument)
             return items[int(index)]
+        if key == "Fn::If":
+            name, when_true, when_false = argument
+            return self._resolve(when_true if self.condition(name) else when_false)
         raise UnresolvedError(f"{key} is not supported by the local stack")
 
     def _sub(self, text: str, variables: dict[str, Any]) -> str:

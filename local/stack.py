@@ -33,6 +33,9 @@ LOCAL_PARAMETERS = {
     "LogLevel": "WARNING",
     "WaveSpeedOutputHosts": "127.0.0.1,localhost",
     "WebhookRetrySchedule": "1,1,1,1,1,1,1",
+    # WaveSpeed admission stays on (the code path runs) but roomy: the emulator has no tiers
+    "WaveSpeedConcurrency": "64",
+    "WaveSpeedSubmitsPerMinute": "6000",
 }
 
 

@@ -15,4 +15,4 @@ from maskgate.workflow import FailInput
 @event_parser(model=FailInput)
 def handler(event: FailInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.fail(event, jobs=clients.job_store()).model_dump(mode="json")
+    return steps.fail(event, jobs=clients.job_store(), admission=clients.admission()).model_dump(mode="json")

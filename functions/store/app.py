@@ -16,5 +16,9 @@ from maskgate.workflow import StoreInput
 def handler(event: StoreInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
     return steps.store(
-        event, jobs=clients.job_store(), wavespeed=clients.wavespeed(), masks=clients.mask_store()
+        event,
+        jobs=clients.job_store(),
+        wavespeed=clients.wavespeed(),
+        masks=clients.mask_store(),
+        admission=clients.admission(),
     ).model_dump(mode="json")

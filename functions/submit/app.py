@@ -22,4 +22,5 @@ def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
         wavespeed=clients.wavespeed(),
         masks=clients.mask_store(),
         settings=get_settings(),
+        admission=clients.admission(),
     ).model_dump(mode="json")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from maskgate.admission import Admission
 from maskgate.callbacks import CallbackLog, CallbackReceiver
 from maskgate.deliveries import DeliveryUnits
 from maskgate.idempotency import Create, IdempotentCreate
@@ -106,6 +107,7 @@ def notifier() -> Notifier:
         sender=webhook_sender(),
         units=delivery_units(),
         settings=get_settings(),
+        admission=admission(),
     )
 
 
@@ -114,6 +116,18 @@ def rate_limiter() -> RateLimiter:
     settings = get_settings()
     return RateLimiter(
         table=settings.table, client=dynamodb(), per_minute=settings.tenant_requests_per_minute
+    )
+
+
+@cache
+def admission() -> Admission:
+    settings = get_settings()
+    return Admission(
+        table=settings.table,
+        client=dynamodb(),
+        concurrency=settings.wavespeed_concurrency,
+        per_minute=settings.wavespeed_submits_per_minute,
+        stale_after_seconds=settings.job_deadline_seconds,
     )
 
 

@@ -15,7 +15,8 @@ failed job, a webhook and an API problem document carry.
     │   └── …                          conflict 409, payload_too_large 413, rate_limited 429
     ├── Retryable                      transient: the workflow retries these by name
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
-    │   └── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
+    │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
+    │   └── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
     ├── UpstreamOutcomeUnknown         upstream_unavailable (a submit that may have landed: no retry)
     ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
     ├── UpstreamFailed                 upstream_failed (the prediction ended failed)
@@ -130,6 +131,16 @@ class UpstreamRateLimited(Retryable):
 
 class UpstreamUnavailable(Retryable):
     title = "WaveSpeed unavailable"
+
+
+class AdmissionDeferred(Retryable):
+    """The account's WaveSpeed tier is fully used (maskgate.admission): nothing was sent; try later."""
+
+    title = "WaveSpeed capacity in use"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamOutcomeUnknown(MaskgateError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from maskgate.admission import Admission
 from maskgate.errors import (
     InvalidImage,
     InvalidTransition,
@@ -47,11 +48,14 @@ def submit(
     wavespeed: WaveSpeedClient,
     masks: MaskStore,
     settings: Settings,
+    admission: Admission,
 ) -> SubmitOutput:
     """Record the waiting task's token, then submit the prediction once (a retry finds its id).
 
     The token is stored before the submit so that even an instant callback finds it; the task then
-    waits for the callback (or times out into Poll).
+    waits for the callback (or times out into Poll). The submit waits for the account's WaveSpeed
+    tier first (AdmissionDeferred, retried by the workflow); the slot is given back when the
+    prediction has finished (Store, Fail) or the job is canceled.
     """
     job = jobs.get(step.job_id)
     if job.status.terminal:
@@ -61,6 +65,7 @@ def submit(
         if job.request is None or job.image is None:
             raise JobRejected("job has no request to submit")
         image_url = job.image.url or masks.presigned_get(str(job.image.key))
+        admission.admit(job.id)
         prediction = wavespeed.submit(
             job.request, image_url=image_url, webhook_url=settings.callback_url(job.id)
         )
@@ -99,12 +104,15 @@ def poll(
     return PollOutput(job_id=job.id, outcome="waiting")
 
 
-def store(step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks: MaskStore) -> StoreOutput:
+def store(
+    step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks: MaskStore, admission: Admission
+) -> StoreOutput:
     """Copy the finished outputs into ``results/<job_id>/``, checked, and mark the job succeeded."""
     job = jobs.get(step.job_id)
     prediction = wavespeed.get_prediction(step.prediction_id)
     if prediction.status != "completed":
         raise UpstreamFailed(f"the prediction is {prediction.status}, not completed")
+    admission.release(job.id)  # finished at WaveSpeed: its slot is free whatever the outputs hold
     if not prediction.outputs:
         raise OutputInvalid("the prediction completed without outputs")
     wanted = job.request.output_format if job.request else "png"
@@ -142,8 +150,10 @@ def store(step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks
     return StoreOutput(job_id=job.id, masks=len(stored))
 
 
-def fail(step: FailInput, *, jobs: JobStore) -> JobRef:
-    """Record a caught workflow error as the job's typed failure (a finished job keeps its state)."""
+def fail(step: FailInput, *, jobs: JobStore, admission: Admission) -> JobRef:
+    """Record a caught workflow error as the job's typed failure (a finished job keeps its state),
+    and give back the job's WaveSpeed slot if it holds one."""
+    admission.release(step.job_id)
     error = JobError(type=error_type_for(step.error.Error), message=step.error.message())
     try:
         jobs.transition(step.job_id, JobStatus.FAILED, error=error)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from maskgate.admission import Admission
 from maskgate.deliveries import DeliverInput, DeliveryStep, DeliveryUnits, next_wait
 from maskgate.errors import Conflict, InvalidTransition, MaskgateError, NotFound
 from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus, JobStore, utcnow
@@ -25,6 +26,7 @@ class Notifier:
     sender: WebhookSender
     units: DeliveryUnits
     settings: Settings
+    admission: Admission | None = None
     now: Callable[[], datetime] = utcnow
 
     def notify(self, step: JobRef) -> NotifyOutput:
@@ -84,6 +86,9 @@ class Notifier:
         error = JobError(type="canceled", message="canceled by the API client")
         canceled = self.jobs.transition(job.id, JobStatus.CANCELED, error=error)
         workflow.stop(job.id)
+        if self.admission is not None and canceled.prediction_id is not None:
+            # WaveSpeed cannot cancel a prediction; it is no longer ours to wait for either
+            self.admission.release(job.id)
         metrics.add_metric(name="JobCanceled", unit="Count", value=1)
         if canceled.webhook_url is not None:
             self._body(canceled, api_url=api_url)

@@ -42,6 +42,7 @@ CACHED = (
     "upload_expiries",
     "rate_limiter",
     "notifier",
+    "admission",
 )
 
 

@@ -35,6 +35,7 @@ PARAMETERS = {
     "PollMaxSeconds": "2",
     "JobDeadlineSeconds": "30",
     "WaveSpeedBaseUrl": "http://127.0.0.1:9",
+    "SubmitReservedConcurrency": "5",  # a Fn::If property: set here, left out by default
 }
 RECORDER = "maskgate_test_recorder"
 
@@ -199,6 +200,15 @@ def test_provision_creates_every_function_of_the_template(stack):
 
     assert set(provisioned.functions) == expected
     assert {spec.function_name for spec in provisioned.functions.values()} <= names
+
+
+def test_provision_applies_conditional_properties(stack):
+    aws, provisioned = stack
+    lam = aws.client("lambda")
+    submit = provisioned.functions["SubmitFunction"].function_name
+    poll = provisioned.functions["PollFunction"].function_name
+    assert lam.get_function_concurrency(FunctionName=submit)["ReservedConcurrentExecutions"] == 5
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=poll)
 
 
 def test_provision_creates_table_bucket_queue_and_state_machine(stack):

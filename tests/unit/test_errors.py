@@ -37,6 +37,7 @@ EXPECTED_TYPES = {
     "RateLimited": "rate_limited",
     "Retryable": "upstream_unavailable",
     "UpstreamRateLimited": "upstream_unavailable",
+    "AdmissionDeferred": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",
     "UpstreamOutcomeUnknown": "upstream_unavailable",
     "UpstreamRejected": "upstream_rejected",

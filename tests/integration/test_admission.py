@@ -1,0 +1,171 @@
+"""WaveSpeed admission (maskgate.admission) on moto: slots and submits per minute in the jobs table,
+and the steps that take and give back a slot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from maskgate import clients
+from maskgate.admission import SLOTS_KEY, Admission
+from maskgate.errors import AdmissionDeferred
+from maskgate.jobs import JobStatus
+from tests.integration.conftest import REGION, Aws, FakeTasks
+from tests.integration.test_step_handlers import queued_job, submit_event
+from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.fakes import FakeWaveSpeed
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admission(
+    aws: Aws, *, concurrency: int = 2, per_minute: int = 0, clock: Clock | None = None
+) -> Admission:
+    return Admission(
+        table=aws.table,
+        client=boto3.client("dynamodb", region_name=REGION),
+        concurrency=concurrency,
+        per_minute=per_minute,
+        stale_after_seconds=900,
+        clock=clock or Clock(),
+    )
+
+
+def test_slots_admit_up_to_the_limit_then_defer(aws: Aws) -> None:
+    gate = admission(aws, concurrency=2)
+    gate.admit("seg_a")
+    gate.admit("seg_b")
+    with pytest.raises(AdmissionDeferred, match="2 predictions already in flight") as caught:
+        gate.admit("seg_c")
+    assert caught.value.type == "upstream_unavailable" and caught.value.retry_after > 0
+    assert set(gate.in_flight()) == {"seg_a", "seg_b"}
+
+
+def test_a_job_that_holds_a_slot_is_admitted_again_without_a_second_one(aws: Aws) -> None:
+    clock = Clock()
+    gate = admission(aws, concurrency=2, clock=clock)
+    gate.admit("seg_a")
+    clock.now += 30
+    gate.admit("seg_a")  # a retried Submit (WaveSpeed answered 429)
+    gate.admit("seg_b")
+    assert gate.in_flight() == {"seg_a": 1_800_000_000.0, "seg_b": 1_800_000_030.0}
+
+
+def test_release_frees_the_slot_and_is_idempotent(aws: Aws) -> None:
+    gate = admission(aws, concurrency=1)
+    gate.admit("seg_a")
+    gate.release("seg_a")
+    gate.release("seg_a")
+    gate.release("seg_never_admitted")
+    gate.admit("seg_b")
+    assert set(gate.in_flight()) == {"seg_b"}
+
+
+def test_release_before_any_job_was_admitted_is_a_no_op(aws: Aws) -> None:
+    admission(aws).release("seg_a")
+    assert admission(aws).in_flight() == {}
+
+
+def test_stale_slots_are_reclaimed_only_when_full(aws: Aws) -> None:
+    clock = Clock()
+    gate = admission(aws, concurrency=2, clock=clock)
+    gate.admit("seg_crashed")
+    clock.now += 900  # the deadline: a live job may still hold it
+    gate.admit("seg_live")
+    with pytest.raises(AdmissionDeferred):
+        gate.admit("seg_new")
+    clock.now += 61  # deadline + a minute after the crashed one took it
+    gate.admit("seg_new")
+    assert set(gate.in_flight()) == {"seg_live", "seg_new"}
+
+
+def test_submits_per_minute_defer_until_the_next_minute(aws: Aws) -> None:
+    clock = Clock(1_800_000_000.0 + 45)  # 45 s into a minute
+    gate = admission(aws, concurrency=5, per_minute=2, clock=clock)
+    gate.admit("seg_a")
+    gate.admit("seg_b")
+    with pytest.raises(AdmissionDeferred, match="2 used this minute") as caught:
+        gate.admit("seg_c")
+    assert caught.value.retry_after == 16
+    assert set(gate.in_flight()) == {"seg_a", "seg_b"}  # the slot taken for seg_c was given back
+    clock.now += 16
+    gate.admit("seg_c")
+
+
+def test_limits_of_zero_touch_nothing(aws: Aws) -> None:
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"DynamoDB {name} called with admission off")
+
+    gate = Admission(
+        table=aws.table, client=Untouchable(), concurrency=0, per_minute=0, stale_after_seconds=900
+    )  # type: ignore[arg-type]
+    assert not gate.enabled
+    for _ in range(5):
+        gate.admit("seg_a")
+    gate.release("seg_a")
+
+
+def test_the_slots_item_is_one_item_beside_the_jobs(aws: Aws) -> None:
+    admission(aws).admit("seg_a")
+    item = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": SLOTS_KEY}})["Item"]
+    assert set(item["slots"]["M"]) == {"seg_a"}
+
+
+# the steps ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_slot(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
+    from maskgate.settings import get_settings
+
+    get_settings.cache_clear()
+    clients.admission.cache_clear()
+
+
+def test_submit_waits_for_a_slot_and_sends_nothing_meanwhile(
+    aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None
+) -> None:
+    submit = load_handler("submit").handler
+    first, second = queued_job(aws), queued_job(aws)
+    submit(submit_event(first), LambdaContext())
+    with pytest.raises(AdmissionDeferred):
+        submit(submit_event(second), LambdaContext())
+    assert len(wavespeed.submissions) == 1
+    assert clients.job_store().get(second.id).status is JobStatus.QUEUED
+
+
+def test_store_gives_the_slot_back(aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None) -> None:
+    wavespeed.next_status = "completed"
+    job = queued_job(aws)
+    out = load_handler("submit").handler(submit_event(job), LambdaContext())
+    assert set(clients.admission().in_flight()) == {job.id}
+    load_handler("store").handler({"job_id": job.id, "prediction_id": out["prediction_id"]}, LambdaContext())
+    assert clients.admission().in_flight() == {}
+
+
+def test_fail_gives_the_slot_back(aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None) -> None:
+    job = queued_job(aws)
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())
+    assert clients.admission().in_flight() == {}
+    load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # the next one gets in
+
+
+def test_cancel_gives_the_slot_back(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks, one_slot: None
+) -> None:
+    job = queued_job(aws)
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    submitted = clients.job_store().get(job.id)
+    clients.notifier().cancel(submitted, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    assert clients.admission().in_flight() == {}
