@@ -19,6 +19,7 @@ from maskgate.settings import get_settings
 from maskgate.tenants import TenantStore
 from maskgate.wavespeed import WaveSpeedClient
 from maskgate.webhooks import WebhookSender
+from tests.support import iam
 from tests.support.artefacts import ASL, template_resource
 from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
 
@@ -44,6 +45,15 @@ CACHED = (
     "notifier",
     "admission",
 )
+
+
+@pytest.fixture(autouse=True)
+def iam_allows_every_call() -> Iterator[None]:
+    """Every AWS call a handler makes here must be allowed by that function's role in template.yaml."""
+    with iam.recording() as recorder:
+        yield
+    refused = sorted(set(map(str, recorder.refused)))
+    assert not refused, "template.yaml's IAM does not allow:\n  " + "\n  ".join(refused)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from maskgate_local import sam_template
+from tests.support import iam
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -30,6 +31,7 @@ def load_handler(step: str) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.handler = iam.as_function(step, module.handler)  # its AWS calls are checked against its role
     return module
 
 
