@@ -11,6 +11,7 @@ from datetime import datetime
 
 from maskgate.admission import Admission
 from maskgate.errors import (
+    AdmissionDeferred,
     InvalidImage,
     InvalidTransition,
     JobRejected,
@@ -65,7 +66,11 @@ def submit(
         if job.request is None or job.image is None:
             raise JobRejected("job has no request to submit")
         image_url = job.image.url or masks.presigned_get(str(job.image.key))
-        admission.admit(job.id)
+        try:
+            admission.admit(job.id)
+        except AdmissionDeferred:
+            metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)
+            raise
         prediction = wavespeed.submit(
             job.request, image_url=image_url, webhook_url=settings.callback_url(job.id)
         )
