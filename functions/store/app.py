@@ -1,4 +1,5 @@
-"""Workflow step Store: copy the finished masks into results/<job_id>/ and finish the job."""
+"""Workflow step Store: copy the finished masks into results/<job_id>/, finish the job, and make the
+first attempt of its webhook (as Notify does on the failure path): one state, one invocation less."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients, steps
 from maskgate.observability import logger, metrics
-from maskgate.workflow import StoreInput
+from maskgate.workflow import JobRef, StoreInput
 
 
 @logger.inject_lambda_context
@@ -15,10 +16,12 @@ from maskgate.workflow import StoreInput
 @event_parser(model=StoreInput)
 def handler(event: StoreInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.store(
+    stored = steps.store(
         event,
         jobs=clients.job_store(),
         wavespeed=clients.wavespeed(),
         masks=clients.mask_store(),
         admission=clients.admission(),
-    ).model_dump(mode="json")
+    )
+    notified = clients.notifier().notify(JobRef(job_id=event.job_id))
+    return stored.model_copy(update={"webhook": notified.outcome}).model_dump(mode="json")

@@ -157,14 +157,14 @@ def store(
 
 def fail(step: FailInput, *, jobs: JobStore, admission: Admission) -> JobRef:
     """Record a caught workflow error as the job's typed failure (a finished job keeps its state),
-    and give back the job's WaveSpeed slot if it holds one."""
-    admission.release(step.job_id)
+    and give back the job's WaveSpeed slot if it may hold one (a finished job gave it back already)."""
     error = JobError(type=error_type_for(step.error.Error), message=step.error.message())
     try:
         jobs.transition(step.job_id, JobStatus.FAILED, error=error)
     except InvalidTransition:
         logger.info("job already finished; failure not recorded", extra={"error_type": error.type})
     else:
+        admission.release(step.job_id)
         metrics.add_metric(name="JobFailed", unit="Count", value=1)
         logger.info("job failed", extra={"error_type": error.type})
     return JobRef(job_id=step.job_id)

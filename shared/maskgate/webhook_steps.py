@@ -38,8 +38,9 @@ class Notifier:
             raise InvalidTransition(f"job {job.id} is {job.status.value}; only finished jobs are notified")
         if not self.settings.public_api_url:
             raise MaskgateError("MASKGATE_PUBLIC_API_URL is not set: webhook mask links cannot be built")
-        body = job.webhook_body or self._body(job, api_url=self.settings.public_api_url)
-        result = self._attempt(job, body)
+        secrets_ = self.tenants.webhook_secrets(job.tenant)  # read once: the body's links and the signature
+        body = job.webhook_body or self._body(job, api_url=self.settings.public_api_url, secrets_=secrets_)
+        result = self._attempt(job, body, secrets_=secrets_)
         if result.outcome != "retrying":
             self.jobs.record_delivery(job.id, result)
             return NotifyOutput(job_id=job.id, outcome=result.outcome)
@@ -112,15 +113,15 @@ class Notifier:
         metrics.add_metric(name="UploadExpired", unit="Count", value=1)
         return self.notify(step)
 
-    def _body(self, job: Job, *, api_url: str) -> str:
+    def _body(self, job: Job, *, api_url: str, secrets_: list[str] | None = None) -> str:
         """The event body, built once per job and kept: every retry sends these exact bytes."""
-        secret = self.tenants.webhook_secrets(job.tenant)[0]
+        secret = (secrets_ or self.tenants.webhook_secrets(job.tenant))[0]
         built = build_body(
             job, api_url=api_url, secret=secret, now=self.now(), link_seconds=self.settings.mask_link_seconds
         )
         return self.jobs.set_webhook_body(job.id, built)
 
-    def _attempt(self, job: Job, body: str) -> DeliveryAttempt:
+    def _attempt(self, job: Job, body: str, *, secrets_: list[str] | None = None) -> DeliveryAttempt:
         """One signed attempt of the job's final event, numbered after the ones recorded before it."""
         event = event_type(job.status)
         number = 1 + sum(1 for d in job.deliveries if d.event == event)
@@ -128,7 +129,7 @@ class Notifier:
             str(job.webhook_url),
             msg_id=webhook_id(job.id, event),
             body=body,
-            secrets_=self.tenants.webhook_secrets(job.tenant),
+            secrets_=secrets_ or self.tenants.webhook_secrets(job.tenant),
             event=event,
             attempt=number,
         )

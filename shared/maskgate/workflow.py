@@ -63,6 +63,7 @@ class StoreInput(StepModel):
 class StoreOutput(StepModel):
     job_id: JobId
     masks: int
+    webhook: str = "not_sent"  # the first attempt's outcome (NotifyOutput.outcome): Store notifies too
 
 
 class CaughtError(BaseModel):

@@ -292,10 +292,11 @@ def _states_of(stack: Stack, job_id: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def test_callback_fast_path_is_three_states(stack: Stack) -> None:
+def test_callback_fast_path_is_two_states(stack: Stack) -> None:
     job = submit(stack, box_prompts=[BOX])
-    stack.receiver.wait_for(job["id"])
-    assert _states_of(stack, job["id"]) == ["Submit", "Store", "Notify"]
+    delivery = stack.receiver.wait_for(job["id"])
+    assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
+    assert _states_of(stack, job["id"]) == ["Submit", "Store"]  # Store makes the webhook's first attempt
 
 
 def test_lost_callback_still_succeeds_by_polling(stack: Stack, faults: Any) -> None:
@@ -314,7 +315,7 @@ def test_duplicate_callback_produces_exactly_one_caller_webhook(stack: Stack, fa
     stats = stack.emulator("GET", "/_emulator/stats").json()
     assert stats["callbacks_sent"] >= 2
     assert len(stack.receiver.for_job(job["id"])) == 1
-    assert _states_of(stack, job["id"]) == ["Submit", "Store", "Notify"]
+    assert _states_of(stack, job["id"]) == ["Submit", "Store"]
 
 
 def test_forged_callback_is_refused_and_changes_nothing(stack: Stack) -> None:

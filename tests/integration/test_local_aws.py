@@ -391,15 +391,16 @@ def _states(aws: LocalAws, execution: dict[str, Any]) -> list[str]:
     ]
 
 
-def test_state_machine_callback_path_is_submit_store_notify(stack, events):
+def test_state_machine_callback_path_is_submit_then_store(stack, events):
     aws, provisioned = stack
 
     execution = _run(aws, provisioned, "callback-1")
 
     assert execution["status"] == "SUCCEEDED"
-    assert _states(aws, execution) == ["Submit", "Store", "Notify"]
+    assert _states(aws, execution) == ["Submit", "Store"]  # Store also notifies
     assert events["StoreFunction"] == [{"job_id": "callback-1", "prediction_id": "p"}]
     assert events["SubmitFunction"][0]["task_token"]
+    assert "NotifyFunction" not in events
 
 
 def test_state_machine_lost_callback_times_out_into_a_poll_that_resumes_itself(stack, events):
@@ -408,12 +409,12 @@ def test_state_machine_lost_callback_times_out_into_a_poll_that_resumes_itself(s
     execution = _run(aws, provisioned, "happy-1")
 
     assert execution["status"] == "SUCCEEDED"
-    assert _states(aws, execution) == ["Submit", "Backoff", "Poll", "Store", "Notify"]
+    assert _states(aws, execution) == ["Submit", "Backoff", "Poll", "Store"]
     [polled] = events["PollFunction"]
     assert (polled["attempt"], polled["polls_allowed"]) == (1, 2)
     assert polled["task_token"] != events["SubmitFunction"][0]["task_token"]
-    assert [e["job_id"] for e in events["NotifyFunction"]] == ["happy-1"]
-    assert "FailFunction" not in events
+    assert [e["job_id"] for e in events["StoreFunction"]] == ["happy-1"]
+    assert "FailFunction" not in events and "NotifyFunction" not in events
 
 
 def test_state_machine_catches_a_handler_error_by_its_class_name(stack, events):
@@ -425,6 +426,7 @@ def test_state_machine_catches_a_handler_error_by_its_class_name(stack, events):
     [failed] = events["FailFunction"]
     assert failed["error"]["Error"] == "UpstreamFailed"
     assert "StoreFunction" not in events
+    assert [e["job_id"] for e in events["NotifyFunction"]] == ["upstream-failed-1"]  # Fail -> Notify
 
 
 def test_state_machine_routes_a_named_error_to_its_own_catch(stack, events):

@@ -215,13 +215,20 @@ def test_poll_past_its_last_window_raises_timeout(
 # store ------------------------------------------------------------------------------------------
 
 
-def test_store_copies_masks_and_succeeds(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+def test_store_copies_masks_succeeds_and_sends_the_webhook(
+    aws: Aws, wavespeed: FakeWaveSpeed, receiver: Receiver
+) -> None:
     job, pid = submitted(aws, wavespeed, "completed")
     out = load_handler("store").handler(
         {**event("store"), "job_id": job.id, "prediction_id": pid}, LambdaContext()
     )
     stored = clients.job_store().get(job.id)
-    assert out["masks"] == 1 and stored.status is JobStatus.SUCCEEDED
+    assert out == {"job_id": job.id, "masks": 1, "webhook": "delivered"}
+    assert stored.status is JobStatus.SUCCEEDED
+    [request] = receiver.requests
+    payload = Webhook(aws.secret).verify(request.content, dict(request.headers))
+    assert payload["type"] == "segmentation.succeeded" and len(payload["data"]["masks"]) == 1
+    assert [d.outcome for d in stored.deliveries] == ["delivered"]
     [mask] = stored.masks
     assert mask.key == f"results/{job.id}/mask_0.png" and (mask.width, mask.height) == (64, 48)
     body = aws.client("s3").get_object(Bucket=aws.bucket, Key=mask.key)["Body"].read()
