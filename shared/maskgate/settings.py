@@ -22,7 +22,7 @@ class Settings(BaseModel):
     default_tenant: str = "default"
     default_request: str = ""
     finished_job_ttl_days: int = 30
-    poll_initial_seconds: int = Field(default=3, ge=1)
+    poll_initial_seconds: int = Field(default=10, ge=1)
     poll_max_seconds: int = Field(default=30, ge=1)
     job_deadline_seconds: int = Field(default=900, ge=10)
     wavespeed_base_url: str = "https://api.wavespeed.ai"

@@ -15,9 +15,12 @@ from maskgate.errors import (
     InvalidImage,
     InvalidTransition,
     JobRejected,
+    MaskgateError,
     OutputInvalid,
     PredictionTimedOut,
     UpstreamFailed,
+    UpstreamOutcomeUnknown,
+    UpstreamRejected,
     error_type_for,
 )
 from maskgate.images import inspect_image
@@ -71,17 +74,35 @@ def submit(
         except AdmissionDeferred:
             metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)
             raise
-        prediction = wavespeed.submit(
-            job.request, image_url=image_url, webhook_url=settings.callback_url(job.id)
-        )
+        try:
+            prediction = wavespeed.submit(
+                job.request, image_url=image_url, webhook_url=settings.callback_url(job.id)
+            )
+        except (UpstreamRejected, UpstreamOutcomeUnknown) as exc:
+            # Final for this job: record it now, so that even an invocation that outlived its task's
+            # wait (whose raise nobody catches) ends the job with its real error; Poll then stops.
+            admission.release(job.id)
+            _record_failure(jobs, job.id, exc)
+            raise
         metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
         logger.info("prediction submitted", extra={"prediction_id": prediction.id})
         try:
             job = jobs.transition(job.id, JobStatus.SUBMITTED, prediction_id=prediction.id)
         except InvalidTransition:
-            # An instant callback already resumed the task and the job finished: nothing to record.
+            # The job finished meanwhile: an instant callback resumed the task and Store ran, or this
+            # invocation outlived its task's wait and the job ended on another path (canceled, or
+            # timed out). Either way the prediction is no longer ours to wait for.
+            admission.release(job.id)
+            logger.info("job finished while it was submitted", extra={"prediction_id": prediction.id})
             return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
     return SubmitOutput(job_id=job.id, prediction_id=str(job.prediction_id))
+
+
+def _record_failure(jobs: JobStore, job_id: str, exc: MaskgateError) -> None:
+    try:
+        jobs.transition(job_id, JobStatus.FAILED, error=JobError(type=exc.type, message=exc.message))
+    except InvalidTransition:
+        pass  # finished already: it keeps its state
 
 
 def poll(
@@ -91,7 +112,13 @@ def poll(
     still running → keep the fresh token and listen again, until the deadline (raised)."""
     job = jobs.set_task_token(step.job_id, step.task_token)
     if job.prediction_id is None:
-        raise UpstreamFailed("the job has no prediction to poll")
+        # Submit's wait covers its own invocation too: a slow one (a cold start, a slow WaveSpeed, a
+        # wait for admission) times out before it has recorded the prediction, and is still running.
+        # Keep listening; it records the prediction, and the callback or the next poll finds it.
+        if now().timestamp() >= step.deadline_at or step.attempt >= step.polls_allowed:
+            raise PredictionTimedOut(f"the job was not submitted within the deadline ({step.attempt} polls)")
+        logger.info("no prediction recorded yet; listening again", extra={"attempt": step.attempt})
+        return PollOutput(job_id=job.id, outcome="waiting")
     prediction = wavespeed.get_prediction(job.prediction_id)
     if prediction.status == "failed":
         raise UpstreamFailed(prediction.error or "the prediction failed")
@@ -157,14 +184,15 @@ def store(
 
 def fail(step: FailInput, *, jobs: JobStore, admission: Admission) -> JobRef:
     """Record a caught workflow error as the job's typed failure (a finished job keeps its state),
-    and give back the job's WaveSpeed slot if it may hold one (a finished job gave it back already)."""
+    and give back the job's WaveSpeed slot (a no-op when it holds none)."""
     error = JobError(type=error_type_for(step.error.Error), message=step.error.message())
+    # always: a prediction that failed through WaveSpeed's callback has its job failed already
+    admission.release(step.job_id)
     try:
         jobs.transition(step.job_id, JobStatus.FAILED, error=error)
     except InvalidTransition:
         logger.info("job already finished; failure not recorded", extra={"error_type": error.type})
     else:
-        admission.release(step.job_id)
         metrics.add_metric(name="JobFailed", unit="Count", value=1)
         logger.info("job failed", extra={"error_type": error.type})
     return JobRef(job_id=step.job_id)

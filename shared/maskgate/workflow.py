@@ -143,7 +143,7 @@ class Timings:
     and the definition must stay valid JSON with the template's values substituted in.
     """
 
-    initial_seconds: int = 3
+    initial_seconds: int = 10
     max_seconds: int = 30
     deadline_seconds: int = 900
     growth: float = 1.5

@@ -10,8 +10,8 @@ import pytest
 
 from maskgate import clients
 from maskgate.admission import SLOTS_KEY, Admission
-from maskgate.errors import AdmissionDeferred
-from maskgate.jobs import JobStatus
+from maskgate.errors import AdmissionDeferred, UpstreamRejected
+from maskgate.jobs import JobError, JobStatus
 from tests.integration.conftest import REGION, Aws, FakeTasks
 from tests.integration.test_step_handlers import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -168,4 +168,42 @@ def test_cancel_gives_the_slot_back(
     load_handler("submit").handler(submit_event(job), LambdaContext())
     submitted = clients.job_store().get(job.id)
     clients.notifier().cancel(submitted, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    assert clients.admission().in_flight() == {}
+
+
+def test_fail_gives_the_slot_back_when_the_callback_failed_the_job_first(
+    aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None
+) -> None:
+    """WaveSpeed's callback with a failed prediction marks the job failed before Fail runs."""
+    job = queued_job(aws)
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    error = JobError(type="upstream_failed", message="could not be decoded")
+    clients.job_store().transition(job.id, JobStatus.FAILED, error=error)
+    load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())
+    assert clients.admission().in_flight() == {}
+
+
+def test_a_submit_that_outlived_its_wait_gives_the_slot_back(
+    aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None
+) -> None:
+    """The job ended on another path (canceled, timed out) while its Submit was still submitting."""
+    job = queued_job(aws)
+    real_submit = clients.wavespeed().submit
+
+    def submit_while_the_job_ends(*args: Any, **kwargs: Any) -> Any:
+        clients.job_store().transition(
+            job.id, JobStatus.FAILED, error=JobError(type="timeout", message="late")
+        )
+        return real_submit(*args, **kwargs)
+
+    clients.wavespeed().submit = submit_while_the_job_ends  # type: ignore[method-assign]
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    assert clients.admission().in_flight() == {}
+    assert clients.job_store().get(job.id).status is JobStatus.FAILED
+
+
+def test_a_rejected_submit_gives_the_slot_back(aws: Aws, wavespeed: FakeWaveSpeed, one_slot: None) -> None:
+    wavespeed.submit_status = 400
+    with pytest.raises(UpstreamRejected):
+        load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())
     assert clients.admission().in_flight() == {}

@@ -16,6 +16,7 @@ from maskgate.errors import (
     PredictionTimedOut,
     UpstreamFailed,
     UpstreamRateLimited,
+    UpstreamRejected,
 )
 from maskgate.ids import new_job_id
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus
@@ -210,6 +211,40 @@ def test_poll_past_its_last_window_raises_timeout(
     job, _ = submitted(aws, wavespeed, "processing")
     with pytest.raises(PredictionTimedOut):
         load_handler("poll").handler(poll_event(job, attempt=31, polls_allowed=31), LambdaContext())
+
+
+def test_poll_before_the_prediction_is_recorded_listens_again(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    """Submit's wait also times its own invocation: a slow Submit is still running when Poll comes."""
+    job = queued_job(aws)
+    assert load_handler("poll").handler(poll_event(job), LambdaContext())["outcome"] == "waiting"
+    stored = clients.job_store().get(job.id)
+    assert (stored.status, stored.task_token) == (JobStatus.QUEUED, "poll-token")
+    # the slow Submit lands now; its token is not the waiting one any more, which it leaves alone
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    assert clients.job_store().get(job.id).status is JobStatus.SUBMITTED
+    assert load_handler("poll").handler(poll_event(job, attempt=2), LambdaContext())["outcome"] == "completed"
+
+
+def test_poll_before_the_prediction_is_recorded_times_out_at_the_deadline(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    with pytest.raises(PredictionTimedOut, match="not submitted within the deadline"):
+        load_handler("poll").handler(poll_event(queued_job(aws), deadline_at=1), LambdaContext())
+
+
+def test_submit_rejected_records_the_failure_itself(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    """So a Submit that outlived its task's wait still ends the job with its real error."""
+    wavespeed.submit_status = 400
+    job = queued_job(aws)
+    with pytest.raises(UpstreamRejected):
+        load_handler("submit").handler(submit_event(job), LambdaContext())
+    stored = clients.job_store().get(job.id)
+    assert stored.status is JobStatus.FAILED and stored.error is not None
+    assert stored.error.type == "upstream_rejected"
+    load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())  # the Catch
+    assert clients.job_store().get(job.id).error == stored.error
 
 
 # store ------------------------------------------------------------------------------------------
