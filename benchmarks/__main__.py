@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, layer, overhead
+from benchmarks import coldstart, faults, layer, overhead
+from benchmarks.cost_meter import CostMeter
 from benchmarks.harness import running_bench
 from benchmarks.report import build, header, machine_header, render_all
 from benchmarks.transitions import record_histories
@@ -23,7 +24,9 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead")
+PARTS = ("stack", "coldstart", "layer", "overhead", "faults")
+# faults (DESIGN §11: 1,000 jobs under emulator faults) takes about ten minutes: only with --only
+DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
 
 
 def parts(value: str) -> tuple[str, ...]:
@@ -47,19 +50,25 @@ def run(
         jobs=jobs, concurrency=concurrency, warmup=warmup, serial_jobs=serial_jobs, latency_s=latency_s
     )
     results: dict[str, list[JobSample]] = {}
-    with running_bench() as bench:
+    with running_bench() as bench, CostMeter(bench).installed() as meter:
         for path in ("callback", "poll"):
             set_path(bench, path, latency_s)
             if warmup:  # first invokes import handlers and build clients: not what is measured
                 run_jobs(bench, path, jobs=warmup, concurrency=1)
-            samples = run_jobs(bench, path, jobs=jobs, concurrency=concurrency)
+            meter.open(path)  # everything these jobs cause, counted for the cost per image
+            samples = run_jobs(bench, path, jobs=jobs, concurrency=concurrency, done=meter.close)
             record_histories(bench, samples)
             results[path] = samples
             if path == "callback" and serial_jobs:
                 # The same path one job at a time: the stack's own latency without queueing for the GIL
                 # (the whole stack, moto included, is one Python process here).
-                results["callback_serial"] = run_jobs(bench, path, jobs=serial_jobs, concurrency=1)
-    return build(head, results, latency_s)
+                meter.open("callback_serial")
+                results["callback_serial"] = run_jobs(
+                    bench, path, jobs=serial_jobs, concurrency=1, done=meter.close
+                )
+        states = {path: [s.states for s in results[path] if s.succeeded] for path in ("callback", "poll")}
+        cost = meter.report(states, serial="callback_serial")
+    return {**build(head, results, latency_s), "cost": cost}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         type=parts,
-        default=PARTS,
-        help="comma-separated parts: stack (webhook latency and transitions on the local stack), coldstart "
+        default=DEFAULT_PARTS,
+        help="comma-separated parts: stack (webhook latency, transitions and cost per image on the local "
+        "stack), coldstart "
         "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
-        "api requests); default: all",
+        "api requests), faults (--fault-jobs jobs under every emulator fault); default: all but faults",
     )
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="jobs per path (default 60)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="jobs in flight")
@@ -93,12 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--overhead-warmup", type=int, default=overhead.DEFAULT_WARMUP, help="uncounted requests (20)"
     )
+    parser.add_argument(
+        "--fault-jobs", type=int, default=faults.DEFAULT_JOBS, help="jobs of the faults part (1000)"
+    )
+    parser.add_argument(
+        "--fault-concurrency", type=int, default=faults.DEFAULT_CONCURRENCY, help="its jobs in flight (8)"
+    )
+    parser.add_argument("--fault-deadline", type=int, help="its JobDeadlineSeconds (30; at least 10)")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.concurrency < 1 or args.warmup < 0 or args.serial_jobs < 0:
         parser.error("--jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
     if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
         parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
+    if args.fault_jobs < 1 or args.fault_concurrency < 1:
+        parser.error("--fault-jobs and --fault-concurrency must be >= 1")
     started = time.monotonic()
     report: dict[str, Any] = {"header": machine_header()}
     part_wall_s: dict[str, float] = {}
@@ -107,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
+        (
+            "faults",
+            lambda: faults.run(
+                jobs=args.fault_jobs, concurrency=args.fault_concurrency, deadline_s=args.fault_deadline
+            ),
+        ),
     ):
         if part in args.only:
             print(f"maskgate benchmarks: {part}…", flush=True)
@@ -129,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     report["parts"] = list(args.only)
     report["part_wall_s"] = part_wall_s
     report["wall_s"] = wall_s
-    print(render_all(report, wall_s=wall_s), flush=True)
+    rendered = render_all(report, wall_s=wall_s)
+    if "faults" in report:  # its own section, after the others
+        rendered += "\n\n" + faults.render(report["faults"])
+    print(rendered, flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -8,7 +8,7 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import coldstart, layer, overhead
+from benchmarks import coldstart, cost_table, layer, overhead
 from benchmarks.stats import ratio, summary_ms
 from benchmarks.transitions import SAM3_USD_PER_IMAGE, USD_PER_TRANSITION, summarise
 from benchmarks.webhook_latency import JobSample
@@ -26,6 +26,7 @@ REPORT_KEYS = (
     "emulator_inference",
     "serial_callback",
     "transitions",
+    "cost",
 )
 
 
@@ -200,6 +201,8 @@ def render_all(report: dict[str, Any], *, wall_s: float) -> str:
     """Every part that ran, then the wall time (with each part's)."""
     if "callback_sent_to_webhook" in report:
         sections = [render(report, wall_s=None)]
+        if "cost" in report:
+            sections.append(cost_table.render(report["cost"]))
     else:
         h = report["header"]
         title = f"maskgate benchmarks  {h['date']}  {h['machine']}  {h['cpus']} CPUs  Python {h['python']}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -42,9 +43,17 @@ def set_path(bench: Bench, path: JobPath, latency_s: float) -> None:
     bench.faults(latency_s=[latency_s, latency_s], drop_callback=1.0 if path == "poll" else 0.0)
 
 
-def run_jobs(bench: Bench, path: JobPath, *, jobs: int, concurrency: int) -> list[JobSample]:
-    """Run ``jobs`` jobs with at most ``concurrency`` in flight; then read each one's prediction record
-    (before the emulator is reset for the next phase)."""
+def run_jobs(
+    bench: Bench,
+    path: JobPath,
+    *,
+    jobs: int,
+    concurrency: int,
+    done: Callable[[list[JobSample]], object] | None = None,
+) -> list[JobSample]:
+    """Run ``jobs`` jobs with at most ``concurrency`` in flight, call ``done`` with them (the cost meter
+    closes its window there), then read each one's prediction record (before the emulator is reset for
+    the next phase)."""
     run = uuid.uuid4().hex[:8]
 
     def one(index: int) -> JobSample:
@@ -58,6 +67,8 @@ def run_jobs(bench: Bench, path: JobPath, *, jobs: int, concurrency: int) -> lis
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"bench-{path}") as pool:
         samples = list(pool.map(one, range(jobs)))
+    if done is not None:
+        done(samples)
     for sample in samples:
         sample.callback_sent_at = bench.tap.sent.get(sample.job_id)
         prediction_id = bench.job(sample.job_id).get("prediction_id")

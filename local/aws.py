@@ -8,6 +8,9 @@ Three hooks into moto 5.2.5 (pinned by `tests/contract/test_moto_canary.py`):
   the response is sent, as AWS invokes asynchronously: a failing handler is retried twice, then the event
   goes to the function's dead-letter queue.
 - Step Functions' `boto_client_for` (used for each Lambda task) is cached: a client per task costs ~12 ms.
+
+`observe_requests` puts a WSGI middleware around moto (inside the S3-notification deferral): the
+benchmarks count billable requests there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ logger = logging.getLogger(__name__)
 ASYNC_ATTEMPTS = 3  # Lambda's async invoke: the first try and two retries
 _active: LocalAws | None = None
 _S3Batch = dict[tuple[str, str, str, str], dict[str, Any]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class LocalAws:
@@ -46,6 +50,7 @@ class LocalAws:
         self._idle = threading.Condition()
         self._pending = 0
         self._workers: ThreadPoolExecutor | None = None
+        self._observer: Callable[[WsgiApp], WsgiApp] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -58,6 +63,11 @@ class LocalAws:
 
     def runner(self, function_name: str) -> HandlerRunner | None:
         return self._runners.get(function_name)
+
+    def observe_requests(self, middleware: Callable[[WsgiApp], WsgiApp] | None) -> None:
+        """Route every later request to moto through ``middleware`` (None removes it); S3 notifications
+        still wait until the response is sent."""
+        self._observer = middleware
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` against this endpoint."""
@@ -168,8 +178,9 @@ class LocalAws:
         def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             batch: _S3Batch = {}
             self._request.batch = batch
+            observer = self._observer
             try:
-                body = app(environ, start_response)
+                body = (observer(app) if observer is not None else app)(environ, start_response)
             except BaseException:
                 self._end_request(batch)
                 raise

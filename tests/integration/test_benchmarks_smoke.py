@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from benchmarks.lambda_env import SCENARIOS, STEPS
 from benchmarks.report import REPORT_KEYS
@@ -49,6 +50,29 @@ def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None
             "cost_usd_per_job",
             "share_of_sam3_price",
         } <= set(report["transitions"][path])
+    assert_cost_part(report["cost"], done.stdout, jobs=3)
+
+
+def assert_cost_part(cost: dict[str, Any], stdout: str, *, jobs: int) -> None:
+    """The cost per image was counted on both paths (what was counted, not how much it cost)."""
+    assert "cost per image at list prices" in stdout and "workflow options" in stdout
+    assert cost["prices"]["checked"] and "DynamoDB" in cost["prices"]["sources"]
+    for path in ("callback", "poll"):
+        figures = cost["paths"][path]
+        assert figures["jobs"] == jobs
+        assert {
+            "Step Functions transitions",
+            "Lambda requests",
+            "Lambda duration (GB-s)",
+            "DynamoDB writes (WRU)",
+            "S3 requests",
+            "API Gateway (HTTP API)",
+        } <= set(figures["components"])
+        assert figures["counts"]["lambda_invocations"] > 0 and figures["counts"]["api_requests"] >= 1
+        assert {"Api", "Submit"} <= set(figures["functions"])
+        assert set(figures["memory"]["measured_duration"]) == {"256", "512", "1024", "1769"}
+        assert len(figures["alternatives"]) == 3
+    assert "Api" in cost["rss_mb"] and "Api" in cost["serial_p50_ms"]
 
 
 def test_cold_start_and_overhead_parts_run_alone_with_tiny_counts(tmp_path: Path) -> None:
