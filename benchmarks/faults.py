@@ -1,0 +1,539 @@
+"""DESIGN §11's fault budget: N jobs under every WaveSpeed emulator fault at once must end 100 % terminal,
+with 0 lost, 0 duplicate submissions and 0 duplicate jobs.
+
+``run()`` starts a child (``python -m benchmarks.faults``) that runs ONE local stack in-process with short
+timings, sets the fault mix, and sends the jobs through every way in at ``concurrency`` in flight:
+``POST /v1/segmentations`` (image as a data URI, or as a unique loopback URL the emulator fetches; some
+with an ``Idempotency-Key`` sent twice, in sequence or at once), raw S3 puts under ``uploads/`` (request in
+the object metadata) and direct uploads (``POST /v1/uploads`` + the presigned POST). Some S3 events are
+delivered twice, by invoking ``on_upload`` again with the very event S3 sent: at once (racing the first)
+or after the job's webhook. Each job's image URL is unique, so the emulator's per-image submission counts
+name the job. The child then waits for every job to be terminal and checks what DynamoDB, Step Functions,
+the emulator and the caller's webhook receiver saw (``benchmarks.faults_check``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import parse_qs, unquote_plus, urlsplit
+
+import httpx
+from standardwebhooks import Webhook, WebhookVerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from benchmarks import faults_check
+from benchmarks.faults_check import Accepted, Hook, Spec
+from maskgate_local import wavespeed_emulator, wavespeed_io
+from maskgate_local.sample import PANEL, scene_png
+from maskgate_local.servers import RunningServer, serve_in_thread
+from maskgate_local.stack import DevStack, Ready, StackPorts
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JOBS = 1000
+DEFAULT_CONCURRENCY = 8
+DEFAULT_SEED = 11
+# Moderate rates of all eight faults at once; a prediction's latency is drawn in [0.1, 1.5] s, so its
+# callback comes sometimes inside Submit's first 1 s wait (Submit → Store → Notify) and sometimes after it
+# (Backoff → Poll). submit_429/submit_5xx are refused before a prediction exists; result_5xx hits every
+# read (Poll and Store); stuck never finishes; bad_output serves a broken file.
+FAULT_RATES: dict[str, Any] = {
+    "submit_429": 0.10,
+    "submit_5xx": 0.05,
+    "result_5xx": 0.10,
+    "prediction_failed": 0.05,
+    "stuck": 0.05,
+    "drop_callback": 0.15,
+    "duplicate_callback": 0.10,
+    "bad_output": 0.05,
+    "latency_s": [0.1, 1.5],
+}
+# Template parameters over the local stack's own (maskgate_local.stack.LOCAL_PARAMETERS):
+# - PollInitialSeconds 3 (the template's default): Submit's wait for the callback also times its own Lambda
+#   run, which on this loaded one-process stack can pass the local 1 s; a Submit timed out while its Lambda
+#   still runs makes Poll fail the job ("no prediction to poll") as the prediction lands anyway;
+# - PollMaxSeconds 2 (the local value): a late callback costs at most 2 s of polling;
+# - JobDeadlineSeconds 30 (not 900): a stuck prediction fails as `timeout` 30 s after its job was created,
+#   while it holds one of the caller's slots (the template's minimum is 10; the smoke test uses it);
+# - TenantRequestsPerMinute lifted: the caller's own request rate is not under test (600/min would 429);
+# - WaveSpeed admission stays as the local stack sets it (64 in flight, 6,000 per minute): its code runs.
+PARAMETERS = {
+    "PollInitialSeconds": "3",
+    "PollMaxSeconds": "2",
+    "JobDeadlineSeconds": "30",
+    "TenantRequestsPerMinute": "1000000",
+    "WebhookRetrySchedule": "1,1,1,1,1,1,1",
+}
+KINDS = (("api", 0.30), ("api_url", 0.20), ("s3", 0.35), ("upload", 0.15))
+BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
+TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+WEBHOOK_MARGIN_S = 60.0  # beyond the job deadline, how long a caller waits for a job's webhook
+SETTLE_QUIET_S = 2.0  # after the last job: no new webhook for this long ends the watch for late duplicates
+SETTLE_MAX_S = 20.0
+
+
+def plan_specs(jobs: int, seed: int) -> list[Spec]:
+    """The jobs to send: a way in each, and for some an Idempotency-Key or S3 event sent twice."""
+    rng = random.Random(seed)  # noqa: S311 - a workload, not a secret
+    run = f"{seed:x}{rng.getrandbits(24):06x}"
+    specs = []
+    for index in range(jobs):
+        kind = rng.choices([k for k, _ in KINDS], weights=[w for _, w in KINDS])[0]
+        roll = rng.random()
+        if kind.startswith("api"):
+            extra = "idem_seq" if roll < 0.15 else "idem_race" if roll < 0.30 else ""
+        else:
+            extra = "redeliver_now" if roll < 0.15 else "redeliver_late" if roll < 0.30 else ""
+        specs.append(Spec(tag=f"f{run}-{index:05d}", kind=kind, extra=extra))
+    return specs
+
+
+class Caller:
+    """The caller's side, one ASGI app: ``POST /hooks`` verifies webhooks with ``standardwebhooks`` and
+    records them by the job's metadata tag; ``GET /images/<tag>.png`` serves the sample image."""
+
+    def __init__(self, *, secret: str, image: bytes) -> None:
+        self._webhook = Webhook(secret)
+        self._image = image
+        self._lock = threading.Lock()
+        self._arrived: dict[str, threading.Event] = {}
+        self.hooks: list[Hook] = []
+        self.unverified = 0
+        self.image_reads: Counter[str] = Counter()
+        self.last_hook_at = time.monotonic()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        if request.method == "GET" and request.url.path.startswith("/images/"):
+            with self._lock:
+                self.image_reads[request.url.path] += 1
+            await Response(self._image, media_type="image/png")(scope, receive, send)
+            return
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            payload = self._webhook.verify(body, headers)
+        except WebhookVerificationError:
+            with self._lock:
+                self.unverified += 1
+            await Response(status_code=401)(scope, receive, send)
+            return
+        self._record(payload, headers.get("webhook-id", ""))
+        await Response(status_code=204)(scope, receive, send)
+
+    def _record(self, payload: dict[str, Any], webhook_id: str) -> None:
+        data = payload.get("data") or {}
+        tag = str((data.get("metadata") or {}).get("tag", ""))
+        error = data.get("error") or {}
+        hook = Hook(
+            tag=tag,
+            job_id=str(data.get("id", "")),
+            webhook_id=webhook_id,
+            event=str(payload.get("type", "")),
+            status=str(data.get("status", "")),
+            error_type=error.get("type") if isinstance(error, dict) else None,
+            received_at=time.time(),
+        )
+        with self._lock:
+            self.hooks.append(hook)
+            self.last_hook_at = time.monotonic()
+            self._event(tag).set()
+
+    def reset(self) -> None:
+        """Forget what arrived (after the warm-up)."""
+        with self._lock:
+            self.hooks.clear()
+            self.unverified = 0
+            self.image_reads.clear()
+
+    def _event(self, tag: str) -> threading.Event:
+        return self._arrived.setdefault(tag, threading.Event())
+
+    def wait(self, tag: str, timeout: float) -> bool:
+        """True once a verified webhook for the job tagged ``tag`` arrived (waits up to ``timeout``)."""
+        with self._lock:
+            arrived = self._event(tag)
+        return arrived.wait(timeout)
+
+
+class CallbackTap:
+    """How maskgate answered each WaveSpeed callback (wraps the emulator's ``post_callback``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.answers: dict[str, list[str]] = {}  # job id -> "200" | "404" | exception name, in order
+
+    def wrap(self, original: Callable[..., bool]) -> Callable[..., bool]:
+        tap = self
+
+        class Recording:
+            def __init__(self, http: httpx.Client, job: str) -> None:
+                self._http, self._job = http, job
+
+            def post(self, url: str, **kwargs: Any) -> httpx.Response:
+                try:
+                    response = self._http.post(url, **kwargs)
+                except httpx.HTTPError as exc:
+                    tap.note(self._job, type(exc).__name__)
+                    raise
+                tap.note(self._job, str(response.status_code))
+                return response
+
+        def post_callback(http: httpx.Client, url: str, **kwargs: Any) -> bool:
+            job = parse_qs(urlsplit(url).query).get("job", [""])[0]
+            return original(Recording(http, job), url, **kwargs)
+
+        return post_callback
+
+    def reset(self) -> None:
+        with self._lock:
+            self.answers.clear()
+
+    def note(self, job: str, answer: str) -> None:
+        with self._lock:
+            self.answers.setdefault(job, []).append(answer)
+
+
+@dataclass
+class UploadEvents:
+    """Every S3 event ``on_upload`` is invoked with, by key; invokes it again with the same event to
+    play S3's at-least-once redelivery (``redeliver_now``: racing the first delivery)."""
+
+    invoke_again: Callable[[dict[str, Any]], bool]
+    immediate: set[str]
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: Counter[str] = field(default_factory=Counter)
+    redelivered: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrap(self, invoke: Callable[[Any], tuple[str, bool]]) -> Callable[[Any], tuple[str, bool]]:
+        def tapped(event: Any) -> tuple[str, bool]:
+            key = unquote_plus(event["Records"][0]["s3"]["object"]["key"])
+            with self._lock:
+                first = key not in self.events
+                self.events.setdefault(key, event)
+                self.seen[key] += 1
+            if first and Path(key).stem in self.immediate:
+                racer = threading.Thread(target=self.redeliver, args=(key,), daemon=True)
+                with self._lock:
+                    self.threads.append(racer)
+                racer.start()
+            return invoke(event)
+
+        return tapped
+
+    def redeliver(self, key: str) -> None:
+        with self._lock:
+            event = self.events.get(key)
+        if event is None:
+            self.errors.append(f"{key}: no event was seen to redeliver")
+            return
+        ok = self.invoke_again(event)
+        with self._lock:
+            self.redelivered[key] += 1
+            if not ok:
+                self.errors.append(f"{key}: the redelivered invoke failed")
+
+
+@dataclass
+class Driver:
+    """Sends one job per spec through its way in and waits for its webhook."""
+
+    stack: DevStack
+    ready: Ready
+    caller: Caller
+    caller_url: str
+    events: UploadEvents
+    http: httpx.Client
+    image: bytes
+    webhook_wait_s: float
+    s3: Any = None
+
+    def request(self, spec: Spec) -> dict[str, Any]:
+        return {
+            "box_prompts": [BOX],
+            "webhook_url": f"{self.caller_url}/hooks",
+            "metadata": {"tag": spec.tag, "kind": spec.kind},
+        }
+
+    def one(self, spec: Spec) -> Accepted:
+        started = time.time()
+        try:
+            accepted = self._send(spec)
+        except Exception as exc:  # reported per job (a refused way in), never raised
+            return Accepted(spec=spec, started_at=started, error=f"{type(exc).__name__}: {exc}"[:300])
+        accepted.started_at = started
+        accepted.webhook = self.caller.wait(spec.tag, self.webhook_wait_s)
+        accepted.finished_at = time.time()
+        if spec.extra == "redeliver_late" and accepted.key:
+            self.events.redeliver(accepted.key)
+        return accepted
+
+    def _send(self, spec: Spec) -> Accepted:
+        if spec.kind == "s3":
+            key = f"uploads/faults/{spec.tag}.png"
+            metadata = {"maskgate": json.dumps(self.request(spec), ensure_ascii=True)}
+            self.s3.put_object(Bucket=self.ready.bucket, Key=key, Body=self.image, Metadata=metadata)
+            return Accepted(spec=spec, key=key)
+        if spec.kind == "upload":
+            return self._direct_upload(spec)
+        return self._api(spec)
+
+    def _direct_upload(self, spec: Spec) -> Accepted:
+        body = {**self.request(spec), "filename": f"{spec.tag}.png", "content_type": "image/png"}
+        answer = self._post("/v1/uploads", body, key=None)
+        if answer.status_code != 201:
+            raise RuntimeError(f"POST /v1/uploads -> {answer.status_code}: {answer.text[:200]}")
+        form = answer.json()["upload"]
+        posted = self.http.post(
+            form["url"], data=form["fields"], files={"file": (f"{spec.tag}.png", self.image, "image/png")}
+        )
+        if posted.status_code not in (200, 201, 204):
+            raise RuntimeError(f"presigned POST -> {posted.status_code}: {posted.text[:200]}")
+        return Accepted(spec=spec, key=str(form["fields"]["key"]), job_ids=[str(answer.json()["id"])])
+
+    def _api(self, spec: Spec) -> Accepted:
+        if spec.kind == "api_url":
+            image = f"{self.caller_url}/images/{spec.tag}.png"
+        else:
+            image = "data:image/png;base64," + base64.b64encode(self.image).decode()
+        body = {**self.request(spec), "image": image}
+        key = spec.tag if spec.extra else None
+        accepted = Accepted(spec=spec)
+        if spec.extra == "idem_race":  # a client retrying before the first answer came
+            with ThreadPoolExecutor(max_workers=2) as pair:
+                answers = list(pair.map(lambda _: self._create(body, key, accepted), range(2)))
+        else:
+            answers = [self._create(body, key, accepted) for _ in range(2 if spec.extra else 1)]
+        accepted.job_ids = [a for a in answers if a]
+        if not accepted.job_ids:
+            raise RuntimeError(f"POST /v1/segmentations never answered 202 (answers {accepted.answers})")
+        return accepted
+
+    def _create(self, body: dict[str, Any], key: str | None, accepted: Accepted) -> str | None:
+        """POST until 202. With an Idempotency-Key a 409 'still being processed' or a transport error is
+        retried with the same key, as clients do; without one, neither is (it could make a second job)."""
+        for _ in range(100):
+            try:
+                answer = self._post("/v1/segmentations", body, key=key)
+            except httpx.TransportError as exc:
+                accepted.answers.append(type(exc).__name__)
+                if key is None:
+                    return None
+                time.sleep(0.1)
+                continue
+            accepted.answers.append(answer.status_code)
+            if answer.status_code == 202:
+                return str(answer.json()["id"])
+            if answer.status_code != 409 or key is None:
+                return None
+            time.sleep(0.1)
+        return None
+
+    def _post(self, path: str, body: dict[str, Any], *, key: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.ready.api_key}", "content-type": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return self.http.post(f"{self.ready.api_url}{path}", content=json.dumps(body), headers=headers)
+
+
+@contextlib.contextmanager
+def running_stack(
+    *, seed: int, parameters: dict[str, str], tap: CallbackTap
+) -> Iterator[tuple[DevStack, Ready, Caller, RunningServer]]:
+    """ONE in-process local stack with these parameters and the caller's app; both stopped at the end."""
+    with contextlib.ExitStack() as cleanup:
+        # the emulator calls post_callback by its own module's name: patched there, wrapping the original
+        tapped = tap.wrap(wavespeed_io.post_callback)
+        cleanup.enter_context(mock.patch.object(wavespeed_emulator, "post_callback", tapped))
+        stack = DevStack(ports=StackPorts.free(), parameters=parameters, wavespeed_seed=seed)
+        ready = stack.start()
+        cleanup.callback(stack.stop)
+        caller = Caller(secret=ready.webhook_secret, image=scene_png())
+        server = serve_in_thread(caller)
+        cleanup.callback(server.stop)
+        yield stack, ready, caller, server
+
+
+def _tap_uploads(stack: DevStack, specs: list[Spec]) -> tuple[UploadEvents, Callable[[], None]]:
+    if stack.aws is None or stack.provisioned is None:
+        raise RuntimeError("the local stack is not running")
+    name = stack.provisioned.functions["OnUploadFunction"].function_name
+    runner = stack.aws.runner(name)
+    if runner is None:
+        raise RuntimeError(f"no local handler for {name}")
+    lambda_client = stack.aws.client("lambda")
+
+    def invoke_again(event: dict[str, Any]) -> bool:
+        response = lambda_client.invoke(FunctionName=name, Payload=json.dumps(event))
+        response["Payload"].read()
+        return not response.get("FunctionError")
+
+    events = UploadEvents(invoke_again, {s.tag for s in specs if s.extra == "redeliver_now"})
+    patcher = mock.patch.object(runner, "invoke", events.wrap(runner.invoke))
+    patcher.start()
+    return events, patcher.stop
+
+
+def measure(
+    *, jobs: int, concurrency: int, seed: int, parameters: dict[str, str], faults: dict[str, Any]
+) -> dict[str, Any]:
+    """In this process: the stack, the jobs, the checks; the report as a dict."""
+    laps = Laps()
+    specs = plan_specs(jobs, seed)
+    deadline_s = float(parameters["JobDeadlineSeconds"])
+    tap = CallbackTap()
+    with running_stack(seed=seed, parameters=parameters, tap=tap) as (stack, ready, caller, server):
+        laps.lap("stack")
+        events, untap = _tap_uploads(stack, specs)
+        # idle connections dropped before uvicorn's 5 s keep-alive ends them (a reuse race: resets)
+        limits = httpx.Limits(max_connections=4 * concurrency, keepalive_expiry=2.0)
+        http = httpx.Client(timeout=TIMEOUT, limits=limits)
+        try:
+            driver = Driver(
+                stack, ready, caller, server.url, events, http, scene_png(), deadline_s + WEBHOOK_MARGIN_S
+            )
+            driver.s3 = stack.aws.client("s3") if stack.aws else None
+            _warm_up(driver, seed)
+            http.post(f"{ready.wavespeed_url}/_emulator/reset").raise_for_status()
+            http.put(f"{ready.wavespeed_url}/_emulator/faults", json=faults).raise_for_status()
+            caller.reset()
+            tap.reset()
+            laps.lap("warmup")
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="faults") as pool:
+                accepted = list(pool.map(driver.one, specs))
+            laps.lap("send")
+            for racer in list(events.threads):
+                racer.join(60.0)
+            _settle(caller)
+            laps.lap("settle")
+            observed = faults_check.observe(stack, ready, caller, events, tap.answers)
+            report = faults_check.evaluate(specs, accepted, observed)  # reads histories: stack still up
+            laps.lap("check")
+        finally:
+            untap()
+            http.close()
+    report.update(
+        jobs=jobs,
+        concurrency=concurrency,
+        seed=seed,
+        faults=faults,
+        parameters=parameters,
+        phases_s=laps.laps,
+    )
+    report["wall_s"] = sum(laps.laps.values())
+    return report
+
+
+class Laps:
+    """Seconds spent in each phase, in order."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
+def _warm_up(driver: Driver, seed: int) -> None:
+    """One uncounted job per way in, without faults: every handler imported and its clients built, as in
+    a warm container (first invokes, all at once, would otherwise queue behind each other's imports)."""
+    warm = [Spec(tag=f"w{seed:x}-{kind}", kind=kind, extra="") for kind, _ in KINDS]
+    with ThreadPoolExecutor(max_workers=len(warm), thread_name_prefix="faults-warm") as pool:
+        done = list(pool.map(driver.one, warm))
+    failed = [f"{a.spec.kind}: {a.error or 'no webhook'}" for a in done if a.error or not a.webhook]
+    if failed:
+        raise RuntimeError(f"warm-up jobs failed without faults: {failed}")
+
+
+def _settle(caller: Caller) -> None:
+    """Watch for late duplicates (a duplicated callback, a retried delivery) until webhooks go quiet."""
+    until = time.monotonic() + SETTLE_MAX_S
+    while time.monotonic() < until and time.monotonic() - caller.last_hook_at < SETTLE_QUIET_S:
+        time.sleep(0.2)
+
+
+def run(
+    *,
+    jobs: int = DEFAULT_JOBS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    seed: int = DEFAULT_SEED,
+    deadline_s: int | None = None,
+) -> dict[str, Any]:
+    """Run the fault benchmark in a fresh child (the in-process stack sets os.environ and patches moto);
+    its log (the stack's warnings) is kept in a temporary file only when a check failed."""
+    command = [sys.executable, "-m", "benchmarks.faults", "--jobs", str(jobs), "--seed", str(seed)]
+    command += ["--concurrency", str(concurrency)]
+    if deadline_s is not None:
+        command += ["--deadline", str(deadline_s)]
+    with tempfile.TemporaryDirectory(prefix="maskgate-faults-") as tmp:
+        out, log = Path(tmp) / "faults.json", Path(tmp) / "faults.log"
+        with log.open("w") as sink:
+            done = subprocess.run(  # noqa: S603
+                [*command, "--json", str(out)], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, check=False
+            )
+        text = log.read_text(errors="replace")
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"benchmarks.faults failed ({done.returncode}):\n{text[-3000:]}")
+        report: dict[str, Any] = json.loads(out.read_text())
+        report["log_lines"] = len(text.splitlines())
+        if report["violations"]:
+            kept = Path(tempfile.mkstemp(prefix="maskgate-faults-", suffix=".log")[1])
+            kept.write_text(text)
+            report["log_file"] = str(kept)
+            faults_check.attach_log_lines(report["violations"], text)
+    return report
+
+
+render = faults_check.render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload and emulator fault draws")
+    parser.add_argument("--deadline", type=int, help="JobDeadlineSeconds (default 30, at least 10)")
+    parser.add_argument("--log-level", default="WARNING", help="the functions' LogLevel (INFO to debug)")
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    parameters = {**PARAMETERS, "LogLevel": args.log_level}
+    if args.deadline is not None:
+        parameters["JobDeadlineSeconds"] = str(max(10, args.deadline))
+    report = measure(
+        jobs=args.jobs,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        parameters=parameters,
+        faults=FAULT_RATES,
+    )
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
