@@ -44,10 +44,13 @@ def machine_header() -> dict[str, Any]:
     }
 
 
-def header(*, jobs: int, concurrency: int, warmup: int, serial_jobs: int, latency_s: float) -> dict[str, Any]:
+def header(
+    *, jobs: int, poll_jobs: int, concurrency: int, warmup: int, serial_jobs: int, latency_s: float
+) -> dict[str, Any]:
     return {
         **machine_header(),
-        "jobs_per_path": jobs,
+        "callback_jobs": jobs,
+        "poll_jobs": poll_jobs,
         "concurrency": concurrency,
         "warmup_jobs_per_path": warmup,
         "serial_callback_jobs": serial_jobs,
@@ -139,7 +142,7 @@ def render(report: dict[str, Any], *, wall_s: float | None) -> str:
     lines = [
         f"maskgate benchmarks  {h['date']}  {h['machine']}  {h['cpus']} CPUs  Python {h['python']}",
         f"  one in-process local stack (moto, Lambdas, emulators, caller: one Python process); "
-        f"{h['jobs_per_path']} jobs per path at {in_flight}",
+        f"{h['callback_jobs']} callback-path and {h['poll_jobs']} poll-only jobs at {in_flight}",
         f"  + {h['serial_callback_jobs']} callback-path jobs 1 in flight; {h['warmup_jobs_per_path']} "
         f"uncounted warm-up job(s) per path; emulator latency fixed at {latency_ms:.0f} ms",
         "  jobs succeeded: "

@@ -20,7 +20,19 @@ def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None
     report_file = tmp_path / "report.json"
     # A subprocess, as `make bench` runs it: the in-process stack sets os.environ and patches moto.
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "benchmarks", "--only", "stack", "--jobs", "3", "--serial-jobs", "1"]
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--only",
+            "stack",
+            "--jobs",
+            "3",
+            "--poll-jobs",
+            "3",
+            "--serial-jobs",
+            "1",
+        ]
         + ["--warmup", "1", "--json", str(report_file)],
         cwd=ROOT,
         capture_output=True,
