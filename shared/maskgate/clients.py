@@ -6,47 +6,64 @@ import time
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
-
 from maskgate.admission import Admission
-from maskgate.callbacks import CallbackLog, CallbackReceiver
-from maskgate.deliveries import DeliveryUnits
-from maskgate.idempotency import Create, IdempotentCreate
 from maskgate.intake import Intake
 from maskgate.jobs import JobStore
 from maskgate.ratelimit import RateLimiter
 from maskgate.settings import get_settings
 from maskgate.storage import MaskStore
 from maskgate.tenants import TenantStore
-from maskgate.wavespeed import WaveSpeedClient
-from maskgate.webhook_steps import Notifier
-from maskgate.webhooks import WebhookSender
 from maskgate.workflow import Timings, UploadExpiries, Workflow
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
-_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-_S3_CONFIG = _AWS_CONFIG.merge(Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+    from maskgate.callbacks import CallbackReceiver
+    from maskgate.deliveries import DeliveryUnits
+    from maskgate.idempotency import Create, IdempotentCreate
+    from maskgate.wavespeed import WaveSpeedClient
+    from maskgate.webhook_steps import Notifier
+    from maskgate.webhooks import WebhookSender
+
+# boto3, botocore.config and Powertools' idempotency (which loads boto3) are imported by the first
+# client or idempotent create that needs them, not with this module (DESIGN §11): the api's import
+# stays free of the AWS SDK, and its routes that call no AWS service never load it.
+
+
+@cache
+def _config(service: str) -> Config:
+    """Timeouts and retries for every client; path-style s3v4 for S3."""
+    from botocore.config import Config
+
+    config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+    if service == "s3":
+        return config.merge(Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+    return config
 
 
 @cache
 def s3() -> S3Client:
-    return boto3.client("s3", config=_S3_CONFIG)
+    import boto3
+
+    return boto3.client("s3", config=_config("s3"))
 
 
 @cache
 def dynamodb() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_AWS_CONFIG)
+    import boto3
+
+    return boto3.client("dynamodb", config=_config("dynamodb"))
 
 
 @cache
 def stepfunctions() -> SFNClient:
-    return boto3.client("stepfunctions", config=_AWS_CONFIG)
+    import boto3
+
+    return boto3.client("stepfunctions", config=_config("stepfunctions"))
 
 
 @cache
@@ -79,16 +96,22 @@ def workflow() -> Workflow:
 
 def idempotent(create: Create, *, name: str) -> IdempotentCreate:
     """``create`` made idempotent per (tenant, Idempotency-Key) in the jobs table."""
+    from maskgate.idempotency import IdempotentCreate
+
     return IdempotentCreate(table=get_settings().table, client=dynamodb(), create=create, name=name)
 
 
 @cache
 def sqs() -> SQSClient:
-    return boto3.client("sqs", config=_AWS_CONFIG)
+    import boto3
+
+    return boto3.client("sqs", config=_config("sqs"))
 
 
 @cache
 def delivery_units() -> DeliveryUnits:
+    from maskgate.deliveries import DeliveryUnits
+
     settings = get_settings()
     return DeliveryUnits(
         state_machine_arn=settings.delivery_state_machine_arn,
@@ -101,6 +124,8 @@ def delivery_units() -> DeliveryUnits:
 
 @cache
 def notifier() -> Notifier:
+    from maskgate.webhook_steps import Notifier
+
     return Notifier(
         jobs=job_store(),
         tenants=tenant_store(),
@@ -140,6 +165,8 @@ def upload_expiries() -> UploadExpiries:
 
 @cache
 def callback_receiver() -> CallbackReceiver:
+    from maskgate.callbacks import CallbackLog, CallbackReceiver
+
     table = get_settings().table
     log = CallbackLog(table=table, client=dynamodb())
     return CallbackReceiver(jobs=job_store(), workflow=workflow(), log=log, secret=wavespeed_webhook_secret)
@@ -164,6 +191,8 @@ def intake() -> Intake:
 
 @cache
 def webhook_sender() -> WebhookSender:
+    from maskgate.webhooks import WebhookSender
+
     return WebhookSender(local=get_settings().is_local)
 
 
@@ -177,6 +206,8 @@ def wavespeed() -> WaveSpeedClient:
 
 @lru_cache(maxsize=2)
 def _wavespeed_for(api_key: str) -> WaveSpeedClient:
+    from maskgate.wavespeed import WaveSpeedClient
+
     settings = get_settings()
     return WaveSpeedClient(
         base_url=settings.wavespeed_base_url,

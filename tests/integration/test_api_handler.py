@@ -167,6 +167,8 @@ def test_api_unknown_method_is_a_405_problem(api: Any, aws: Aws) -> None:
     response = api.handler(sample, LambdaContext())
     assert response["statusCode"] == 405
     assert problem(response)["title"] == "Method Not Allowed"
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert headers["allow"] == "GET, POST"
 
 
 def test_api_rotate_secret_signs_with_both_secrets_for_a_day(api: Any, aws: Aws, receiver: Any) -> None:

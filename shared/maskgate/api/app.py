@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
@@ -18,7 +18,6 @@ from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound
 from maskgate.jobs import Job, JobStatus
 from maskgate.models import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.settings import get_settings
-from maskgate.webhooks import mask_token_valid
 
 CREATE_EXAMPLE = {
     "image": "https://example.com/cat.png",
@@ -43,6 +42,7 @@ def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
 Tenant = Annotated[str, Depends(tenant)]
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
 
 
 async def json_body(request: Request) -> Any:
@@ -55,7 +55,39 @@ async def json_body(request: Request) -> Any:
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
 
 
-router = APIRouter()
+class Routes:
+    """The routes, declared here and added by ``create_app`` to the app itself, as ``@app.get`` would.
+
+    Not an ``APIRouter``: that builds each route (dependencies, models) when it is declared and, once
+    included in an app, builds it again on the app's first request (FastAPI resolves an included
+    router's routes lazily, per inclusion), a cost every cold start paid twice (DESIGN §11). Added
+    directly, they are also what ``app.routes`` lists, which the 405 handler reads for ``Allow``."""
+
+    def __init__(self) -> None:
+        self.declared: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+
+    def get(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
+        return self._declare(path, "GET", options)
+
+    def post(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
+        return self._declare(path, "POST", options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
+        return self._declare(path, "DELETE", options)
+
+    def _declare(self, path: str, method: str, options: dict[str, Any]) -> Callable[[EndpointT], EndpointT]:
+        def declare(endpoint: EndpointT) -> EndpointT:
+            self.declared.append((path, endpoint, {"methods": [method], **options}))
+            return endpoint
+
+        return declare
+
+    def add_to(self, app: FastAPI) -> None:
+        for path, endpoint, options in self.declared:
+            app.add_api_route(path, endpoint, **options)
+
+
+router = Routes()
 CREATE_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -264,6 +296,8 @@ def get_mask(
         if owner != job.tenant:
             raise NotFound(f"no job {job_id}")
     else:
+        from maskgate.webhooks import mask_token_valid  # httpx with it (DESIGN §11)
+
         try:
             job = clients.job_store().get(job_id)
             allowed = clients.tenant_store().webhook_secrets(job.tenant)
@@ -302,7 +336,7 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, limit_bytes=lambda: get_settings().max_body_bytes)
     problems.install(app)
-    app.include_router(router)
+    router.add_to(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
