@@ -28,12 +28,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from maskgate.errors import AdmissionDeferred
+from maskgate.ratelimit import count_in_window
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 SLOTS_KEY = "LIMIT#wavespeed"
-WINDOW_SECONDS = 60
 STALE_MARGIN_SECONDS = 60
 
 
@@ -164,22 +164,10 @@ class Admission:
         return reclaimed
 
     def _count_submit(self) -> None:
-        now = self._clock()
-        window = int(now // WINDOW_SECONDS)
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"{SLOTS_KEY}#{window}"}},
-                UpdateExpression="ADD hits :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(self._per_minute)},
-                    ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
-                },
-            )
-        except self._client.exceptions.ConditionalCheckFailedException as exc:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+        retry_after = count_in_window(
+            self._client, table=self._table, key=SLOTS_KEY, limit=self._per_minute, now=self._clock()
+        )
+        if retry_after is not None:
             raise AdmissionDeferred(
                 f"WaveSpeed submits per minute: {self._per_minute} used this minute", retry_after=retry_after
-            ) from exc
+            )

@@ -1,5 +1,6 @@
-"""Per-tenant request rate limit (HTTP APIs have no usage plans): a fixed one-minute window counted
-in the jobs table (``RATE#<tenant>#<minute>``, expiring through the table's TTL)."""
+"""Fixed one-minute windows counted in the jobs table (``<key>#<minute>``, expiring through the
+table's TTL): the per-tenant request rate limit (HTTP APIs have no usage plans, ``RATE#<tenant>``)
+and WaveSpeed's submits per minute (maskgate.admission)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,27 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 60
 
 
+def count_in_window(client: DynamoDBClient, *, table: str, key: str, limit: int, now: float) -> int | None:
+    """Count one hit in ``key``'s current one-minute window (``<key>#<minute>``); None when it fits,
+    else the seconds until the next window (nothing is counted then)."""
+    window = int(now // WINDOW_SECONDS)
+    try:
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"{key}#{window}"}},
+            UpdateExpression="ADD hits :one SET expires_at = :expires",
+            ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":limit": {"N": str(limit)},
+                ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
+            },
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+    return None
+
+
 class RateLimiter:
     def __init__(
         self, *, table: str, client: DynamoDBClient, per_minute: int, clock: Callable[[], float] = time.time
@@ -26,23 +48,12 @@ class RateLimiter:
 
     def hit(self, tenant: str) -> None:
         """Count one request; RateLimited (with the seconds until the next window) when over the limit."""
-        now = self._clock()
-        window = int(now // WINDOW_SECONDS)
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"RATE#{tenant}#{window}"}},
-                UpdateExpression="ADD hits :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(self._limit)},
-                    ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
-                },
-            )
-        except self._client.exceptions.ConditionalCheckFailedException as exc:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+        key = f"RATE#{tenant}"
+        retry_after = count_in_window(
+            self._client, table=self._table, key=key, limit=self._limit, now=self._clock()
+        )
+        if retry_after is not None:
             raise RateLimited(
                 f"over {self._limit} requests per minute for this tenant; retry after {retry_after} s",
                 retry_after=retry_after,
-            ) from exc
+            )
