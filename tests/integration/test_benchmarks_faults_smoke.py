@@ -4,12 +4,10 @@ the 1,000-job figures are the README's)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.test_benchmarks_smoke import run_benchmarks
+
 BUDGET_KEYS = {
     "terminal",
     "terminal_pct",
@@ -22,19 +20,19 @@ BUDGET_KEYS = {
 
 
 def test_fault_benchmark_reports_the_budget_figures_for_ten_jobs(tmp_path: Path) -> None:
-    report_file = tmp_path / "report.json"
-    # A subprocess, as `make bench` runs it; the part itself runs the stack in a child of that.
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "benchmarks", "--only", "faults", "--fault-jobs", "10"]
-        + ["--fault-concurrency", "10", "--fault-deadline", "10", "--json", str(report_file)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    # the part runs the stack in a child process of the benchmark's own
+    stdout, report = run_benchmarks(
+        tmp_path,
+        "--only",
+        "faults",
+        "--fault-jobs",
+        "10",
+        "--fault-concurrency",
+        "10",
+        "--fault-deadline",
+        "10",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "faults (DESIGN §11" in done.stdout and "wall time" in done.stdout
-    report = json.loads(report_file.read_text())
+    assert "faults (DESIGN §11" in stdout and "wall time" in stdout
     assert report["parts"] == ["faults"]
     faults = report["faults"]
     assert faults["jobs"] == 10 and faults["accepted"] + faults["refused"] == 10

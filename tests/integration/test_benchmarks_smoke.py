@@ -16,32 +16,26 @@ ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"n", "p50_ms", "p95_ms", "max_ms"}
 
 
-def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None:
+def run_benchmarks(tmp_path: Path, *argv: str) -> tuple[str, dict[str, Any]]:
+    """``python -m benchmarks <argv> --json``, as `make bench` runs it (a subprocess: the in-process
+    stack sets os.environ and patches moto); its stdout and its JSON report."""
     report_file = tmp_path / "report.json"
-    # A subprocess, as `make bench` runs it: the in-process stack sets os.environ and patches moto.
     done = subprocess.run(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--only",
-            "stack",
-            "--jobs",
-            "3",
-            "--poll-jobs",
-            "3",
-            "--serial-jobs",
-            "1",
-        ]
-        + ["--warmup", "1", "--json", str(report_file)],
+        [sys.executable, "-m", "benchmarks", *argv, "--json", str(report_file)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "maskgate benchmarks  " in done.stdout and "wall time" in done.stdout
-    report = json.loads(report_file.read_text())
+    return done.stdout, json.loads(report_file.read_text())
+
+
+def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None:
+    stdout, report = run_benchmarks(
+        tmp_path, "--only", "stack", "--jobs", "3", "--poll-jobs", "3", "--serial-jobs", "1", "--warmup", "1"
+    )
+    assert "maskgate benchmarks  " in stdout and "wall time" in stdout
     assert set(REPORT_KEYS) <= set(report)
     assert {"date", "machine", "cpus", "python"} <= set(report["header"])
     assert report["jobs"]["callback"]["submitted"] == report["jobs"]["poll"]["submitted"] == 3
@@ -62,7 +56,7 @@ def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None
             "cost_usd_per_job",
             "share_of_sam3_price",
         } <= set(report["transitions"][path])
-    assert_cost_part(report["cost"], done.stdout, jobs=3)
+    assert_cost_part(report["cost"], stdout, jobs=3)
 
 
 def assert_cost_part(cost: dict[str, Any], stdout: str, *, jobs: int) -> None:
@@ -89,18 +83,18 @@ def assert_cost_part(cost: dict[str, Any], stdout: str, *, jobs: int) -> None:
 
 def test_cold_start_and_overhead_parts_run_alone_with_tiny_counts(tmp_path: Path) -> None:
     """Issue 6's child-process parts (the layer part needs pip and the index: not run here)."""
-    report_file = tmp_path / "report.json"
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "benchmarks", "--only", "coldstart,overhead", "--coldstart-runs", "1"]
-        + ["--overhead-iterations", "2", "--overhead-warmup", "1", "--json", str(report_file)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    stdout, report = run_benchmarks(
+        tmp_path,
+        "--only",
+        "coldstart,overhead",
+        "--coldstart-runs",
+        "1",
+        "--overhead-iterations",
+        "2",
+        "--overhead-warmup",
+        "1",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "cold start:" in done.stdout and "warm api overhead" in done.stdout and "wall time" in done.stdout
-    report = json.loads(report_file.read_text())
+    assert "cold start:" in stdout and "warm api overhead" in stdout and "wall time" in stdout
     assert report["parts"] == ["coldstart", "overhead"] and "jobs" not in report
     cold = report["coldstart"]
     assert set(cold["imports"]) == set(STEPS)
