@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskgate.errors import AdmissionDeferred
 from maskgate.ratelimit import count_in_window
@@ -74,19 +74,25 @@ class Admission:
                 raise
 
     def release(self, job_id: str) -> None:
-        """Give the job's slot back (a no-op when it holds none)."""
-        if self._concurrency <= 0:
-            return
+        """Give the job's slot back (a no-op when it holds none: released already, or never admitted)."""
+        if self._concurrency > 0:
+            self._remove_slot(job_id, "attribute_exists(slots.#job)")
+
+    def _remove_slot(self, job_id: str, condition: str, values: dict[str, Any] | None = None) -> None:
+        """Remove the job's slot if ``condition`` holds (else nothing changes)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": SLOTS_KEY}},
+            "UpdateExpression": "REMOVE slots.#job",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#job": job_id},
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": SLOTS_KEY}},
-                UpdateExpression="REMOVE slots.#job",
-                ConditionExpression="attribute_exists(slots.#job)",
-                ExpressionAttributeNames={"#job": job_id},
-            )
+            self._client.update_item(**request)
         except self._client.exceptions.ConditionalCheckFailedException:
-            pass  # holds none: released already, or never admitted
+            pass
 
     def in_flight(self) -> dict[str, float]:
         """The slots taken now: job id → when (for tests and operators)."""
@@ -143,25 +149,12 @@ class Admission:
             pass  # another container created it
 
     def _reclaim_stale(self, slots: dict[str, float]) -> bool:
-        """Remove slots older than a job can live; True when any was removed."""
+        """Remove slots older than a job can live (each only if still that old); True when any was."""
         oldest_allowed = self._clock() - self._stale_after
-        reclaimed = False
-        for job, taken in slots.items():
-            if taken >= oldest_allowed:
-                continue
-            try:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": SLOTS_KEY}},
-                    UpdateExpression="REMOVE slots.#job",
-                    ConditionExpression="slots.#job = :taken",
-                    ExpressionAttributeNames={"#job": job},
-                    ExpressionAttributeValues={":taken": {"N": str(int(taken))}},
-                )
-                reclaimed = True
-            except self._client.exceptions.ConditionalCheckFailedException:
-                reclaimed = True  # released meanwhile: room anyway
-        return reclaimed
+        stale = {job: taken for job, taken in slots.items() if taken < oldest_allowed}
+        for job, taken in stale.items():  # one released meanwhile leaves room all the same
+            self._remove_slot(job, "slots.#job = :taken", {":taken": {"N": str(int(taken))}})
+        return bool(stale)
 
     def _count_submit(self) -> None:
         retry_after = count_in_window(
