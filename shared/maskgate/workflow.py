@@ -197,11 +197,7 @@ class Workflow:
         """Resume a waiting task with the finished prediction; False if it no longer waits."""
         try:
             self._client.send_task_success(taskToken=token, output=result.model_dump_json())
-        except (
-            self._client.exceptions.TaskTimedOut,
-            self._client.exceptions.InvalidToken,
-            self._client.exceptions.TaskDoesNotExist,
-        ):
+        except self._task_gone():
             return False
         return True
 
@@ -209,13 +205,14 @@ class Workflow:
         """Fail a waiting task with a typed error name; False if it no longer waits."""
         try:
             self._client.send_task_failure(taskToken=token, error=error, cause=cause[:32000])
-        except (
-            self._client.exceptions.TaskTimedOut,
-            self._client.exceptions.InvalidToken,
-            self._client.exceptions.TaskDoesNotExist,
-        ):
+        except self._task_gone():
             return False
         return True
+
+    def _task_gone(self) -> tuple[type[Exception], ...]:
+        """What Step Functions answers for a token whose task no longer waits."""
+        errors = self._client.exceptions
+        return (errors.TaskTimedOut, errors.InvalidToken, errors.TaskDoesNotExist)
 
 
 class UploadExpiries:
