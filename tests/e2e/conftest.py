@@ -34,14 +34,11 @@ class Stack:
         headers = {"Authorization": f"Bearer {key or self.ready['api_key']}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.ready["api_url"] + path, headers=headers, timeout=TIMEOUT, **kwargs)
 
+    def aws(self, service: str) -> Any:
+        return aws_client(self.ready, service)
+
     def s3(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.ready["aws_endpoint_url"],
-            region_name=self.ready["region"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self.aws("s3")
 
     def upload(self, key: str, body: bytes, request: dict[str, Any] | None) -> None:
         metadata = {"maskgate": json.dumps(request, ensure_ascii=True)} if request is not None else {}
@@ -56,6 +53,27 @@ class Stack:
         return self.receiver.wait_until(
             lambda p: p["data"]["metadata"].get("test") == marker, timeout=timeout, what=marker
         )
+
+
+def aws_client(ready: dict[str, Any], service: str) -> Any:
+    """A boto3 client for the local stack's AWS (moto) endpoint, as its ready file describes it."""
+    return boto3.client(
+        service,
+        endpoint_url=ready["aws_endpoint_url"],
+        region_name=ready["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def stop(process: subprocess.Popen[bytes], signum: int, *, timeout: float) -> None:
+    """Send ``signum`` and wait; kill the process if it has not ended within ``timeout``."""
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_ready(process: subprocess.Popen[bytes], ready_file: Path) -> dict[str, Any]:
@@ -94,12 +112,7 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
         try:
             yield _wait_ready(process, ready_file), log
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, signal.SIGTERM, timeout=30)
 
 
 @pytest.fixture(scope="session")

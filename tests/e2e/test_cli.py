@@ -21,7 +21,7 @@ from PIL import Image
 from maskgate_local.cli import main
 from maskgate_local.sample import scene_png
 from maskgate_local.servers import free_port
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, stop
 from tests.e2e.test_vertical_slice import BOX, DISC_CENTRE, box_pixels, white
 
 pytestmark = pytest.mark.e2e
@@ -180,11 +180,6 @@ def test_listen_prints_and_verifies_each_webhook(
         assert forged.status_code == 401
         _read_until(lines, "signature NOT verified", seen)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGINT, timeout=10)
     assert process.returncode == 0
     _read_until(lines, "maskgate listen: stopped", seen, timeout=5)

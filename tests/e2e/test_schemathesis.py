@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import requests
@@ -33,6 +32,7 @@ from schemathesis.config import SchemathesisConfig
 
 from maskgate.tenants import TenantStore
 from maskgate_local.sample import PANEL, scene_png
+from tests.e2e.conftest import aws_client
 
 pytestmark = pytest.mark.e2e
 
@@ -92,13 +92,7 @@ def problem_document(ctx: CheckContext, response: Response, case: Case) -> None:
 def key_for(dev_process: Ready) -> KeyFor:
     """An API key of the named tenant, created on first use."""
     ready, _ = dev_process
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=ready["aws_endpoint_url"],
-        region_name=ready["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = aws_client(ready, "dynamodb")
     store, keys = TenantStore(table=ready["table"], client=dynamodb), {}
 
     def key(tenant: str) -> str:

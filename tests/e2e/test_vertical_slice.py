@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from PIL import Image
@@ -280,13 +279,7 @@ def test_aws_cli_upload_to_the_printed_endpoint_starts_a_job(stack: Stack, tmp_p
 
 
 def _states_of(stack: Stack, job_id: str) -> list[str]:
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=stack.ready["aws_endpoint_url"],
-        region_name=stack.ready["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sfn = stack.aws("stepfunctions")
     arn = f"{stack.ready['state_machine_arn'].replace(':stateMachine:', ':execution:')}:{job_id}"
     events = sfn.get_execution_history(executionArn=arn)["events"]
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
@@ -354,13 +347,7 @@ def test_webhook_retries_keep_the_id_and_body_until_delivered(stack: Stack) -> N
 def test_exhausted_webhook_is_dead_lettered_then_redelivered(stack: Stack) -> None:
     stack.receiver.script = [500] * 8  # the first attempt and the local schedule's seven retries
     job = submit(stack, box_prompts=[BOX])
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=stack.ready["aws_endpoint_url"],
-        region_name=stack.ready["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sqs = stack.aws("sqs")
     url = next(u for u in sqs.list_queues()["QueueUrls"] if "WebhookDeadLetter" in u)
     deadline = time.monotonic() + 60
     letters: list[dict[str, Any]] = []
