@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
+from maskgate import crashpoints
 from maskgate.errors import InvalidRequest, InvalidTransition, NotFound, Unauthorized
-from maskgate.jobs import JobError, JobStatus, JobStore, utcnow
+from maskgate.jobs import Job, JobError, JobStatus, JobStore, utcnow
 from maskgate.observability import logger
+from maskgate.settings import Settings
 from maskgate.wavespeed import Prediction
 from maskgate.workflow import TaskResult, Workflow
 
@@ -54,25 +56,35 @@ def verify(
     raise Unauthorized("the callback's signature does not verify")
 
 
+def bound_callback_url(settings: Settings, job_id: str, token: str) -> str | None:
+    """Where WaveSpeed calls back for this job, with the job's own token (None: poll only)."""
+    url = settings.callback_url(job_id)
+    return None if url is None else f"{url}&token={token}"
+
+
 class CallbackLog:
-    """Webhook ids already handled (``CALLBACK#<id>``, kept a day) so a replay changes nothing."""
+    """Webhook ids already handled (``CALLBACK#<id>``, kept a day) so a replay changes nothing.
+
+    An id is marked only after the callback was acted on: one that failed midway (a throttled write,
+    a crash) is acted on again when WaveSpeed retries it."""
 
     def __init__(self, *, table: str, client: DynamoDBClient, now: Callable[[], datetime] = utcnow) -> None:
         self._table = table
         self._client = client
         self._now = now
 
-    def first_time(self, msg_id: str) -> bool:
+    def handled(self, msg_id: str) -> bool:
+        found = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"CALLBACK#{msg_id}"}}, ConsistentRead=True
+        )
+        return "Item" in found
+
+    def mark(self, msg_id: str) -> None:
         expires = int((self._now() + timedelta(days=1)).timestamp())
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={"pk": {"S": f"CALLBACK#{msg_id}"}, "expires_at": {"N": str(expires)}},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        self._client.put_item(
+            TableName=self._table,
+            Item={"pk": {"S": f"CALLBACK#{msg_id}"}, "expires_at": {"N": str(expires)}},
+        )
 
 
 @dataclass(frozen=True)
@@ -83,18 +95,46 @@ class CallbackReceiver:
     secret: Callable[[], str]
     now: Callable[[], datetime] = utcnow
 
-    def receive(self, job_id: str, *, headers: Mapping[str, str], body: bytes) -> Outcome:
+    def receive(self, job_id: str, *, token: str | None, headers: Mapping[str, str], body: bytes) -> Outcome:
         """Verify, dedupe, then resume (completed) or fail (failed) the job's waiting task."""
         msg_id = verify(self.secret(), headers=headers, body=body, now=self.now().timestamp())
         try:
             prediction = Prediction.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidRequest("the callback body is not a prediction") from exc
-        if not self.log.first_time(msg_id):
+        if self.log.handled(msg_id):
             return "duplicate"
-        job = self.jobs.get(job_id)
-        if job.prediction_id not in (None, prediction.id):
-            raise NotFound(f"prediction {prediction.id} does not belong to job {job_id}")
+        job = self._bound_job(job_id, token, prediction.id)
+        outcome = self._act(job, prediction)
+        self.log.mark(msg_id)
+        crashpoints.reached("callback.after_mark")
+        return outcome
+
+    def _bound_job(self, job_id: str, token: str | None, prediction_id: str) -> Job:
+        """The job this callback is for: its URL token matches, and the prediction is its own (or
+        is adopted: the job's submit is under way and no prediction is recorded yet)."""
+        try:
+            job = self.jobs.get(job_id)
+        except NotFound:
+            job = None
+        if (
+            job is None
+            or job.callback_token is None
+            or not hmac.compare_digest((token or "").encode(), job.callback_token.encode())
+        ):
+            raise NotFound(f"no job {job_id} waits for this callback")
+        if job.prediction_id not in (None, prediction_id):
+            raise NotFound(f"prediction {prediction_id} does not belong to job {job_id}")
+        if job.prediction_id is None and job.submit_attempt is not None and not job.status.terminal:
+            # the submit's answer was lost (a crash, a timeout after WaveSpeed accepted): adopt it
+            try:
+                job = self.jobs.record_prediction(job.id, prediction_id)
+            except InvalidTransition:
+                job = self.jobs.get(job.id)
+            logger.info("prediction adopted from its callback", extra={"prediction_id": prediction_id})
+        return job
+
+    def _act(self, job: Job, prediction: Prediction) -> Outcome:
         if not prediction.finished:
             return "ignored"
         if job.status.terminal or job.task_token is None:
@@ -104,7 +144,7 @@ class CallbackReceiver:
                 job.task_token, TaskResult(job_id=job.id, prediction_id=prediction.id)
             )
             return "resumed" if resumed else "late"
-        return self._failed(job_id, job.task_token, prediction.error or "the prediction failed")
+        return self._failed(job.id, job.task_token, prediction.error or "the prediction failed")
 
     def _failed(self, job_id: str, token: str, message: str) -> Outcome:
         # The failure is recorded before the task fails: the message travels on the job, not in `cause`.

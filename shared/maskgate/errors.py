@@ -16,14 +16,21 @@ failed job, a webhook and an API problem document carry.
     ├── Retryable                      transient: the workflow retries these by name
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
-    │   └── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
-    ├── UpstreamOutcomeUnknown         upstream_unavailable (a submit that may have landed: no retry)
+    │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
+    │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
+    ├── UpstreamOutcomeUnknown         upstream_outcome_unknown (a submit that may have landed and
+    │                                  whose prediction never showed itself: never submitted again)
     ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
     ├── UpstreamFailed                 upstream_failed (the prediction ended failed)
     ├── PredictionTimedOut             timeout
     ├── OutputInvalid                  output_invalid
+    ├── NotSubmitted                   workflow routing: no submit is under way, so back to Submit
     ├── JobRejected                    the job already failed at intake: skip to Notify
-    └── JobCanceled                    canceled
+    ├── JobCanceled                    canceled
+    └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
+
+Everything else a Task can end with (``Sandbox.Timedout``, ``Lambda.Unknown``, a throttled AWS call)
+is transient to the workflow: retried, never a job's final error (the README's error-routing table).
 """
 
 from __future__ import annotations
@@ -143,8 +150,19 @@ class AdmissionDeferred(Retryable):
         self.retry_after = retry_after
 
 
+class PredictionNotReady(Retryable):
+    """A prediction read back as unfinished where it should be done (WaveSpeed's result API can lag
+    its own callback): read it again later."""
+
+    title = "The prediction is not ready yet"
+
+
 class UpstreamOutcomeUnknown(MaskgateError):
-    type = "upstream_unavailable"
+    """A submit that may have reached WaveSpeed. Its job is never submitted again: the prediction is
+    adopted when its callback (or a lookup) shows it, and the job fails with this type only when it
+    never does, by the deadline."""
+
+    type = "upstream_outcome_unknown"
     title = "WaveSpeed outcome unknown"
 
 
@@ -166,6 +184,13 @@ class PredictionTimedOut(MaskgateError):
 class OutputInvalid(MaskgateError):
     type = "output_invalid"
     title = "WaveSpeed returned an invalid output"
+
+
+class NotSubmitted(MaskgateError):
+    """Poll found no submit under way (none was made, or the last surely did not land): the workflow
+    goes back to Submit. Never a job's final error."""
+
+    title = "The job has not been submitted"
 
 
 class JobRejected(MaskgateError):

@@ -119,6 +119,14 @@ class Job(BaseModel):
     metadata: dict[str, str] = {}
     deliveries: list[DeliveryAttempt] = []
     webhook_body: str | None = Field(default=None, repr=False)
+    # The submit intent, written before the POST to WaveSpeed: a job that has one is never submitted
+    # again (only the attempt that wrote it may take it back, when its POST surely did not land).
+    submit_attempt: str | None = None
+    submit_started_at: datetime | None = None
+    callback_token: str | None = Field(default=None, repr=False)  # binds WaveSpeed's callback to the job
+    # The webhook-id of a final event whose first attempt is under way; cleared when an attempt is
+    # recorded, so one left behind by a killed invocation is found and delivered by the reconcile sweep.
+    webhook_pending: str | None = None
 
     @model_validator(mode="after")
     def _from_request(self) -> Job:
@@ -312,15 +320,80 @@ class JobStore:
             raise InvalidTransition(f"job {job_id} is finished or gone; no task may wait on it") from exc
         return _from_item(updated["Attributes"])
 
-    def set_webhook_body(self, job_id: str, body: str) -> str:
-        """Keep the first webhook body built for the job; return the one that is stored."""
+    def claim_submit(self, job_id: str, *, attempt: str, callback_token: str) -> Job:
+        """Write the submit intent before the POST: only a queued job with no intent and no
+        prediction may be claimed (else InvalidTransition), so at most one submit is ever made."""
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET submit_attempt = :a, submit_started_at = :t, callback_token = :c",
+                ConditionExpression=(
+                    "#status = :queued AND attribute_not_exists(submit_attempt)"
+                    " AND attribute_not_exists(prediction_id)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":a": {"S": attempt},
+                    ":t": {"S": self._now().isoformat()},
+                    ":c": {"S": callback_token},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} is not queued for a first submit") from exc
+        return _from_item(updated["Attributes"])
+
+    def release_submit(self, job_id: str, *, attempt: str) -> None:
+        """Take back this attempt's intent (its POST surely did not land); a later one's stays."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"JOB#{job_id}"}},
-                UpdateExpression="SET webhook_body = :b",
+                UpdateExpression="REMOVE submit_attempt, submit_started_at",
+                ConditionExpression="submit_attempt = :a AND attribute_not_exists(prediction_id)",
+                ExpressionAttributeValues={":a": {"S": attempt}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # not ours any more, or the prediction is known: nothing to take back
+
+    def record_prediction(self, job_id: str, prediction_id: str) -> Job:
+        """Record the job's one prediction (queued → submitted); the same id again is a no-op.
+
+        InvalidTransition when the job finished meanwhile or holds another prediction."""
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET prediction_id = :p, #status = :submitted, updated_at = :now",
+                ConditionExpression="#status = :queued AND attribute_not_exists(prediction_id)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":p": {"S": prediction_id},
+                    ":submitted": {"S": JobStatus.SUBMITTED.value},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                    ":now": {"S": self._now().isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            job = self.get(job_id)
+            if job.prediction_id == prediction_id and not job.status.terminal:
+                return job
+            raise InvalidTransition(f"job {job_id} cannot take prediction {prediction_id}") from exc
+        return _from_item(updated["Attributes"])
+
+    def set_webhook_body(self, job_id: str, body: str, *, webhook_id: str) -> str:
+        """Keep the first webhook body built for the job, marking its delivery pending; return the
+        body that is stored."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET webhook_body = :b, webhook_pending = :w",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(webhook_body)",
-                ExpressionAttributeValues={":b": {"S": body}},
+                ExpressionAttributeValues={":b": {"S": body}, ":w": {"S": webhook_id}},
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             stored = self.get(job_id).webhook_body
@@ -330,11 +403,14 @@ class JobStore:
         return body
 
     def record_delivery(self, job_id: str, attempt: DeliveryAttempt) -> None:
-        """Append one webhook attempt to the job's delivery log."""
+        """Append one webhook attempt to the job's delivery log (its delivery is no longer pending:
+        it ended, or its delivery unit runs)."""
         self._client.update_item(
             TableName=self._table,
             Key={"pk": {"S": f"JOB#{job_id}"}},
-            UpdateExpression="SET deliveries = list_append(if_not_exists(deliveries, :empty), :a)",
+            UpdateExpression=(
+                "SET deliveries = list_append(if_not_exists(deliveries, :empty), :a) REMOVE webhook_pending"
+            ),
             ExpressionAttributeValues={
                 ":a": {"L": [{"S": attempt.model_dump_json()}]},
                 ":empty": {"L": []},

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from maskgate import crashpoints
 from maskgate.admission import Admission
 from maskgate.deliveries import DeliverInput, DeliveryStep, DeliveryUnits, next_wait
 from maskgate.errors import Conflict, InvalidTransition, MaskgateError, NotFound
@@ -48,8 +49,9 @@ class Notifier:
         if wait is None:  # an empty schedule: the first attempt was the only one
             self.jobs.record_delivery(job.id, result.model_copy(update={"outcome": "gave_up"}))
             return NotifyOutput(job_id=job.id, outcome="gave_up")
-        self._record_retrying(job, result, wait)
+        # the unit first: an invocation killed between the two leaves a running unit, never none
         self.units.start(name=result.webhook_id, job_id=job.id, event=result.event, step=0, wait_seconds=wait)
+        self._record_retrying(job, result, wait)
         return NotifyOutput(job_id=job.id, outcome="scheduled")
 
     def deliver(self, step: DeliverInput) -> DeliveryStep:
@@ -87,8 +89,9 @@ class Notifier:
         error = JobError(type="canceled", message="canceled by the API client")
         canceled = self.jobs.transition(job.id, JobStatus.CANCELED, error=error)
         workflow.stop(job.id)
-        if self.admission is not None and canceled.prediction_id is not None:
-            # WaveSpeed cannot cancel a prediction; it is no longer ours to wait for either
+        if self.admission is not None:
+            # the stopped execution runs no Store or Fail to give the slot back; WaveSpeed cannot
+            # cancel a prediction, and one under way is no longer ours to wait for
             self.admission.release(job.id)
         metrics.add_metric(name="JobCanceled", unit="Count", value=1)
         if canceled.webhook_url is not None:
@@ -119,7 +122,9 @@ class Notifier:
         built = build_body(
             job, api_url=api_url, secret=secret, now=self.now(), link_seconds=self.settings.mask_link_seconds
         )
-        return self.jobs.set_webhook_body(job.id, built)
+        return self.jobs.set_webhook_body(
+            job.id, built, webhook_id=webhook_id(job.id, event_type(job.status))
+        )
 
     def _attempt(self, job: Job, body: str, *, secrets_: list[str] | None = None) -> DeliveryAttempt:
         """One signed attempt of the job's final event, numbered after the ones recorded before it."""
@@ -133,6 +138,7 @@ class Notifier:
             event=event,
             attempt=number,
         )
+        crashpoints.reached("notify.after_send")
         logger.info("webhook attempt", extra={"outcome": result.outcome, "status_code": result.status_code})
         if result.outcome == "delivered":
             metrics.add_metric(name="WebhookDelivered", unit="Count", value=1)

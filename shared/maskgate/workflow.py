@@ -47,7 +47,7 @@ class TaskResult(StepModel):
 
 class SubmitOutput(StepModel):
     job_id: JobId
-    prediction_id: str
+    prediction_id: str | None  # None: a submit whose outcome is unknown yet (the callback adopts it)
 
 
 class PollOutput(StepModel):

@@ -35,6 +35,7 @@ def callback(
     age: int = 0,
     secret: str = SECRET,
     error: str = "",
+    token: str = "cb-token",
 ) -> dict[str, Any]:
     sample = event("api_wavespeed_callback")
     body = json.loads(sample["body"])
@@ -52,13 +53,19 @@ def callback(
             "content-length": str(len(raw)),
         }
     )
-    sample["rawQueryString"] = f"job={job_id}"
-    sample["queryStringParameters"] = {"job": job_id}
+    sample["rawQueryString"] = f"job={job_id}&token={token}"
+    sample["queryStringParameters"] = {"job": job_id, "token": token}
     return sample
 
 
 def waiting_job(aws: Aws, prediction: str = "pred_0001") -> str:
-    job = queued_job(aws, status=JobStatus.SUBMITTED, prediction_id=prediction)
+    job = queued_job(
+        aws,
+        status=JobStatus.SUBMITTED,
+        prediction_id=prediction,
+        submit_attempt="a1",
+        callback_token="cb-token",
+    )
     clients.job_store().set_task_token(job.id, "submit-token")
     return job.id
 

@@ -12,9 +12,11 @@ from standardwebhooks import Webhook
 from maskgate import clients
 from maskgate.errors import (
     JobRejected,
+    NotSubmitted,
     OutputInvalid,
     PredictionTimedOut,
     UpstreamFailed,
+    UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamRejected,
 )
@@ -132,7 +134,11 @@ def test_submit_sample_event_stores_the_token_then_submits_with_the_callback_url
     [sent] = wavespeed.submissions
     assert sent["prompt"] == "the square" and sent["apply_mask"] is False
     [request] = [r for r in wavespeed.requests if r.method == "POST"]
-    assert request.url.params["webhook"] == f"http://127.0.0.1:3000/v1/callbacks/wavespeed?job={job.id}"
+    token = stored.callback_token
+    assert token and len(token) >= 32
+    assert request.url.params["webhook"] == (
+        f"http://127.0.0.1:3000/v1/callbacks/wavespeed?job={job.id}&token={token}"
+    )
 
 
 def test_submit_retried_after_landing_does_not_submit_again(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
@@ -213,25 +219,41 @@ def test_poll_past_its_last_window_raises_timeout(
         load_handler("poll").handler(poll_event(job, attempt=31, polls_allowed=31), LambdaContext())
 
 
-def test_poll_before_the_prediction_is_recorded_listens_again(
+def test_poll_with_no_submit_under_way_sends_the_job_back_to_submit(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    """A Submit that outlived its wait and then got a 429 took its intent back: nobody retries it."""
+    job = queued_job(aws)
+    with pytest.raises(NotSubmitted):
+        load_handler("poll").handler(poll_event(job), LambdaContext())
+    assert clients.job_store().get(job.id).task_token == "poll-token"
+
+
+def test_poll_with_a_submit_under_way_listens_again_and_submits_nothing(
     aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
 ) -> None:
     """Submit's wait also times its own invocation: a slow Submit is still running when Poll comes."""
-    job = queued_job(aws)
+    job = queued_job(aws, submit_attempt="slow-one", callback_token="t")
     assert load_handler("poll").handler(poll_event(job), LambdaContext())["outcome"] == "waiting"
     stored = clients.job_store().get(job.id)
     assert (stored.status, stored.task_token) == (JobStatus.QUEUED, "poll-token")
-    # the slow Submit lands now; its token is not the waiting one any more, which it leaves alone
-    load_handler("submit").handler(submit_event(job), LambdaContext())
-    assert clients.job_store().get(job.id).status is JobStatus.SUBMITTED
-    assert load_handler("poll").handler(poll_event(job, attempt=2), LambdaContext())["outcome"] == "completed"
+    assert wavespeed.submissions == [] and tasks.calls == []
 
 
-def test_poll_before_the_prediction_is_recorded_times_out_at_the_deadline(
+def test_poll_before_any_submit_times_out_at_the_deadline(
     aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
 ) -> None:
     with pytest.raises(PredictionTimedOut, match="not submitted within the deadline"):
         load_handler("poll").handler(poll_event(queued_job(aws), deadline_at=1), LambdaContext())
+
+
+def test_poll_of_a_submit_whose_prediction_never_showed_ends_outcome_unknown(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    job = queued_job(aws, submit_attempt="lost-answer", callback_token="t")
+    with pytest.raises(UpstreamOutcomeUnknown, match="not submitted again"):
+        load_handler("poll").handler(poll_event(job, deadline_at=1), LambdaContext())
+    assert wavespeed.submissions == []
 
 
 def test_submit_rejected_records_the_failure_itself(aws: Aws, wavespeed: FakeWaveSpeed) -> None:

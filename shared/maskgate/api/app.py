@@ -316,11 +316,14 @@ def get_mask(
     responses=PROBLEMS,
     summary="WaveSpeed's prediction webhook (v3-signed); not for API clients",
 )
-async def wavespeed_callback(request: Request, job: str) -> dict[str, str]:
-    """Verify WaveSpeed's signature first, then resume the job's waiting task with the prediction."""
+async def wavespeed_callback(
+    request: Request, job: str, token: Annotated[str | None, Query(max_length=128)] = None
+) -> dict[str, str]:
+    """Verify WaveSpeed's signature first, then the job's own token, then resume the job's waiting
+    task with the prediction."""
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    outcome = clients.callback_receiver().receive(job, headers=headers, body=body)
+    outcome = clients.callback_receiver().receive(job, token=token, headers=headers, body=body)
     return {"outcome": outcome}
 
 
