@@ -145,7 +145,11 @@ _JSON_FIELDS = ("request", "image", "masks", "error", "metadata")
 
 def _to_item(job: Job) -> dict[str, Any]:
     data = job.model_dump(mode="json", exclude_none=True, exclude={"deliveries"})
-    item: dict[str, Any] = {"pk": {"S": f"JOB#{job.id}"}}
+    # the reconcile sweep's index key: it reads the jobs of the last day or two, never the whole table
+    item: dict[str, Any] = {
+        "pk": {"S": f"JOB#{job.id}"},
+        "created_day": {"S": job.created_at.date().isoformat()},
+    }
     for name, value in data.items():
         item[name] = {"S": json.dumps(value) if name in _JSON_FIELDS else str(value)}
     return item
@@ -154,7 +158,7 @@ def _to_item(job: Job) -> dict[str, Any]:
 def _from_item(item: dict[str, Any]) -> Job:
     data: dict[str, Any] = {}
     for name, value in item.items():
-        if name in ("pk", "expires_at"):
+        if name in ("pk", "expires_at", "created_day"):
             continue
         if "S" in value:
             data[name] = json.loads(value["S"]) if name in _JSON_FIELDS else value["S"]
