@@ -37,6 +37,7 @@ class Settings(BaseModel):
     upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     webhook_dlq_url: str = ""
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_attempt_seconds: int = Field(default=10, ge=1, le=15)  # one attempt, end to end
     max_body_bytes: int = 5 * 1024 * 1024
     presign_seconds: int = Field(default=3600, ge=60)
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -75,6 +76,7 @@ _ENV = {
     "wavespeed_submits_per_minute": "WAVESPEED_SUBMITS_PER_MINUTE",
     "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
     "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
+    "webhook_attempt_seconds": "MASKGATE_WEBHOOK_ATTEMPT_SECONDS",
 }
 
 

@@ -23,11 +23,14 @@ import httpx
 
 from maskgate.errors import UrlNotAllowed
 from maskgate.jobs import DeliveryAttempt, Job, JobStatus
-from maskgate.pinning import pinned_client
+from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
-DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # per socket operation
+DEFAULT_ATTEMPT_SECONDS = 10.0  # the whole attempt, whatever each operation takes
+MAX_ATTEMPT_SECONDS = 15.0  # half the Notify Lambda's 30 s: the attempt must end before it does
+DEADLINE_ERROR = "AttemptDeadlineExceeded"
 MAX_RESPONSE_BYTES = 4096
 EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
 
@@ -118,7 +121,13 @@ def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_secon
 
 
 class WebhookSender:
-    """Sends one signed attempt and reports how it went; the workflow owns the retries."""
+    """Sends one signed attempt and reports how it went; the workflow owns the retries.
+
+    Each attempt has one wall-clock budget (``attempt_seconds``) across connecting, sending, the
+    response head and the capped body read: a receiver that trickles its answer is cut off at the
+    budget and the attempt is ``retrying`` with error ``AttemptDeadlineExceeded``. The budget stays
+    well inside a 30 s Lambda, which would otherwise be killed first and lose the record.
+    """
 
     def __init__(
         self,
@@ -127,17 +136,27 @@ class WebhookSender:
         transport: httpx.BaseTransport | None = None,
         resolver: Resolver = resolve,
         clock: Callable[[], float] = time.time,
+        attempt_seconds: float = DEFAULT_ATTEMPT_SECONDS,
     ) -> None:
+        if not 0 < attempt_seconds <= MAX_ATTEMPT_SECONDS:
+            raise ValueError(f"attempt_seconds must be in (0, {MAX_ATTEMPT_SECONDS}], not {attempt_seconds}")
         self._local = local
         self._transport = transport
         self._resolver = resolver
         self._clock = clock
+        self._attempt_seconds = attempt_seconds
+        self._deadline = Deadline()
 
     def _client(self, checked: CheckedUrl) -> httpx.Client:
-        """A client that connects only to the checked addresses (a test may inject a transport)."""
+        """A client that connects only to the checked addresses (a test may inject a transport);
+        either way held to the attempt's deadline."""
         if self._transport is not None:
-            return httpx.Client(timeout=DELIVERY_TIMEOUT, follow_redirects=False, transport=self._transport)
-        return pinned_client(checked, timeout=DELIVERY_TIMEOUT)
+            return httpx.Client(
+                timeout=DELIVERY_TIMEOUT,
+                follow_redirects=False,
+                transport=deadline_transport(self._deadline, inner=self._transport),
+            )
+        return pinned_client(checked, timeout=DELIVERY_TIMEOUT, deadline=self._deadline)
 
     def send(
         self, url: str, *, msg_id: str, body: str, secrets_: list[str], event: str, attempt: int
@@ -152,53 +171,64 @@ class WebhookSender:
             at=datetime.fromtimestamp(started, UTC),
             outcome="gave_up",
         )
-        try:
-            checked = resolve_checked(url, local=self._local, resolver=self._resolver)
-        except UrlNotAllowed as exc:
-            return record.model_copy(update={"error": exc.message, "outcome": "refused"})
-        timestamp = int(started)
-        payload = body.encode()
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "maskgate-webhooks/1",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(secrets_, msg_id=msg_id, timestamp=timestamp, body=payload),
-        }
-        try:
-            with (
-                self._client(checked) as client,
-                client.stream("POST", checked.url, content=payload, headers=headers) as response,
-            ):
-                _drain(response)
-        except httpx.HTTPError as exc:
+        # the budget starts before resolving: a slow DNS answer leaves less time to connect
+        with self._deadline.within(self._attempt_seconds) as budget:
+            try:
+                checked = resolve_checked(url, local=self._local, resolver=self._resolver)
+            except UrlNotAllowed as exc:
+                return record.model_copy(update={"error": exc.message, "outcome": "refused"})
+            payload = body.encode()
+            headers = _headers(msg_id, timestamp=int(started), payload=payload, secrets_=secrets_)
+            try:
+                status, retry_after = self._post(checked, payload, headers, now=started)
+            except httpx.HTTPError as exc:
+                error = _error_name(exc, budget)
+                return record.model_copy(
+                    update={"error": error, "outcome": "retrying", "latency_ms": budget.elapsed_ms()}
+                )
             return record.model_copy(
                 update={
-                    "error": type(exc).__name__,
-                    "outcome": "retrying",
-                    "latency_ms": self._since(started),
+                    "status_code": status,
+                    "outcome": _outcome(status),
+                    "latency_ms": budget.elapsed_ms(),
+                    "retry_after": retry_after,
                 }
             )
-        status = response.status_code
-        retry_after = _retry_after(response.headers.get("retry-after"), now=started)
-        outcome = (
-            "delivered"
-            if 200 <= status < 300
-            else "retrying"
-            if status == 429 or status >= 500
-            else "gave_up"
-        )
-        return record.model_copy(
-            update={
-                "status_code": status,
-                "outcome": outcome,
-                "latency_ms": self._since(started),
-                "retry_after": retry_after,
-            }
-        )
 
-    def _since(self, started: float) -> int:
-        return int((self._clock() - started) * 1000)
+    def _post(
+        self, checked: CheckedUrl, payload: bytes, headers: dict[str, str], *, now: float
+    ) -> tuple[int, int | None]:
+        """POST the signed payload; the status and any ``Retry-After``, the answer's body drained."""
+        with (
+            self._client(checked) as client,
+            client.stream("POST", checked.url, content=payload, headers=headers) as response,
+        ):
+            _drain(response)
+        return response.status_code, _retry_after(response.headers.get("retry-after"), now=now)
+
+
+def _headers(msg_id: str, *, timestamp: int, payload: bytes, secrets_: list[str]) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt."""
+    return {
+        "content-type": "application/json",
+        "user-agent": "maskgate-webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets_, msg_id=msg_id, timestamp=timestamp, body=payload),
+    }
+
+
+def _error_name(exc: httpx.HTTPError, budget: Budget) -> str:
+    """The attempt's error: the deadline when it was what ended the attempt, else the httpx error."""
+    if isinstance(exc, httpx.TimeoutException) and budget.expired():
+        return DEADLINE_ERROR
+    return type(exc).__name__
+
+
+def _outcome(status: int) -> Literal["delivered", "retrying", "gave_up"]:
+    if 200 <= status < 300:
+        return "delivered"
+    return "retrying" if status == 429 or status >= 500 else "gave_up"
 
 
 def _retry_after(value: str | None, *, now: float) -> int | None:
