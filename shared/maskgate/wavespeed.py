@@ -1,21 +1,32 @@
-"""The WaveSpeed API client (DESIGN §8): submit and read SAM3 predictions, download outputs.
+"""The WaveSpeed API client (DESIGN §8): submit, read and list SAM3 predictions, download outputs.
 
-Errors are classified by what they mean for a retry, never by message text:
-a submit is retried only where it surely did not land (connect error, 429, 503); a read is always
-safe to retry. Every call has connect and read timeouts.
+Errors are classified by what they mean for a retry, never by message text. A submit is retryable
+(``UpstreamUnavailable``, ``UpstreamRateLimited``) only where it surely did not land: a connect
+failure, 429, or 503. Anything else once the request may have left (other 5xx, a broken or slow
+answer, a 2xx whose body cannot be read: the prediction may exist) is ``UpstreamOutcomeUnknown``.
+Reads are always safe to retry. 400/401/403 are ``UpstreamRejected``.
+
+Every answer is bounded: each call has one wall-clock budget (``call_seconds``, ``download_seconds``)
+on top of the per-operation timeouts, an API answer is read up to ``MAX_API_BYTES`` and an output up
+to ``MAX_OUTPUT_BYTES``, and the body must hold a ``data`` object of the expected shape.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal
-from urllib.parse import urlsplit
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from maskgate import wavespeed_limits as limits
 from maskgate.errors import (
+    MaskgateError,
     OutputInvalid,
     UpstreamFailed,
     UpstreamOutcomeUnknown,
@@ -25,26 +36,85 @@ from maskgate.errors import (
     UrlNotAllowed,
 )
 from maskgate.models import Prompts
-from maskgate.pinning import pinned_client
+from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)  # per socket operation
+DEFAULT_CALL_SECONDS = 15.0  # one API call, end to end: well inside a 30 s Lambda
+DEFAULT_DOWNLOAD_SECONDS = 20.0  # one output file
+MAX_API_BYTES = 1024 * 1024  # an API answer is a small JSON envelope
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+PAGE_SIZE = 100  # the most WaveSpeed's prediction history gives per page
+# a connection that never opened carried no request: the only transport failures a submit may retry
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# ids go into URL paths: nothing that could leave the path segment
+PredictionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
 class Prediction(BaseModel):
     """A prediction as WaveSpeed reports it (vendor shape: unknown fields ignored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-    id: str
+    id: PredictionId
     status: Literal["created", "processing", "completed", "failed"]
     outputs: list[str] = []
     error: str | None = None
     model: str | None = None
+    created_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "failed")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _none_yet(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _time_or_unknown(cls, value: object) -> datetime | None:
+        """Informational: anything but an ISO 8601 time reads as unknown rather than unreadable."""
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str) and len(value) <= 64:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        else:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class PredictionPage(BaseModel):
+    """One page of the prediction history (newest first)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    page: int | None = None
+    total: int | None = None
+    items: list[Prediction]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A response's status and, unless ``problem`` says why not, its (capped) body."""
+
+    status: int
+    body: bytes | None
+    problem: str = ""
+
+
+class _CallFailed(Exception):
+    """No status came back; ``sent`` is False only when the request surely never left."""
+
+    def __init__(self, reason: str, *, sent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
 
 
 def wire_body(prompts: Prompts, image_url: str) -> dict[str, Any]:
@@ -76,7 +146,7 @@ def host_allowed(url: str, patterns: tuple[str, ...]) -> bool:
 
 
 class WaveSpeedClient:
-    """Submit and read SAM3 predictions."""
+    """Submit, read and list SAM3 predictions; download their outputs."""
 
     def __init__(
         self,
@@ -88,66 +158,93 @@ class WaveSpeedClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         resolver: Resolver = resolve,
+        call_seconds: float = DEFAULT_CALL_SECONDS,
+        download_seconds: float = DEFAULT_DOWNLOAD_SECONDS,
     ) -> None:
+        if call_seconds <= 0 or download_seconds <= 0:
+            raise ValueError("call_seconds and download_seconds must be positive")
         self._output_hosts = output_hosts
         self._local = local
         self._timeout = timeout
         self._transport = transport
         self._resolver = resolver
+        self._call_seconds = call_seconds
+        self._download_seconds = download_seconds
+        self._deadline = Deadline()
         self._http = httpx.Client(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
+            # identity: the byte cap then bounds what is held in memory, not a compressed stand-in
+            headers={"Authorization": f"Bearer {api_key}", "Accept-Encoding": "identity"},
             timeout=timeout,
-            transport=transport,
+            transport=deadline_transport(self._deadline, inner=transport),
             follow_redirects=False,
         )
 
     def submit(self, prompts: Prompts, *, image_url: str, webhook_url: str | None = None) -> Prediction:
         """Start a prediction. Raises Retryable only when the request surely did not land."""
         params = {"webhook": webhook_url} if webhook_url else None
+        body = wire_body(prompts, image_url)
         try:
-            response = self._http.post(
-                f"/api/v3/{limits.MODEL_PATH}", json=wire_body(prompts, image_url), params=params
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise UpstreamUnavailable(f"could not reach WaveSpeed: {type(exc).__name__}") from exc
-        except httpx.HTTPError as exc:
+            answer = self._call("POST", f"/api/v3/{limits.MODEL_PATH}", json=body, params=params)
+        except _CallFailed as exc:
+            if not exc.sent:
+                raise UpstreamUnavailable(f"could not reach WaveSpeed: {exc.reason}") from exc
             raise UpstreamOutcomeUnknown(
-                f"the submit may have reached WaveSpeed ({type(exc).__name__}); not retried"
+                f"the submit may have reached WaveSpeed ({exc.reason}); not retried"
             ) from exc
-        if response.status_code >= 500 and response.status_code != 503:
-            raise UpstreamOutcomeUnknown(f"WaveSpeed answered {response.status_code} to the submit")
+        refusal = _refusal(answer, unsure=UpstreamOutcomeUnknown)
+        if refusal is not None:
+            raise refusal
         try:
-            return self._prediction(response)
-        except UpstreamUnavailable as exc:
-            if response.is_success:  # it landed; we only failed to read the answer
-                raise UpstreamOutcomeUnknown("WaveSpeed accepted the submit with an unreadable body") from exc
-            raise
+            return Prediction.model_validate(_data(answer))
+        except UpstreamUnavailable as exc:  # it landed; we only failed to read the answer
+            raise UpstreamOutcomeUnknown(f"WaveSpeed accepted the submit, but {exc.message}") from exc
+        except ValidationError as exc:
+            raise UpstreamOutcomeUnknown(
+                "WaveSpeed accepted the submit with an unreadable prediction"
+            ) from exc
 
     def get_prediction(self, prediction_id: str) -> Prediction:
         """Read a prediction; every transport failure is retryable (a read changes nothing)."""
-        try:
-            response = self._http.get(f"/api/v3/predictions/{prediction_id}/result")
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"could not read the prediction: {type(exc).__name__}") from exc
-        if response.status_code == 404:
+        answer = self._read(
+            "GET", f"/api/v3/predictions/{quote(prediction_id, safe='')}/result", "prediction"
+        )
+        if answer.status == 404:
             raise UpstreamFailed(f"WaveSpeed knows no prediction {prediction_id}")
-        return self._prediction(response)
+        return _parsed(answer, Prediction, "prediction")
+
+    def list_predictions(
+        self,
+        *,
+        created_after: datetime,
+        created_before: datetime,
+        model: str | None = limits.MODEL_ID,
+        max_pages: int = 3,
+    ) -> list[Prediction]:
+        """Predictions created in the window, newest first, each once (WaveSpeed keeps 7 days).
+
+        Reads at most ``max_pages`` pages of ``PAGE_SIZE``; history items carry no input or webhook.
+        """
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        query = _history_query(created_after, created_before, model)
+        found: dict[str, Prediction] = {}  # a page boundary can shift while new predictions arrive
+        for number in range(1, max_pages + 1):
+            page = self._history_page({"page": number, "page_size": PAGE_SIZE, **query})
+            for item in page.items:
+                found.setdefault(item.id, item)
+            if len(page.items) < PAGE_SIZE or (page.total is not None and number * PAGE_SIZE >= page.total):
+                break
+        return list(found.values())
 
     def webhook_secret(self) -> str:
         """The secret WaveSpeed signs its callbacks with (``GET /api/v3/webhook/secret``)."""
-        try:
-            response = self._http.get("/api/v3/webhook/secret")
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"could not read the webhook secret: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            raise UpstreamUnavailable(f"WaveSpeed answered {response.status_code} for the webhook secret")
-        try:
-            secret = response.json()["data"]["secret"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UpstreamUnavailable("WaveSpeed's webhook secret answer is unreadable") from exc
+        answer = self._read("GET", "/api/v3/webhook/secret", "webhook secret")
+        if answer.status != 200:
+            raise UpstreamUnavailable(f"WaveSpeed answered {answer.status} for the webhook secret")
+        secret = _data(answer).get("secret")
         if not isinstance(secret, str) or not secret:
-            raise UpstreamUnavailable("WaveSpeed returned an empty webhook secret")
+            raise UpstreamUnavailable("WaveSpeed returned no webhook secret")
         return secret
 
     def download(self, url: str, *, max_bytes: int = MAX_OUTPUT_BYTES) -> bytes:
@@ -158,51 +255,164 @@ class WaveSpeedClient:
             checked = resolve_checked(url, local=self._local, resolver=self._resolver)
         except UrlNotAllowed as exc:
             raise OutputInvalid(f"output URL refused: {exc.message}") from exc
-        try:
-            with self._output_client(checked) as outputs, outputs.stream("GET", checked.url) as response:
-                if response.status_code >= 500 or response.status_code == 429:
-                    raise UpstreamUnavailable(f"output download answered {response.status_code}")
-                if response.status_code != 200:
-                    raise OutputInvalid(f"output download answered {response.status_code}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise OutputInvalid(f"output is larger than {max_bytes} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"output download failed: {type(exc).__name__}") from exc
-        return b"".join(chunks)
+        with self._deadline.within(self._download_seconds) as budget:
+            try:
+                with self._output_client(checked) as outputs, outputs.stream("GET", checked.url) as response:
+                    _check_output_status(response.status_code)
+                    return _read_output(response, max_bytes)
+            except httpx.HTTPError as exc:
+                raise UpstreamUnavailable(f"output download failed: {_reason(exc, budget)}") from exc
 
     def _output_client(self, checked: CheckedUrl) -> httpx.Client:
         """Outputs live on a CDN: fetched without our API key, pinned to the checked addresses."""
         if self._transport is not None:
-            return httpx.Client(timeout=self._timeout, transport=self._transport, follow_redirects=False)
-        return pinned_client(checked, timeout=self._timeout)
+            transport = deadline_transport(self._deadline, inner=self._transport)
+            return httpx.Client(timeout=self._timeout, transport=transport, follow_redirects=False)
+        return pinned_client(checked, timeout=self._timeout, deadline=self._deadline)
 
     def close(self) -> None:
         self._http.close()
 
-    @staticmethod
-    def _prediction(response: httpx.Response) -> Prediction:
-        status = response.status_code
-        if status == 429:
-            raise UpstreamRateLimited("WaveSpeed rate limit (429)")
-        if status == 503 or status >= 500:
-            raise UpstreamUnavailable(f"WaveSpeed answered {status}")
-        if status in (401, 403):
-            raise UpstreamRejected(f"WaveSpeed refused the API key ({status})")
-        if status >= 400:
-            raise UpstreamRejected(f"WaveSpeed rejected the request ({status}): {_message(response)}")
+    def _history_page(self, body: dict[str, Any]) -> PredictionPage:
+        answer = self._read("POST", "/api/v3/predictions", "prediction history", json=body)
+        return _parsed(answer, PredictionPage, "prediction history")
+
+    def _read(self, method: str, path: str, what: str, **kwargs: Any) -> _Answer:
+        """A call that changes nothing: any failure to get a status is retryable."""
         try:
-            envelope = response.json()
-            return Prediction.model_validate(envelope["data"])
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            raise UpstreamUnavailable("WaveSpeed answered with an unreadable body") from exc
+            return self._call(method, path, **kwargs)
+        except _CallFailed as exc:
+            raise UpstreamUnavailable(f"could not read the {what}: {exc.reason}") from exc
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        """One API call within the call budget: its status and at most ``MAX_API_BYTES`` of body."""
+        with self._deadline.within(self._call_seconds) as budget:
+            try:
+                with self._http.stream(method, path, **kwargs) as response:
+                    status = response.status_code
+                    if status == 429 or status >= 500:  # the status says all we use: skip the body
+                        return _Answer(status, None, "not read")
+                    body, problem = _read_capped(response, MAX_API_BYTES, budget)
+                    return _Answer(status, body, problem)
+            except _NOT_SENT as exc:
+                raise _CallFailed(_reason(exc, budget), sent=False) from exc
+            except httpx.HTTPError as exc:
+                raise _CallFailed(_reason(exc, budget), sent=True) from exc
 
 
-def _message(response: httpx.Response) -> str:
+def _refusal(answer: _Answer, *, unsure: type[MaskgateError]) -> MaskgateError | None:
+    """The error a non-2xx status means; ``unsure`` for the ones that say nothing about the request."""
+    status = answer.status
+    if 200 <= status < 300:
+        return None
+    if status == 429:
+        return UpstreamRateLimited("WaveSpeed rate limit (429)")
+    if status == 503:
+        return UpstreamUnavailable("WaveSpeed answered 503")
+    if status in (401, 403):
+        return UpstreamRejected(f"WaveSpeed refused the API key ({status})")
+    if 400 <= status < 500:
+        return UpstreamRejected(f"WaveSpeed rejected the request ({status}): {_message(answer)}")
+    return unsure(f"WaveSpeed answered {status}")
+
+
+def _parsed(answer: _Answer, model: type[_M], what: str) -> _M:
+    """The answer's ``data`` as ``model``; any refusal or unreadable answer is retryable."""
+    refusal = _refusal(answer, unsure=UpstreamUnavailable)
+    if refusal is not None:
+        raise refusal
     try:
-        return str(response.json().get("message", ""))[:300]
-    except ValueError:
-        return response.text[:300]
+        return model.model_validate(_data(answer))
+    except ValidationError as exc:
+        raise UpstreamUnavailable(f"WaveSpeed's {what} is not of the expected shape") from exc
+
+
+def _data(answer: _Answer) -> dict[str, Any]:
+    """The envelope's ``data`` object; UpstreamUnavailable when the body is not one."""
+    if answer.body is None:
+        raise UpstreamUnavailable(f"WaveSpeed's answer could not be read ({answer.problem})")
+    try:
+        envelope = json.loads(answer.body)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested past any sense
+        raise UpstreamUnavailable("WaveSpeed answered with a body that is not JSON") from exc
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    if not isinstance(data, dict):
+        raise UpstreamUnavailable("WaveSpeed's answer holds no data object")
+    return data
+
+
+def _message(answer: _Answer) -> str:
+    """The vendor's own words for a refusal, short."""
+    text = (answer.body or b"")[:4096].decode("utf-8", "replace")
+    try:
+        envelope = json.loads(answer.body or b"")
+    except (ValueError, RecursionError):
+        return text[:300]
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    return str(message if message is not None else text)[:300]
+
+
+def _read_capped(response: httpx.Response, limit: int, budget: Budget) -> tuple[bytes | None, str]:
+    """The body if it is at most ``limit`` bytes and arrives in time; else None and why."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None, f"larger than {limit} bytes"
+    try:
+        return b"".join(_capped(response.iter_bytes(), limit)), ""
+    except _TooLarge:
+        return None, f"larger than {limit} bytes"
+    except httpx.HTTPError as exc:
+        return None, _reason(exc, budget)
+
+
+class _TooLarge(Exception):
+    """A body went past its cap."""
+
+
+def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        yield chunk
+
+
+def _check_output_status(status: int) -> None:
+    if status >= 500 or status == 429:
+        raise UpstreamUnavailable(f"output download answered {status}")
+    if status != 200:
+        raise OutputInvalid(f"output download answered {status}")
+
+
+def _read_output(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    try:
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _TooLarge
+        return b"".join(_capped(response.iter_bytes(), max_bytes))
+    except _TooLarge as exc:
+        raise OutputInvalid(f"output is larger than {max_bytes} bytes") from exc
+
+
+def _reason(exc: httpx.HTTPError, budget: Budget) -> str:
+    """What ended a call: its deadline, or the httpx error's name."""
+    if isinstance(exc, httpx.TimeoutException) and budget.expired():
+        return f"no complete answer within the {budget.ends - budget.started:g} s deadline"
+    return type(exc).__name__
+
+
+def _history_query(created_after: datetime, created_before: datetime, model: str | None) -> dict[str, str]:
+    """The history filters, times as UTC ISO 8601."""
+    if created_after.tzinfo is None or created_before.tzinfo is None:
+        raise ValueError("created_after and created_before must be timezone-aware")
+    if created_after > created_before:
+        raise ValueError("created_after is later than created_before")
+    query = {"created_after": _iso(created_after), "created_before": _iso(created_before)}
+    if model:
+        query["model"] = model
+    return query
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

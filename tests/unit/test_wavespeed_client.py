@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -190,7 +191,12 @@ def test_wavespeed_client_submit_parses_the_envelope():
     prediction = _submit(_client(server))
 
     assert prediction == Prediction(
-        id="pred_9", status="processing", outputs=[], error="", model="wavespeed-ai/sam3-image"
+        id="pred_9",
+        status="processing",
+        outputs=[],
+        error="",
+        model="wavespeed-ai/sam3-image",
+        created_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
     )
     assert not prediction.finished
 
