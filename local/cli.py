@@ -12,15 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from maskgate.tenants import TenantStore
+from maskgate_local.parameter_overrides import (
+    ParameterOverrideError,
+    check_declared,
+    parse_parameter_overrides,
+)
 from maskgate_local.servers import free_port
-from maskgate_local.stack import READY_LINE, DevStack, StackPorts, write_ready_file
+from maskgate_local.stack import READY_LINE, TEMPLATE, DevStack, Ready, StackPorts, write_ready_file
 
 
 def _dev(args: argparse.Namespace) -> int:
+    try:
+        parameters = parse_parameter_overrides(args.parameter_overrides)
+        check_declared(parameters, TEMPLATE)
+    except ParameterOverrideError as exc:
+        print(f"maskgate dev: {exc}", file=sys.stderr)
+        return 2
     chosen = (args.api_port, args.aws_port, args.wavespeed_port)
     api, aws, wavespeed = (port or free_port() for port in chosen)  # 0 picks a free port
-    ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed)
-    stack = DevStack(ports=ports, wavespeed_seed=args.wavespeed_seed)
+    ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed, control=args.control_port)
+    stack = DevStack(
+        ports=ports, parameters=parameters, wavespeed_seed=args.wavespeed_seed, crash_seed=args.crash_seed
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -28,17 +41,22 @@ def _dev(args: argparse.Namespace) -> int:
     try:
         if args.ready_file:
             write_ready_file(Path(args.ready_file), ready)
-        endpoints = f"api {ready.api_url}  aws {ready.aws_endpoint_url}  wavespeed {ready.wavespeed_url}"
-        print(f"{READY_LINE}: {endpoints}")
-        print(f"  bucket   {ready.bucket} (put images under {ready.upload_prefix} to start jobs)")
-        print(f"  api key  {ready.api_key}   (tenant 'default'; local only)")
-        print(f"  webhook  secret {ready.webhook_secret}")
-        print("  Ctrl-C stops the stack.", flush=True)
+        _banner(ready)
         stop.wait()
     finally:
         stack.stop()
     print("maskgate dev stopped", flush=True)
     return 0
+
+
+def _banner(ready: Ready) -> None:
+    endpoints = f"api {ready.api_url}  aws {ready.aws_endpoint_url}  wavespeed {ready.wavespeed_url}"
+    print(f"{READY_LINE}: {endpoints}")
+    print(f"  bucket   {ready.bucket} (put images under {ready.upload_prefix} to start jobs)")
+    print(f"  api key  {ready.api_key}   (tenant 'default'; local only)")
+    print(f"  webhook  secret {ready.webhook_secret}")
+    print(f"  control  {ready.control_url}/crashes   (injected crashes: GET lists, PUT sets rates)")
+    print("  Ctrl-C stops the stack.", flush=True)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -132,7 +150,18 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--aws-port", type=int, default=5000)
     dev.add_argument("--wavespeed-port", type=int, default=5100)
     dev.add_argument("--ready-file", help="write the endpoints and credentials here as JSON when ready")
+    dev.add_argument("--control-port", type=int, default=0, help="control server port (default: any free)")
     dev.add_argument("--wavespeed-seed", type=int, help="seed the emulator's fault draws (repeatable tests)")
+    dev.add_argument(
+        "--crash-seed", type=int, help="seed the injected-crash draws (default: the --wavespeed-seed value)"
+    )
+    dev.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters on top of the local defaults, as sam deploy takes them",
+    )
     dev.set_defaults(run=_dev)
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")

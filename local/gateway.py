@@ -8,7 +8,9 @@ specific first: literal paths, then fewer ``{param}`` segments, greedy ``{proxy+
 method before ``ANY``; ``$default`` catches the rest.
 
 Size bands: a body over 10 MB gets the gateway's own 413; an event over Lambda's 6 MB invoke payload
-gets a 500 without invoking. ``invoke`` raising (a function error) is a 500 too.
+gets a 500 without invoking. ``invoke`` raising (a function error, including a function that timed
+out or crashed: ``FunctionError``) is a 500 ``{"message": "Internal Server Error"}`` too, as HTTP APIs
+answer a failed Lambda integration; the emulator keeps serving.
 
 Responses for payload 2.0: a dict with ``statusCode`` gives status, ``headers``, ``cookies`` (one
 ``set-cookie`` each) and ``body`` (base64-decoded when ``isBase64Encoded``); any other JSON result is a
@@ -43,6 +45,11 @@ ACCOUNT_ID = "123456789012"
 _TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/xml")
 _HOP_HEADERS = ("content-length", "transfer-encoding", "connection")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class FunctionError(Exception):
+    """The function ended in error (Lambda's ``FunctionError``): the gateway answers 500."""
+
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any] | str | None]
 
@@ -138,6 +145,9 @@ class ApiGatewayEmulator:
         try:
             result = await asyncio.to_thread(self._invoke, route.function_name, event)
             return to_response(result, request_id)
+        except FunctionError as exc:  # expected when a crash is injected: no stack trace
+            logger.warning("function error: %s", exc, extra={"route": route.route_key})
+            return _message(500, "Internal Server Error", request_id)
         except Exception:
             logger.exception("integration failed", extra={"route": route.route_key})
             return _message(500, "Internal Server Error", request_id)

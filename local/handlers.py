@@ -3,7 +3,8 @@
 A `HandlerRunner` is one warm container per function: it imports `<code_dir>/<module>.py` once under a
 unique module name, then calls `handler(event, context)` with a Lambda-shaped context. Failures come
 back as the runtime's error payload, `{"errorType", "errorMessage", "stackTrace"}`: Step Functions
-`Retry`/`Catch` match on `errorType`, the exception's class name.
+`Retry`/`Catch` match on `errorType`, the exception's class name. A crash injected at a crash point
+(`maskgate_local.crashes`) comes back as the runtime reports a timeout, `Sandbox.Timedout`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from maskgate_local.crashes import crash_point, invocation, timed_out_payload
 
 logger = logging.getLogger(__name__)
 
@@ -120,21 +123,41 @@ class HandlerRunner:
         )
 
     def invoke(self, event: Any) -> tuple[str, bool]:
-        """Run the handler on `event`; returns (payload JSON, errored)."""
+        """Run the handler on `event`; returns (payload JSON, errored).
+
+        An injected crash ends the invocation as the runtime's timeout does (`Sandbox.Timedout`), even
+        when a framework inside the handler caught it and went on to return an answer.
+        """
         context = self.context()
         _ensure_event_loop()
-        try:
-            handler = self._load()
-            result = handler(event, context)
-            payload = json.dumps(result)
-        except Exception as exc:  # the runtime turns every handler failure into a payload
-            logger.info("local function %s failed: %s: %s", self.spec.function_name, type(exc).__name__, exc)
-            return json.dumps(error_payload(exc)), True
-        if context.get_remaining_time_in_millis() == 0:
+        with invocation() as current:
+            try:
+                payload, errored = self._call(event, context)
+            except BaseException as exc:
+                point = current.crashed_at or crash_point(exc)
+                if point is None:  # KeyboardInterrupt, SystemExit: not the handler's to report
+                    raise
+                return self._crashed(point), True
+        if current.crashed_at is not None:  # caught inside (Mangum answers 500): the runtime still ended it
+            return self._crashed(current.crashed_at), True
+        if not errored and context.get_remaining_time_in_millis() == 0:
             logger.warning(
                 "local function %s ran past its %s s timeout", self.spec.function_name, self.spec.timeout
             )
+        return payload, errored
+
+    def _call(self, event: Any, context: LambdaContext) -> tuple[str, bool]:
+        try:
+            handler = self._load()
+            payload = json.dumps(handler(event, context))
+        except Exception as exc:  # the runtime turns every handler failure into a payload
+            logger.info("local function %s failed: %s: %s", self.spec.function_name, type(exc).__name__, exc)
+            return json.dumps(error_payload(exc)), True
         return payload, False
+
+    def _crashed(self, point: str) -> str:
+        logger.warning("local function %s: injected crash at %s", self.spec.function_name, point)
+        return json.dumps(timed_out_payload(point, self.spec.timeout))
 
 
 def _ensure_event_loop() -> None:

@@ -1,5 +1,6 @@
 """The local stack (DESIGN §9): moto provisioned from template.yaml, the real handlers in-process,
-an API Gateway emulator and a WaveSpeed emulator, on loopback ports. No AWS account, no Docker.
+an API Gateway emulator, a WaveSpeed emulator and a control server for injected crashes, on loopback
+ports. No AWS account, no Docker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 from maskgate.storage import UPLOAD_PREFIX
 from maskgate.tenants import TenantStore
 from maskgate_local.aws import LocalAws
-from maskgate_local.gateway import ApiGatewayEmulator, Route
+from maskgate_local.control import ControlServer
+from maskgate_local.crashes import CrashRegistry
+from maskgate_local.gateway import ApiGatewayEmulator, FunctionError, Route
 from maskgate_local.provision import Provisioned, provision
 from maskgate_local.servers import RunningServer, free_port, serve_in_thread
 from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
@@ -51,6 +54,7 @@ class Ready:
     api_key: str
     webhook_secret: str
     wavespeed_url: str
+    control_url: str
     table: str
     state_machine_arn: str
 
@@ -60,6 +64,7 @@ class StackPorts:
     api: int = 3000
     aws: int = 5000
     wavespeed: int = 5100
+    control: int = 0  # 0: any free port (the ready file names it)
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -72,7 +77,9 @@ class DevStack:
     region: str = "us-east-1"
     parameters: dict[str, str] = field(default_factory=dict)
     wavespeed_seed: int | None = None
+    crash_seed: int | None = None  # None: the WaveSpeed seed, so one seed repeats a whole run
     aws: LocalAws | None = None
+    crashes: CrashRegistry | None = None
     emulator: WaveSpeedEmulator | None = None
     provisioned: Provisioned | None = None
     _servers: list[RunningServer] = field(default_factory=list)
@@ -109,6 +116,7 @@ class DevStack:
         tenant = prov.parameters["DefaultTenant"]
         api_key = tenants.create_key(tenant).key
         webhook_secret = tenants.webhook_secrets(tenant)[0]
+        control_url = self._start_control()
         gateway = ApiGatewayEmulator(
             routes=[Route(r.method, r.path, r.function_name) for r in prov.routes],
             invoke=self._invoke,
@@ -124,9 +132,17 @@ class DevStack:
             api_key=api_key,
             webhook_secret=webhook_secret,
             wavespeed_url=wavespeed_url,
+            control_url=control_url,
             table=prov.table,
             state_machine_arn=prov.state_machine_arn,
         )
+
+    def _start_control(self) -> str:
+        seed = self.crash_seed if self.crash_seed is not None else self.wavespeed_seed
+        self.crashes = CrashRegistry(seed=seed)
+        self.crashes.install()
+        self._servers.append(serve_in_thread(ControlServer(self.crashes).app, port=self.ports.control))
+        return self._servers[-1].url
 
     def _invoke(self, function_name: str, event: dict[str, Any]) -> Any:
         """The gateway's Lambda integration: a real Invoke through moto, dispatched in-process."""
@@ -135,7 +151,7 @@ class DevStack:
         response = self.aws.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps(event))
         payload = response["Payload"].read()
         if response.get("FunctionError"):
-            raise RuntimeError(f"{function_name} failed: {payload[:500]!r}")
+            raise FunctionError(f"{function_name} failed: {payload[:500]!r}")
         return json.loads(payload) if payload else None
 
     def stop(self) -> None:
@@ -145,6 +161,9 @@ class DevStack:
         if self.emulator is not None:
             self.emulator.close()
             self.emulator = None
+        if self.crashes is not None:
+            self.crashes.uninstall()
+            self.crashes = None
         if self.aws is not None:
             self.aws.stop()
             self.aws = None
