@@ -41,6 +41,8 @@ class Settings(BaseModel):
     max_body_bytes: int = 5 * 1024 * 1024
     presign_seconds: int = Field(default=3600, ge=60)
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    reconcile_interval_minutes: int = Field(default=15, ge=1, le=1440)  # how often the sweep runs
+    reconcile_grace_seconds: int = Field(default=120, ge=0)  # younger jobs are left to the normal flow
 
     @property
     def is_local(self) -> bool:
@@ -77,6 +79,8 @@ _ENV = {
     "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
     "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
     "webhook_attempt_seconds": "MASKGATE_WEBHOOK_ATTEMPT_SECONDS",
+    "reconcile_interval_minutes": "MASKGATE_RECONCILE_INTERVAL_MINUTES",
+    "reconcile_grace_seconds": "MASKGATE_RECONCILE_GRACE_SECONDS",
 }
 
 
