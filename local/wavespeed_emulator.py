@@ -2,9 +2,12 @@
 
 Wire shapes follow wavespeed.ai/docs: ``POST /api/v3/wavespeed-ai/sam3-image[?webhook=URL]`` answers
 an envelope ``{code, message, data}`` holding the prediction; ``GET /api/v3/predictions/{id}/result``
-reads it (``created`` → ``processing`` → ``completed`` | ``failed``, a failure is HTTP 200); the
-callback is the prediction without envelope, signed ``webhook-signature: v3,<hex HMAC-SHA256>`` over
-``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed by the secret minus ``whsec_``.
+reads it (``created`` → ``processing`` → ``completed`` | ``failed``, a failure is HTTP 200);
+``POST /api/v3/predictions {page, page_size 1..100, model?, status?, created_after?, created_before?}``
+pages the history (the past 7 days, newest first; the time bounds are inclusive here, WaveSpeed does
+not say). The callback is the prediction without envelope, signed ``webhook-signature:
+v3,<hex HMAC-SHA256>`` over ``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed by the secret minus
+``whsec_``.
 Outputs are served by the emulator itself under ``/outputs/{id}/0.{ext}``.
 
 Control endpoints (no auth): ``GET|PUT|PATCH /_emulator/faults`` (PUT replaces, PATCH merges),
@@ -22,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,13 +42,27 @@ from maskgate_local.wavespeed_io import (
     error_response,
     fetch_image,
     http_error,
-    iso_now,
     post_callback,
     wait_for_event,
 )
-from maskgate_local.wavespeed_models import MODEL, Faults, PredictionRecord, Stats, SubmitBody, image_key
+from maskgate_local.wavespeed_models import (
+    MODEL,
+    Faults,
+    HistoryQuery,
+    PredictionRecord,
+    Stats,
+    SubmitBody,
+    history_page,
+    image_key,
+)
 
 RETRY_AFTER_S = 1
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 FAILED_ERROR = "prediction failed: the model raised an internal error (emulated fault)"
 
 
@@ -62,8 +80,10 @@ class WaveSpeedEmulator:
         sync_timeout_s: float = 60.0,
         loopback_only: bool = True,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.api_key = api_key
+        self._clock = clock
         self.webhook_secret = webhook_secret or "whsec_" + secrets.token_urlsafe(24)
         self._public_url = public_url
         self._seed = seed
@@ -122,6 +142,7 @@ class WaveSpeedEmulator:
         app = FastAPI(title="WaveSpeed emulator", docs_url=None, redoc_url=None, openapi_url=None)
         app.add_exception_handler(StarletteHTTPException, http_error)
         app.add_api_route(f"/api/v3/{MODEL}", self._submit, methods=["POST"])
+        app.add_api_route("/api/v3/predictions", self._history, methods=["POST"])
         app.add_api_route("/api/v3/predictions/{prediction_id}/result", self._result, methods=["GET"])
         app.add_api_route("/api/v3/predictions/{prediction_id}", self._result, methods=["GET"])
         app.add_api_route("/api/v3/webhook/secret", self._secret, methods=["GET"])
@@ -171,6 +192,17 @@ class WaveSpeedEmulator:
         if fault_status:
             return error_response(fault_status, "internal server error (emulated fault)")
         return JSONResponse(envelope(data))
+
+    async def _history(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return error_response(401, "Unauthorized: invalid or missing API key")
+        try:
+            query = HistoryQuery.model_validate(json.loads(await request.body()))
+        except ValueError as exc:  # JSON and validation errors alike
+            return error_response(400, f"invalid input: {describe(exc)}")
+        with self._lock:
+            page = history_page(list(self._predictions.values()), query, now=self._clock())
+        return JSONResponse(envelope(page))
 
     async def _secret(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -242,7 +274,7 @@ class WaveSpeedEmulator:
                 webhook=webhook,
                 webhook_id=uuid.uuid4().hex,
                 plan=self._faults.draw(self._rng),
-                created_at=iso_now(),
+                created_at=self._clock(),
             )
             self._predictions[record.id] = record
             self._stats.submissions += 1

@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -122,10 +121,6 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def wait_for_event(event: threading.Event, timeout: float) -> bool:

@@ -7,13 +7,15 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 MODEL = "wavespeed-ai/sam3-image"
 STATUSES = ("created", "processing", "completed", "failed")
+RETENTION = timedelta(days=7)  # how far back the prediction history reaches
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0.0, le=600.0, allow_inf_nan=False)]
@@ -123,7 +125,7 @@ class PredictionRecord:
     webhook: str | None
     webhook_id: str
     plan: FaultPlan
-    created_at: str
+    created_at: datetime
     status: str = "created"
     outputs: list[str] = field(default_factory=list)
     error: str = ""
@@ -140,7 +142,7 @@ class PredictionRecord:
             "urls": {"get": f"{self.base_url}/api/v3/predictions/{self.id}/result"},
             "has_nsfw_contents": [False] * len(self.outputs),
             "status": self.status,
-            "created_at": self.created_at,
+            "created_at": iso(self.created_at),
             "error": self.error,
             "timings": {"inference": self.inference_ms},
         }
@@ -149,6 +151,53 @@ class PredictionRecord:
         """The webhook body: the prediction without envelope, with the input echoed as WaveSpeed does."""
         data = self.data()
         return {"id": data.pop("id"), "model": data.pop("model"), "input": self.raw_input, **data}
+
+
+class HistoryQuery(BaseModel):
+    """The body of ``POST /api/v3/predictions``: a page of the history, optionally filtered."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    page: StrictInt = Field(ge=1)
+    page_size: StrictInt = Field(ge=1, le=100)
+    model: str | None = None
+    status: Literal["completed", "failed", "processing"] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> datetime | None:
+        """An ISO 8601 string (UTC when it names no offset), not the unix numbers pydantic would take."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 date-time string")
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def admits(self, record: PredictionRecord) -> bool:
+        """True if the record passes every filter the query names."""
+        return (
+            (self.model is None or self.model == MODEL)
+            and (self.status is None or self.status == record.status)
+            and (self.created_after is None or record.created_at >= self.created_after)
+            and (self.created_before is None or record.created_at <= self.created_before)
+        )
+
+
+def history_page(records: list[PredictionRecord], query: HistoryQuery, *, now: datetime) -> dict[str, Any]:
+    """One page of the history: the past 7 days, filtered, newest first (later submissions first on a tie)."""
+    oldest = now - RETENTION
+    kept = [r for r in reversed(records) if r.created_at >= oldest and query.admits(r)]
+    kept.sort(key=lambda r: r.created_at, reverse=True)  # stable: ties keep the newest-first order
+    start = (query.page - 1) * query.page_size
+    items = [r.data() for r in kept[start : start + query.page_size]]
+    return {"page": query.page, "total": len(kept), "items": items}
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``, as WaveSpeed writes times."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
