@@ -23,17 +23,10 @@ from maskgate_local.stack import READY_LINE, TEMPLATE, DevStack, Ready, StackPor
 
 def _dev(args: argparse.Namespace) -> int:
     try:
-        parameters = parse_parameter_overrides(args.parameter_overrides)
-        check_declared(parameters, TEMPLATE)
+        stack = dev_stack(args)
     except ParameterOverrideError as exc:
         print(f"maskgate dev: {exc}", file=sys.stderr)
         return 2
-    chosen = (args.api_port, args.aws_port, args.wavespeed_port)
-    api, aws, wavespeed = (port or free_port() for port in chosen)  # 0 picks a free port
-    ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed, control=args.control_port)
-    stack = DevStack(
-        ports=ports, parameters=parameters, wavespeed_seed=args.wavespeed_seed, crash_seed=args.crash_seed
-    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -47,6 +40,18 @@ def _dev(args: argparse.Namespace) -> int:
         stack.stop()
     print("maskgate dev stopped", flush=True)
     return 0
+
+
+def dev_stack(args: argparse.Namespace) -> DevStack:
+    """The stack ``maskgate dev`` runs, not started; a bad ``--parameter-overrides`` raises."""
+    parameters = parse_parameter_overrides(args.parameter_overrides)
+    check_declared(parameters, TEMPLATE)
+    chosen = (args.api_port, args.aws_port, args.wavespeed_port)
+    api, aws, wavespeed = (port or free_port() for port in chosen)  # 0 picks a free port
+    ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed, control=args.control_port)
+    return DevStack(
+        ports=ports, parameters=parameters, wavespeed_seed=args.wavespeed_seed, crash_seed=args.crash_seed
+    )
 
 
 def _banner(ready: Ready) -> None:

@@ -12,6 +12,7 @@ reports the invocation as the runtime reports a timeout, whatever the handler we
 from __future__ import annotations
 
 import contextvars
+import json
 import math
 import random
 import threading
@@ -154,7 +155,7 @@ class CrashRegistry:
         checked: dict[str, float] = {}
         for name, rate in rates.items():
             if not _is_rate(rate):
-                raise InvalidRates(f"the rate of {name} must be a number in [0, 1], not {rate!r}")
+                raise InvalidRates(f"the rate of {name} must be a number in [0, 1], not {json.dumps(rate)}")
             checked[name] = float(rate)
         return checked
 

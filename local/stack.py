@@ -100,10 +100,9 @@ class DevStack:
         self.emulator = WaveSpeedEmulator(api_key=wavespeed_key, seed=self.wavespeed_seed)
         self._servers.append(serve_in_thread(self.emulator.app, port=self.ports.wavespeed))
         wavespeed_url = self._servers[-1].url
-        parameters = {**LOCAL_PARAMETERS, "WaveSpeedBaseUrl": wavespeed_url, **self.parameters}
         self.provisioned = prov = provision(
             TEMPLATE,
-            parameters=parameters,
+            parameters=self.template_parameters(wavespeed_url),
             endpoint_url=self.aws.endpoint_url,
             region=self.region,
             environment_overrides={"MASKGATE_PUBLIC_API_URL": api_url, "POWERTOOLS_METRICS_DISABLED": "true"},
@@ -136,6 +135,10 @@ class DevStack:
             table=prov.table,
             state_machine_arn=prov.state_machine_arn,
         )
+
+    def template_parameters(self, wavespeed_url: str) -> dict[str, str]:
+        """The local defaults, the emulator's URL, then the caller's ``parameters`` on top."""
+        return {**LOCAL_PARAMETERS, "WaveSpeedBaseUrl": wavespeed_url, **self.parameters}
 
     def _start_control(self) -> str:
         seed = self.crash_seed if self.crash_seed is not None else self.wavespeed_seed

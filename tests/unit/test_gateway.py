@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maskgate_local.gateway import ApiGatewayEmulator, Route
+from maskgate_local.gateway import ApiGatewayEmulator, FunctionError, Route
 from maskgate_local.servers import serve_in_thread
 
 ROUTES = [
@@ -179,6 +179,23 @@ def test_gateway_invoke_error_is_500() -> None:
 
     assert response.status_code == 500
     assert response.json() == {"message": "Internal Server Error"}
+
+
+def test_gateway_function_error_is_500_and_the_next_request_is_served() -> None:
+    calls: list[int] = []
+
+    def timed_out_once(event: dict[str, Any]) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise FunctionError('api failed: {"errorType": "Sandbox.Timedout"}')
+        return {"statusCode": 200, "body": "ok"}
+
+    with gateway_client(Recorder(timed_out_once)) as client:
+        failed = client.get("/v1/health")
+        served = client.get("/v1/health")
+
+    assert (failed.status_code, failed.json()) == (500, {"message": "Internal Server Error"})
+    assert (served.status_code, served.text) == (200, "ok")
 
 
 def test_gateway_body_over_10_mb_is_its_own_413(client: httpx.Client, recorder: Recorder) -> None:
