@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from maskgate.callbacks import CallbackReceiver
     from maskgate.deliveries import DeliveryUnits
     from maskgate.idempotency import Create, IdempotentCreate
+    from maskgate.reconcile import Reconciler
     from maskgate.wavespeed import WaveSpeedClient
     from maskgate.webhook_steps import Notifier
     from maskgate.webhooks import WebhookSender
@@ -133,6 +134,21 @@ def notifier() -> Notifier:
         units=delivery_units(),
         settings=get_settings(),
         admission=admission(),
+    )
+
+
+@cache
+def reconciler() -> Reconciler:
+    from maskgate.reconcile import Executions, JobIndex, Reconciler
+
+    settings = get_settings()
+    return Reconciler(
+        index=JobIndex(table=settings.table, client=dynamodb()),
+        jobs=job_store(),
+        notifier=notifier(),
+        admission=admission(),
+        executions=Executions(client=stepfunctions()),
+        settings=settings,
     )
 
 

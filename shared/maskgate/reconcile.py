@@ -1,0 +1,528 @@
+"""The reconcile sweep: find what a killed invocation, a stopped or failed execution or a lost
+delivery unit left behind, and repair it. It runs on a schedule and on demand (``maskgate reconcile``).
+
+What it finds (kind → repair; every repair is counted in a metric, ``dry_run`` only reports):
+
+- ``stalled``: a job not finished whose execution is not running (there is none, or it ended). It
+  is restarted as ``<job_id>-r<n>`` with the input its first start had; that is safe in any state,
+  because a job whose submit intent is written is never submitted again. The new name is recorded on
+  the job (attribute ``execution``) so that a cancel can stop it. A job that cannot run (no request
+  or image, or restarted ``MAX_RESTARTS`` times) is failed ``internal_error``; one never submitted
+  whose deadline has passed is failed ``timeout`` (a restart would pay for an answer nobody waits
+  for). Both are notified.
+- ``upload_expired``: a job still awaiting its upload after the upload time, whose expiry execution
+  is not running: failed ``upload_expired`` and notified.
+- ``slot``: a WaveSpeed admission slot whose job is finished or gone: released.
+- ``webhook``: a finished job's final webhook that nothing is delivering: its first attempt was
+  killed (``webhook_pending``), Notify never ran (no body, no attempt), or the last attempt said
+  "retrying" and its time has passed while no unit runs. With no attempt and no unit yet it is
+  notified again (the first attempt, then the unit on failure); otherwise a new delivery unit
+  ``<webhook_id>-s<n>`` carries on with the schedule (recorded as ``delivery_unit``).
+
+A job updated within the grace period is left to the normal flow. The sweep never scans the table:
+it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
+may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
+(eventually consistent). Running executions come from ListExecutions (one call per 1,000). Each
+candidate is read again, consistently, and its execution described right before it is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maskgate.admission import Admission
+from maskgate.errors import InvalidTransition, MaskgateError
+from maskgate.intake import UPLOAD_GRACE_SECONDS
+from maskgate.jobs import TERMINAL, Job, JobError, JobStatus, JobStore, utcnow
+from maskgate.jobs import _from_item as job_from_item
+from maskgate.observability import logger, metrics
+from maskgate.settings import Settings
+from maskgate.webhook_steps import Notifier
+from maskgate.webhooks import event_type, webhook_id
+from maskgate.workflow import JobRef, Timings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+INDEX = "created-day"
+WINDOW_MARGIN = timedelta(minutes=10)
+MAX_RESTARTS = 5
+NAME_TRIES = 10  # names taken by runs that ended, skipped before giving up
+BATCH_KEYS = 100  # BatchGetItem's limit
+
+Kind = Literal["stalled", "upload_expired", "slot", "webhook"]
+Action = Literal["restart", "fail", "expire", "release", "notify", "start_unit", "error"]
+COUNTED = {
+    "restart": ("restarted", "ReconcileRestarted"),
+    "fail": ("failed", "ReconcileFailed"),
+    "expire": ("failed", "ReconcileFailed"),
+    "release": ("slots_released", "ReconcileSlotReleased"),
+    "notify": ("webhooks_recovered", "ReconcileWebhookRecovered"),
+    "start_unit": ("webhooks_recovered", "ReconcileWebhookRecovered"),
+    "error": ("errors", "ReconcileErrored"),
+}
+
+
+class ReconcileInput(BaseModel):
+    """The function's event: the schedule sends ``{"dry_run": false}``; operators may narrow the grace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dry_run: bool = False
+    grace_seconds: int | None = Field(default=None, ge=0)  # None: the deployment's setting
+
+
+class Repair(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    job_id: str
+    kind: Kind
+    action: Action
+    detail: str = ""
+
+
+class ReconcileReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    dry_run: bool
+    checked: int  # jobs read in the window
+    repairs: list[Repair]  # done, or (dry run) to be done
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A job as the sweep read it, with the names of the sweep's own restart and delivery unit."""
+
+    job: Job
+    execution: str | None = None
+    delivery_unit: str | None = None
+
+    @property
+    def execution_name(self) -> str:
+        return self.execution or self.job.id
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    action: Action
+    error: JobError | None = None  # the failure to record (action "fail")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The sweep's clock and durations."""
+
+    now: datetime
+    grace: timedelta
+    deadline: timedelta
+    upload_expiry: timedelta  # from registration until the expiry execution fails the job
+    interval: timedelta
+
+    @property
+    def window(self) -> timedelta:
+        return max(self.deadline, self.upload_expiry) + 2 * self.interval + WINDOW_MARGIN
+
+    def days(self) -> list[str]:
+        first, last = (self.now - self.window).date(), (self.now - self.grace).date()
+        return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+    def bounds(self) -> tuple[str, str]:
+        """created_at bounds: whole seconds without a zone sort before every stored time of that second."""
+        low, high = (self.now - d for d in (self.window, self.grace))
+        return low.strftime("%Y-%m-%dT%H:%M:%S"), high.strftime("%Y-%m-%dT%H:%M:%S")
+
+    def settled(self, at: datetime) -> bool:
+        """True when ``at`` is at least the grace period ago."""
+        return self.now - at >= self.grace
+
+
+def timings_of(settings: Settings) -> Timings:
+    return Timings(
+        initial_seconds=settings.poll_initial_seconds,
+        max_seconds=settings.poll_max_seconds,
+        deadline_seconds=settings.job_deadline_seconds,
+    )
+
+
+def execution_input(job_id: str, *, created_at: datetime, timings: Timings) -> dict[str, Any]:
+    """The segmentation execution's input, exactly as the job's first start builds it."""
+    return {
+        "job_id": job_id,
+        "wait_seconds": timings.initial_seconds,
+        "deadline_at": int(created_at.timestamp()) + timings.deadline_seconds,
+        "attempt": 0,
+        "schedule": timings.schedule(),
+    }
+
+
+def numbered(name: str | None, base: str, letter: str) -> int:
+    """n of a recorded ``<base>-<letter><n>`` name; 0 for none."""
+    found = re.fullmatch(rf"{re.escape(base)}-{letter}(\d+)", name or "")
+    return int(found.group(1)) if found else 0
+
+
+def stalled(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | None:
+    """What an unfinished job needs, if anything (``running``: the names of running executions)."""
+    job = seen.job
+    if job.status.terminal or not policy.settled(job.updated_at):
+        return None
+    if job.status is JobStatus.AWAITING_UPLOAD:
+        over = policy.settled(job.created_at + policy.upload_expiry)
+        return Finding("upload_expired", "expire") if over else None
+    if seen.execution_name in running:
+        return None
+    if job.request is None or job.image is None:
+        return Finding(
+            "stalled", "fail", JobError(type="internal_error", message="the job has nothing to run")
+        )
+    if (
+        job.prediction_id is None
+        and job.submit_attempt is None
+        and policy.now >= job.created_at + policy.deadline
+    ):
+        message = "the job was not submitted within the deadline (its workflow had stopped)"
+        return Finding("stalled", "fail", JobError(type="timeout", message=message))
+    restarts = numbered(seen.execution, job.id, "r")
+    if restarts >= MAX_RESTARTS:
+        message = f"the job's workflow stopped again after {restarts} restarts"
+        return Finding("stalled", "fail", JobError(type="internal_error", message=message))
+    return Finding("stalled", "restart")
+
+
+def undelivered(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | None:
+    """A finished job's final webhook that nothing delivers (its own execution is not running)."""
+    job = seen.job
+    if not job.status.terminal or job.webhook_url is None or seen.execution_name in running:
+        return None
+    if not policy.settled(job.finished_at or job.updated_at):
+        return None
+    attempts = [d for d in job.deliveries if d.event == event_type(job.status)]
+    last = attempts[-1] if attempts else None
+    overdue = (
+        last is not None
+        and last.outcome == "retrying"
+        and (last.next_attempt_at is None or policy.settled(last.next_attempt_at))
+    )
+    if job.webhook_pending or overdue or (job.webhook_body is None and not attempts):
+        return Finding("webhook", "start_unit" if attempts else "notify")
+    return None
+
+
+def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
+    """Slots taken before the grace period whose job is finished or gone."""
+    oldest = (policy.now - policy.grace).timestamp()
+    return sorted(
+        job_id
+        for job_id, taken in slots.items()
+        if taken <= oldest and (job_id not in jobs or jobs[job_id].job.status.terminal)
+    )
+
+
+class JobIndex:
+    """The sweep's reads and its own attributes on the jobs table."""
+
+    def __init__(
+        self, *, table: str, client: DynamoDBClient, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._sleep = sleep
+
+    def ids(self, days: Iterable[str], bounds: tuple[str, str]) -> list[str]:
+        """The ids of the jobs created on ``days`` between the two bounds."""
+        found: list[str] = []
+        for day in days:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "created_day = :day AND created_at BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":day": {"S": day},
+                    ":low": {"S": bounds[0]},
+                    ":high": {"S": bounds[1]},
+                },
+            }
+            while True:
+                page = self._client.query(**request)
+                found += [item["pk"]["S"].removeprefix("JOB#") for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def read(self, job_ids: Iterable[str]) -> dict[str, Seen]:
+        """Those jobs (the ones that exist), a BatchGetItem per hundred."""
+        ids = list(dict.fromkeys(job_ids))
+        seen: dict[str, Seen] = {}
+        for start in range(0, len(ids), BATCH_KEYS):
+            keys = [{"pk": {"S": f"JOB#{job_id}"}} for job_id in ids[start : start + BATCH_KEYS]]
+            for item in self._batch_get(keys):
+                one = _seen(item)
+                seen[one.job.id] = one
+        return seen
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        pending: Any = {self._table: {"Keys": keys}}
+        for attempt in range(8):
+            answer = self._client.batch_get_item(RequestItems=pending)
+            yield from answer.get("Responses", {}).get(self._table, [])
+            pending = answer.get("UnprocessedKeys")
+            if not pending:
+                return
+            self._sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks for a backoff
+        raise MaskgateError("DynamoDB kept jobs unprocessed in BatchGetItem")
+
+    def get(self, job_id: str) -> Seen | None:
+        """The job, read consistently; None if it is gone."""
+        found = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"JOB#{job_id}"}}, ConsistentRead=True
+        )
+        return _seen(found["Item"]) if "Item" in found else None
+
+    def record(self, job_id: str, name: Literal["execution", "delivery_unit"], value: str) -> bool:
+        """Name the job's restart (only while it is unfinished) or recovery unit; False if it could not."""
+        condition, values = "attribute_exists(pk)", {":v": {"S": value}}
+        if name == "execution":
+            condition += " AND NOT #status IN (:t0, :t1, :t2)"
+            values |= {f":t{i}": {"S": status.value} for i, status in enumerate(sorted(TERMINAL))}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET #name = :v",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    "#name": name,
+                    **({"#status": "status"} if name == "execution" else {}),
+                },
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _seen(item: dict[str, Any]) -> Seen:
+    return Seen(
+        job=job_from_item(item),
+        execution=item.get("execution", {}).get("S"),
+        delivery_unit=item.get("delivery_unit", {}).get("S"),
+    )
+
+
+@dataclass(frozen=True)
+class Executions:
+    """Step Functions executions by state machine and name."""
+
+    client: SFNClient
+
+    def running(self, machine: str) -> frozenset[str]:
+        pages = self.client.get_paginator("list_executions").paginate(
+            stateMachineArn=machine, statusFilter="RUNNING"
+        )
+        return frozenset(run["name"] for page in pages for run in page["executions"])
+
+    def status(self, machine: str, name: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED…; None when there is no such execution."""
+        try:
+            return self.client.describe_execution(executionArn=_execution_arn(machine, name))["status"]
+        except self.client.exceptions.ExecutionDoesNotExist:
+            return None
+
+    def start(self, machine: str, name: str, payload: str) -> bool:
+        """Start one; False if an execution of that name exists (running or not)."""
+        try:
+            self.client.start_execution(stateMachineArn=machine, name=name, input=payload)
+        except self.client.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def stop(self, machine: str, name: str) -> None:
+        self.client.stop_execution(
+            executionArn=_execution_arn(machine, name), error="JobCanceled", cause="the job ended meanwhile"
+        )
+
+
+def _execution_arn(machine: str, name: str) -> str:
+    return machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    index: JobIndex
+    jobs: JobStore
+    notifier: Notifier
+    admission: Admission
+    executions: Executions
+    settings: Settings
+    now: Callable[[], datetime] = utcnow
+
+    def run(self, request: ReconcileInput) -> ReconcileReport:
+        """One sweep: find, confirm and (unless a dry run) repair."""
+        policy = self._policy(request)
+        # listed before the jobs are read: an execution started after the listing is a young job's
+        running = self.executions.running(self.settings.state_machine_arn)
+        seen = self.index.read(self.index.ids(policy.days(), policy.bounds()))
+        repairs: list[Repair | None] = []
+        for one in seen.values():
+            finding = stalled(one, running, policy) or undelivered(one, running, policy)
+            if finding is not None:
+                repairs.append(self._guarded(one.job.id, finding.kind, self._repair, policy, request.dry_run))
+        slots = self.admission.in_flight()
+        owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
+        for job_id in orphaned(slots, owners, policy):
+            repairs.append(self._guarded(job_id, "slot", self._release, request.dry_run))
+        done = [repair for repair in repairs if repair is not None]
+        return self._report(request.dry_run, len(seen), done)
+
+    def _policy(self, request: ReconcileInput) -> Policy:
+        settings = self.settings
+        grace = settings.reconcile_grace_seconds if request.grace_seconds is None else request.grace_seconds
+        return Policy(
+            now=self.now(),
+            grace=timedelta(seconds=grace),
+            deadline=timedelta(seconds=settings.job_deadline_seconds),
+            upload_expiry=timedelta(seconds=settings.upload_seconds + UPLOAD_GRACE_SECONDS),
+            interval=timedelta(minutes=settings.reconcile_interval_minutes),
+        )
+
+    def _guarded(
+        self, job_id: str, kind: Kind, repair: Callable[..., Repair | None], *args: Any
+    ) -> Repair | None:
+        """One repair; a failure is reported and logged, and the sweep goes on with the next."""
+        try:
+            return repair(job_id, *args)
+        except Exception as exc:
+            logger.exception("reconcile repair failed", extra={"job_id": job_id, "kind": kind})
+            return Repair(
+                job_id=job_id, kind=kind, action="error", detail=f"{type(exc).__name__}: {exc}"[:300]
+            )
+
+    def _repair(self, job_id: str, policy: Policy, dry_run: bool) -> Repair | None:
+        fresh = self.index.get(job_id)
+        if fresh is None:
+            return None
+        machine = self.settings.state_machine_arn
+        status = self.executions.status(machine, fresh.execution_name)
+        running = frozenset({fresh.execution_name} if status == "RUNNING" else ())
+        finding = stalled(fresh, running, policy) or undelivered(fresh, running, policy)
+        if finding is None:
+            return None
+        if finding.kind == "upload_expired":
+            return self._expire(fresh, dry_run)
+        if finding.kind == "webhook":
+            return self._webhook(fresh, dry_run)
+        if finding.action == "fail" and finding.error is not None:
+            return self._fail(fresh, finding.error, dry_run)
+        return self._restart(fresh, dry_run)
+
+    def _restart(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job, machine = seen.job, self.settings.state_machine_arn
+        payload = json.dumps(
+            execution_input(job.id, created_at=job.created_at, timings=timings_of(self.settings))
+        )
+        first = numbered(seen.execution, job.id, "r") + 1
+        names = [f"{job.id}-r{n}" for n in range(first, first + NAME_TRIES)]
+        if dry_run:
+            return Repair(job_id=job.id, kind="stalled", action="restart", detail=names[0])
+        name, started = self._start_first_free(
+            machine, names, lambda n: self.executions.start(machine, n, payload)
+        )
+        recorded = self.index.record(job.id, "execution", name)
+        if not started:  # a concurrent sweep restarted it under that name
+            return None
+        if not recorded:  # the job ended (a cancel) before it could know this name: its run is ours to stop
+            self.executions.stop(machine, name)
+            return None
+        logger.info("job restarted", extra={"job_id": job.id, "execution": name})
+        return Repair(job_id=job.id, kind="stalled", action="restart", detail=name)
+
+    def _fail(self, seen: Seen, error: JobError, dry_run: bool) -> Repair | None:
+        job_id = seen.job.id
+        if dry_run:
+            return Repair(job_id=job_id, kind="stalled", action="fail", detail=error.type)
+        try:
+            self.jobs.transition(job_id, JobStatus.FAILED, error=error)
+        except InvalidTransition:
+            return None  # it finished meanwhile
+        self.admission.release(job_id)
+        outcome = self.notifier.notify(JobRef(job_id=job_id)).outcome
+        return Repair(job_id=job_id, kind="stalled", action="fail", detail=f"{error.type}; webhook {outcome}")
+
+    def _expire(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job_id = seen.job.id
+        if self.executions.status(self.settings.upload_expiry_state_machine_arn, job_id) == "RUNNING":
+            return None
+        if dry_run:
+            return Repair(job_id=job_id, kind="upload_expired", action="expire", detail="upload_expired")
+        outcome = self.notifier.expire_upload(JobRef(job_id=job_id)).outcome
+        if outcome == "uploaded":
+            return None  # the upload came meanwhile
+        return Repair(
+            job_id=job_id, kind="upload_expired", action="expire", detail=f"upload_expired; webhook {outcome}"
+        )
+
+    def _webhook(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job, machine = seen.job, self.settings.delivery_state_machine_arn
+        event = event_type(job.status)
+        msg_id = webhook_id(job.id, event)
+        units = {name: self.executions.status(machine, name) for name in (msg_id, seen.delivery_unit) if name}
+        if "RUNNING" in units.values():
+            return None
+        attempts = sum(1 for d in job.deliveries if d.event == event)
+        if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
+            outcome = "" if dry_run else ": " + self.notifier.notify(JobRef(job_id=job.id)).outcome
+            return Repair(job_id=job.id, kind="webhook", action="notify", detail=msg_id + outcome)
+        first = numbered(seen.delivery_unit, msg_id, "s") + 1
+        names = [f"{msg_id}-s{n}" for n in range(first, first + NAME_TRIES)]
+        if dry_run:
+            return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
+        step = max(0, attempts - 1)  # retries made so far: the unit carries on with the schedule
+
+        def start(name: str) -> bool:
+            return self.notifier.units.start(name=name, job_id=job.id, event=event, step=step, wait_seconds=0)
+
+        name, started = self._start_first_free(machine, names, start)
+        self.index.record(job.id, "delivery_unit", name)
+        return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _release(self, job_id: str, dry_run: bool) -> Repair | None:
+        fresh = self.index.get(job_id)
+        if fresh is not None and not fresh.job.status.terminal:
+            return None
+        detail = "job gone" if fresh is None else f"job {fresh.job.status.value}"
+        if not dry_run:
+            self.admission.release(job_id)
+        return Repair(job_id=job_id, kind="slot", action="release", detail=detail)
+
+    def _start_first_free(
+        self, machine: str, names: list[str], start: Callable[[str], bool]
+    ) -> tuple[str, bool]:
+        """Start under the first name not taken: (name, True); (name, False) when a running execution
+        holds it (another sweep's)."""
+        for name in names:
+            if start(name):
+                return name, True
+            if self.executions.status(machine, name) == "RUNNING":
+                return name, False
+        raise MaskgateError(f"no free execution name up to {names[-1]}")
+
+    def _report(self, dry_run: bool, checked: int, repairs: list[Repair]) -> ReconcileReport:
+        counts = dict.fromkeys(["found", *dict.fromkeys(c for c, _ in COUNTED.values())], 0)
+        counts["found"] = len(repairs)
+        for repair in repairs:
+            counts[COUNTED[repair.action][0]] += 1
+        if not dry_run:
+            metrics.add_metric(name="ReconcileFound", unit="Count", value=len(repairs))
+            for count, metric in dict(COUNTED.values()).items():
+                metrics.add_metric(name=metric, unit="Count", value=counts[count])
+        logger.info("reconcile sweep", extra={"dry_run": dry_run, "checked": checked, **counts})
+        return ReconcileReport(dry_run=dry_run, checked=checked, repairs=repairs, counts=counts)
