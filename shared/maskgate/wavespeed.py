@@ -43,6 +43,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)  # per socket operation
 DEFAULT_CALL_SECONDS = 15.0  # one API call, end to end: well inside a 30 s Lambda
 DEFAULT_DOWNLOAD_SECONDS = 20.0  # one output file
 MAX_API_BYTES = 1024 * 1024  # an API answer is a small JSON envelope
+API_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own defaults
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 PAGE_SIZE = 100  # the most WaveSpeed's prediction history gives per page
 # a connection that never opened carried no request: the only transport failures a submit may retry
@@ -97,6 +98,10 @@ class PredictionPage(BaseModel):
     page: int | None = None
     total: int | None = None
     items: list[Prediction]
+
+    def is_last(self, number: int) -> bool:
+        """True if page ``number`` (of ``PAGE_SIZE``) ends the history: short, or reaching the total."""
+        return len(self.items) < PAGE_SIZE or (self.total is not None and number * PAGE_SIZE >= self.total)
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ class WaveSpeedClient:
             # identity: the byte cap then bounds what is held in memory, not a compressed stand-in
             headers={"Authorization": f"Bearer {api_key}", "Accept-Encoding": "identity"},
             timeout=timeout,
-            transport=deadline_transport(self._deadline, inner=transport),
+            transport=deadline_transport(self._deadline, inner=transport, limits=API_LIMITS),
             follow_redirects=False,
         )
 
@@ -223,18 +228,20 @@ class WaveSpeedClient:
     ) -> list[Prediction]:
         """Predictions created in the window, newest first, each once (WaveSpeed keeps 7 days).
 
-        Reads at most ``max_pages`` pages of ``PAGE_SIZE``; history items carry no input or webhook.
+        Reads at most ``max_pages`` pages of ``PAGE_SIZE``, all within one call budget; history items
+        carry no input or webhook.
         """
         if max_pages < 1:
             raise ValueError("max_pages must be at least 1")
         query = _history_query(created_after, created_before, model)
         found: dict[str, Prediction] = {}  # a page boundary can shift while new predictions arrive
-        for number in range(1, max_pages + 1):
-            page = self._history_page({"page": number, "page_size": PAGE_SIZE, **query})
-            for item in page.items:
-                found.setdefault(item.id, item)
-            if len(page.items) < PAGE_SIZE or (page.total is not None and number * PAGE_SIZE >= page.total):
-                break
+        with self._deadline.within(self._call_seconds):  # one budget for all the pages
+            for number in range(1, max_pages + 1):
+                page = self._history_page({"page": number, "page_size": PAGE_SIZE, **query})
+                for item in page.items:
+                    found.setdefault(item.id, item)
+                if page.is_last(number):
+                    break
         return list(found.values())
 
     def webhook_secret(self) -> str:

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -286,3 +287,20 @@ def test_wavespeed_client_webhook_secret_malformed_answer_is_unavailable(handler
 def test_wavespeed_client_webhook_secret_not_a_string_is_unavailable():
     with pytest.raises(UpstreamUnavailable):
         _mock_client(_data({"secret": 42})).webhook_secret()
+
+
+def test_wavespeed_client_list_predictions_shares_one_budget_across_its_pages():
+    items = [{**PREDICTION, "id": f"pred_{n}", "status": "completed"} for n in range(100)]
+    page = json.dumps({"code": 200, "data": {"page": 1, "total": 300, "items": items}}).encode()
+    answer = Answer(body=page, trickle_head=0.6 / len(Answer(body=page).head()))  # ~0.6 s a page
+    now = datetime.now(UTC)
+
+    with slow_server(answer) as server:
+        client = _socket_client(server.port)
+        elapsed = _timed(
+            lambda: client.list_predictions(created_after=now - timedelta(hours=1), created_before=now),
+            UpstreamUnavailable,
+        )
+
+    assert elapsed < BUDGET + SLACK
+    assert len(server.requests) == 2  # three pages would have taken 1.8 s
