@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import math
 import random
 import threading
@@ -24,6 +25,8 @@ from typing import Any
 from maskgate import crashpoints
 
 TIMED_OUT = "Sandbox.Timedout"  # the errorType Lambda reports when the runtime ends an invocation
+# Mangum logs every exception it turns into a 500 with its stack trace: one line per crash is enough
+_FRAMEWORK_LOGGERS = ("mangum.http",)
 
 
 class InjectedCrash(BaseException):  # noqa: N818 (named as what happened, like KeyboardInterrupt)
@@ -141,10 +144,14 @@ class CrashRegistry:
     def install(self) -> None:
         """Make every crash point of the layer in this process draw from this registry."""
         crashpoints.install(self.hook)
+        for name in _FRAMEWORK_LOGGERS:
+            logging.getLogger(name).addFilter(_not_injected)
 
     def uninstall(self) -> None:
         """Crash points do nothing again (as in AWS)."""
         crashpoints.install(None)
+        for name in _FRAMEWORK_LOGGERS:
+            logging.getLogger(name).removeFilter(_not_injected)
 
     def _checked(self, rates: Any) -> dict[str, float]:
         if not isinstance(rates, dict):
@@ -158,6 +165,11 @@ class CrashRegistry:
                 raise InvalidRates(f"the rate of {name} must be a number in [0, 1], not {json.dumps(rate)}")
             checked[name] = float(rate)
         return checked
+
+
+def _not_injected(record: logging.LogRecord) -> bool:
+    """A logging filter: drop records about an injected crash (the runner logs each one)."""
+    return record.exc_info is None or record.exc_info[1] is None or crash_point(record.exc_info[1]) is None
 
 
 def _is_rate(value: Any) -> bool:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class Stack:
     def upload(self, key: str, body: bytes, request: dict[str, Any] | None) -> None:
         metadata = {"maskgate": json.dumps(request, ensure_ascii=True)} if request is not None else {}
         self.s3().put_object(Bucket=self.ready["bucket"], Key=key, Body=body, Metadata=metadata)
+
+    def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request to the stack's control server (``control_url`` in the ready file)."""
+        return httpx.request(method, self.ready["control_url"] + path, timeout=TIMEOUT, **kwargs)
 
     def emulator(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = httpx.request(method, self.ready["wavespeed_url"] + path, timeout=TIMEOUT, **kwargs)
@@ -87,9 +92,9 @@ def _wait_ready(process: subprocess.Popen[bytes], ready_file: Path) -> dict[str,
     raise TimeoutError(f"maskgate dev not ready within {START_TIMEOUT_S}s")
 
 
-@pytest.fixture(scope="session")
-def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
-    folder = tmp_path_factory.mktemp("dev")
+@contextmanager
+def dev_subprocess(folder: Path, *extra: str) -> Iterator[tuple[dict[str, Any], Path]]:
+    """``maskgate dev`` on free loopback ports with ``extra`` arguments: (ready file, log path)."""
     ready_file, log = folder / "ready.json", folder / "dev.log"
     command = [
         sys.executable,
@@ -104,8 +109,7 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
         str(free_port()),
         "--ready-file",
         str(ready_file),
-        "--wavespeed-seed",
-        "7",
+        *extra,
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
@@ -113,6 +117,12 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
             yield _wait_ready(process, ready_file), log
         finally:
             stop(process, signal.SIGTERM, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
+    with dev_subprocess(tmp_path_factory.mktemp("dev"), "--wavespeed-seed", "7") as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +146,15 @@ def faults(stack: Stack) -> Iterator[Any]:
 
     yield apply
     stack.emulator("POST", "/_emulator/reset")
+
+
+@pytest.fixture
+def crashes(stack: Stack) -> Iterator[Any]:
+    """Set crash rates for one test; every rate and count is reset after it."""
+
+    def apply(rates: dict[str, float]) -> dict[str, Any]:
+        stack.control("POST", "/reset").raise_for_status()
+        return dict(stack.control("PUT", "/crashes", json=rates).raise_for_status().json())
+
+    yield apply
+    stack.control("POST", "/reset").raise_for_status()

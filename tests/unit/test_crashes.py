@@ -263,7 +263,9 @@ API = """
 """
 
 
-def test_runner_reports_a_crash_inside_fastapi_under_mangum(tmp_path: Path, crashes: CrashRegistry) -> None:
+def test_runner_reports_a_crash_inside_fastapi_under_mangum(
+    tmp_path: Path, crashes: CrashRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
     runner = runner_for(tmp_path, API)
     event = health_event()
     crashes.set_rates({"api.after_job": 1.0})
@@ -274,6 +276,7 @@ def test_runner_reports_a_crash_inside_fastapi_under_mangum(tmp_path: Path, cras
 
     assert crashed == (json.dumps(timed_out("api.after_job", 30)), True)
     assert (json.loads(served)["statusCode"], errored) == (200, False)
+    assert [r for r in caplog.records if r.name.startswith("mangum")] == []  # no stack trace per crash
 
 
 def health_event() -> dict[str, Any]:
