@@ -32,8 +32,8 @@ class Settings(BaseModel):
     delivery_state_machine_arn: str = ""
     upload_expiry_state_machine_arn: str = ""
     tenant_requests_per_minute: int = Field(default=600, ge=1)
-    wavespeed_concurrency: int = Field(default=3, ge=0)  # WaveSpeed Bronze tier; 0 = no slot check
-    wavespeed_submits_per_minute: int = Field(default=10, ge=0)  # Bronze; 0 = no per-minute check
+    wavespeed_concurrency: int = Field(default=2, ge=0)  # WaveSpeed Bronze tier; 0 = no slot check
+    wavespeed_submits_per_minute: int = Field(default=2, ge=0)  # Bronze; 0 = no per-minute check
     upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     webhook_dlq_url: str = ""
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
