@@ -1,0 +1,271 @@
+"""The reconcile sweep's decisions, pure: which jobs, slots and webhooks need a repair, and which."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from maskgate.ids import new_job_id
+from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.models import Prompts
+from maskgate.reconcile import (
+    Finding,
+    Policy,
+    ReconcileInput,
+    Seen,
+    execution_input,
+    numbered,
+    orphaned,
+    stalled,
+    undelivered,
+)
+from maskgate.workflow import Timings, Workflow
+from tests.support.artefacts import event
+
+NOW = datetime(2026, 12, 4, 0, 20, tzinfo=UTC)
+POLICY = Policy(
+    now=NOW,
+    grace=timedelta(minutes=2),
+    deadline=timedelta(minutes=15),
+    upload_expiry=timedelta(minutes=16),
+    interval=timedelta(minutes=15),
+)
+HOOK = "https://example.com/hooks"
+NONE_RUNNING: frozenset[str] = frozenset()
+
+
+def job(
+    status: JobStatus = JobStatus.SUBMITTED, *, age: timedelta = timedelta(minutes=5), **fields: Any
+) -> Job:
+    created = NOW - age
+    values: dict[str, Any] = {
+        "id": new_job_id(created),
+        "tenant": "default",
+        "status": status,
+        "source": "api",
+        "request": Prompts(prompt="the cat", webhook_url=HOOK),
+        "image": ImageLocation(url="https://example.com/cat.png"),
+        "created_at": created,
+        "updated_at": created,
+        "submit_attempt": "a1",
+        **fields,
+    }
+    return Job(**values)
+
+
+def finished(status: JobStatus = JobStatus.SUCCEEDED, **fields: Any) -> Job:
+    return job(status, **{"finished_at": NOW - timedelta(minutes=4), "webhook_body": "{}", **fields})
+
+
+def attempt(job_: Job, outcome: str, next_at: datetime | None = None) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        webhook_id="msg_x",
+        event="segmentation.succeeded" if job_.status is JobStatus.SUCCEEDED else "segmentation.failed",
+        attempt=1,
+        at=NOW - timedelta(minutes=4),
+        url=HOOK,
+        outcome=outcome,
+        next_attempt_at=next_at,
+    )
+
+
+# the window ---------------------------------------------------------------------------------------
+
+
+def test_policy_window_covers_the_longest_wait_two_intervals_and_a_margin() -> None:
+    assert POLICY.window == timedelta(minutes=16 + 30 + 10)
+
+
+def test_policy_days_are_every_day_the_window_overlaps() -> None:
+    # 00:20 minus 56 minutes is 23:24 the day before
+    assert POLICY.days() == ["2026-12-03", "2026-12-04"]
+    assert replace(POLICY, now=NOW + timedelta(hours=2)).days() == ["2026-12-04"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "inside"),
+    [
+        ("2026-12-03T23:24:00Z", True),  # the first second of the window, without fraction
+        ("2026-12-03T23:24:00.000001Z", True),
+        ("2026-12-03T23:23:59.999999Z", False),
+        ("2026-12-04T00:17:59.5Z", True),
+        ("2026-12-04T00:18:00Z", False),  # the grace period's last second is left to the normal flow
+    ],
+)
+def test_policy_bounds_sort_around_stored_creation_times(stored: str, inside: bool) -> None:
+    low, high = POLICY.bounds()
+    assert (low <= stored <= high) is inside
+
+
+def test_stored_creation_times_are_what_the_bounds_are_compared_with() -> None:
+    created = job().created_at.replace(microsecond=0)
+    assert job(created_at=created).model_dump(mode="json")["created_at"] == "2026-12-04T00:15:00Z"
+
+
+# restarting ------------------------------------------------------------------------------------
+
+
+def test_execution_input_is_the_first_starts() -> None:
+    sent: dict[str, Any] = {}
+
+    class Client:
+        class exceptions:  # noqa: N801 (boto3's name)
+            ExecutionAlreadyExists = KeyError
+
+        def start_execution(self, **call: Any) -> None:
+            sent.update(call)
+
+    timings = Timings(initial_seconds=3, max_seconds=7, deadline_seconds=120)
+    created = NOW - timedelta(minutes=1)
+    Workflow(state_machine_arn="arn:sm", client=Client(), timings=timings).start("seg_1", created_at=created)  # type: ignore[arg-type]
+    assert execution_input("seg_1", created_at=created, timings=timings) == json.loads(sent["input"])
+
+
+def test_a_job_whose_execution_runs_needs_nothing() -> None:
+    one = job()
+    assert stalled(Seen(one), frozenset({one.id}), POLICY) is None
+
+
+def test_a_job_whose_recorded_restart_runs_needs_nothing() -> None:
+    one = job()
+    seen = Seen(one, execution=f"{one.id}-r2")
+    assert stalled(seen, frozenset({f"{one.id}-r2"}), POLICY) is None
+    assert stalled(seen, frozenset({one.id}), POLICY) == Finding("stalled", "restart")
+
+
+@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.PROCESSING])
+def test_an_unfinished_job_without_a_running_execution_is_restarted(status: JobStatus) -> None:
+    assert stalled(Seen(job(status)), NONE_RUNNING, POLICY) == Finding("stalled", "restart")
+
+
+def test_a_job_updated_within_the_grace_period_is_left_alone() -> None:
+    recent = job(updated_at=NOW - timedelta(seconds=119))
+    assert stalled(Seen(recent), NONE_RUNNING, POLICY) is None
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED])
+def test_a_finished_job_is_never_restarted(status: JobStatus) -> None:
+    assert stalled(Seen(finished(status)), NONE_RUNNING, POLICY) is None
+
+
+@pytest.mark.parametrize("missing", ["request", "image"])
+def test_a_job_that_cannot_run_is_failed_internal_error(missing: str) -> None:
+    gone: dict[str, Any] = {missing: None}
+    found = stalled(Seen(job(JobStatus.QUEUED, **gone)), NONE_RUNNING, POLICY)
+    assert found is not None and (found.action, found.error and found.error.type) == (
+        "fail",
+        "internal_error",
+    )
+
+
+def test_a_job_never_submitted_past_its_deadline_is_failed_timeout_not_submitted_late() -> None:
+    late = job(JobStatus.QUEUED, age=timedelta(minutes=15), submit_attempt=None)
+    found = stalled(Seen(late), NONE_RUNNING, POLICY)
+    assert found is not None and (found.action, found.error and found.error.type) == ("fail", "timeout")
+
+
+@pytest.mark.parametrize(
+    "fields", [{"submit_attempt": "a1"}, {"prediction_id": "p1", "submit_attempt": None}]
+)
+def test_a_submitted_job_past_its_deadline_is_restarted_to_adopt_or_time_out(fields: dict[str, Any]) -> None:
+    late = job(JobStatus.SUBMITTED, age=timedelta(minutes=20), **fields)
+    assert stalled(Seen(late), NONE_RUNNING, POLICY) == Finding("stalled", "restart")
+
+
+def test_a_job_restarted_too_often_is_failed() -> None:
+    one = job()
+    found = stalled(Seen(one, execution=f"{one.id}-r5"), NONE_RUNNING, POLICY)
+    assert found is not None and found.action == "fail"
+    assert stalled(Seen(one, execution=f"{one.id}-r4"), NONE_RUNNING, POLICY) == Finding("stalled", "restart")
+
+
+def test_numbered_reads_only_names_of_the_base() -> None:
+    assert numbered("seg_A-r12", "seg_A", "r") == 12
+    assert numbered("seg_B-r3", "seg_A", "r") == 0
+    assert numbered(None, "seg_A", "s") == 0
+    assert numbered("msg_A_succeeded-s2", "msg_A_succeeded", "s") == 2
+
+
+# uploads ---------------------------------------------------------------------------------------
+
+
+def test_an_upload_past_its_time_is_expired() -> None:
+    waiting = job(JobStatus.AWAITING_UPLOAD, age=timedelta(minutes=18, seconds=1), submit_attempt=None)
+    assert stalled(Seen(waiting), NONE_RUNNING, POLICY) == Finding("upload_expired", "expire")
+
+
+def test_an_upload_within_its_time_and_the_grace_is_left_to_its_expiry_execution() -> None:
+    waiting = job(JobStatus.AWAITING_UPLOAD, age=timedelta(minutes=17, seconds=59), submit_attempt=None)
+    assert stalled(Seen(waiting), NONE_RUNNING, POLICY) is None
+
+
+# webhooks --------------------------------------------------------------------------------------
+
+
+def test_a_pending_first_attempt_is_notified_again() -> None:
+    pending = finished(webhook_pending="msg_x")
+    assert undelivered(Seen(pending), NONE_RUNNING, POLICY) == Finding("webhook", "notify")
+
+
+def test_a_job_never_notified_is_notified() -> None:
+    silent = finished(JobStatus.FAILED, webhook_body=None)
+    assert undelivered(Seen(silent), NONE_RUNNING, POLICY) == Finding("webhook", "notify")
+
+
+def test_an_overdue_retry_gets_a_unit() -> None:
+    one = finished()
+    overdue = one.model_copy(update={"deliveries": [attempt(one, "retrying", NOW - timedelta(minutes=3))]})
+    assert undelivered(Seen(overdue), NONE_RUNNING, POLICY) == Finding("webhook", "start_unit")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "next_in"),
+    [("retrying", timedelta(minutes=1)), ("retrying", -timedelta(seconds=60)), ("delivered", None)],
+)
+def test_a_retry_not_yet_due_or_a_delivered_webhook_needs_nothing(
+    outcome: str, next_in: timedelta | None
+) -> None:
+    one = finished()
+    next_at = NOW + next_in if next_in is not None else None
+    seen = Seen(one.model_copy(update={"deliveries": [attempt(one, outcome, next_at)]}))
+    assert undelivered(seen, NONE_RUNNING, POLICY) is None
+
+
+def test_a_webhook_is_left_alone_while_the_jobs_execution_runs_or_within_the_grace() -> None:
+    pending = finished(webhook_pending="msg_x")
+    assert undelivered(Seen(pending), frozenset({pending.id}), POLICY) is None
+    young = pending.model_copy(update={"finished_at": NOW - timedelta(seconds=30)})
+    assert undelivered(Seen(young), NONE_RUNNING, POLICY) is None
+
+
+def test_a_job_without_a_webhook_url_needs_no_webhook() -> None:
+    quiet = finished(request=Prompts(prompt="the cat"), webhook_body=None)
+    assert undelivered(Seen(quiet), NONE_RUNNING, POLICY) is None
+
+
+# slots -----------------------------------------------------------------------------------------
+
+
+def test_orphaned_slots_are_those_of_finished_or_missing_jobs_taken_before_the_grace() -> None:
+    live, done = job(), finished()
+    old, young = (NOW - timedelta(minutes=3)).timestamp(), (NOW - timedelta(seconds=30)).timestamp()
+    slots = {live.id: old, done.id: old, "seg_GONE": old, "seg_YOUNG": young}
+    assert orphaned(slots, {live.id: Seen(live), done.id: Seen(done)}, POLICY) == sorted(
+        [done.id, "seg_GONE"]
+    )
+
+
+# the event -------------------------------------------------------------------------------------
+
+
+def test_the_sample_event_parses_and_unknown_fields_are_refused() -> None:
+    assert ReconcileInput.model_validate(event("reconcile")) == ReconcileInput(dry_run=False)
+    with pytest.raises(ValidationError):
+        ReconcileInput.model_validate({"dry_run": True, "force": True})
+    with pytest.raises(ValidationError):
+        ReconcileInput.model_validate({"grace_seconds": -1})
