@@ -163,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--parameter-overrides",
         nargs="+",
+        action="extend",
         default=[],
         metavar="KEY=VALUE",
         help="template parameters on top of the local defaults, as sam deploy takes them",

@@ -80,6 +80,16 @@ def test_dev_lays_overrides_over_the_local_defaults() -> None:
     }
 
 
+def test_dev_adds_up_repeated_parameter_overrides() -> None:
+    first, second = (
+        ["--parameter-overrides", "PollMaxSeconds=3"],
+        ["--parameter-overrides", "PollMaxSeconds=4 LogLevel=INFO"],
+    )
+    argv = ["dev", *first, *second]
+
+    assert dev_stack(parser().parse_args(argv)).parameters == {"PollMaxSeconds": "4", "LogLevel": "INFO"}
+
+
 def test_dev_takes_the_crash_seed() -> None:
     args = parser().parse_args(["dev", "--crash-seed", "5", "--wavespeed-seed", "7"])
 
