@@ -127,6 +127,7 @@ class Job(BaseModel):
     # The webhook-id of a final event whose first attempt is under way; cleared when an attempt is
     # recorded, so one left behind by a killed invocation is found and delivered by the reconcile sweep.
     webhook_pending: str | None = None
+    execution: str | None = None  # the workflow's execution when the reconcile sweep restarted it
 
     @model_validator(mode="after")
     def _from_request(self) -> Job:

@@ -88,7 +88,7 @@ class Notifier:
         its execution, and send ``segmentation.canceled`` through a delivery unit."""
         error = JobError(type="canceled", message="canceled by the API client")
         canceled = self.jobs.transition(job.id, JobStatus.CANCELED, error=error)
-        workflow.stop(job.id)
+        workflow.stop(job.id, execution=canceled.execution)
         if self.admission is not None:
             # the stopped execution runs no Store or Fail to give the slot back; WaveSpeed cannot
             # cancel a prediction, and one under way is no longer ours to wait for

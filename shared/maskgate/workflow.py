@@ -182,9 +182,10 @@ class Workflow:
             return False
         return True
 
-    def stop(self, job_id: str) -> bool:
-        """Stop the job's execution; False if it had already ended or never started."""
-        arn = self._arn.replace(":stateMachine:", ":execution:", 1) + f":{job_id}"
+    def stop(self, job_id: str, *, execution: str | None = None) -> bool:
+        """Stop the job's execution (its first, named after the job, or the one the reconcile sweep
+        restarted); False if it had already ended or never started."""
+        arn = self._arn.replace(":stateMachine:", ":execution:", 1) + f":{execution or job_id}"
         try:
             self._client.stop_execution(
                 executionArn=arn, error="JobCanceled", cause="canceled by the API client"
