@@ -122,13 +122,22 @@ def allowed(step: str, action: str, resource: str | None) -> bool:
     return False
 
 
+def _dynamodb(operation: str, params: dict[str, Any]) -> list[tuple[str, str | None]]:
+    if "RequestItems" in params:  # BatchGetItem, BatchWriteItem: one table or more
+        return [
+            (f"dynamodb:{operation}", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{t}")
+            for t in params["RequestItems"]
+        ]
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"
+    if "IndexName" in params:
+        table += f"/index/{params['IndexName']}"
+    return [(f"dynamodb:{operation}", table)]
+
+
 def required(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str | None]]:
     """The IAM (action, resource ARN) pairs one API call needs."""
     if service == "dynamodb":
-        table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"
-        if "IndexName" in params:
-            table += f"/index/{params['IndexName']}"
-        return [(f"dynamodb:{operation}", table)]
+        return _dynamodb(operation, params)
     if service == "s3":
         bucket = f"arn:aws:s3:::{params['Bucket']}"
         if operation in ("ListObjectsV2", "ListObjects"):

@@ -1,0 +1,304 @@
+"""The reconcile function on moto: each repair, the dry run, and what it leaves alone. Every AWS call
+it makes is checked against its role in template.yaml (tests/support/iam.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from maskgate import clients
+from maskgate.admission import Admission
+from maskgate.ids import new_job_id
+from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.models import Prompts
+from maskgate.reconcile import Executions
+from maskgate.webhooks import webhook_id
+from tests.integration.conftest import REGION, Aws
+from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.fakes import Receiver
+
+WEBHOOK = "http://127.0.0.1:8765/hooks"
+SUCCEEDED = "segmentation.succeeded"
+
+
+@pytest.fixture(autouse=True)
+def fresh_reconciler() -> Iterator[None]:
+    clients.reconciler.cache_clear()  # built per test: each test has its own moto
+    yield
+    clients.reconciler.cache_clear()
+
+
+def reconcile(**fields: Any) -> dict[str, Any]:
+    result: dict[str, Any] = load_handler("reconcile").handler(
+        {**event("reconcile"), **fields}, LambdaContext()
+    )
+    return result
+
+
+def repairs(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return sorted((r["job_id"], r["kind"], r["action"]) for r in report["repairs"])
+
+
+def put_job(
+    status: JobStatus = JobStatus.SUBMITTED, *, age: timedelta = timedelta(minutes=5), **fields: Any
+) -> Job:
+    created = datetime.now(UTC) - age
+    values: dict[str, Any] = {
+        "id": new_job_id(created),
+        "tenant": "default",
+        "status": status,
+        "source": "api",
+        "request": Prompts(prompt="the cat", webhook_url=WEBHOOK),
+        "image": ImageLocation(url="https://example.com/cat.png"),
+        "created_at": created,
+        "updated_at": created,
+        **fields,
+    }
+    if status.terminal:
+        values.setdefault("finished_at", created)
+    job = Job(**values)
+    assert clients.job_store().create(job)
+    return job
+
+
+def item(aws: Aws, job_id: str) -> dict[str, Any]:
+    found = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"JOB#{job_id}"}})
+    return dict(found["Item"])
+
+
+def machine(name: str) -> str:
+    return f"arn:aws:states:{REGION}:123456789012:stateMachine:maskgate-{name}"
+
+
+def execution(kind: str, name: str) -> dict[str, Any]:
+    arn = machine(kind).replace(":stateMachine:", ":execution:") + f":{name}"
+    return dict(boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=arn))
+
+
+def stop(kind: str, name: str) -> None:
+    arn = machine(kind).replace(":stateMachine:", ":execution:") + f":{name}"
+    boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=arn)
+
+
+def take_slot(aws: Aws, job_id: str, *, ago: float = 300) -> None:
+    Admission(
+        table=aws.table,
+        client=aws.client("dynamodb"),
+        concurrency=10,
+        per_minute=0,
+        stale_after_seconds=900,
+        clock=lambda: time.time() - ago,
+    ).admit(job_id)
+
+
+def started(job: Job) -> Job:
+    """The job with its first execution started, as intake does."""
+    assert clients.workflow().start(job.id, created_at=job.created_at)
+    return job
+
+
+# stalled jobs ----------------------------------------------------------------------------------
+
+
+def test_reconcile_restarts_a_job_whose_execution_was_stopped_with_its_first_input(aws: Aws) -> None:
+    job = started(put_job(submit_attempt="a1"))
+    stop("segmentation", job.id)
+    report = reconcile()
+    assert repairs(report) == [(job.id, "stalled", "restart")]
+    assert report["repairs"][0]["detail"] == f"{job.id}-r1" and report["counts"]["restarted"] == 1
+    restarted = execution("segmentation", f"{job.id}-r1")
+    assert restarted["status"] == "RUNNING"
+    assert json.loads(restarted["input"]) == json.loads(execution("segmentation", job.id)["input"])
+    assert item(aws, job.id)["execution"] == {"S": f"{job.id}-r1"}
+    assert reconcile()["repairs"] == []  # its restart runs
+
+
+def test_reconcile_restarts_again_under_the_next_name(aws: Aws) -> None:
+    job = started(put_job())
+    stop("segmentation", job.id)
+    reconcile()
+    stop("segmentation", f"{job.id}-r1")
+    assert [r["detail"] for r in reconcile()["repairs"]] == [f"{job.id}-r2"]
+
+
+def test_reconcile_starts_a_job_that_never_had_an_execution(aws: Aws) -> None:
+    job = put_job(JobStatus.QUEUED)
+    assert repairs(reconcile()) == [(job.id, "stalled", "restart")]
+    assert aws.executions() == [f"{job.id}-r1"]
+
+
+def test_reconcile_leaves_running_young_and_old_jobs_alone(aws: Aws) -> None:
+    started(put_job())
+    young = put_job(JobStatus.QUEUED, age=timedelta(seconds=30))
+    put_job(JobStatus.QUEUED, age=timedelta(hours=3))  # outside the window: never read
+    report = reconcile()
+    assert (report["repairs"], report["checked"]) == ([], 1)  # the young job is past the bounds too
+    assert repairs(reconcile(grace_seconds=0)) == [(young.id, "stalled", "restart")]
+
+
+def test_reconcile_stops_its_restart_when_the_job_was_canceled_meanwhile(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = put_job()
+    start = Executions.start
+
+    def canceled_first(self: Executions, machine_arn: str, name: str, payload: str) -> bool:
+        clients.job_store().transition(job.id, JobStatus.CANCELED)
+        return start(self, machine_arn, name, payload)
+
+    monkeypatch.setattr(Executions, "start", canceled_first)
+    assert reconcile()["repairs"] == []
+    assert execution("segmentation", f"{job.id}-r1")["status"] == "ABORTED"
+
+
+def test_reconcile_fails_a_job_that_cannot_run_notifies_and_frees_its_slot(
+    aws: Aws, receiver: Receiver
+) -> None:
+    job = put_job(JobStatus.QUEUED, image=None)
+    take_slot(aws, job.id)
+    assert repairs(reconcile()) == [(job.id, "stalled", "fail")]
+    failed = clients.job_store().get(job.id)
+    assert (failed.status, failed.error and failed.error.type) == (JobStatus.FAILED, "internal_error")
+    [request] = receiver.requests
+    assert json.loads(request.content)["type"] == "segmentation.failed"
+    assert job.id not in clients.admission().in_flight() and aws.executions() == []
+
+
+def test_reconcile_fails_a_job_never_submitted_by_its_deadline_as_timeout(
+    aws: Aws, receiver: Receiver
+) -> None:
+    job = put_job(JobStatus.QUEUED, age=timedelta(minutes=16))
+    assert repairs(reconcile()) == [(job.id, "stalled", "fail")]
+    failed = clients.job_store().get(job.id)
+    assert failed.error is not None and failed.error.type == "timeout"
+    assert aws.executions() == [] and len(receiver.requests) == 1
+
+
+def test_a_failing_repair_is_reported_and_the_sweep_goes_on(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled_job, finished = put_job(), put_job(JobStatus.SUCCEEDED, request=Prompts(prompt="x"))
+    take_slot(aws, finished.id)
+
+    def broken(self: Executions, machine_arn: str, name: str, payload: str) -> bool:
+        raise RuntimeError("throttled")
+
+    monkeypatch.setattr(Executions, "start", broken)
+    report = reconcile()
+    assert repairs(report) == sorted([(stalled_job.id, "stalled", "error"), (finished.id, "slot", "release")])
+    assert report["counts"]["errors"] == 1 and finished.id not in clients.admission().in_flight()
+
+
+# uploads ---------------------------------------------------------------------------------------
+
+
+def test_reconcile_expires_an_upload_whose_expiry_execution_is_gone(aws: Aws, receiver: Receiver) -> None:
+    lost = put_job(JobStatus.AWAITING_UPLOAD, age=timedelta(minutes=19), source="upload")
+    timed = put_job(JobStatus.AWAITING_UPLOAD, age=timedelta(minutes=19), source="upload")
+    clients.upload_expiries().start(timed.id, seconds=960)  # still running: it fails the job itself
+    assert repairs(reconcile()) == [(lost.id, "upload_expired", "expire")]
+    expired = clients.job_store().get(lost.id)
+    assert expired.error is not None and expired.error.type == "upload_expired"
+    assert clients.job_store().get(timed.id).status is JobStatus.AWAITING_UPLOAD
+    assert len(receiver.requests) == 1
+
+
+# slots -----------------------------------------------------------------------------------------
+
+
+def test_reconcile_releases_the_slots_of_finished_and_missing_jobs_only(aws: Aws) -> None:
+    done = put_job(JobStatus.SUCCEEDED, request=Prompts(prompt="x"))
+    live = started(put_job())
+    gone = new_job_id(datetime.now(UTC))
+    for job_id in (done.id, live.id, gone):
+        take_slot(aws, job_id)
+    report = reconcile()
+    assert repairs(report) == sorted([(done.id, "slot", "release"), (gone, "slot", "release")])
+    assert set(clients.admission().in_flight()) == {live.id}
+
+
+# webhooks --------------------------------------------------------------------------------------
+
+
+def test_reconcile_makes_the_first_attempt_a_killed_notify_left_pending(aws: Aws, receiver: Receiver) -> None:
+    job = put_job(JobStatus.SUCCEEDED)
+    msg_id = webhook_id(job.id, SUCCEEDED)
+    clients.job_store().set_webhook_body(job.id, '{"type": "segmentation.succeeded"}', webhook_id=msg_id)
+    assert repairs(reconcile()) == [(job.id, "webhook", "notify")]
+    [request] = receiver.requests
+    assert (request.headers["webhook-id"], request.content) == (msg_id, b'{"type": "segmentation.succeeded"}')
+    after = clients.job_store().get(job.id)
+    assert after.webhook_pending is None and [d.outcome for d in after.deliveries] == ["delivered"]
+
+
+def test_reconcile_notifies_a_finished_job_whose_notify_never_ran(aws: Aws, receiver: Receiver) -> None:
+    job = put_job(JobStatus.FAILED)
+    assert repairs(reconcile()) == [(job.id, "webhook", "notify")]
+    [request] = receiver.requests
+    assert request.headers["webhook-id"] == webhook_id(job.id, "segmentation.failed")
+    assert reconcile()["repairs"] == []  # delivered and recorded
+
+
+def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> None:
+    job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
+    msg_id = webhook_id(job.id, SUCCEEDED)
+    long_ago = datetime.now(UTC) - timedelta(minutes=4)
+    for number in (1, 2):
+        retrying = DeliveryAttempt(
+            webhook_id=msg_id,
+            event=SUCCEEDED,
+            attempt=number,
+            at=long_ago,
+            url=WEBHOOK,
+            outcome="retrying",
+            next_attempt_at=long_ago + timedelta(seconds=5),
+        )
+        clients.job_store().record_delivery(job.id, retrying)
+    clients.delivery_units().start(name=msg_id, job_id=job.id, event=SUCCEEDED, step=0, wait_seconds=5)
+    stop("webhook-delivery", msg_id)
+    assert [r["detail"] for r in reconcile()["repairs"]] == [f"{msg_id}-s1"]
+    unit = execution("webhook-delivery", f"{msg_id}-s1")
+    assert json.loads(unit["input"]) == {
+        "job_id": job.id,
+        "event": SUCCEEDED,
+        "step": 1,  # one retry made: the unit carries on with the schedule
+        "wait_seconds": 0,
+        "done": False,
+    }
+    assert item(aws, job.id)["delivery_unit"] == {"S": f"{msg_id}-s1"}
+    assert reconcile()["repairs"] == []  # its unit runs
+
+
+def test_reconcile_leaves_a_delivery_whose_unit_runs(aws: Aws, receiver: Receiver) -> None:
+    job = put_job(JobStatus.CANCELED)
+    msg_id = webhook_id(job.id, "segmentation.canceled")
+    clients.job_store().set_webhook_body(job.id, "{}", webhook_id=msg_id)
+    clients.delivery_units().start(
+        name=msg_id, job_id=job.id, event="segmentation.canceled", step=0, wait_seconds=0
+    )
+    assert reconcile()["repairs"] == [] and receiver.requests == []
+
+
+# the dry run -----------------------------------------------------------------------------------
+
+
+def test_reconcile_dry_run_reports_and_repairs_nothing(aws: Aws, receiver: Receiver) -> None:
+    stalled_job = put_job(JobStatus.QUEUED)
+    pending = put_job(JobStatus.SUCCEEDED)
+    clients.job_store().set_webhook_body(pending.id, "{}", webhook_id=webhook_id(pending.id, SUCCEEDED))
+    gone = new_job_id(datetime.now(UTC))
+    take_slot(aws, gone)
+    before = {job_id: item(aws, job_id) for job_id in (stalled_job.id, pending.id)}
+    report = reconcile(dry_run=True)
+    assert report["dry_run"] is True and report["counts"]["found"] == 3
+    assert repairs(report) == sorted(
+        [(stalled_job.id, "stalled", "restart"), (pending.id, "webhook", "notify"), (gone, "slot", "release")]
+    )
+    assert aws.executions() == [] and receiver.requests == [] and gone in clients.admission().in_flight()
+    assert {job_id: item(aws, job_id) for job_id in before} == before
