@@ -209,7 +209,8 @@ def intake() -> Intake:
 def webhook_sender() -> WebhookSender:
     from maskgate.webhooks import WebhookSender
 
-    return WebhookSender(local=get_settings().is_local)
+    settings = get_settings()
+    return WebhookSender(local=settings.is_local, attempt_seconds=settings.webhook_attempt_seconds)
 
 
 def wavespeed() -> WaveSpeedClient:
