@@ -3,6 +3,7 @@ it makes is checked against its role in template.yaml (tests/support/iam.py)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterator
@@ -302,3 +303,31 @@ def test_reconcile_dry_run_reports_and_repairs_nothing(aws: Aws, receiver: Recei
     )
     assert aws.executions() == [] and receiver.requests == [] and gone in clients.admission().in_flight()
     assert {job_id: item(aws, job_id) for job_id in before} == before
+
+
+# the command against a deployed stack ----------------------------------------------------------
+
+
+def test_the_command_finds_a_deployed_stacks_function_by_its_output(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maskgate_local import reconcile_command
+
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"ReconcileFunctionName": {"Value": "mg-prod-ReconcileFunction-AbC123"}},
+    }
+    aws.client("cloudformation").create_stack(StackName="mg-prod", TemplateBody=json.dumps(template))
+    invoked: list[str] = []
+
+    def invoke(target: reconcile_command.Target, request: dict[str, Any]) -> dict[str, Any]:
+        invoked.append(target.function_name)
+        return reconcile(**request)  # the real handler, on this moto
+
+    monkeypatch.setattr(reconcile_command, "_invoke", invoke)
+    parser = argparse.ArgumentParser(prog="maskgate")
+    reconcile_command.add_reconcile_command(parser.add_subparsers())
+    args = parser.parse_args(["reconcile", "--stack", "mg-prod", "--dry-run"])
+    assert args.run(args) == 0
+    assert invoked == ["mg-prod-ReconcileFunction-AbC123"]
+    assert capsys.readouterr().out.startswith("maskgate reconcile --dry-run: checked 0 jobs, found 0")

@@ -1,0 +1,231 @@
+"""``maskgate reconcile``: run the reconcile sweep now, on the local stack or on a deployed one.
+
+The sweep is the stack's own ReconcileFunction (the one its schedule runs), invoked through Lambda:
+on the local stack through its AWS endpoint (the ready file's ``aws_endpoint_url``), on a deployed
+stack by the name in its ``ReconcileFunctionName`` output. It prints a one-line summary and a line per
+repair. Operator mistakes (no ready file, a stack that cannot be reached or has no such function)
+print one line and exit 2; a sweep that ran exits 0, whatever it found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_READY_FILE = "ready.json"
+SAMCONFIG = "samconfig.toml"
+FUNCTION_OUTPUT = "ReconcileFunctionName"
+LOGICAL_ID = "ReconcileFunction"  # the local stack names functions <stack>-<logical id>
+INVOKE_TIMEOUT_S = 330  # the function's timeout (300 s) and some slack
+PROG = "maskgate reconcile"
+
+
+class Stop(Exception):
+    """End the command with ``message`` on stderr and exit status ``code``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the reconcile function is: a Lambda client and the function's name."""
+
+    client: Any
+    function_name: str
+    where: str
+
+
+def add_reconcile_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``reconcile`` to the ``maskgate`` subcommands."""
+    command = commands.add_parser(
+        "reconcile",
+        help="find and repair stalled jobs, orphaned WaveSpeed slots and undelivered webhooks now",
+        description=(
+            "Run the reconcile sweep now: restart jobs whose workflow stopped, fail the ones that cannot "
+            "run, release WaveSpeed slots of finished jobs, and recover webhooks that nothing delivers. "
+            "Targets the local stack of ./ready.json unless --stack names a deployed one."
+        ),
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="report what would be repaired; repair nothing"
+    )
+    command.add_argument(
+        "--ready-file", metavar="PATH", help=f"the local stack's ready file (default ./{DEFAULT_READY_FILE})"
+    )
+    command.add_argument(
+        "--stack",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help=f"a deployed stack (no NAME: the stack_name in ./{SAMCONFIG}); uses the usual AWS_* environment",
+    )
+    command.add_argument(
+        "--grace-seconds",
+        type=int,
+        metavar="S",
+        help="also repair jobs updated less than S seconds ago (default: the stack's ReconcileGraceSeconds)",
+    )
+    command.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.grace_seconds is not None and args.grace_seconds < 0:
+            raise Stop(2, f"{PROG}: --grace-seconds must be 0 or more, not {args.grace_seconds}")
+        target = _deployed(args.stack) if args.stack is not None else _local(args.ready_file)
+        request: dict[str, Any] = {"dry_run": bool(args.dry_run)}
+        if args.grace_seconds is not None:
+            request["grace_seconds"] = args.grace_seconds
+        report = _invoke(target, request)
+    except Stop as stop:
+        _err(stop.message)
+        return stop.code
+    for line in summary(report):
+        _out(line)
+    return 0
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """The summary line, then a line per repair."""
+    counts, dry = report["counts"], report["dry_run"]
+    head = f"{PROG}{' --dry-run' if dry else ''}: checked {report['checked']} jobs, found {counts['found']}"
+    if dry:
+        head += ", repaired nothing"
+    else:
+        head += (
+            f": restarted {counts['restarted']}, failed {counts['failed']}, "
+            f"slots released {counts['slots_released']}, webhooks recovered {counts['webhooks_recovered']}"
+        )
+        if counts["errors"]:
+            head += f"; {counts['errors']} could not be repaired (the function's log says why)"
+    lines = [head]
+    for repair in report["repairs"]:
+        action = ("would " if dry and repair["action"] != "error" else "") + repair["action"].replace(
+            "_", " "
+        )
+        lines.append(f"  {action:<16} {repair['kind']:<15} {repair['job_id']}  {repair['detail']}".rstrip())
+    return lines
+
+
+def _local(ready_file: str | None) -> Target:
+    path = Path(ready_file or DEFAULT_READY_FILE)
+    if not path.is_file():
+        where = (
+            f"the ready file {path} is missing" if ready_file else f"no {DEFAULT_READY_FILE} in {Path.cwd()}"
+        )
+        raise Stop(
+            2,
+            f"{PROG}: {where}. Start the local stack with 'maskgate dev --ready-file {DEFAULT_READY_FILE}' "
+            "and run from that folder (or pass --ready-file PATH), or name a deployed stack with --stack.",
+        )
+    try:
+        ready = json.loads(path.read_text())
+        endpoint, region = str(ready["aws_endpoint_url"]), str(ready["region"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Stop(2, f"{PROG}: the ready file {path} has no aws_endpoint_url / region ({exc})") from exc
+    client = _lambda(
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 (moto's placeholder)
+    )
+    names = _call(
+        lambda: _function_names(client), f"the local stack at {endpoint} (is 'maskgate dev' running?)"
+    )
+    found = [name for name in names if name == LOGICAL_ID or name.endswith(f"-{LOGICAL_ID}")]
+    if len(found) != 1:
+        raise Stop(
+            2, f"{PROG}: the local stack at {endpoint} has no {LOGICAL_ID} (restart it with this version)"
+        )
+    return Target(client=client, function_name=found[0], where=f"the local stack at {endpoint}")
+
+
+def _deployed(stack: str) -> Target:
+    name = stack or _samconfig_stack()
+    import boto3
+
+    cloudformation = _call(lambda: boto3.client("cloudformation"), f"stack {name}")
+    described = _call(lambda: cloudformation.describe_stacks(StackName=name), f"stack {name}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
+    if FUNCTION_OUTPUT not in outputs:
+        raise Stop(2, f"{PROG}: stack {name} has no {FUNCTION_OUTPUT} output (deploy this version first)")
+    client = _call(lambda: _lambda(), f"stack {name}")
+    return Target(client=client, function_name=outputs[FUNCTION_OUTPUT], where=f"stack {name}")
+
+
+def _samconfig_stack() -> str:
+    path = Path(SAMCONFIG)
+    try:
+        config = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise Stop(2, f"{PROG}: --stack without a name reads {path}, which cannot be read: {exc}") from exc
+    for section in ("global", "deploy"):
+        name = config.get("default", {}).get(section, {}).get("parameters", {}).get("stack_name")
+        if isinstance(name, str) and name:
+            return name
+    raise Stop(2, f"{PROG}: {path} names no stack_name; pass --stack NAME")
+
+
+def _invoke(target: Target, request: dict[str, Any]) -> dict[str, Any]:
+    answer = _call(
+        lambda: target.client.invoke(FunctionName=target.function_name, Payload=json.dumps(request).encode()),
+        target.where,
+    )
+    payload = answer["Payload"].read()
+    if answer.get("FunctionError"):
+        try:
+            error = json.loads(payload)
+            why = f"{error.get('errorType')}: {error.get('errorMessage')}"
+        except ValueError:
+            why = payload[:300].decode(errors="replace")
+        raise Stop(1, f"{PROG}: the sweep failed in {target.function_name}: {why}")
+    report: dict[str, Any] = json.loads(payload)
+    return report
+
+
+def _lambda(**where: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5, read_timeout=INVOKE_TIMEOUT_S, retries={"mode": "standard", "max_attempts": 1}
+    )
+    return boto3.client("lambda", config=config, **where)
+
+
+def _function_names(client: Any) -> list[str]:
+    pages = client.get_paginator("list_functions").paginate()
+    return [function["FunctionName"] for page in pages for function in page["Functions"]]
+
+
+def _call(call: Any, where: str) -> Any:
+    """``call()``, with what can go wrong reaching AWS as one line (exit 2)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        return call()
+    except NoRegionError as exc:
+        raise Stop(2, f"{PROG}: set AWS_DEFAULT_REGION (or AWS_PROFILE) to the region of {where}") from exc
+    except NoCredentialsError as exc:
+        raise Stop(2, f"{PROG}: no AWS credentials to reach {where} (set AWS_PROFILE or AWS_* keys)") from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise Stop(2, f"{PROG}: {where}: {error.get('Code')}: {error.get('Message')}") from exc
+    except BotoCoreError as exc:
+        raise Stop(2, f"{PROG}: cannot reach {where}: {exc}") from exc
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 (a command talking to a person)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # noqa: T201
