@@ -229,3 +229,16 @@ def _out(text: str) -> None:
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)  # noqa: T201
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m maskgate_local.reconcile_command [options]``: the same command on its own."""
+    parser = argparse.ArgumentParser(prog="maskgate")
+    add_reconcile_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["reconcile", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
