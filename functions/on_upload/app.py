@@ -1,4 +1,7 @@
-"""S3 ObjectCreated under uploads/: start one job per uploaded object (a redelivery finds its job)."""
+"""S3 ObjectCreated under uploads/: start one job per uploaded object (a redelivery finds its job).
+
+S3's ``s3:TestEvent`` (sent once when the notification is configured) carries no records: it is
+acknowledged and ignored, never raised (an error would be retried, then dead-lettered)."""
 
 from typing import Any
 
@@ -14,5 +17,8 @@ from maskgate.workflow import UploadEvent
 @metrics.log_metrics
 @event_parser(model=UploadEvent)
 def handler(event: UploadEvent, context: LambdaContext) -> dict[str, Any]:
-    jobs = [clients.intake().accept_upload(record) for record in event.Records]
-    return {"jobs": [{"id": j.id, "status": j.status.value} for j in jobs if j is not None]}
+    if event.ignored is not None:
+        logger.info("S3 event without records ignored", extra={"s3_event": event.ignored})
+        return {"jobs": [], "ignored": event.ignored}
+    jobs = clients.intake().accept_event(event)
+    return {"jobs": [{"id": j.id, "status": j.status.value} for j in jobs]}

@@ -2,7 +2,12 @@
 
 Both validate the prompts, check the image, record the job and start its workflow. An S3 upload that
 fails validation is still recorded (``failed`` with its typed error) and its workflow started, so
-the failure is visible in the API and reaches the caller's webhook: nothing is dropped.
+the failure is visible in the API and reaches the caller's webhook: nothing is dropped. An upload is
+validated whole and copied to ``inputs/`` pinned to the version that was read; the job points at the
+copy, so WaveSpeed gets exactly the bytes that were checked.
+
+Every re-run is safe: a job is written once (conditional on its id) and a workflow started once (the
+execution is named after the job), so a run that crashed between the two is finished by its retry.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +24,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
+from maskgate import crashpoints
 from maskgate.errors import (
     InvalidImage,
     InvalidRequest,
@@ -27,21 +34,27 @@ from maskgate.errors import (
     RequestError,
 )
 from maskgate.ids import PATTERN, derived_job_id, new_job_id
-from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image
+from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utcnow
 from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.storage import UPLOAD_PREFIX, MaskStore, StoredObject
+from maskgate.storage import UPLOAD_PREFIX, MaskStore, StoredObject, UploadChanged, upload_key
 from maskgate.urls import check_image_url, check_outbound_url
-from maskgate.workflow import S3Record, UploadExpiries, Workflow
+from maskgate.workflow import S3Record, UploadEvent, UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"
 UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land
 
+# Given a fresh job id and time, the id and time this create must use. Set by maskgate.idempotency
+# while a create with an Idempotency-Key runs: it answers with what the key's first attempt claimed,
+# so a retry of an attempt that crashed after writing its job adopts that job instead of a second.
+JobIdClaim = Callable[[str, datetime], tuple[str, datetime]]
+job_id_claim: ContextVar[JobIdClaim | None] = ContextVar("job_id_claim", default=None)
+
 
 def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
-    """Decode ``data:<type>;base64,<data>`` and identify the image by its bytes."""
+    """Decode ``data:<type>;base64,<data>`` and validate the image it holds."""
     header, comma, payload = uri.partition(",")
     if not comma or not header.startswith("data:") or not header.endswith(";base64"):
         raise InvalidImage("a data URI image must look like data:image/png;base64,<data>")
@@ -51,7 +64,18 @@ def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidImage("the data URI is not valid base64") from exc
-    return data, inspect_image(data)
+    return data, validate_image(data)
+
+
+def _claimed_id(at: datetime) -> tuple[str, datetime, bool]:
+    """A new job's id and creation time, and whether an earlier attempt with the same
+    Idempotency-Key claimed them (so it may have written the job already)."""
+    fresh = new_job_id(at)
+    claim = job_id_claim.get()
+    if claim is None:
+        return fresh, at, False
+    job_id, created_at = claim(fresh, at)
+    return job_id, created_at, job_id != fresh
 
 
 @dataclass(frozen=True)
@@ -62,66 +86,103 @@ class Intake:
     settings: Settings
     now: Callable[[], datetime] = utcnow
 
+    # --- POST /v1/segmentations ----------------------------------------------------------------
+
     def accept_request(self, body: SegmentationCreate, *, tenant: str) -> Job:
         """Validate an API request, store its image, record the job and start it."""
-        at = self.now()
-        job_id = new_job_id(at)
         prompts = self._prompts(body, exclude={"image"})
+        decoded, url = None, None
         if body.image.startswith("data:"):
-            data, info = decode_data_uri(body.image)
-            if info.width and info.height:
-                prompts.check_inside(info.width, info.height)
-            key = self.masks.put_input(job_id, data, info)
-            image = ImageLocation(
-                bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
-            )
+            decoded = decode_data_uri(body.image)
+            prompts.check_inside(decoded[1].width or 0, decoded[1].height or 0)
         else:
-            image = ImageLocation(url=check_image_url(body.image, local=self.settings.is_local))
+            url = check_image_url(body.image, local=self.settings.is_local)
+        job_id, at, claimed_before = _claimed_id(self.now())
+        adopted = self._adoptable(job_id) if claimed_before else None
+        if adopted is not None:
+            return self._start_api_job(adopted)
         job = Job(
             id=job_id,
             tenant=tenant,
             status=JobStatus.QUEUED,
             source="api",
             request=prompts,
-            image=image,
+            image=self._request_image(job_id, decoded) if decoded else ImageLocation(url=url),
             created_at=at,
             updated_at=at,
         )
-        self.jobs.create(job)
+        if not self.jobs.create(job):
+            return self._start_api_job(self.jobs.get(job_id))  # a concurrent retry wrote it first
+        crashpoints.reached("api.after_job")
+        metrics.add_metric(name="JobAccepted", unit="Count", value=1)
+        return self._start_api_job(job)
+
+    def _request_image(self, job_id: str, decoded: tuple[bytes, ImageInfo]) -> ImageLocation:
+        data, info = decoded
+        key = self.masks.put_input(job_id, data, info)
+        return ImageLocation(
+            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+        )
+
+    def _adoptable(self, job_id: str) -> Job | None:
+        """The job an earlier attempt with this Idempotency-Key wrote, if it got that far."""
         try:
-            self.workflow.start(job_id, created_at=at)
+            job = self.jobs.get(job_id)
+        except NotFound:
+            return None
+        logger.info("retried Idempotency-Key: the first attempt's job is adopted", extra={"job_id": job_id})
+        return job
+
+    def _start_api_job(self, job: Job) -> Job:
+        """Start the job's workflow (a no-op if it runs); a job that cannot start is failed."""
+        try:
+            self.workflow.start(job.id, created_at=job.created_at)
         except Exception:
             error = JobError(type="internal_error", message="the job's workflow could not be started")
-            self.jobs.transition(job_id, JobStatus.FAILED, error=error)
+            self.jobs.transition(job.id, JobStatus.FAILED, error=error)
             raise
-        metrics.add_metric(name="JobAccepted", unit="Count", value=1)
         return job
+
+    # --- POST /v1/uploads ----------------------------------------------------------------------
 
     def register_upload(
         self, body: UploadCreate, *, tenant: str, expiries: UploadExpiries
     ) -> tuple[Job, dict[str, Any]]:
-        """Record a job awaiting its image and return it with a presigned POST for
-        ``uploads/<tenant>/<job_id>/<filename>``; a timer fails it if the upload never comes."""
-        at = self.now()
-        job_id = new_job_id(at)
+        """Record a job awaiting its image and return it with a presigned POST for the key the server
+        chose, ``uploads/<tenant>/<job_id>/image``; a timer fails it if the upload never comes."""
         prompts = self._prompts(body, exclude={"filename", "content_type"})
-        key = f"{UPLOAD_PREFIX}{tenant}/{job_id}/{body.filename}"
-        job = Job(
-            id=job_id,
-            tenant=tenant,
-            status=JobStatus.AWAITING_UPLOAD,
-            source="upload",
-            request=prompts,
-            image=ImageLocation(bucket=self.masks.bucket, key=key),
-            created_at=at,
-            updated_at=at,
-        )
+        job_id, at, claimed_before = _claimed_id(self.now())
+        key = upload_key(tenant, job_id)
         post = self.masks.presigned_post(
             key, content_type=body.content_type, seconds=self.settings.upload_seconds
         )
-        self.jobs.create(job)
+        job = self._adoptable(job_id) if claimed_before else None
+        if job is None:
+            job = Job(
+                id=job_id,
+                tenant=tenant,
+                status=JobStatus.AWAITING_UPLOAD,
+                source="upload",
+                request=prompts,
+                image=ImageLocation(bucket=self.masks.bucket, key=key, filename=body.filename),
+                created_at=at,
+                updated_at=at,
+            )
+            self.jobs.create(job)
+        # idempotent (named after the job): a retry of a registration that crashed starts it too
         expiries.start(job_id, seconds=self.settings.upload_seconds + UPLOAD_GRACE_SECONDS)
         return job, post
+
+    # --- objects under uploads/ ----------------------------------------------------------------
+
+    def accept_event(self, event: UploadEvent) -> list[Job]:
+        """The jobs of an S3 event's records; a record that does not parse is logged and skipped."""
+        records, refused = event.records()
+        for reason in refused:
+            logger.info("malformed S3 record ignored", extra={"reason": reason})
+            metrics.add_metric(name="UploadRecordRefused", unit="Count", value=1)
+        jobs = [self.accept_upload(record) for record in records]
+        return [job for job in jobs if job is not None]
 
     def accept_upload(self, record: S3Record) -> Job | None:
         """Start (or, for a redelivered event, find) the job for one S3 ``ObjectCreated`` record."""
@@ -129,19 +190,38 @@ class Intake:
         if not key.startswith(UPLOAD_PREFIX):
             logger.info("object outside uploads/ ignored", extra={"key": key})
             return None
-        registered = self._registered(key)
-        if registered is not None:
-            return self._accept_registered(registered, key)
+        named = self._named_job(key)
+        if named is not None:
+            if self._is_registration(named, key):
+                return self._accept_registered(named, key)
+            logger.info("upload refused: its key names a job it was not registered for", extra={"key": key})
+            metrics.add_metric(name="UploadRefused", unit="Count", value=1)
+            return None
+        return self._accept_raw(record, key)
+
+    def _accept_raw(self, record: S3Record, key: str) -> Job:
+        """A raw upload: its request from the object metadata, its job id from the event."""
         obj = record.s3.object
         write = obj.versionId or obj.sequencer or f"{obj.eTag}@{record.eventTime.isoformat()}"
         job_id = derived_job_id(record.eventTime, record.s3.bucket.name, key, str(write))
+        try:
+            job = self.jobs.get(job_id)
+        except NotFound:
+            job = self._record_raw(job_id, key)
+        else:
+            # a redelivered event, or the retry of a run that crashed before starting the workflow
+            logger.info("redelivered upload event: job exists", extra={"job_id": job_id})
+        self.workflow.start(job_id, created_at=job.created_at)
+        return job
+
+    def _record_raw(self, job_id: str, key: str) -> Job:
         at = self.now()
         try:
             stored: StoredObject | None = self.masks.head(key)
         except NotFound:
             stored = None  # deleted before we read it: still recorded, as invalid_image
         try:
-            job = self._upload_job(job_id, key, stored, at)
+            job = self._upload_job(job_id, stored, at)
         except RequestError as exc:
             logger.info("upload rejected", extra={"job_id": job_id, "error_type": exc.type})
             job = Job(
@@ -156,11 +236,10 @@ class Intake:
                 updated_at=at,
                 finished_at=at,
             )
-        if not self.jobs.create(job):
-            logger.info("redelivered upload event: job exists", extra={"job_id": job_id})
-        # a no-op when it already runs; resumes a start that crashed between the two writes
-        self.workflow.start(job_id, created_at=job.created_at)
-        return job
+        if self.jobs.create(job):
+            crashpoints.reached("on_upload.after_job")
+            return job
+        return self.jobs.get(job_id)  # a concurrent delivery of the same event wrote it first
 
     def _prompts(self, body: Prompts, *, exclude: set[str]) -> Prompts:
         """The request's prompts alone, with its webhook URL checked (url_not_allowed)."""
@@ -169,59 +248,90 @@ class Intake:
             check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
         return prompts
 
-    def _registered(self, key: str) -> Job | None:
-        """The job ``POST /v1/uploads`` registered for this key, if the key is one it handed out."""
+    def _named_job(self, key: str) -> Job | None:
+        """The job a key of the form ``uploads/<tenant>/<job_id>/...`` names, if it exists."""
         parts = key.split("/", 3)
         if len(parts) != 4 or not re.fullmatch(PATTERN, parts[2]):
             return None
         try:
-            job = self.jobs.get(parts[2])
+            return self.jobs.get(parts[2])
         except NotFound:
             return None
-        return job if job.tenant == parts[1] and job.image is not None and job.image.key == key else None
+
+    @staticmethod
+    def _is_registration(job: Job, key: str) -> bool:
+        """Whether ``key`` is the one ``POST /v1/uploads`` handed out for this job (and its tenant)."""
+        image = job.image
+        if job.source != "upload" or image is None:
+            return False
+        if image.filename is not None:
+            return key == upload_key(job.tenant, job.id)
+        # registered before keys were chosen by the server: the key it was given, while it waits
+        return key == image.key and job.status is JobStatus.AWAITING_UPLOAD
 
     def _accept_registered(self, job: Job, key: str) -> Job:
         if job.status is JobStatus.AWAITING_UPLOAD:
-            try:
-                stored = self.masks.head(key)
-                info = self.masks.inspect_upload(stored)
-                if info.width and info.height and job.request is not None:
-                    job.request.check_inside(info.width, info.height)
-                image = ImageLocation(
-                    bucket=self.masks.bucket,
-                    key=key,
-                    format=info.format,
-                    width=info.width,
-                    height=info.height,
-                )
-                job = self.jobs.transition(
-                    job.id, JobStatus.QUEUED, only_from=JobStatus.AWAITING_UPLOAD, image=image
-                )
-            except RequestError as exc:
-                error = JobError(type=exc.type, message=exc.message)
-                job = self.jobs.transition(
-                    job.id, JobStatus.FAILED, only_from=JobStatus.AWAITING_UPLOAD, error=error
-                )
-            except InvalidTransition:
-                job = self.jobs.get(job.id)
+            job, moved = self._receive(job, key)
+            if moved:
+                crashpoints.reached("on_upload.after_job")
         if job.status is JobStatus.FAILED and job.error is not None and job.error.type == "upload_expired":
             logger.info("upload arrived after its job expired", extra={"job_id": job.id})
             return job
+        # a no-op when it already runs; resumes a start that crashed after the job moved
         self.workflow.start(job.id, created_at=job.created_at)
         return job
 
-    def _upload_job(self, job_id: str, key: str, stored: StoredObject | None, at: datetime) -> Job:
+    def _receive(self, job: Job, key: str) -> tuple[Job, bool]:
+        """Move a waiting job to queued (its image validated and pinned) or failed; False if another
+        run (a redelivery, the expiry timer) moved it first."""
+        fields: dict[str, Any]
+        try:
+            fields = {"image": self._pin_registered(job, key)}
+            target = JobStatus.QUEUED
+        except RequestError as exc:
+            fields = {"error": JobError(type=exc.type, message=exc.message)}
+            target = JobStatus.FAILED
+        try:
+            moved = self.jobs.transition(job.id, target, only_from=JobStatus.AWAITING_UPLOAD, **fields)
+        except InvalidTransition:
+            return self.jobs.get(job.id), False
+        return moved, True
+
+    def _pin_registered(self, job: Job, key: str) -> ImageLocation:
+        filename = job.image.filename if job.image is not None else None
+        try:
+            image = self._pin(job.id, self._head(key), job.request)
+        except UploadChanged:
+            # written again while we read it: the registration takes the newest upload (one retry)
+            image = self._pin(job.id, self._head(key), job.request)
+        return image.model_copy(update={"filename": filename})
+
+    def _head(self, key: str) -> StoredObject:
+        try:
+            return self.masks.head(key)
+        except NotFound as exc:
+            raise InvalidImage("the upload was deleted before it could be read") from exc
+
+    def _pin(self, job_id: str, stored: StoredObject, prompts: Prompts | None) -> ImageLocation:
+        """Validate the whole upload, check the prompts fit it, and copy it to ``inputs/<job_id>/``
+        conditional on the version that was validated; the location of that copy."""
+        info = self.masks.validate_upload(stored)
+        if prompts is not None:
+            prompts.check_inside(info.width or 0, info.height or 0)
+        key = self.masks.pin_input(job_id, stored, info)
+        return ImageLocation(
+            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+        )
+
+    def _upload_job(self, job_id: str, stored: StoredObject | None, at: datetime) -> Job:
         if stored is None:
             raise InvalidImage("the upload was deleted before it could be read")
         prompts = self._upload_prompts(stored.metadata)
-        info = self.masks.inspect_upload(stored)
-        if info.width and info.height:
-            prompts.check_inside(info.width, info.height)
         if prompts.webhook_url:
             check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
-        image = ImageLocation(
-            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
-        )
+        # A raw upload changed while it was read is refused (UploadChanged): the newer write has
+        # its own event and so its own job, which validates it.
+        image = self._pin(job_id, stored, prompts)
         return Job(
             id=job_id,
             tenant=self.settings.default_tenant,

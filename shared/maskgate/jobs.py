@@ -71,6 +71,7 @@ class ImageLocation(BaseModel):
     format: str | None = None
     width: int | None = None
     height: int | None = None
+    filename: str | None = None  # the name a registered upload declared: data only, never in a key
 
 
 class Mask(BaseModel):

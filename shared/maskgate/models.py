@@ -7,6 +7,7 @@ Field names mirror WaveSpeed's. Limits that WaveSpeed documents nowhere we could
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -125,7 +126,9 @@ class SegmentationCreate(Prompts):
         return value
 
 
-Filename = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")]
+# The file's name is data kept on the job (the upload's key is chosen by the server): printable
+# text, no path separators, short enough to show anywhere.
+Filename = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f\x7f]+$")]
 ImageContentType = Literal["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
 
 
@@ -134,6 +137,16 @@ class UploadCreate(Prompts):
 
     filename: Filename
     content_type: ImageContentType
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # control, format (e.g. bidi overrides), surrogate and unassigned characters all start with C
+        if any(unicodedata.category(char).startswith("C") for char in value):
+            raise ValueError("filename may not hold control or invisible formatting characters")
+        if not value.strip():
+            raise ValueError("filename may not be blank")
+        return value
 
 
 def strict_json(raw: str | bytes) -> Any:

@@ -1,6 +1,8 @@
 """The bucket: input images under ``inputs/``, uploads under ``uploads/``, masks under ``results/``.
 
-Only ``uploads/`` triggers anything; the other prefixes are inert by design (DESIGN §3, §6).
+Only ``uploads/`` triggers anything; the other prefixes are inert by design. An upload is read whole
+and validated, then copied to ``inputs/`` pinned to the ETag that was read, so WaveSpeed is sent
+exactly the bytes that were checked, whatever is written to the upload's key later.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from maskgate.errors import ImageTooLarge, InvalidImage, NotFound
-from maskgate.images import MAX_IMAGE_BYTES, SNIFF_BYTES, ImageInfo, inspect_image
+from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 UPLOAD_PREFIX = "uploads/"
+_GONE = ("404", "NoSuchKey", "NotFound")
+
+
+def upload_key(tenant: str, job_id: str) -> str:
+    """The one key a registered upload may land on: chosen by the server, never by the caller."""
+    return f"{UPLOAD_PREFIX}{tenant}/{job_id}/image"
+
+
+def input_key(job_id: str, info: ImageInfo) -> str:
+    return f"inputs/{job_id}/image.{info.extension}"
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,26 @@ class StoredObject:
     key: str
     size: int
     metadata: dict[str, str]
+    etag: str  # the version that was seen: every later read and copy is conditional on it
+
+
+class UploadChanged(InvalidImage):
+    """The upload's key was written again between the HEAD and the read or copy (412)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the upload {key} changed while it was validated (it was written again)")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _raise_typed(key: str, exc: ClientError) -> None:
+    """Raise what a failed conditional read or copy of an upload means for its job, if it is known."""
+    if _code(exc) in ("412", "PreconditionFailed"):
+        raise UploadChanged(key) from exc
+    if _code(exc) in _GONE:
+        raise InvalidImage("the upload was deleted before it could be read") from exc
 
 
 class MaskStore:
@@ -36,7 +68,7 @@ class MaskStore:
 
     def put_input(self, job_id: str, data: bytes, info: ImageInfo) -> str:
         """Store a decoded request image; return its key."""
-        key = f"inputs/{job_id}/image.{info.extension}"
+        key = input_key(job_id, info)
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=info.mime)
         return key
 
@@ -51,23 +83,50 @@ class MaskStore:
         try:
             found = self._client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _code(exc) in _GONE:
                 raise NotFound(f"no object {key}") from exc
             raise
-        return StoredObject(key=key, size=found["ContentLength"], metadata=found.get("Metadata", {}))
+        return StoredObject(
+            key=key,
+            size=found["ContentLength"],
+            metadata=found.get("Metadata", {}),
+            etag=found["ETag"],
+        )
 
-    def inspect_upload(self, stored: StoredObject) -> ImageInfo:
-        """Check an uploaded object is an image within limits, reading only its first bytes."""
+    def validate_upload(self, stored: StoredObject) -> ImageInfo:
+        """Read the whole upload as it was at the HEAD (If-Match its ETag) and validate it."""
         if stored.size > MAX_IMAGE_BYTES:
             raise ImageTooLarge(
                 f"upload is {stored.size} bytes; the limit is {MAX_IMAGE_BYTES} bytes (20 MB)"
             )
         if stored.size == 0:
             raise InvalidImage("the upload is empty")
-        head = self._client.get_object(
-            Bucket=self.bucket, Key=stored.key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
-        )["Body"].read()
-        return inspect_image(head, total_size=stored.size)
+        try:
+            found = self._client.get_object(Bucket=self.bucket, Key=stored.key, IfMatch=stored.etag)
+        except ClientError as exc:
+            _raise_typed(stored.key, exc)
+            raise
+        # never trust the size header alone: read at most one byte past the limit
+        data = found["Body"].read(MAX_IMAGE_BYTES + 1)
+        return validate_image(data)
+
+    def pin_input(self, job_id: str, stored: StoredObject, info: ImageInfo) -> str:
+        """Copy the validated upload to ``inputs/<job_id>/`` only if it is still the version that was
+        read (CopySourceIfMatch); return the copy's key, the one WaveSpeed is sent."""
+        key = input_key(job_id, info)
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": stored.key},
+                MetadataDirective="REPLACE",
+                ContentType=info.mime,
+                CopySourceIfMatch=stored.etag,
+            )
+        except ClientError as exc:
+            _raise_typed(stored.key, exc)
+            raise
+        return key
 
     def presigned_post(self, key: str, *, content_type: str, seconds: int) -> dict[str, Any]:
         """A browser-style POST for exactly this key and type, at most 20 MB (S3 enforces the policy;

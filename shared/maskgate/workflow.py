@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maskgate.jobs import JobId
 
@@ -131,8 +131,36 @@ class S3Record(BaseModel):
 
 
 class UploadEvent(BaseModel):
+    """What S3 sends the upload function: records, or the ``s3:TestEvent`` (no records) it sends once
+    when a notification is configured. Records are parsed one by one (``records``), so one malformed
+    record is refused alone instead of failing, and so retrying, the whole event."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
-    Records: list[S3Record]
+    Records: list[Any] = []
+    Event: str | None = None
+
+    @property
+    def ignored(self) -> str | None:
+        """The event's name when it carries no records to act on (``s3:TestEvent``), else None."""
+        return (self.Event or "no records") if not self.Records else None
+
+    def records(self) -> tuple[list[S3Record], list[str]]:
+        """The records that parse, and why each other one does not."""
+        parsed: list[S3Record] = []
+        refused: list[str] = []
+        for i, raw in enumerate(self.Records):
+            try:
+                record = S3Record.model_validate(raw)
+            except ValidationError as exc:
+                refused.append(f"record {i}: {exc.error_count()} invalid fields")
+                continue
+            if record.eventTime.tzinfo is None:
+                refused.append(f"record {i}: eventTime has no time zone")
+            elif not record.eventName.startswith("ObjectCreated:"):
+                refused.append(f"record {i}: {record.eventName[:100]} is not an object creation")
+            else:
+                parsed.append(record)
+        return parsed, refused
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,10 @@ def test_on_upload_sample_event_starts_a_queued_job(aws: Aws) -> None:
     result = load_handler("on_upload").handler(sample, LambdaContext())
     [found] = result["jobs"]
     job = clients.job_store().get(found["id"])
-    assert (job.status, job.image and job.image.key) == (JobStatus.QUEUED, "uploads/my cat é.png")
+    # the job points at the validated copy, not at the upload's key (which may be written again)
+    assert (job.status, job.image and job.image.key) == (JobStatus.QUEUED, f"inputs/{job.id}/image.png")
+    copy = aws.client("s3").get_object(Bucket=aws.bucket, Key=f"inputs/{job.id}/image.png")
+    assert (copy["Body"].read(), copy["ContentType"]) == (image_bytes(), "image/png")
     assert job.request is not None and job.request.prompt == "the red square"
     assert aws.executions() == [job.id]
 
@@ -111,9 +114,17 @@ def test_on_upload_bad_metadata_json_is_failed_invalid_request(aws: Aws) -> None
     )
 
 
-def test_on_upload_rejects_an_event_that_is_not_s3(aws: Aws) -> None:
-    with pytest.raises(Exception, match="eventSource"):
-        load_handler("on_upload").handler({"Records": [{"eventSource": "aws:sqs"}]}, LambdaContext())
+def test_on_upload_skips_a_record_that_is_not_s3_without_failing_the_event(aws: Aws) -> None:
+    sample = put_upload(aws, "uploads/a.png", image_bytes(), {"maskgate": json.dumps({"prompt": "x"})})
+    sample["Records"].insert(0, {"eventSource": "aws:sqs"})
+    result = load_handler("on_upload").handler(sample, LambdaContext())
+    [found] = result["jobs"]  # the S3 record still makes its job; the other is logged and skipped
+    assert aws.executions() == [found["id"]]
+
+
+def test_on_upload_refuses_an_event_without_records_or_test_event_shape(aws: Aws) -> None:
+    with pytest.raises(Exception, match="Records"):
+        load_handler("on_upload").handler({"Records": "not a list"}, LambdaContext())
 
 
 # submit -----------------------------------------------------------------------------------------

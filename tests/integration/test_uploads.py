@@ -54,11 +54,13 @@ def test_register_returns_a_presigned_post_for_the_tenants_key(api: Any, aws: Aw
     assert response["statusCode"] == 201
     job = json.loads(response["body"])
     assert job["status"] == "awaiting_upload"
-    key = f"uploads/{aws.tenant}/{job['id']}/my cat é.png"
+    key = f"uploads/{aws.tenant}/{job['id']}/image"  # chosen by the server; the filename is data
     assert job["upload"]["fields"]["key"] == key
+    assert clients.job_store().get(job["id"]).image.filename == "my cat é.png"  # type: ignore[union-attr]
     assert job["upload"]["fields"]["Content-Type"] == "image/png"
     policy = json.loads(__import__("base64").b64decode(job["upload"]["fields"]["policy"]))
     assert ["content-length-range", 1, 20 * 1024 * 1024] in policy["conditions"]
+    assert {"key": key} in policy["conditions"]  # an exact key, never a prefix
     sfn = aws.client("stepfunctions")
     runs = sfn.list_executions(stateMachineArn=os.environ["MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN"])
     assert [r["name"] for r in runs["executions"]] == [job["id"]]
