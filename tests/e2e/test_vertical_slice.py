@@ -118,8 +118,12 @@ def test_upload_key_with_spaces_and_non_ascii_is_found(stack: Stack) -> None:
     )
     delivery = stack.wait_marker(tag)
     assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
-    shown = stack.api("GET", f"/v1/segmentations/{delivery.payload['data']['id']}").json()
-    assert shown["image"]["key"] == key
+    job_id = delivery.payload["data"]["id"]
+    shown = stack.api("GET", f"/v1/segmentations/{job_id}").json()
+    # the decoded key was found and read: the job ran on the validated copy of exactly its bytes
+    assert shown["image"]["key"] == f"inputs/{job_id}/image.png"
+    copy = stack.s3().get_object(Bucket=stack.ready["bucket"], Key=shown["image"]["key"])["Body"].read()
+    assert copy == stack.s3().get_object(Bucket=stack.ready["bucket"], Key=key)["Body"].read() == scene_png()
 
 
 def test_non_image_upload_fails_invalid_image_with_a_webhook(stack: Stack) -> None:
