@@ -176,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     from maskgate_local.commands import add_client_commands
 
     add_client_commands(commands)
+    from maskgate_local.reconcile_command import add_reconcile_command
+
+    add_reconcile_command(commands)
     return root
 
 
