@@ -39,6 +39,7 @@ LOCAL_PARAMETERS = {
     # WaveSpeed admission stays on (the code path runs) but roomy: the emulator has no tiers
     "WaveSpeedConcurrency": "64",
     "WaveSpeedSubmitsPerMinute": "6000",
+    "ReconcileGraceSeconds": "2",  # the sweep leaves a job alone this long after its last change
 }
 
 

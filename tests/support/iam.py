@@ -38,7 +38,13 @@ FIXTURE_RESOURCES = {
     ),
 }
 # S3 operations whose IAM action is not s3:<Operation>
-S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket"}
+# IAM has no s3:CopyObject: a copy is PutObject on the destination (and GetObject on the source)
+S3_ACTIONS = {
+    "CopyObject": "PutObject",
+    "HeadObject": "GetObject",
+    "ListObjectsV2": "ListBucket",
+    "ListObjects": "ListBucket",
+}
 
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_function", default=None
