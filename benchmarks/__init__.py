@@ -1,4 +1,4 @@
-"""maskgate benchmarks: figures measured on the local stack, printed and never asserted (DESIGN §11).
+"""maskgate benchmarks: figures measured on the local stack, printed and never asserted.
 
 ``python -m benchmarks`` (``make bench``) starts one in-process local stack, runs the same jobs down the
 callback path and the poll-only path in one run, and prints latencies, state transitions and the

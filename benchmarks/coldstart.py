@@ -1,5 +1,5 @@
-"""Cold init of every function (DESIGN §11): one fresh interpreter per sample, ratios to baselines
-measured in the same run in the same kind of child (``benchmarks/coldchild.py`` does the timing).
+"""Cold init of every function, for the cold-start budgets: one fresh interpreter per sample, ratios to
+baselines measured in the same run in the same kind of child (``benchmarks/coldchild.py`` does the timing).
 
 (a) import of ``functions/<step>/app.py`` from its path, against ``import boto3`` + one client +
 Powertools ``Logger()`` (workers) or a bare FastAPI + Mangum + Logger app (api);

@@ -1,5 +1,5 @@
 """The Lambda layer as ``shared/requirements.txt`` + ``shared/maskgate`` build it: its unzipped size, and
-what the precompiled ``.pyc`` the build ships (``shared/Makefile``) change for a cold import (DESIGN §11).
+what the precompiled ``.pyc`` the build ships (``shared/Makefile``) change for a cold import.
 
 In a temporary directory: ``pip install --no-compile --target <layer> -r shared/requirements.txt`` (it
 may use the package index), ``shared/maskgate`` copied beside it. Children run ``python -S`` with

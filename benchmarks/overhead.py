@@ -1,4 +1,4 @@
-"""Warm overhead of the api function (DESIGN §11): ``POST /v1/segmentations`` and
+"""Warm overhead of the api function: ``POST /v1/segmentations`` and
 ``GET /v1/segmentations/{id}`` through ``functions/api/app.py`` in-process on moto (decorator mode),
 against a bare Mangum hello-world handler measured in the same run, interleaved request by request.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 PRICES_CHECKED = "2026-11-25"
 REGION = "us-east-1"
 SAM3_USD_PER_IMAGE = 0.005  # the hosted model's own price per image (the figure the budget is a share of)
-BUDGET_SHARE = 0.02  # DESIGN §11: AWS cost per image <= 2 % of the SAM3 price
+BUDGET_SHARE = 0.02  # the budget: AWS cost per image <= 2 % of the SAM3 price
 GIB = 2**30
 DAYS_PER_MONTH = 365 / 12  # storage is billed per GB-month of byte-hours
 

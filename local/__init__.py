@@ -1,1 +1,1 @@
-"""The local stack: moto, in-process Lambdas and emulators (DESIGN §9)."""
+"""The local stack: moto, in-process Lambdas and emulators."""

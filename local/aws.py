@@ -1,4 +1,4 @@
-"""AWS for the local stack: moto in server mode with every Lambda invoke run in this process (DESIGN §9).
+"""AWS for the local stack: moto in server mode with every Lambda invoke run in this process.
 
 Three hooks into moto 5.2.5 (pinned by `tests/contract/test_moto_canary.py`):
 - `LambdaFunction._invoke_lambda` runs the registered handler instead of a Docker container.

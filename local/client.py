@@ -1,4 +1,4 @@
-"""A small typed client for the maskgate HTTP API v1 (DESIGN §5), used by the ``maskgate`` commands.
+"""A small typed client for the maskgate HTTP API v1, used by the ``maskgate`` commands.
 
 Every call has an explicit timeout; API errors arrive as ``ApiProblem`` (the RFC 9457 document),
 transport failures as ``ApiUnreachable``. The API key is sent only to the API itself: presigned S3
@@ -50,7 +50,7 @@ class Box(TypedDict):
 
 
 class Prompts(TypedDict, total=False):
-    """The prompt payload of DESIGN §4 without ``image``."""
+    """The prompt payload (text, points, boxes, options) without ``image``."""
 
     prompt: str
     point_prompts: list[Point]

@@ -1,4 +1,4 @@
-"""An API Gateway HTTP API emulator: each request becomes a payload format 2.0 Lambda event (DESIGN §5, §9).
+"""An API Gateway HTTP API emulator: each request becomes a payload format 2.0 Lambda event.
 
 As API Gateway does: header names lower-cased, repeated headers and query parameters joined with
 commas, cookies moved out of the headers into ``cookies``, ``queryStringParameters`` and

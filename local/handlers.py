@@ -1,4 +1,4 @@
-"""Run a function's real handler in this process, as the Lambda runtime would (DESIGN §9).
+"""Run a function's real handler in this process, as the Lambda runtime would.
 
 A `HandlerRunner` is one warm container per function: it imports `<code_dir>/<module>.py` once under a
 unique module name, then calls `handler(event, context)` with a Lambda-shaped context. Failures come

@@ -1,4 +1,4 @@
-"""Provision `template.yaml` into moto: the template is the only list of resources (DESIGN §9).
+"""Provision `template.yaml` into moto: the template is the only list of resources.
 
 The SAM template is translated offline with `samtranslator`, then a small walker resolves intrinsics and
 creates, in dependency order: IAM roles → SQS queues → DynamoDB tables → the HTTP API → Lambda functions

@@ -1,4 +1,4 @@
-"""The local stack (DESIGN §9): moto provisioned from template.yaml, the real handlers in-process,
+"""The local stack: moto provisioned from template.yaml, the real handlers in-process,
 an API Gateway emulator, a WaveSpeed emulator and a control server for injected crashes, on loopback
 ports. No AWS account, no Docker.
 """
@@ -45,7 +45,7 @@ LOCAL_PARAMETERS = {
 
 @dataclass(frozen=True)
 class Ready:
-    """What ``maskgate dev`` writes to its ready file (DESIGN §9)."""
+    """What ``maskgate dev`` writes to its ready file."""
 
     api_url: str
     aws_endpoint_url: str

@@ -1,4 +1,4 @@
-"""A stand-in for WaveSpeed's hosted SAM3 API (DESIGN §8, §9), with real masks and fault injection.
+"""A stand-in for WaveSpeed's hosted SAM3 API, with real masks and fault injection.
 
 Wire shapes follow wavespeed.ai/docs: ``POST /api/v3/wavespeed-ai/sam3-image[?webhook=URL]`` answers
 an envelope ``{code, message, data}`` holding the prediction; ``GET /api/v3/predictions/{id}/result``

@@ -82,7 +82,7 @@ class FaultPlan:
 
 
 class Faults(BaseModel):
-    """Fault rates in [0, 1] and the latency range (DESIGN §9)."""
+    """Fault rates in [0, 1] and the latency range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     submit_429: Rate = 0.0

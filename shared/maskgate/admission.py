@@ -2,8 +2,8 @@
 
 WaveSpeed limits an account by tier (https://wavespeed.ai/docs/account-levels, read 2026-12-04):
 images started per minute and tasks running at once (Bronze 2/min and 2, Silver 500 and 300, Gold
-3,000 and 3,000, Ultra 5,000 and 10,000). Reserved Lambda concurrency cannot express either (DESIGN
-§10), so Submit asks here first:
+3,000 and 3,000, Ultra 5,000 and 10,000). Reserved Lambda concurrency cannot express either, so
+Submit asks here first:
 
 - **Slots** (``LIMIT#wavespeed``, a map ``slots`` of job id → when it was taken): a job holds one
   from its submit until its prediction has finished (Store, Fail or cancel give it back). Taking is

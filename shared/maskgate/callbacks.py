@@ -1,4 +1,4 @@
-"""WaveSpeed's callbacks in (DESIGN §7): verified before anything is looked up, never trusted otherwise.
+"""WaveSpeed's callbacks in: verified before anything is looked up, never trusted otherwise.
 
 WaveSpeed signs ``"{webhook-id}.{webhook-timestamp}.{raw body}"`` with HMAC-SHA256, keyed by its
 secret without the ``whsec_`` prefix as UTF-8 bytes, and sends ``webhook-signature: v3,<hex>``.

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from maskgate.webhooks import WebhookSender
 
 # boto3, botocore.config and Powertools' idempotency (which loads boto3) are imported by the first
-# client or idempotent create that needs them, not with this module (DESIGN §11): the api's import
+# client or idempotent create that needs them, not with this module: the api's import (its cold start)
 # stays free of the AWS SDK, and its routes that call no AWS service never load it.
 
 

@@ -1,4 +1,4 @@
-"""Webhook delivery units (DESIGN §7): each (job, event) delivery after a failed first attempt is
+"""Webhook delivery units: each (job, event) delivery after a failed first attempt is
 its own small state machine execution, named after the webhook-id, that waits on the retry schedule
 (honouring ``Retry-After``), attempts, and ends delivered, refused, or in the dead-letter queue.
 

@@ -1,8 +1,8 @@
 """One exception tree for everything maskgate raises on purpose.
 
 The class names are the workflow's contract: ``statemachine/segmentation.asl.json`` retries and
-catches them by name (``ErrorEquals``), and ``type`` is the stable error type of DESIGN §3 that a
-failed job, a webhook and an API problem document carry.
+catches them by name (``ErrorEquals``), and ``type`` is the stable error type (the README's error
+table) that a failed job, a webhook and an API problem document carry.
 
     MaskgateError                      internal_error
     ├── RequestError (422)             the caller's payload or image
@@ -223,7 +223,7 @@ _STATES_ERRORS = {"States.Timeout": "timeout", "States.HeartbeatTimeout": "timeo
 
 
 def error_type_for(name: str) -> str:
-    """The DESIGN §3 error type for a workflow error name (an exception class or a States.* error)."""
+    """The job error type for a workflow error name (an exception class or a States.* error)."""
     if name in ERRORS_BY_NAME:
         return ERRORS_BY_NAME[name].type
     return _STATES_ERRORS.get(name, MaskgateError.type)

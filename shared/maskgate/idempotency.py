@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for creating jobs (DESIGN §5), on Powertools' idempotency utility.
+"""``Idempotency-Key`` for creating jobs, on Powertools' idempotency utility.
 
 The record lives in the jobs table (``pk`` = ``idempotency#segmentations#<hash>``, expiring through
 the table's TTL attribute after 24 h). The key is the tenant plus the header; the request body is the

@@ -1,4 +1,4 @@
-"""The job (DESIGN §3) and its DynamoDB store.
+"""The job and its DynamoDB store.
 
 Every status change is a conditional write naming the states it may leave, so a job never goes
 backwards and a terminal job never changes again, however steps are retried or raced.

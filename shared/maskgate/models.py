@@ -1,4 +1,4 @@
-"""The prompt payload (DESIGN §4), shared by the HTTP API and the S3 path.
+"""The prompt payload (text, points, boxes), shared by the HTTP API and the S3 path.
 
 Field names mirror WaveSpeed's. Limits that WaveSpeed documents nowhere we could check live in
 ``maskgate.wavespeed_limits`` so they can be corrected in one place.

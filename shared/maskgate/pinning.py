@@ -1,4 +1,4 @@
-"""HTTP clients pinned to the addresses ``maskgate.urls.resolve_checked`` checked (DESIGN §7), and
+"""HTTP clients pinned to the addresses ``maskgate.urls.resolve_checked`` checked, and
 wall-clock deadlines for whole calls.
 
 Checking a URL and then letting the HTTP client resolve its host again leaves a gap: a DNS answer

@@ -201,6 +201,6 @@ class TenantStore:
 
 
 def _new_secret() -> str:
-    from maskgate.webhooks import new_secret  # not at import: maskgate.webhooks loads httpx (DESIGN §11)
+    from maskgate.webhooks import new_secret  # not at import: maskgate.webhooks loads httpx
 
     return new_secret()

@@ -1,4 +1,4 @@
-"""URL safety for addresses maskgate will call or hand to WaveSpeed (DESIGN §7).
+"""URL safety for addresses maskgate will call or hand to WaveSpeed.
 
 In AWS a webhook URL must be https and its host must resolve only to public addresses: one loopback,
 private, link-local, CGNAT, multicast, reserved or documentation address among them refuses the URL,

@@ -1,4 +1,4 @@
-"""The WaveSpeed API client (DESIGN §8): submit, read and list SAM3 predictions, download outputs.
+"""The WaveSpeed API client: submit, read and list SAM3 predictions, download outputs.
 
 Errors are classified by what they mean for a retry, never by message text. A submit is retryable
 (``UpstreamUnavailable``, ``UpstreamRateLimited``) only where it surely did not land: a connect

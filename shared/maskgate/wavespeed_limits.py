@@ -1,6 +1,6 @@
 """WaveSpeed's limits and wire shapes that we could not confirm from its documentation.
 
-Kept in one place so a correction is a one-line change (DESIGN §4, §8).
+Kept in one place so a correction is a one-line change.
 """
 
 MAX_TEXT_LENGTH = 1000  # characters of the text prompt, after trimming; unconfirmed

@@ -1,4 +1,4 @@
-"""Outbound webhooks (DESIGN §7): Standard Webhooks v1 signing, the thin event body, and one
+"""Outbound webhooks: Standard Webhooks v1 signing, the thin event body, and one
 delivery attempt.
 
 The body is built once per (job, event), stored on the job, and sent byte-identical on every retry;

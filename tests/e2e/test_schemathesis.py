@@ -3,7 +3,7 @@
 Every operation the served schema documents is called with the schema's examples, schemathesis'
 coverage cases and fuzzed valid and invalid data. Each response must be no server error and have a
 documented status code, content type, headers and body; every error must be an RFC 9457
-``application/problem+json`` document (DESIGN §5).
+``application/problem+json`` document.
 
 The requests use API keys of tenants of their own, so rotating a webhook secret or filling a job list
 does not touch the tenant the other end-to-end tests use, and one key per operation keeps each well
@@ -48,7 +48,7 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_MEMBERS = {"type": str, "title": str, "status": int, "detail": str}
 TERMINAL = {"succeeded", "failed", "canceled"}
 # positive_data_acceptance expects a 2xx for every schema-valid request, but these operations validate
-# beyond JSON Schema by design (DESIGN §4, §5), so schema-valid data may rightly get a 422:
+# beyond JSON Schema by design, so schema-valid data may rightly get a 422:
 SEMANTIC_422 = [
     # the URL policy (loopback only on the local stack), at least one prompt, x_min < x_max, a prompt of
     # 1..1000 characters after trimming, coordinates inside the image

@@ -1,4 +1,4 @@
-"""maskgate.errors: stable error types (DESIGN §3, §5) and the names the state machine matches."""
+"""maskgate.errors: stable error types (the README's error table) and the names the state machine matches."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from maskgate.errors import (
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "segmentation.asl.json"
 
-# Written from DESIGN §3 and the exception tree, not read from the classes.
+# Written from the documented error types and the exception tree, not read from the classes.
 EXPECTED_TYPES = {
     "MaskgateError": "internal_error",
     "RequestError": "internal_error",
@@ -51,7 +51,7 @@ EXPECTED_TYPES = {
     "InvalidTransition": "conflict",
 }
 
-DESIGN_JOB_TYPES = {
+DOCUMENTED_JOB_TYPES = {
     "invalid_request",
     "invalid_image",
     "image_too_large",
@@ -66,7 +66,7 @@ DESIGN_JOB_TYPES = {
     "output_invalid",
     "canceled",
 }
-DESIGN_API_TYPES = {
+DOCUMENTED_API_TYPES = {
     "malformed_json",
     "unauthorized",
     "not_found",
@@ -121,10 +121,10 @@ def test_error_type_for_unknown_name_is_internal_error(name):
     assert error_type_for(name) == "internal_error"
 
 
-def test_errors_types_are_design_types():
+def test_errors_types_are_documented_types():
     types = {cls.type for cls in ERRORS_BY_NAME.values()}
 
-    assert types <= DESIGN_JOB_TYPES | DESIGN_API_TYPES | {"internal_error", "webhook_failed"}
+    assert types <= DOCUMENTED_JOB_TYPES | DOCUMENTED_API_TYPES | {"internal_error", "webhook_failed"}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""maskgate.ids: job ids are ``seg_`` + 26 Crockford base32 chars, time-sortable (DESIGN §3)."""
+"""maskgate.ids: job ids are ``seg_`` + 26 Crockford base32 chars, time-sortable."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""maskgate.models: the prompt payload of DESIGN §4 (pure validation, no I/O)."""
+"""maskgate.models: the prompt payload (pure validation, no I/O)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""maskgate.urls: outbound URL safety (DESIGN §7). DNS is always injected: no network."""
+"""maskgate.urls: outbound URL safety. DNS is always injected: no network."""
 
 from __future__ import annotations
 

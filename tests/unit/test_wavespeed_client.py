@@ -1,4 +1,4 @@
-"""maskgate.wavespeed: the WaveSpeed client against ``httpx.MockTransport`` (DESIGN §8).
+"""maskgate.wavespeed: the WaveSpeed client against ``httpx.MockTransport``.
 
 Errors are classified by what they mean for a retry: a submit is retried only where it surely did
 not land; a read is always safe to retry."""

@@ -1,5 +1,5 @@
 """maskgate.webhooks: Standard Webhooks v1 signing, mask tokens, the event body and one delivery
-attempt (DESIGN §7). Signatures are checked with the ``standardwebhooks`` library and with an
+attempt. Signatures are checked with the ``standardwebhooks`` library and with an
 HMAC computed here; deliveries go through ``httpx.MockTransport``."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The public HTTP API (DESIGN §5): FastAPI behind Mangum. Only this package knows FastAPI."""
+"""The public HTTP API: FastAPI behind Mangum. Only this package knows FastAPI."""

@@ -60,7 +60,7 @@ class Routes:
 
     Not an ``APIRouter``: that builds each route (dependencies, models) when it is declared and, once
     included in an app, builds it again on the app's first request (FastAPI resolves an included
-    router's routes lazily, per inclusion), a cost every cold start paid twice (DESIGN §11). Added
+    router's routes lazily, per inclusion), a cost every cold start paid twice. Added
     directly, they are also what ``app.routes`` lists, which the 405 handler reads for ``Allow``."""
 
     def __init__(self) -> None:
@@ -296,7 +296,7 @@ def get_mask(
         if owner != job.tenant:
             raise NotFound(f"no job {job_id}")
     else:
-        from maskgate.webhooks import mask_token_valid  # httpx with it (DESIGN §11)
+        from maskgate.webhooks import mask_token_valid  # loads httpx: not at import
 
         try:
             job = clients.job_store().get(job_id)

@@ -23,7 +23,7 @@ class ProblemDetail(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem; ``type`` is the bare error type of DESIGN §3 (a relative URI reference)."""
+    """An RFC 9457 problem; ``type`` is the bare error type (a relative URI reference)."""
 
     type: str
     title: str
