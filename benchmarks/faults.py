@@ -1,15 +1,20 @@
-"""DESIGN §11's fault budget: N jobs under every WaveSpeed emulator fault at once must end 100 % terminal,
-with 0 lost, 0 duplicate submissions and 0 duplicate jobs.
+"""The fault run: N jobs under every WaveSpeed emulator fault, every crash point and hostile receivers at
+once must end 100 % terminal, with at most one WaveSpeed submission per job, no paid result thrown away,
+one final webhook-id per job, no admission slot held and no delivery lost.
 
 ``run()`` starts a child (``python -m benchmarks.faults``) that runs ONE local stack in-process with short
-timings, sets the fault mix, and sends the jobs through every way in at ``concurrency`` in flight:
-``POST /v1/segmentations`` (image as a data URI, or as a unique loopback URL the emulator fetches; some
-with an ``Idempotency-Key`` sent twice, in sequence or at once), raw S3 puts under ``uploads/`` (request in
-the object metadata) and direct uploads (``POST /v1/uploads`` + the presigned POST). Some S3 events are
-delivered twice, by invoking ``on_upload`` again with the very event S3 sent: at once (racing the first)
-or after the job's webhook. Each job's image URL is unique, so the emulator's per-image submission counts
-name the job. The child then waits for every job to be terminal and checks what DynamoDB, Step Functions,
-the emulator and the caller's webhook receiver saw (``benchmarks.faults_check``).
+timings, sets the emulator's fault mix and the crash rates, and sends the jobs through every way in at
+``concurrency`` in flight: ``POST /v1/segmentations`` (image as a data URI, or as a unique loopback URL
+the emulator fetches; with an ``Idempotency-Key``, some sent twice in sequence or at once; a 5xx is
+retried with the key, as clients do), raw S3 puts under ``uploads/`` (request in the object metadata) and
+direct uploads (``POST /v1/uploads`` + the presigned POST). Some S3 events are delivered twice, by
+invoking ``on_upload`` again with the very event S3 sent: at once (racing the first) or after the job's
+webhook. Each job's webhook goes to a receiver that answers at once, slowly, trickles its answer, is
+down now and then, answers 410 or fails every time (``benchmarks.receivers``). The stack's reconcile
+function runs every few seconds, as its schedule would. Each job's image URL is unique, so the
+emulator's per-image submission counts name the job. The child then waits for every job to be terminal
+and checks what DynamoDB, Step Functions, SQS, the emulator and the receivers saw
+(``benchmarks.faults_check``).
 """
 
 from __future__ import annotations
@@ -34,16 +39,13 @@ from unittest import mock
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import httpx
-from standardwebhooks import Webhook, WebhookVerificationError
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from benchmarks import faults_check
-from benchmarks.faults_check import Accepted, Hook, Spec
+from benchmarks.faults_check import Accepted, Spec
+from benchmarks.receivers import CallerSide, Receivers, start_caller_side
+from maskgate import crashpoints
 from maskgate_local import wavespeed_emulator, wavespeed_io
 from maskgate_local.sample import PANEL, scene_png
-from maskgate_local.servers import RunningServer, serve_in_thread
 from maskgate_local.stack import DevStack, Ready, StackPorts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,16 +83,34 @@ PARAMETERS = {
     "TenantRequestsPerMinute": "1000000",
     "WebhookRetrySchedule": "1,1,1,1,1,1,1",
 }
+# Every crash point of the layer at a rate in [0.2, 0.3], on top of the emulator's faults. A crash ends its
+# invocation right after the point's side effect (Sandbox.Timedout); the workflow's retries, S3's async
+# retries, the client's retry with its Idempotency-Key and the reconcile sweep must make it good.
+CRASH_RATES: dict[str, float] = {
+    point: (0.2, 0.25, 0.3)[index % 3] for index, point in enumerate(sorted(crashpoints.POINTS))
+}
 KINDS = (("api", 0.30), ("api_url", 0.20), ("s3", 0.35), ("upload", 0.15))
+# the receiver each job's webhook goes to (benchmarks.receivers.BEHAVIOURS), with its share of jobs
+RECEIVERS = (
+    ("ok", 0.50),
+    ("slow", 0.15),
+    ("trickle", 0.10),
+    ("down", 0.10),
+    ("gone", 0.075),
+    ("failing", 0.075),
+)
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 WEBHOOK_MARGIN_S = 60.0  # beyond the job deadline, how long a caller waits for a job's webhook
 SETTLE_QUIET_S = 2.0  # after the last job: no new webhook for this long ends the watch for late duplicates
 SETTLE_MAX_S = 20.0
+RECONCILE_EVERY_S = 5.0  # the sweep's schedule during the run (15 min in the template; the grace is 2 s)
+RETRIED_STATUSES = (409, 500, 502, 503, 504)  # retried with the same Idempotency-Key, as clients do
 
 
 def plan_specs(jobs: int, seed: int) -> list[Spec]:
-    """The jobs to send: a way in each, and for some an Idempotency-Key or S3 event sent twice."""
+    """The jobs to send: a way in and a receiver each; every API request with an Idempotency-Key (sent
+    twice for some, in sequence or at once), and for some S3 uploads the event delivered twice."""
     rng = random.Random(seed)  # noqa: S311 - a workload, not a secret
     run = f"{seed:x}{rng.getrandbits(24):06x}"
     specs = []
@@ -98,81 +118,12 @@ def plan_specs(jobs: int, seed: int) -> list[Spec]:
         kind = rng.choices([k for k, _ in KINDS], weights=[w for _, w in KINDS])[0]
         roll = rng.random()
         if kind.startswith("api"):
-            extra = "idem_seq" if roll < 0.15 else "idem_race" if roll < 0.30 else ""
+            extra = "idem_seq" if roll < 0.15 else "idem_race" if roll < 0.30 else "idem_once"
         else:
             extra = "redeliver_now" if roll < 0.15 else "redeliver_late" if roll < 0.30 else ""
-        specs.append(Spec(tag=f"f{run}-{index:05d}", kind=kind, extra=extra))
+        receiver = rng.choices([r for r, _ in RECEIVERS], weights=[w for _, w in RECEIVERS])[0]
+        specs.append(Spec(tag=f"f{run}-{index:05d}", kind=kind, extra=extra, receiver=receiver))
     return specs
-
-
-class Caller:
-    """The caller's side, one ASGI app: ``POST /hooks`` verifies webhooks with ``standardwebhooks`` and
-    records them by the job's metadata tag; ``GET /images/<tag>.png`` serves the sample image."""
-
-    def __init__(self, *, secret: str, image: bytes) -> None:
-        self._webhook = Webhook(secret)
-        self._image = image
-        self._lock = threading.Lock()
-        self._arrived: dict[str, threading.Event] = {}
-        self.hooks: list[Hook] = []
-        self.unverified = 0
-        self.image_reads: Counter[str] = Counter()
-        self.last_hook_at = time.monotonic()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        if request.method == "GET" and request.url.path.startswith("/images/"):
-            with self._lock:
-                self.image_reads[request.url.path] += 1
-            await Response(self._image, media_type="image/png")(scope, receive, send)
-            return
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            payload = self._webhook.verify(body, headers)
-        except WebhookVerificationError:
-            with self._lock:
-                self.unverified += 1
-            await Response(status_code=401)(scope, receive, send)
-            return
-        self._record(payload, headers.get("webhook-id", ""))
-        await Response(status_code=204)(scope, receive, send)
-
-    def _record(self, payload: dict[str, Any], webhook_id: str) -> None:
-        data = payload.get("data") or {}
-        tag = str((data.get("metadata") or {}).get("tag", ""))
-        error = data.get("error") or {}
-        hook = Hook(
-            tag=tag,
-            job_id=str(data.get("id", "")),
-            webhook_id=webhook_id,
-            event=str(payload.get("type", "")),
-            status=str(data.get("status", "")),
-            error_type=error.get("type") if isinstance(error, dict) else None,
-            received_at=time.time(),
-        )
-        with self._lock:
-            self.hooks.append(hook)
-            self.last_hook_at = time.monotonic()
-            self._event(tag).set()
-
-    def reset(self) -> None:
-        """Forget what arrived (after the warm-up)."""
-        with self._lock:
-            self.hooks.clear()
-            self.unverified = 0
-            self.image_reads.clear()
-
-    def _event(self, tag: str) -> threading.Event:
-        return self._arrived.setdefault(tag, threading.Event())
-
-    def wait(self, tag: str, timeout: float) -> bool:
-        """True once a verified webhook for the job tagged ``tag`` arrived (waits up to ``timeout``)."""
-        with self._lock:
-            arrived = self._event(tag)
-        return arrived.wait(timeout)
 
 
 class CallbackTap:
@@ -262,18 +213,21 @@ class Driver:
 
     stack: DevStack
     ready: Ready
-    caller: Caller
-    caller_url: str
+    caller: CallerSide
     events: UploadEvents
     http: httpx.Client
     image: bytes
     webhook_wait_s: float
     s3: Any = None
 
+    @property
+    def receivers(self) -> Receivers:
+        return self.caller.receivers
+
     def request(self, spec: Spec) -> dict[str, Any]:
         return {
             "box_prompts": [BOX],
-            "webhook_url": f"{self.caller_url}/hooks",
+            "webhook_url": self.caller.hook_url(spec.receiver),
             "metadata": {"tag": spec.tag, "kind": spec.kind},
         }
 
@@ -284,7 +238,7 @@ class Driver:
         except Exception as exc:  # reported per job (a refused way in), never raised
             return Accepted(spec=spec, started_at=started, error=f"{type(exc).__name__}: {exc}"[:300])
         accepted.started_at = started
-        accepted.webhook = self.caller.wait(spec.tag, self.webhook_wait_s)
+        accepted.webhook = self.receivers.wait(spec.tag, self.webhook_wait_s)
         accepted.finished_at = time.time()
         if spec.extra == "redeliver_late" and accepted.key:
             self.events.redeliver(accepted.key)
@@ -302,41 +256,51 @@ class Driver:
 
     def _direct_upload(self, spec: Spec) -> Accepted:
         body = {**self.request(spec), "filename": f"{spec.tag}.png", "content_type": "image/png"}
-        answer = self._post("/v1/uploads", body, key=None)
-        if answer.status_code != 201:
-            raise RuntimeError(f"POST /v1/uploads -> {answer.status_code}: {answer.text[:200]}")
-        form = answer.json()["upload"]
+        accepted = Accepted(spec=spec)
+        answer = self._create("/v1/uploads", body, spec.tag, accepted, done=201)
+        if answer is None:
+            raise RuntimeError(f"POST /v1/uploads never answered 201 (answers {accepted.answers})")
+        form = answer["upload"]
         posted = self.http.post(
             form["url"], data=form["fields"], files={"file": (f"{spec.tag}.png", self.image, "image/png")}
         )
         if posted.status_code not in (200, 201, 204):
             raise RuntimeError(f"presigned POST -> {posted.status_code}: {posted.text[:200]}")
-        return Accepted(spec=spec, key=str(form["fields"]["key"]), job_ids=[str(answer.json()["id"])])
+        accepted.key, accepted.job_ids = str(form["fields"]["key"]), [str(answer["id"])]
+        return accepted
 
     def _api(self, spec: Spec) -> Accepted:
         if spec.kind == "api_url":
-            image = f"{self.caller_url}/images/{spec.tag}.png"
+            image = self.caller.image_url(spec.tag)
         else:
             image = "data:image/png;base64," + base64.b64encode(self.image).decode()
         body = {**self.request(spec), "image": image}
         key = spec.tag if spec.extra else None
         accepted = Accepted(spec=spec)
+
+        def create(_: int) -> str | None:
+            answer = self._create("/v1/segmentations", body, key, accepted, done=202)
+            return None if answer is None else str(answer["id"])
+
         if spec.extra == "idem_race":  # a client retrying before the first answer came
             with ThreadPoolExecutor(max_workers=2) as pair:
-                answers = list(pair.map(lambda _: self._create(body, key, accepted), range(2)))
+                answers = list(pair.map(create, range(2)))
         else:
-            answers = [self._create(body, key, accepted) for _ in range(2 if spec.extra else 1)]
+            answers = [create(n) for n in range(2 if spec.extra == "idem_seq" else 1)]
         accepted.job_ids = [a for a in answers if a]
         if not accepted.job_ids:
             raise RuntimeError(f"POST /v1/segmentations never answered 202 (answers {accepted.answers})")
         return accepted
 
-    def _create(self, body: dict[str, Any], key: str | None, accepted: Accepted) -> str | None:
-        """POST until 202. With an Idempotency-Key a 409 'still being processed' or a transport error is
-        retried with the same key, as clients do; without one, neither is (it could make a second job)."""
+    def _create(
+        self, path: str, body: dict[str, Any], key: str | None, accepted: Accepted, *, done: int
+    ) -> dict[str, Any] | None:
+        """POST until ``done``. With an Idempotency-Key a 409 'still being processed', a 5xx or a transport
+        error is retried with the same key, as clients do; without one, none is (it could make a second
+        job)."""
         for _ in range(100):
             try:
-                answer = self._post("/v1/segmentations", body, key=key)
+                answer = self._post(path, body, key=key)
             except httpx.TransportError as exc:
                 accepted.answers.append(type(exc).__name__)
                 if key is None:
@@ -344,9 +308,9 @@ class Driver:
                 time.sleep(0.1)
                 continue
             accepted.answers.append(answer.status_code)
-            if answer.status_code == 202:
-                return str(answer.json()["id"])
-            if answer.status_code != 409 or key is None:
+            if answer.status_code == done:
+                return dict(answer.json())
+            if answer.status_code not in RETRIED_STATUSES or key is None:
                 return None
             time.sleep(0.1)
         return None
@@ -361,8 +325,8 @@ class Driver:
 @contextlib.contextmanager
 def running_stack(
     *, seed: int, parameters: dict[str, str], tap: CallbackTap
-) -> Iterator[tuple[DevStack, Ready, Caller, RunningServer]]:
-    """ONE in-process local stack with these parameters and the caller's app; both stopped at the end."""
+) -> Iterator[tuple[DevStack, Ready, CallerSide]]:
+    """ONE in-process local stack with these parameters and the caller's side; all stopped at the end."""
     with contextlib.ExitStack() as cleanup:
         # the emulator calls post_callback by its own module's name: patched there, wrapping the original
         tapped = tap.wrap(wavespeed_io.post_callback)
@@ -370,10 +334,9 @@ def running_stack(
         stack = DevStack(ports=StackPorts.free(), parameters=parameters, wavespeed_seed=seed)
         ready = stack.start()
         cleanup.callback(stack.stop)
-        caller = Caller(secret=ready.webhook_secret, image=scene_png())
-        server = serve_in_thread(caller)
-        cleanup.callback(server.stop)
-        yield stack, ready, caller, server
+        caller = start_caller_side(secret=ready.webhook_secret, image=scene_png(), flaky=True)
+        cleanup.callback(caller.stop)
+        yield stack, ready, caller
 
 
 def _tap_uploads(stack: DevStack, specs: list[Spec]) -> tuple[UploadEvents, Callable[[], None]]:
@@ -396,42 +359,103 @@ def _tap_uploads(stack: DevStack, specs: list[Spec]) -> tuple[UploadEvents, Call
     return events, patcher.stop
 
 
+class Sweeper:
+    """The stack's reconcile function invoked every ``every_s`` (as its schedule would), counts summed."""
+
+    def __init__(self, stack: DevStack, every_s: float = RECONCILE_EVERY_S) -> None:
+        if stack.aws is None or stack.provisioned is None:
+            raise RuntimeError("the local stack is not running")
+        self._name = stack.provisioned.functions["ReconcileFunction"].function_name
+        self._lambda = stack.aws.client("lambda")
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self.runs = 0
+        self.errors: list[str] = []
+        self.counts: Counter[str] = Counter()
+        self.repairs: Counter[str] = Counter()  # "<action> <kind>" -> how many
+        self.details: list[str] = []  # the first repairs, whole
+        self._thread = threading.Thread(target=self._loop, name="faults-reconcile", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self.sweep()
+
+    def sweep(self) -> None:
+        response = self._lambda.invoke(FunctionName=self._name, Payload=b'{"dry_run": false}')
+        payload = response["Payload"].read()
+        self.runs += 1
+        if response.get("FunctionError"):
+            self.errors.append(payload[:300].decode(errors="replace"))
+            return
+        report = json.loads(payload)
+        self.counts.update({k: int(v) for k, v in report["counts"].items()})
+        self.repairs.update(f"{r['action']} {r['kind']}" for r in report["repairs"])
+        whole = [json.dumps(r, sort_keys=True)[:300] for r in report["repairs"]]
+        self.details += whole[: max(0, 20 - len(self.details))]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(120.0)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "counts": dict(self.counts),
+            "repairs": dict(self.repairs),
+            "repair_details": self.details,
+            "errors": self.errors[:5],
+        }
+
+
 def measure(
-    *, jobs: int, concurrency: int, seed: int, parameters: dict[str, str], faults: dict[str, Any]
+    *,
+    jobs: int,
+    concurrency: int,
+    seed: int,
+    parameters: dict[str, str],
+    faults: dict[str, Any],
+    crashes: dict[str, float],
 ) -> dict[str, Any]:
     """In this process: the stack, the jobs, the checks; the report as a dict."""
     laps = Laps()
     specs = plan_specs(jobs, seed)
     deadline_s = float(parameters["JobDeadlineSeconds"])
     tap = CallbackTap()
-    with running_stack(seed=seed, parameters=parameters, tap=tap) as (stack, ready, caller, server):
+    with running_stack(seed=seed, parameters=parameters, tap=tap) as (stack, ready, caller):
         laps.lap("stack")
         events, untap = _tap_uploads(stack, specs)
         # idle connections dropped before uvicorn's 5 s keep-alive ends them (a reuse race: resets)
         limits = httpx.Limits(max_connections=4 * concurrency, keepalive_expiry=2.0)
         http = httpx.Client(timeout=TIMEOUT, limits=limits)
+        sweeper = Sweeper(stack)
         try:
-            driver = Driver(
-                stack, ready, caller, server.url, events, http, scene_png(), deadline_s + WEBHOOK_MARGIN_S
-            )
+            driver = Driver(stack, ready, caller, events, http, scene_png(), deadline_s + WEBHOOK_MARGIN_S)
             driver.s3 = stack.aws.client("s3") if stack.aws else None
             _warm_up(driver, seed)
             http.post(f"{ready.wavespeed_url}/_emulator/reset").raise_for_status()
             http.put(f"{ready.wavespeed_url}/_emulator/faults", json=faults).raise_for_status()
-            caller.reset()
+            _set_crashes(stack, crashes)
+            caller.receivers.reset()
             tap.reset()
             laps.lap("warmup")
+            sweeper.start()
             with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="faults") as pool:
                 accepted = list(pool.map(driver.one, specs))
             laps.lap("send")
             for racer in list(events.threads):
                 racer.join(60.0)
-            _settle(caller)
+            _settle(caller.receivers)
             laps.lap("settle")
-            observed = faults_check.observe(stack, ready, caller, events, tap.answers)
+            observed = faults_check.observe(stack, ready, caller, events, tap.answers, sweep=sweeper.sweep)
+            sweeper.stop()
+            observed.reconcile = sweeper.summary()
             report = faults_check.evaluate(specs, accepted, observed)  # reads histories: stack still up
             laps.lap("check")
         finally:
+            sweeper.stop()
             untap()
             http.close()
     report.update(
@@ -439,11 +463,19 @@ def measure(
         concurrency=concurrency,
         seed=seed,
         faults=faults,
+        crash_rates=crashes,
         parameters=parameters,
         phases_s=laps.laps,
     )
     report["wall_s"] = sum(laps.laps.values())
     return report
+
+
+def _set_crashes(stack: DevStack, rates: dict[str, float]) -> None:
+    if stack.crashes is None:
+        raise RuntimeError("the local stack is not running")
+    stack.crashes.reset()
+    stack.crashes.set_rates(rates)
 
 
 class Laps:
@@ -462,7 +494,7 @@ class Laps:
 def _warm_up(driver: Driver, seed: int) -> None:
     """One uncounted job per way in, without faults: every handler imported and its clients built, as in
     a warm container (first invokes, all at once, would otherwise queue behind each other's imports)."""
-    warm = [Spec(tag=f"w{seed:x}-{kind}", kind=kind, extra="") for kind, _ in KINDS]
+    warm = [Spec(tag=f"w{seed:x}-{kind}", kind=kind, extra="", receiver="ok") for kind, _ in KINDS]
     with ThreadPoolExecutor(max_workers=len(warm), thread_name_prefix="faults-warm") as pool:
         done = list(pool.map(driver.one, warm))
     failed = [f"{a.spec.kind}: {a.error or 'no webhook'}" for a in done if a.error or not a.webhook]
@@ -470,10 +502,10 @@ def _warm_up(driver: Driver, seed: int) -> None:
         raise RuntimeError(f"warm-up jobs failed without faults: {failed}")
 
 
-def _settle(caller: Caller) -> None:
+def _settle(receivers: Receivers) -> None:
     """Watch for late duplicates (a duplicated callback, a retried delivery) until webhooks go quiet."""
     until = time.monotonic() + SETTLE_MAX_S
-    while time.monotonic() < until and time.monotonic() - caller.last_hook_at < SETTLE_QUIET_S:
+    while time.monotonic() < until and time.monotonic() - receivers.last_hook_at < SETTLE_QUIET_S:
         time.sleep(0.2)
 
 
@@ -483,6 +515,7 @@ def run(
     concurrency: int = DEFAULT_CONCURRENCY,
     seed: int = DEFAULT_SEED,
     deadline_s: int | None = None,
+    crashes: bool = True,
 ) -> dict[str, Any]:
     """Run the fault benchmark in a fresh child (the in-process stack sets os.environ and patches moto);
     its log (the stack's warnings) is kept in a temporary file only when a check failed."""
@@ -490,6 +523,8 @@ def run(
     command += ["--concurrency", str(concurrency)]
     if deadline_s is not None:
         command += ["--deadline", str(deadline_s)]
+    if not crashes:
+        command.append("--no-crashes")
     with tempfile.TemporaryDirectory(prefix="maskgate-faults-") as tmp:
         out, log = Path(tmp) / "faults.json", Path(tmp) / "faults.log"
         with log.open("w") as sink:
@@ -510,14 +545,16 @@ def run(
 
 
 render = faults_check.render
+breaches = faults_check.breaches
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__)
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload and emulator fault draws")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload, emulator and crash draws")
     parser.add_argument("--deadline", type=int, help="JobDeadlineSeconds (default 30, at least 10)")
+    parser.add_argument("--no-crashes", action="store_true", help="emulator faults and receivers only")
     parser.add_argument("--log-level", default="WARNING", help="the functions' LogLevel (INFO to debug)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -530,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         parameters=parameters,
         faults=FAULT_RATES,
+        crashes={} if args.no_crashes else CRASH_RATES,
     )
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

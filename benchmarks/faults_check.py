@@ -1,35 +1,50 @@
-"""What the fault benchmark saw, and its checks against DESIGN §11: every job terminal, none lost, no
-prediction submitted twice, no upload or Idempotency-Key with two jobs, one final webhook per job; and
-each job's terminal outcome against the faults the emulator drew for its prediction."""
+"""What the fault run saw, and its checks: every job terminal, none lost, at most one WaveSpeed
+submission per job, no upload or Idempotency-Key with two jobs, no completed prediction whose job did
+not succeed (but for invalid outputs), exactly one final webhook-id per job, no admission slot held at
+the end, no delivery lost (each delivered, refused or in the dead-letter queue); and each job's terminal
+outcome against the faults the emulator drew for its prediction. ``breaches`` lists what failed."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from benchmarks.receivers import DELIVERY, Hook
 from benchmarks.stats import summary_ms
 from maskgate.jobs import Job, JobStore
+from maskgate.webhooks import event_type
 from maskgate_local.wavespeed_models import FaultPlan, image_key
 
 if TYPE_CHECKING:
-    from benchmarks.faults import Caller, UploadEvents
+    from benchmarks.faults import UploadEvents
+    from benchmarks.receivers import CallerSide
     from maskgate_local.stack import DevStack, Ready
 
 TERMINAL_WAIT_S = 60.0  # after the callers gave up: how long jobs still get to become terminal
 MAX_EVIDENCE = 40
-BUDGET = "100 % terminal, 0 lost, 0 duplicate submissions, 0 duplicate jobs"
+BUDGET = (
+    "100 % terminal, 0 lost, <= 1 submission per job, 0 duplicate jobs, 0 paid results lost, "
+    "1 final webhook-id per job, 0 slots held, 0 deliveries lost"
+)
+SWEEP_EVERY_S = 5.0  # while waiting for jobs to be terminal: the reconcile sweep's period
+# why a job whose submit answer was lost ended upstream_outcome_unknown although its prediction ran: the
+# prediction's every callback was dropped too, and nothing else proves which prediction is the job's
+UNPROVABLE = "answer and callbacks lost"
 
 
 @dataclass(frozen=True)
 class Spec:
     tag: str  # unique per job; in the request's metadata, the upload key and the image URL
     kind: str  # api | api_url | s3 | upload
-    extra: str  # "" | idem_seq | idem_race | redeliver_now | redeliver_late
+    extra: str  # "" | idem_once | idem_seq | idem_race | redeliver_now | redeliver_late
+    receiver: str = "ok"  # the behaviour of its webhook's receiver (benchmarks.receivers.BEHAVIOURS)
 
 
 @dataclass
@@ -44,17 +59,6 @@ class Accepted:
     started_at: float = 0.0
     finished_at: float | None = None
     webhook: bool = False
-
-
-@dataclass(frozen=True)
-class Hook:
-    tag: str
-    job_id: str
-    webhook_id: str
-    event: str
-    status: str
-    error_type: str | None
-    received_at: float
 
 
 @dataclass(frozen=True)
@@ -81,21 +85,37 @@ class Observed:
     callback_answers: dict[str, list[str]]  # job id -> maskgate's answers to WaveSpeed's callbacks
     slots_held: dict[str, float]  # WaveSpeed admission slots still taken at the end (job id -> since)
     histories: dict[str, list[str]]  # job id -> compact execution history
+    dead_letters: Counter[str] = field(default_factory=Counter)  # job id -> webhook DLQ messages
+    crashes: dict[str, int] = field(default_factory=dict)  # crash point -> crashes injected
+    reconcile: dict[str, Any] = field(default_factory=dict)  # the sweeps' summed counts and repairs
+    cuts: list[float | None] = field(default_factory=list)  # trickled answers: when the sender hung up
 
 
 def observe(
-    stack: DevStack, ready: Ready, caller: Caller, events: UploadEvents, callbacks: dict[str, list[str]]
+    stack: DevStack,
+    ready: Ready,
+    caller: CallerSide,
+    events: UploadEvents,
+    callbacks: dict[str, list[str]],
+    *,
+    sweep: Callable[[], None] | None = None,
 ) -> Observed:
-    """Read the end state: jobs (waiting up to TERMINAL_WAIT_S for them to be terminal), predictions,
-    executions and their histories, admission slots, webhooks."""
+    """Read the end state: jobs (waiting up to TERMINAL_WAIT_S for them to be terminal, running ``sweep``
+    every SWEEP_EVERY_S meanwhile), predictions, executions and their histories, admission slots,
+    webhooks and the webhook dead-letter queue."""
     if stack.aws is None or stack.emulator is None:
         raise RuntimeError("the local stack is not running")
     store = JobStore(table=ready.table, client=stack.aws.client("dynamodb"))
     jobs = _jobs(stack, ready, store)
     until = time.monotonic() + TERMINAL_WAIT_S
-    while any(not j.status.terminal for j in jobs) and time.monotonic() < until:
+    swept = time.monotonic()
+    while _unsettled(jobs) and time.monotonic() < until:
         time.sleep(1.0)
-        jobs = [j if j.status.terminal else store.get(j.id) for j in jobs]
+        if sweep is not None and time.monotonic() - swept >= SWEEP_EVERY_S:
+            sweep()
+            swept = time.monotonic()
+        jobs = [store.get(j.id) if _unsettled([j]) else j for j in jobs]
+    receivers = caller.receivers
     emulator = stack.emulator
     with emulator._lock:  # the records hold each prediction's drawn faults; no public reader exposes them
         records = list(emulator._predictions.values())
@@ -118,16 +138,60 @@ def observe(
         predictions=predictions,
         stats=emulator.stats(),
         executions=names,
-        hooks=list(caller.hooks),
-        unverified=caller.unverified,
-        image_reads=Counter(caller.image_reads),
+        hooks=list(receivers.hooks),
+        unverified=receivers.unverified,
+        image_reads=Counter(receivers.image_reads),
         redelivered=Counter(events.redelivered),
         seen=Counter(events.seen),
         redelivery_errors=list(events.errors),
         callback_answers=dict(callbacks),
         slots_held=_slots(stack, ready),
         histories={j.id: history(sfn, ready.state_machine_arn, j.id) for j in jobs},
+        dead_letters=_dead_letters(stack),
+        crashes=_injected(stack),
+        cuts=[c.after_s for c in receivers.cuts],
     )
+
+
+def _injected(stack: DevStack) -> dict[str, int]:
+    """Crash point -> crashes injected so far."""
+    if stack.crashes is None:
+        return {}
+    return {point: int(v["injected"]) for point, v in stack.crashes.listing()["points"].items()}
+
+
+def _unsettled(jobs: list[Job]) -> bool:
+    """A job not terminal yet, or whose final webhook is still on its way (no attempt, or retrying)."""
+    return any(
+        not j.status.terminal or (j.webhook_url is not None and _last_attempt(j) in (None, "retrying"))
+        for j in jobs
+    )
+
+
+def _last_attempt(job: Job) -> str | None:
+    """The outcome of the last recorded attempt of the job's final webhook (None: no attempt recorded)."""
+    final = [d for d in job.deliveries if d.event == event_type(job.status)]
+    return max(final, key=lambda d: d.attempt).outcome if final else None
+
+
+def _dead_letters(stack: DevStack) -> Counter[str]:
+    """Job id -> messages in the webhook dead-letter queue (read, not deleted)."""
+    if stack.aws is None or stack.provisioned is None:
+        raise RuntimeError("the local stack is not running")
+    sqs, url = stack.aws.client("sqs"), stack.provisioned.queues["WebhookDeadLetterQueue"]
+    found: Counter[str] = Counter()
+    seen: set[str] = set()
+    for _ in range(1000):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+            "Messages", []
+        )
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            found[str(json.loads(message["Body"]).get("job_id", ""))] += 1
+    return found
 
 
 def _slots(stack: DevStack, ready: Ready) -> dict[str, float]:
@@ -186,10 +250,17 @@ def history(sfn: Any, state_machine_arn: str, job_id: str) -> list[str]:
     return [*steps, f"={described['status']}"]
 
 
-def expected_outcome(plan: FaultPlan | None) -> str:
-    """What maskgate should make of a prediction with these faults (stuck wins, then failure, then output)."""
+def expected_outcome(plan: FaultPlan | None, *, answer_lost: bool = False) -> str:
+    """What maskgate should make of a prediction with these faults (stuck wins, then failure, then output).
+
+    ``answer_lost``: the job's submit intent is written and WaveSpeed took the prediction, but its answer
+    never reached the job (a crash right after the POST). Then only a callback can tell maskgate which
+    prediction is the job's: with every callback dropped (or none ever sent, for a stuck prediction) the
+    job ends ``upstream_outcome_unknown`` at its deadline instead of paying twice."""
     if plan is None:
         return "no prediction"
+    if answer_lost and (plan.drop_callback or plan.stuck):
+        return "failed/upstream_outcome_unknown"
     if plan.stuck:
         return "failed/timeout"
     if plan.fail:
@@ -215,6 +286,7 @@ class Tally:
     finals: Counter[int] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    delivered: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
 
 def evaluate(specs: list[Spec], accepted: list[Accepted], seen: Observed) -> dict[str, Any]:
@@ -233,8 +305,9 @@ def evaluate(specs: list[Spec], accepted: list[Accepted], seen: Observed) -> dic
     tally = Tally()
     for acc in accepted:
         found = jobs_by_tag.get(acc.spec.tag, [])
-        _check(acc, found, predictions, hooks.get(acc.spec.tag, []), tally, seen.slots_held)
+        _check(acc, found, predictions, hooks.get(acc.spec.tag, []), tally, seen)
     ours = {j.id for found in jobs_by_tag.values() for j in found}
+    per_job = Counter(p.job_id for p in seen.predictions if p.job_id in ours)
     images_twice = sum(1 for n in seen.stats["submissions_by_image"].values() if n > 1)
     c = tally.counts
     return {
@@ -247,7 +320,10 @@ def evaluate(specs: list[Spec], accepted: list[Accepted], seen: Observed) -> dic
         "terminal_pct": 100.0 * c["terminal"] / len(ours) if ours else 0.0,
         "lost": c["lost"],
         "duplicate_submissions": c["duplicate_submissions"],
+        "most_submissions_for_one_job": max(per_job.values(), default=0),
         "images_submitted_twice": images_twice,
+        "paid_results_lost": c["paid_results_lost"],
+        "answer_and_callbacks_lost": c["unprovable"],
         "duplicate_jobs": c["duplicate_jobs"],
         "duplicate_executions": sum(n - 1 for n in seen.executions.values() if n > 1),
         "unattributed_predictions": sum(1 for p in seen.predictions if p.job_id not in ours),
@@ -274,6 +350,15 @@ def evaluate(specs: list[Spec], accepted: list[Accepted], seen: Observed) -> dic
         "emulator": {k: v for k, v in seen.stats.items() if k != "submissions_by_image"},
         "callback_answers": dict(Counter(a for answers in seen.callback_answers.values() for a in answers)),
         "admission_slots_held_at_end": len(seen.slots_held),
+        "deliveries": {
+            "lost": c["deliveries_lost"],
+            "unlike_the_receiver": c["delivery_mismatch"],
+            "by_receiver": {k: dict(v) for k, v in sorted(tally.delivered.items())},
+            "dead_letter_messages": sum(seen.dead_letters.values()),
+            "trickled_attempts_cut_after_s": _cut_summary(seen.cuts),
+        },
+        "crashes_injected": dict(sorted(seen.crashes.items())),
+        "reconcile": seen.reconcile,
         "execution_errors": dict(_errors(seen.histories, ours).most_common()),
         "execution_paths": {" ".join(k): v for k, v in _paths(seen.histories, ours).most_common(8)},
         "execution_error_examples": _error_examples(seen.histories, ours),
@@ -320,7 +405,7 @@ def _check(
     predictions: dict[str, list[PredictionSeen]],
     hooks: list[Hook],
     tally: Tally,
-    slots_held: dict[str, float],
+    seen: Observed,
 ) -> None:
     problems, c = tally.problems[acc.spec.tag], tally.counts
     c["posts"] += len(acc.answers)
@@ -350,12 +435,14 @@ def _check(
         problems.append(f"lost: {why}")
     for job in found:
         _check_job(job, predictions.get(job.id, []), hooks, tally, problems)
-        if job.id in slots_held and job.status.terminal:
+        _check_delivery(job, acc.spec.receiver, seen.dead_letters, tally, problems)
+        if job.id in seen.slots_held and job.status.terminal:
             c["slot_leaks"] += 1
             problems.append(f"admission slot still held by {job.id}, which is {job.status.value}")
     if acc.finished_at is not None and acc.webhook and found:
-        plan = predictions[found[0].id][0].plan if predictions.get(found[0].id) else None
-        tally.latency[expected_outcome(plan)].append(acc.finished_at - acc.started_at)
+        tally.latency[_expected(found[0], predictions.get(found[0].id, []))].append(
+            acc.finished_at - acc.started_at
+        )
 
 
 def _check_job(
@@ -366,8 +453,14 @@ def _check_job(
         c["duplicate_submissions"] += len(predictions) - 1
         problems.append(f"duplicate submission: {len(predictions)} predictions for {job.id}")
     actual = actual_outcome(job)
-    expected = expected_outcome(predictions[0].plan if predictions else None)
+    expected = _expected(job, predictions)
     tally.outcomes[actual] += 1
+    if expected == "failed/upstream_outcome_unknown" and actual == expected:
+        c["unprovable"] += 1
+    paid = [p for p in predictions if p.status == "completed"]
+    if paid and actual != "succeeded" and expected not in ("failed/output_invalid", actual):
+        c["paid_results_lost"] += 1
+        problems.append(f"paid result lost: prediction {paid[0].id} completed, the job is {actual}")
     tally.breakdown[f"{expected} -> {actual}"] += 1
     if expected != actual:
         c["mismatch"] += 1
@@ -376,6 +469,58 @@ def _check_job(
     if any(h.status != job.status.value for h in mine):
         c["hook_status_mismatch"] += 1
         problems.append(f"webhook says {sorted({h.status for h in mine})}, job is {job.status.value}")
+
+
+def _expected(job: Job, predictions: list[PredictionSeen]) -> str:
+    """The outcome the faults drawn for the job's (first) prediction call for."""
+    plan = predictions[0].plan if predictions else None
+    return expected_outcome(plan, answer_lost=bool(predictions) and job.prediction_id is None)
+
+
+def _check_delivery(
+    job: Job, receiver: str, dead_letters: Counter[str], tally: Tally, problems: list[str]
+) -> None:
+    """The job's final webhook ended as its receiver's behaviour calls for, and never without trace:
+    delivered, refused by the receiver (410: ``gave_up``), or dead-lettered with a message in the queue."""
+    if job.webhook_url is None or not job.status.terminal:
+        return
+    c, last = tally.counts, _last_attempt(job) or "no attempt recorded"
+    tally.delivered[receiver][last] += 1
+    kept = last in ("delivered", "gave_up", "refused") or (last == "dead_lettered" and dead_letters[job.id])
+    if not kept:
+        c["deliveries_lost"] += 1
+        problems.append(f"delivery lost: last attempt {last}, {dead_letters[job.id]} dead-letter messages")
+    elif last != DELIVERY[receiver]:
+        c["delivery_mismatch"] += 1
+        problems.append(f"delivery {last}, the {receiver} receiver calls for {DELIVERY[receiver]}")
+
+
+def _cut_summary(cuts: list[float | None]) -> dict[str, Any]:
+    """How long trickled answers ran before the sender hung up (never: it read the trickle to its end)."""
+    cut = [c for c in cuts if c is not None]
+    return {"n": len(cuts), "never_cut": len(cuts) - len(cut), "max_s": round(max(cut), 2) if cut else None}
+
+
+def breaches(report: dict[str, Any]) -> list[str]:
+    """The fault run's budget, one line per figure that misses it (empty: every invariant held)."""
+    w, d = report["webhooks"], report["deliveries"]
+    checks = {
+        "jobs not terminal": report["job_records"] - report["terminal"],
+        "jobs lost": report["lost"],
+        "refused at the way in": report["refused"],
+        "jobs with more than one WaveSpeed submission": report["duplicate_submissions"],
+        "duplicate jobs": report["duplicate_jobs"],
+        "paid results lost": report["paid_results_lost"],
+        "jobs without exactly one final webhook-id": sum(
+            n for k, n in w["final_events_per_job"].items() if k != "1"
+        ),
+        "unverified webhooks": w["unverified"],
+        "webhooks whose status differs from their job": w["status_differs_from_job"],
+        "admission slots held at the end": report["admission_slots_held_at_end"],
+        "deliveries lost": d["lost"],
+        "trickled attempts never cut": d["trickled_attempts_cut_after_s"]["never_cut"],
+    }
+    return [f"{name}: {n}" for name, n in checks.items() if n]
 
 
 def _evidence(
@@ -388,7 +533,7 @@ def _evidence(
 ) -> list[dict[str, Any]]:
     """For every spec with a problem (budget violations first), what each part saw."""
     flagged = [a for a in accepted if tally.problems.get(a.spec.tag)]
-    flagged.sort(key=lambda a: all(p.startswith("outcome ") for p in tally.problems[a.spec.tag]))
+    flagged.sort(key=lambda a: all(_minor(p) for p in tally.problems[a.spec.tag]))
     evidence = []
     for acc in flagged[:MAX_EVIDENCE]:
         found = jobs_by_tag.get(acc.spec.tag, [])
@@ -405,6 +550,11 @@ def _evidence(
             }
         )
     return evidence
+
+
+def _minor(problem: str) -> bool:
+    """An outcome or delivery unlike what the faults call for, which no invariant forbids."""
+    return problem.startswith(("outcome ", "delivery ")) and not problem.startswith("delivery lost")
 
 
 def _job_evidence(job: Job, predictions: list[PredictionSeen], seen: Observed) -> dict[str, Any]:
@@ -440,15 +590,24 @@ def _pct(rates: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any]) -> str:
     """The fault part as a few lines (and the evidence of each violation)."""
-    p, w, e = report["parameters"], report["webhooks"], report["emulator"]
+    p, w, e, d = report["parameters"], report["webhooks"], report["emulator"], report["deliveries"]
+    cuts, rec = d["trickled_attempts_cut_after_s"], report["reconcile"]
     ok = {True: "ok", False: "VIOLATED"}
     lo, hi = report["faults"]["latency_s"]
     lines = [
-        f"  faults (DESIGN §11: {report['budget']})",
+        f"  faults ({report['budget']})",
         f"  {report['jobs']} jobs, {report['concurrency']} in flight, seed {report['seed']}: "
         f"{report['jobs'] / report['phases_s']['send']:.1f} jobs/s; wall {report['wall_s']:.0f} s = "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["phases_s"].items()),
         f"  emulator faults: {_pct(report['faults'])}; latency {lo}-{hi} s",
+        "  crash points (rate, injected): "
+        + (
+            ", ".join(
+                f"{k} {rate:.0%} {report['crashes_injected'].get(k, 0)}"
+                for k, rate in sorted(report["crash_rates"].items())
+            )
+            or "none"
+        ),
         f"  timings: PollInitialSeconds {p['PollInitialSeconds']}, PollMaxSeconds {p['PollMaxSeconds']}, "
         f"JobDeadlineSeconds {p['JobDeadlineSeconds']}",
         "  ways in: " + ", ".join(f"{k} {v}" for k, v in sorted(report["ways_in"].items())),
@@ -459,6 +618,9 @@ def render(report: dict[str, Any]) -> str:
         f"  duplicate submissions {report['duplicate_submissions']} (images submitted twice "
         f"{report['images_submitted_twice']}; {e['submissions']} submitted for {report['job_records']} jobs; "
         f"unattributed {report['unattributed_predictions']})  {ok[report['duplicate_submissions'] == 0]}",
+        f"  paid results lost {report['paid_results_lost']} (completed predictions whose job did not "
+        f"succeed, invalid outputs aside; answer and every callback lost, so unknown: "
+        f"{report['answer_and_callbacks_lost']})  {ok[report['paid_results_lost'] == 0]}",
         f"  duplicate jobs {report['duplicate_jobs']} (executions sharing a name "
         f"{report['duplicate_executions']})  {ok[report['duplicate_jobs'] == 0]}",
         f"  webhooks: {w['deliveries']} deliveries; final events per job {w['final_events_per_job']}; "
@@ -472,7 +634,19 @@ def render(report: dict[str, Any]) -> str:
         f"failed {e['callbacks_failed']}",
         "  maskgate's answers to WaveSpeed callbacks: "
         + ", ".join(f"{k} {v}" for k, v in sorted(report["callback_answers"].items())),
-        f"  WaveSpeed admission slots still held at the end {report['admission_slots_held_at_end']}",
+        f"  WaveSpeed admission slots still held at the end {report['admission_slots_held_at_end']}  "
+        f"{ok[report['admission_slots_held_at_end'] == 0]}",
+        f"  deliveries lost {d['lost']} (each delivered, refused or dead-lettered; dead-letter messages "
+        f"{d['dead_letter_messages']})  {ok[d['lost'] == 0]}",
+        "  final delivery by receiver: "
+        + "; ".join(
+            f"{r} " + ", ".join(f"{k} {n}" for k, n in o.items()) for r, o in d["by_receiver"].items()
+        ),
+        f"  trickled attempts: {cuts['n']}, cut after at most {cuts['max_s']} s, "
+        f"never cut {cuts['never_cut']}",
+        f"  reconcile sweeps {rec.get('runs', 0)}: repairs "
+        + (", ".join(f"{k} {v}" for k, v in sorted(rec.get("repairs", {}).items())) or "none")
+        + (f"; errors {rec['errors']}" if rec.get("errors") else ""),
         "  errors in the executions (each retry counts): "
         + ", ".join(f"{k} {v}" for k, v in report["execution_errors"].items()),
         "  commonest paths: " + "; ".join(f"{k} {v}" for k, v in report["execution_paths"].items()),
@@ -484,6 +658,8 @@ def render(report: dict[str, Any]) -> str:
             for k, s in report["send_to_webhook"].items()
         ],
     ]
+    missed = breaches(report)
+    lines.append("  budget: " + ("every invariant held" if not missed else "MISSED: " + "; ".join(missed)))
     for v in report["violations"]:
         lines.append(f"  ! {v['tag']} ({v['way_in']}): {'; '.join(v['problems'])}")
         for job in v["jobs"]:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"n", "p50_ms", "p95_ms", "max_ms"}
 
 
-def run_benchmarks(tmp_path: Path, *argv: str) -> tuple[str, dict[str, Any]]:
+def run_benchmarks(tmp_path: Path, *argv: str, timeout: float = 120) -> tuple[str, dict[str, Any]]:
     """``python -m benchmarks <argv> --json``, as `make bench` runs it (a subprocess: the in-process
     stack sets os.environ and patches moto); its stdout and its JSON report."""
     report_file = tmp_path / "report.json"
@@ -25,9 +25,9 @@ def run_benchmarks(tmp_path: Path, *argv: str) -> tuple[str, dict[str, Any]]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stdout[-6000:], done.stderr[-3000:])
     return done.stdout, json.loads(report_file.read_text())
 
 

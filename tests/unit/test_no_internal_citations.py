@@ -17,16 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CITATION = re.compile(r"DESIGN\s*(§|\.md)")
 
-# Files another change is rewriting right now; each still cites the design document as committed.
-# Remove an entry once its file is clean: the list is meant to end empty.
-ALLOWED_FOR_NOW = frozenset(
-    {
-        "benchmarks/__main__.py",  # the comment on the faults part
-        "benchmarks/faults.py",  # its module docstring
-        "benchmarks/faults_check.py",  # its docstring and the rendered "faults (DESIGN §11: …)" heading
-    }
-)
-
 
 def _tracked_files() -> list[str]:
     git = shutil.which("git")
@@ -51,12 +41,7 @@ def _citations(name: str) -> list[str]:
 
 
 def test_no_tracked_file_outside_tests_cites_the_design_document() -> None:
-    found = [
-        hit
-        for name in _tracked_files()
-        if not name.startswith("tests/") and name not in ALLOWED_FOR_NOW
-        for hit in _citations(name)
-    ]
+    found = [hit for name in _tracked_files() if not name.startswith("tests/") for hit in _citations(name)]
 
     assert not found, "user-visible files cite the internal design document:\n" + "\n".join(found)
 
