@@ -21,12 +21,14 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 
+from maskgate_local.activity import Invocation, step_name
 from maskgate_local.handlers import FunctionSpec, HandlerRunner
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class LocalAws:
         self._pending = 0
         self._workers: ThreadPoolExecutor | None = None
         self._observer: Callable[[WsgiApp], WsgiApp] | None = None
+        self.invocations: list[Callable[[Invocation], None]] = []  # told of every finished invocation
 
     @property
     def endpoint_url(self) -> str:
@@ -160,8 +163,20 @@ class LocalAws:
                 "errorMessage": f"no local handler is registered for function {function_name!r}",
             }
             return json.dumps(error), True, ""
-        payload, errored = runner.invoke({} if event in (None, "{}") else event)
+        payload, errored = self._run(runner, {} if event in (None, "{}") else event)
         return payload, errored, ""
+
+    def _run(self, runner: HandlerRunner, event: Any) -> tuple[str, bool]:
+        """One invocation, then every observer told of it."""
+        started = time.monotonic()
+        payload, errored = runner.invoke(event)
+        if self.invocations:
+            done = Invocation(
+                step_name(runner.spec.logical_id), event, payload, errored, time.monotonic() - started
+            )
+            for observer in list(self.invocations):
+                observer(done)
+        return payload, errored
 
     def _on_s3_event(self, event: dict[str, Any], function_arn: str) -> None:
         batch: _S3Batch | None = getattr(self._request, "batch", None)
@@ -218,7 +233,7 @@ class LocalAws:
                 return
             payload = ""
             for attempt in range(1, ASYNC_ATTEMPTS + 1):
-                payload, errored = runner.invoke(event)
+                payload, errored = self._run(runner, event)
                 if not errored:
                     return
                 logger.warning(

@@ -3,43 +3,93 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from maskgate.tenants import TenantStore
+from maskgate_local.activity import Activity
 from maskgate_local.parameter_overrides import (
     ParameterOverrideError,
     check_declared,
     parse_parameter_overrides,
 )
-from maskgate_local.servers import free_port
-from maskgate_local.stack import READY_LINE, TEMPLATE, DevStack, Ready, StackPorts, write_ready_file
+from maskgate_local.servers import PortBusy, free_port, port_free
+from maskgate_local.stack import (
+    READY_LINE,
+    TEMPLATE,
+    DevStack,
+    Ready,
+    StackPorts,
+    remove_ready_file,
+    write_ready_file,
+)
+from maskgate_local.targets import DEFAULT_READY_FILE
 
 
 def _dev(args: argparse.Namespace) -> int:
     try:
         stack = dev_stack(args)
-    except ParameterOverrideError as exc:
+        _check_ports_free(args)
+    except (ParameterOverrideError, PortBusy) as exc:
         print(f"maskgate dev: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    ready = stack.start()
     try:
-        if args.ready_file:
-            write_ready_file(Path(args.ready_file), ready)
-        _banner(ready)
+        ready = stack.start()
+    except PortBusy as exc:  # taken between the check and the start
+        print(f"maskgate dev: {PortBusy(exc.port, _flag_for(args, exc.port))}", file=sys.stderr)
+        return 2
+    ready_file = Path(args.ready_file) if args.ready_file else None
+    if not args.quiet:
+        _activity(stack, ready)
+    try:
+        if ready_file is not None:
+            write_ready_file(ready_file, ready)
+        _banner(ready, ready_file)
         stop.wait()
     finally:
         stack.stop()
+        if ready_file is not None:
+            remove_ready_file(ready_file, ready)
     print("maskgate dev stopped", flush=True)
     return 0
+
+
+PORT_FLAGS = (
+    ("api_port", "--api-port"),
+    ("aws_port", "--aws-port"),
+    ("wavespeed_port", "--wavespeed-port"),
+    ("control_port", "--control-port"),
+)
+
+
+def _activity(stack: DevStack, ready: Ready) -> Activity:
+    """Print a line per job transition and webhook attempt while the stack runs (not with --quiet)."""
+    from maskgate.jobs import JobStore
+
+    assert stack.aws is not None  # noqa: S101 (started)
+    activity = Activity(jobs=JobStore(table=ready.table, client=stack.aws.client("dynamodb")), say=_say)
+    stack.aws.invocations.append(activity.observe)
+    return activity
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _flag_for(args: argparse.Namespace, port: int) -> str | None:
+    return next((flag for attribute, flag in PORT_FLAGS if getattr(args, attribute) == port), None)
+
+
+def _check_ports_free(args: argparse.Namespace) -> None:
+    """Every port asked for by number is free on 127.0.0.1 (0 picks a free one): else PortBusy."""
+    for attribute, flag in PORT_FLAGS:
+        port = getattr(args, attribute)
+        if port and not port_free(port):
+            raise PortBusy(port, flag)
 
 
 def dev_stack(args: argparse.Namespace) -> DevStack:
@@ -54,14 +104,16 @@ def dev_stack(args: argparse.Namespace) -> DevStack:
     )
 
 
-def _banner(ready: Ready) -> None:
+def _banner(ready: Ready, ready_file: Path | None) -> None:
     endpoints = f"api {ready.api_url}  aws {ready.aws_endpoint_url}  wavespeed {ready.wavespeed_url}"
     print(f"{READY_LINE}: {endpoints}")
     print(f"  bucket   {ready.bucket} (put images under {ready.upload_prefix} to start jobs)")
     print(f"  api key  {ready.api_key}   (tenant 'default'; local only)")
     print(f"  webhook  secret {ready.webhook_secret}")
     print(f"  control  {ready.control_url}/crashes   (injected crashes: GET lists, PUT sets rates)")
-    print("  Ctrl-C stops the stack.", flush=True)
+    if ready_file is not None:
+        print(f"  ready    {ready_file} (the maskgate commands read it; removed when the stack stops)")
+    print("  Ctrl-C stops the stack. A line per job transition and webhook attempt follows.", flush=True)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -70,95 +122,29 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=Path(args.out))
 
 
-def _tenant_store(args: argparse.Namespace) -> TenantStore:
-    import boto3
-
-    table = args.table or os.environ.get("MASKGATE_TABLE")
-    if not table:
-        raise SystemExit(
-            "maskgate keys: name the jobs table with --table or MASKGATE_TABLE (output JobsTableName)"
-        )
-    from botocore.exceptions import NoRegionError
-
-    try:
-        return TenantStore(table=table, client=boto3.client("dynamodb"))
-    except NoRegionError as exc:
-        raise SystemExit("maskgate keys: set AWS_DEFAULT_REGION (or AWS_PROFILE) to the stack's") from exc
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    store = _tenant_store(args)
-    expires = timedelta(days=args.expires_in_days) if args.expires_in_days else None
-    key = store.create_key(args.tenant, expires_in=expires)
-    print(f"api key         {key.key}   (shown once; only its SHA-256 is stored)")
-    print(f"key id          {key.key_id}")
-    print(f"tenant          {key.tenant}")
-    print(f"webhook secret  {store.webhook_secrets(args.tenant)[0]}")
-    return 0
-
-
-def _keys_list(args: argparse.Namespace) -> int:
-    records = _tenant_store(args).list_keys(args.tenant)
-    print(f"{'key id':<22} {'prefix':<10} {'created':<17} {'last used':<17} {'expires':<17} state")
-    for r in records:
-        state = "revoked" if r.revoked_at else "active"
-        print(
-            f"{r.key_id:<22} {r.prefix:<10} {_when(r.created_at):<17} {_when(r.last_used_at):<17} "
-            f"{_when(r.expires_at):<17} {state}"
-        )
-    return 0
-
-
-def _keys_revoke(args: argparse.Namespace) -> int:
-    revoked = _tenant_store(args).revoke_key(args.tenant, args.key_id)
-    print(f"revoked {revoked.key_id} ({revoked.prefix}…) of tenant {args.tenant}")
-    return 0
-
-
-def _keys_rotate_secret(args: argparse.Namespace) -> int:
-    secret, until = _tenant_store(args).rotate_secret(args.tenant)
-    print(f"webhook secret  {secret}   (shown once)")
-    print(f"the previous secret keeps signing alongside until {_when(until)} UTC")
-    return 0
-
-
-def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
-
-
-def _keys_parser(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="API keys and webhook secrets (uses the usual AWS_* environment)")
-    actions = keys.add_subparsers(dest="keys_command", required=True)
-    for name, run, helptext in (
-        ("create", _keys_create, "create an API key for a tenant and show the tenant's webhook secret"),
-        ("list", _keys_list, "list a tenant's keys (ids, prefixes, times; never the keys)"),
-        ("revoke", _keys_revoke, "revoke a key by its id"),
-        ("rotate-secret", _keys_rotate_secret, "new webhook secret; the old one signs alongside for 24 h"),
-    ):
-        action = actions.add_parser(name, help=helptext)
-        action.add_argument("--tenant", required=True)
-        action.add_argument("--table", help="the jobs table (default: $MASKGATE_TABLE)")
-        action.set_defaults(run=run)
-        if name == "create":
-            action.add_argument(
-                "--expires-in-days", type=int, help="the key stops working after this many days"
-            )
-        if name == "revoke":
-            action.add_argument("--key-id", required=True)
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="maskgate", description="maskgate tooling: the local stack and demo.")
     commands = root.add_subparsers(dest="command", required=True)
-    dev = commands.add_parser("dev", help="run the local stack in the foreground until Ctrl-C / SIGTERM")
-    dev.add_argument("--api-port", type=int, default=3000)
-    dev.add_argument("--aws-port", type=int, default=5000)
-    dev.add_argument("--wavespeed-port", type=int, default=5100)
-    dev.add_argument("--ready-file", help="write the endpoints and credentials here as JSON when ready")
-    dev.add_argument("--control-port", type=int, default=0, help="control server port (default: any free)")
+    dev = commands.add_parser(
+        "dev",
+        help="run the local stack in the foreground until Ctrl-C / SIGTERM",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    dev.add_argument("--api-port", type=int, default=3000, help="the HTTP API (0: any free port)")
+    dev.add_argument("--aws-port", type=int, default=5000, help="AWS, i.e. moto (0: any free port)")
+    dev.add_argument("--wavespeed-port", type=int, default=5100, help="the WaveSpeed emulator (0: any free)")
+    dev.add_argument(
+        "--ready-file",
+        default=DEFAULT_READY_FILE,
+        help="write the endpoints and credentials here as JSON when ready; removed on exit ('' for none)",
+    )
+    dev.add_argument("--control-port", type=int, default=0, help="the control server (0: any free port)")
+    dev.add_argument(
+        "--quiet", action="store_true", help="print no line per job transition and webhook attempt"
+    )
     dev.add_argument("--wavespeed-seed", type=int, help="seed the emulator's fault draws (repeatable tests)")
     dev.add_argument(
-        "--crash-seed", type=int, help="seed the injected-crash draws (default: the --wavespeed-seed value)"
+        "--crash-seed", type=int, help="seed the injected-crash draws (None: the --wavespeed-seed value)"
     )
     dev.add_argument(
         "--parameter-overrides",
@@ -172,7 +158,9 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
-    _keys_parser(commands)
+    from maskgate_local.keys_command import add_keys_command
+
+    add_keys_command(commands)
     from maskgate_local.commands import add_client_commands
 
     add_client_commands(commands)

@@ -159,7 +159,13 @@ class ApiProblem(Exception):
 
 
 class ApiUnreachable(Exception):
-    """The request never got an HTTP answer (connection refused, DNS, timeout, TLS)."""
+    """The request never got an HTTP answer (connection refused, DNS, timeout, TLS). ``connect``: it
+    could not even connect to ``url`` (nothing listens there)."""
+
+    def __init__(self, message: str, *, url: str = "", connect: bool = False) -> None:
+        super().__init__(message)
+        self.url = url
+        self.connect = connect
 
 
 def redact(url: str) -> str:
@@ -343,7 +349,11 @@ class MaskgateClient:
         try:
             return self._api.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ApiUnreachable(f"{method} {self.api_url}{path} failed: {_describe(exc)}") from exc
+            raise ApiUnreachable(
+                f"{method} {self.api_url}{path} failed: {_describe(exc)}",
+                url=self.api_url,
+                connect=isinstance(exc, httpx.ConnectError),
+            ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)

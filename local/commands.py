@@ -35,20 +35,11 @@ from maskgate_local.client import (
     redact,
     sniff_content_type,
 )
+from maskgate_local.targets import DEFAULT_READY_FILE, Stop, read_ready, stale_hint
 
-DEFAULT_READY_FILE = "ready.json"
 DEFAULT_WAIT_S = 960.0  # the deployment's default job deadline (900 s) and some slack
 FILL_PAGES = 10  # pages read to fill one --limit screen of --status filtered jobs
 STATUSES = ("awaiting_upload", "queued", "submitted", "processing", "succeeded", "failed", "canceled")
-
-
-class Stop(Exception):
-    """End the command with ``message`` on stderr and exit status ``code``."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _out(text: str) -> None:
@@ -66,28 +57,16 @@ def _err(text: str) -> None:
 class Target:
     api_url: str
     api_key: str
+    ready_file: Path | None = None  # where the URL came from, when it is the local stack's
 
 
 def _read_ready(path_arg: str | None) -> tuple[dict[str, Any], Path]:
-    path = Path(path_arg or DEFAULT_READY_FILE)
-    if not path.is_file():
-        where = (
-            f"the ready file {path} is missing" if path_arg else f"no {DEFAULT_READY_FILE} in {Path.cwd()}"
-        )
-        raise Stop(
-            2,
-            f"maskgate: {where}. Start the local stack with "
-            f"'maskgate dev --ready-file {DEFAULT_READY_FILE}' and run from that folder (or pass "
-            "--ready-file PATH), or name a deployed stack with --api-url and --api-key "
-            "(or MASKGATE_API_URL and MASKGATE_API_KEY).",
-        )
-    try:
-        ready = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Stop(2, f"maskgate: cannot read the ready file {path}: {exc}") from exc
-    if not isinstance(ready, dict):
-        raise Stop(2, f"maskgate: the ready file {path} is not a JSON object")
-    return ready, path
+    return read_ready(
+        path_arg,
+        prog="maskgate",
+        otherwise="name a deployed stack with --api-url and --api-key (or MASKGATE_API_URL and "
+        "MASKGATE_API_KEY)",
+    )
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -101,11 +80,12 @@ def _target(args: argparse.Namespace) -> Target:
     url, key = url or ready.get("api_url"), key or ready.get("api_key")
     if not url or not key:
         raise Stop(2, f"maskgate: the ready file {path} has no api_url / api_key")
-    return Target(str(url), str(key))
+    return Target(str(url), str(key), ready_file=path)
 
 
 def _client(args: argparse.Namespace) -> MaskgateClient:
     target = _target(args)
+    args.ready_file_used = target.ready_file  # for the hint when nothing answers there
     return MaskgateClient(target.api_url, target.api_key)
 
 
@@ -461,6 +441,10 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
                 _err(f"  retry after {problem.retry_after} s")
             return 2 if 400 <= problem.status < 500 else 1
         except ApiUnreachable as exc:
+            ready_file = getattr(args, "ready_file_used", None)
+            if ready_file is not None and exc.connect:
+                _err(f"maskgate: {stale_hint(ready_file, exc.url)}")
+                return 2
             _err(f"network error: {exc}")
             return 1
         except KeyboardInterrupt:

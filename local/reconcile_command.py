@@ -12,26 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-DEFAULT_READY_FILE = "ready.json"
-SAMCONFIG = "samconfig.toml"
+from maskgate_local.targets import (
+    DEFAULT_READY_FILE,
+    SAMCONFIG,
+    Stop,
+    aws_call,
+    local_client,
+    read_ready,
+    stack_output,
+)
+
 FUNCTION_OUTPUT = "ReconcileFunctionName"
 LOGICAL_ID = "ReconcileFunction"  # the local stack names functions <stack>-<logical id>
 INVOKE_TIMEOUT_S = 330  # the function's timeout (300 s) and some slack
 PROG = "maskgate reconcile"
-
-
-class Stop(Exception):
-    """End the command with ``message`` on stderr and exit status ``code``."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -116,30 +113,10 @@ def summary(report: dict[str, Any]) -> list[str]:
 
 
 def _local(ready_file: str | None) -> Target:
-    path = Path(ready_file or DEFAULT_READY_FILE)
-    if not path.is_file():
-        where = (
-            f"the ready file {path} is missing" if ready_file else f"no {DEFAULT_READY_FILE} in {Path.cwd()}"
-        )
-        raise Stop(
-            2,
-            f"{PROG}: {where}. Start the local stack with 'maskgate dev --ready-file {DEFAULT_READY_FILE}' "
-            "and run from that folder (or pass --ready-file PATH), or name a deployed stack with --stack.",
-        )
-    try:
-        ready = json.loads(path.read_text())
-        endpoint, region = str(ready["aws_endpoint_url"]), str(ready["region"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Stop(2, f"{PROG}: the ready file {path} has no aws_endpoint_url / region ({exc})") from exc
-    client = _lambda(
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's placeholder)
-    )
-    names = _call(
-        lambda: _function_names(client), f"the local stack at {endpoint} (is 'maskgate dev' running?)"
-    )
+    ready, path = read_ready(ready_file, prog=PROG, otherwise="name a deployed stack with --stack")
+    client = local_client(ready, path, "lambda", prog=PROG, config=_config())
+    endpoint = str(client.meta.endpoint_url)
+    names = _call(lambda: _function_names(client), f"the local stack at {endpoint}", stale=(path, endpoint))
     found = [name for name in names if name == LOGICAL_ID or name.endswith(f"-{LOGICAL_ID}")]
     if len(found) != 1:
         raise Stop(
@@ -149,29 +126,11 @@ def _local(ready_file: str | None) -> Target:
 
 
 def _deployed(stack: str) -> Target:
-    name = stack or _samconfig_stack()
+    name = stack_output(stack, FUNCTION_OUTPUT, prog=PROG)
     import boto3
 
-    cloudformation = _call(lambda: boto3.client("cloudformation"), f"stack {name}")
-    described = _call(lambda: cloudformation.describe_stacks(StackName=name), f"stack {name}")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
-    if FUNCTION_OUTPUT not in outputs:
-        raise Stop(2, f"{PROG}: stack {name} has no {FUNCTION_OUTPUT} output (deploy this version first)")
-    client = _call(lambda: _lambda(), f"stack {name}")
-    return Target(client=client, function_name=outputs[FUNCTION_OUTPUT], where=f"stack {name}")
-
-
-def _samconfig_stack() -> str:
-    path = Path(SAMCONFIG)
-    try:
-        config = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise Stop(2, f"{PROG}: --stack without a name reads {path}, which cannot be read: {exc}") from exc
-    for section in ("global", "deploy"):
-        name = config.get("default", {}).get(section, {}).get("parameters", {}).get("stack_name")
-        if isinstance(name, str) and name:
-            return name
-    raise Stop(2, f"{PROG}: {path} names no stack_name; pass --stack NAME")
+    client = _call(lambda: boto3.client("lambda", config=_config()), f"function {name}")
+    return Target(client=client, function_name=name, where=f"function {name}")
 
 
 def _invoke(target: Target, request: dict[str, Any]) -> dict[str, Any]:
@@ -191,14 +150,12 @@ def _invoke(target: Target, request: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _lambda(**where: Any) -> Any:
-    import boto3
+def _config() -> Any:
     from botocore.config import Config
 
-    config = Config(
+    return Config(
         connect_timeout=5, read_timeout=INVOKE_TIMEOUT_S, retries={"mode": "standard", "max_attempts": 1}
     )
-    return boto3.client("lambda", config=config, **where)
 
 
 def _function_names(client: Any) -> list[str]:
@@ -206,21 +163,8 @@ def _function_names(client: Any) -> list[str]:
     return [function["FunctionName"] for page in pages for function in page["Functions"]]
 
 
-def _call(call: Any, where: str) -> Any:
-    """``call()``, with what can go wrong reaching AWS as one line (exit 2)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-    try:
-        return call()
-    except NoRegionError as exc:
-        raise Stop(2, f"{PROG}: set AWS_DEFAULT_REGION (or AWS_PROFILE) to the region of {where}") from exc
-    except NoCredentialsError as exc:
-        raise Stop(2, f"{PROG}: no AWS credentials to reach {where} (set AWS_PROFILE or AWS_* keys)") from exc
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise Stop(2, f"{PROG}: {where}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise Stop(2, f"{PROG}: cannot reach {where}: {exc}") from exc
+def _call(call: Any, where: str, *, stale: Any = None) -> Any:
+    return aws_call(call, where, prog=PROG, stale=stale)
 
 
 def _out(text: str) -> None:

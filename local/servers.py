@@ -24,6 +24,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``host:port`` can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class PortBusy(RuntimeError):
+    """A port asked for by number is taken: the message names it and, when known, the flag to change."""
+
+    def __init__(self, port: int, flag: str | None = None) -> None:
+        choose = f"choose another with {flag} N (0 picks a free port)" if flag else "choose another port"
+        super().__init__(f"port {port} on 127.0.0.1 is in use by another program; {choose}")
+        self.port = port
+        self.flag = flag
+
+
 class _ThreadServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the process that owns the main thread."""
 
@@ -91,6 +111,8 @@ def serve_in_thread(
     deadline = time.monotonic() + startup_timeout
     while not server.started:
         if not thread.is_alive():
+            if port and not port_free(port, host):
+                raise PortBusy(port)
             raise RuntimeError(f"server on {host}:{port} failed to start: {failure[:1]!r}")
         if time.monotonic() > deadline:
             server.should_exit = True

@@ -173,6 +173,16 @@ class DevStack:
             self.aws = None
 
 
+def remove_ready_file(path: Path, ready: Ready) -> None:
+    """Remove the ready file if it still describes this stack (another stack may have written it since)."""
+    try:
+        ours = json.loads(path.read_text()) == json.loads(json.dumps(asdict(ready)))
+    except (OSError, ValueError):
+        return
+    if ours:
+        path.unlink(missing_ok=True)
+
+
 def write_ready_file(path: Path, ready: Ready) -> None:
     """Write the ready file atomically (readers never see half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)

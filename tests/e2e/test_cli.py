@@ -122,7 +122,7 @@ def test_the_ready_file_is_the_default_target(
     monkeypatch.delenv("MASKGATE_API_URL", raising=False)
     monkeypatch.delenv("MASKGATE_API_KEY", raising=False)
     assert main(["jobs"]) == 2
-    assert "maskgate dev --ready-file ready.json" in capsys.readouterr().err
+    assert "Start the local stack with 'maskgate dev' (it writes ./ready.json)" in capsys.readouterr().err
     (tmp_path / "ready.json").write_text(json.dumps(stack.ready))
     assert main(["jobs", "--limit", "1"]) == 0
     assert capsys.readouterr().out.startswith("id ")

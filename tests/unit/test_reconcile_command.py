@@ -75,7 +75,7 @@ def test_a_ready_file_whose_stack_is_down_is_one_line_and_exit_2(
     ready.write_text(json.dumps({"aws_endpoint_url": endpoint, "region": "us-east-1"}))
     assert main("--ready-file", str(ready)) == 2
     line = one_line_error(capsys)
-    assert f"cannot reach the local stack at {endpoint}" in line and "maskgate dev" in line
+    assert f"Nothing answers at {endpoint}" in line and "is 'maskgate dev' running?" in line
 
 
 def test_stack_without_a_name_or_samconfig_is_one_line_and_exit_2(
