@@ -37,6 +37,7 @@ from maskgate_local.client import (
 )
 from maskgate_local.targets import DEFAULT_READY_FILE, Stop, read_ready, stale_hint
 
+MAX_BODY_BYTES = 5 * 1024 * 1024  # the API's request body limit (MASKGATE_MAX_BODY_BYTES' default)
 DEFAULT_WAIT_S = 960.0  # the deployment's default job deadline (900 s) and some slack
 FILL_PAGES = 10  # pages read to fill one --limit screen of --status filtered jobs
 STATUSES = ("awaiting_upload", "queued", "submitted", "processing", "succeeded", "failed", "canceled")
@@ -151,6 +152,14 @@ def _prompts(args: argparse.Namespace) -> Prompts:
 
 
 def _send(client: MaskgateClient, source: str, prompts: Prompts, key: str | None) -> tuple[Job, str]:
+    if source.startswith("data:") and len(source) > MAX_BODY_BYTES:
+        raise Stop(
+            2,
+            f"payload_too_large: this data: URI is {len(source):,} bytes, over the API's "
+            f"{MAX_BODY_BYTES:,}-byte request body limit; give the image as a file path instead (maskgate "
+            "sends files through "
+            "POST /v1/uploads, up to 20 MB)",
+        )
     if source.startswith(("https://", "http://", "data:")):
         kind = "a data URI" if source.startswith("data:") else redact(source)
         return client.create_job(source, prompts, idempotency_key=key), f"sent {kind}"

@@ -170,3 +170,14 @@ def test_keys_for_a_deployed_stack_without_a_region_is_one_line(
     assert capsys.readouterr().err == (
         "maskgate keys: set AWS_DEFAULT_REGION (or AWS_PROFILE) to the region of stack maskgate-x\n"
     )
+
+
+def test_submit_refuses_a_data_uri_over_the_body_limit_and_points_to_the_file_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    big = "data:image/png;base64," + "A" * (5 * 1024 * 1024)
+    nowhere = ["--api-url", f"http://127.0.0.1:{free_port()}", "--api-key", "mg_x"]  # never contacted
+
+    assert main(["submit", big, "--prompt", "the cat", *nowhere]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("payload_too_large: ") and "POST /v1/uploads" in err and err.count("\n") == 1

@@ -236,6 +236,15 @@ def test_body_over_5_mb_is_maskgates_413_problem(stack: Stack) -> None:
         "POST", "/v1/segmentations", json={"image": "data:image/png;base64," + "A" * 5_300_000}
     )
     assert response.status_code == 413 and response.json()["type"] == "payload_too_large"
+    assert "POST /v1/uploads" in response.json()["detail"]
+
+
+def test_body_between_6_and_10_mb_never_reaches_the_function_a_bare_500_as_in_aws(stack: Stack) -> None:
+    # the README's size bands: over Lambda's 6 MB invoke payload API Gateway answers by itself
+    response = stack.api(
+        "POST", "/v1/segmentations", json={"image": "data:image/png;base64," + "A" * 6_500_000}
+    )
+    assert response.status_code == 500 and response.json() == {"message": "Internal Server Error"}
 
 
 def test_openapi_is_served(stack: Stack) -> None:

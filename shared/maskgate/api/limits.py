@@ -23,7 +23,8 @@ class BodySizeLimit:
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"request bodies are limited to {self.limit} bytes; put larger images in the bucket (uploads/)"
+            f"request bodies are limited to {self.limit:,} bytes; send a larger image with POST /v1/uploads "
+            "(a presigned upload of up to 20 MB) or put it in the bucket under uploads/"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
