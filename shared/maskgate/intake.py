@@ -320,7 +320,12 @@ class Intake:
             prompts.check_inside(info.width or 0, info.height or 0)
         key = self.masks.pin_input(job_id, stored, info)
         return ImageLocation(
-            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+            bucket=self.masks.bucket,
+            key=key,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            upload_key=stored.key,
         )
 
     def _upload_job(self, job_id: str, stored: StoredObject | None, at: datetime) -> Job:

@@ -72,6 +72,7 @@ class ImageLocation(BaseModel):
     width: int | None = None
     height: int | None = None
     filename: str | None = None  # the name a registered upload declared: data only, never in a key
+    upload_key: str | None = None  # the object under uploads/ the validated copy at ``key`` was made from
 
 
 class Mask(BaseModel):

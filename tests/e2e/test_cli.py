@@ -183,3 +183,22 @@ def test_listen_prints_and_verifies_each_webhook(
         stop(process, signal.SIGINT, timeout=10)
     assert process.returncode == 0
     _read_until(lines, "maskgate listen: stopped", seen, timeout=5)
+
+
+def test_jobs_shows_source_and_image_and_key_finds_the_job_of_an_s3_upload(cli: Run, stack: Stack) -> None:
+    marker = tag()
+    key = f"uploads/{marker} photo.png"
+    request = {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": marker}}
+    stack.upload(key, scene_png(), request)
+    job_id = stack.wait_marker(marker).payload["data"]["id"]
+
+    code, out, err = cli("jobs", "--key", key)
+
+    assert code == 0, err
+    [header, row] = out.splitlines()
+    assert header.split()[:4] == ["id", "status", "source", "created"] and header.endswith("image")
+    assert row.startswith(f"{job_id} ") and " succeeded " in row and " upload " in row and row.endswith(key)
+    shown = stack.api("GET", f"/v1/segmentations/{job_id}").json()["image"]
+    assert shown["upload_key"] == key and shown["key"].startswith(f"inputs/{job_id}/")  # runs on the copy
+    code, out, err = cli("jobs", "--key", f"uploads/{marker}-never.png")
+    assert code == 2 and err.strip() == f"no job for the upload uploads/{marker}-never.png"
