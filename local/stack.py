@@ -101,12 +101,17 @@ class DevStack:
         self.emulator = WaveSpeedEmulator(api_key=wavespeed_key, seed=self.wavespeed_seed)
         self._servers.append(serve_in_thread(self.emulator.app, port=self.ports.wavespeed))
         wavespeed_url = self._servers[-1].url
+        control_url = self._start_control()
         self.provisioned = prov = provision(
             TEMPLATE,
             parameters=self.template_parameters(wavespeed_url),
             endpoint_url=self.aws.endpoint_url,
             region=self.region,
-            environment_overrides={"MASKGATE_PUBLIC_API_URL": api_url, "POWERTOOLS_METRICS_DISABLED": "true"},
+            environment_overrides={
+                "MASKGATE_PUBLIC_API_URL": api_url,
+                "MASKGATE_DOCS_ASSETS_URL": f"{control_url}/docs-assets",  # /docs renders offline
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            },
         )
         self.aws.register(prov.functions.values())
         self.aws.client("secretsmanager").create_secret(
@@ -116,7 +121,6 @@ class DevStack:
         tenant = prov.parameters["DefaultTenant"]
         api_key = tenants.create_key(tenant).key
         webhook_secret = tenants.webhook_secrets(tenant)[0]
-        control_url = self._start_control()
         gateway = ApiGatewayEmulator(
             routes=[Route(r.method, r.path, r.function_name) for r in prov.routes],
             invoke=self._invoke,
