@@ -1,6 +1,7 @@
 """``python -m benchmarks``: one local stack, the callback path and the poll-only path in the same run;
 then (issue 6) the functions' cold init, the built layer and the api's warm overhead, each against a
-baseline measured in the same run. Prints figures, never asserts them; ``--only`` runs some parts."""
+baseline measured in the same run; (issue 12) the local stack's throughput in jobs/s. Prints figures,
+never asserts them; ``--only`` runs some parts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, faults, layer, overhead
+from benchmarks import coldstart, faults, layer, overhead, throughput
 from benchmarks.cost_meter import CostMeter
 from benchmarks.harness import running_bench
 from benchmarks.report import build, header, machine_header, render_all
@@ -25,7 +26,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead", "faults")
+PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "faults")
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
 # minutes: only with --only
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated parts: stack (webhook latency, transitions and cost per image on the local "
         "stack), coldstart "
         "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
-        "api requests), faults (--fault-jobs jobs under every emulator fault); default: all but faults",
+        "api requests), throughput (jobs/s of the local stack at several levels in flight, emulator "
+        "latency 0), "
+        "faults (--fault-jobs jobs under every emulator fault); default: all but faults",
     )
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="callback-path jobs (default 100)")
     parser.add_argument(
@@ -116,6 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         "--overhead-warmup", type=int, default=overhead.DEFAULT_WARMUP, help="uncounted requests (20)"
     )
     parser.add_argument(
+        "--throughput-levels",
+        type=throughput.parse_levels,
+        default=throughput.DEFAULT_LEVELS,
+        help="in_flight:jobs pairs of the throughput part "
+        f"(default {throughput.format_levels(throughput.DEFAULT_LEVELS)})",
+    )
+    parser.add_argument(
+        "--throughput-warmup",
+        type=int,
+        default=throughput.DEFAULT_WARMUP,
+        help=f"uncounted jobs before the throughput part's levels ({throughput.DEFAULT_WARMUP})",
+    )
+    parser.add_argument(
         "--fault-jobs", type=int, default=faults.DEFAULT_JOBS, help="jobs of the faults part (1000)"
     )
     parser.add_argument(
@@ -129,12 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.poll_jobs < 1 or args.concurrency < 1 or args.warmup < 0 or args.serial_jobs < 0:
-        parser.error("--jobs, --poll-jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
-    if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
-        parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
-    if args.fault_jobs < 1 or args.fault_concurrency < 1:
-        parser.error("--fault-jobs and --fault-concurrency must be >= 1")
+    _check(parser, args)
     started = time.monotonic()
     report: dict[str, Any] = {"header": machine_header()}
     part_wall_s: dict[str, float] = {}
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
+        ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         (
             "faults",
             lambda: faults.run(
@@ -176,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     report["part_wall_s"] = part_wall_s
     report["wall_s"] = wall_s
     rendered = render_all(report, wall_s=wall_s)
+    if "throughput" in report:
+        rendered += "\n\n" + throughput.render(report["throughput"])
     if "faults" in report:  # its own section, after the others
         rendered += "\n\n" + faults.render(report["faults"])
     print(rendered, flush=True)
@@ -185,6 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     for line in missed:
         print(f"maskgate benchmarks: the fault run missed its budget: {line}", flush=True)
     return 1 if missed else 0
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.jobs < 1 or args.poll_jobs < 1 or args.concurrency < 1 or args.warmup < 0 or args.serial_jobs < 0:
+        parser.error("--jobs, --poll-jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
+    if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
+        parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
+    if args.throughput_warmup < 0:
+        parser.error("--throughput-warmup must be >= 0")
+    if args.fault_jobs < 1 or args.fault_concurrency < 1:
+        parser.error("--fault-jobs and --fault-concurrency must be >= 1")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 READY_LINE = "maskgate dev ready"
 log = logging.getLogger("maskgate.dev")
+GATEWAY_CONNECTIONS = 64  # the gateway's pool of connections to moto (boto3's default is 10)
 
 # Template parameters for the local stack: timings in seconds so a job finishes in a few seconds.
 LOCAL_PARAMETERS = {
@@ -84,6 +86,8 @@ class DevStack:
     emulator: WaveSpeedEmulator | None = None
     provisioned: Provisioned | None = None
     _servers: list[RunningServer] = field(default_factory=list)
+    _lambda_client: Any = None
+    _lambda_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Ready:
         """Start every part; return the endpoints and the seeded credentials."""
@@ -156,11 +160,19 @@ class DevStack:
         """The gateway's Lambda integration: a real Invoke through moto, dispatched in-process."""
         if self.aws is None:
             raise RuntimeError("the local stack is not running")
-        response = self.aws.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps(event))
+        response = self._lambda(self.aws).invoke(FunctionName=function_name, Payload=json.dumps(event))
         payload = response["Payload"].read()
         if response.get("FunctionError"):
             raise FunctionError(f"{function_name} failed: {payload[:500]!r}")
         return json.loads(payload) if payload else None
+
+    def _lambda(self, aws: LocalAws) -> Any:
+        """One Lambda client for every request of the gateway (boto3 clients are thread-safe; building one
+        per request cost more than the invoke), with a connection per request in flight."""
+        with self._lambda_lock:
+            if self._lambda_client is None:
+                self._lambda_client = aws.client("lambda", max_pool_connections=GATEWAY_CONNECTIONS)
+            return self._lambda_client
 
     def stop(self) -> None:
         """Stop every part (safe to call twice, and after a failed start)."""
@@ -172,6 +184,7 @@ class DevStack:
         if self.crashes is not None:
             self.crashes.uninstall()
             self.crashes = None
+        self._lambda_client = None
         if self.aws is not None:
             self.aws.stop()
             self.aws = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import re
 
 import pytest
 
@@ -93,3 +94,128 @@ def test_moto_api_config_switches_state_machine_execution(restored_moto_config):
 
     assert restored_moto_config["stepfunctions"] == {"execute_state_machine": True}
     assert 'sfn_config.get("execute_state_machine"' in inspect.getsource(responses)
+
+
+# --- issue 12: what local/aws.py caches ------------------------------------------------------------------
+
+
+def test_moto_dispatcher_lists_its_modules_per_request():
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    assert werkzeug_app.backends is backends
+    assert inspect.isgeneratorfunction(backends.list_of_moto_modules)
+    assert list(inspect.signature(backends.list_of_moto_modules).parameters) == []
+    # looked up on the module at each call, so patching the module attribute reroutes it
+    source = inspect.getsource(werkzeug_app.DomainDispatcherApplication.get_backend_for_host)
+    assert "host in backends.list_of_moto_modules()" in source
+    assert "os.listdir(path)" in inspect.getsource(backends.list_of_moto_modules)
+
+
+def test_moto_step_functions_parses_the_definition_per_execution():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend import execution_worker
+    from moto.stepfunctions.parser.backend.test_state.execution_worker import TestStateExecutionWorker
+
+    worker = execution_worker.ExecutionWorker
+    assert list(inspect.signature(worker._get_evaluation_entrypoint).parameters) == ["self"]
+    source = inspect.getsource(worker._get_evaluation_entrypoint)
+    assert "AmazonStateLanguageParser.parse(" in source
+    assert "self._evaluation_details.state_machine_details.definition" in source
+    assert "program = self._get_evaluation_entrypoint()" in inspect.getsource(worker._execution_logic)
+    assert execution_worker.SyncExecutionWorker.__dict__.get("_get_evaluation_entrypoint") is None
+    # TestState keeps its own parser (not cached)
+    assert "_get_evaluation_entrypoint" in TestStateExecutionWorker.__dict__
+    assert list(inspect.signature(AmazonStateLanguageParser.parse).parameters) == ["definition"]
+
+
+def test_moto_asl_components_keep_no_execution_state():
+    """A parsed program is shared by every execution of its definition: no component method but a
+    constructor assigns to the component, except ``EvalComponent.heap_key`` (set once, before sharing)."""
+    import ast
+    from pathlib import Path
+
+    from moto.stepfunctions.parser.asl import component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    constructors = {"__init__", "from_state_props"}
+    runtime_workers = {  # created per evaluation (Map and Parallel) or per Environment, not in the program
+        "MapRunRecordPoolManager",
+        "IterationWorker",
+        "JobPool",
+        "Counter",
+        "MapRunRecord",
+        "BranchWorker",
+        "BranchWorkerPool",
+    }
+    found = []
+    for path in Path(component.__file__).parent.rglob("*.py"):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            if cls.name in runtime_workers:
+                continue
+            for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                if method.name in constructors:
+                    continue
+                for node in ast.walk(method):
+                    targets = node.targets if isinstance(node, ast.Assign) else []
+                    targets += [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+                    found += [
+                        f"{cls.name}.{method.name}: {ast.unparse(t)}"
+                        for t in targets
+                        if ast.unparse(t).startswith("self.")
+                    ]
+    assert found == ["EvalComponent.heap_key: self.__heap_key"]
+    assert "_EvalComponent__heap_key" in vars(EvalComponent)
+    assert isinstance(vars(EvalComponent)["heap_key"], property)
+
+
+def test_moto_step_functions_jsonpath_parse_names():
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    assert json_path.parse is jsonpath_ng.ext.parse
+    assert result_path.parse is jsonpath_ng.parse
+    assert "parse(path)" in inspect.getsource(json_path.extract_json)
+    assert "parse(self.result_path_src)" in inspect.getsource(result_path.ResultPath._eval_body)
+    # what makes a cache worth it: every parse builds a parser
+    assert "JsonPathParser()" in inspect.getsource(jsonpath_ng.parse)
+
+
+def test_moto_dynamodb_update_expression_ast_is_read_or_copied():
+    """local/aws.py caches ``UpdateExpressionParser.make`` per expression: moto only reads the AST it
+    returns (``find_clauses``) or deep-copies it before validation fills it in."""
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    assert isinstance(UpdateExpressionParser.__dict__["make"], classmethod)
+    assert list(inspect.signature(UpdateExpressionParser.make).parameters) == ["expression_str"]
+    assert "self.node_to_validate = deepcopy(expression)" in inspect.getsource(validators.Validator.__init__)
+    for source in (inspect.getsource(DynamoDBBackend.update_item), inspect.getsource(responses)):
+        for line in source.splitlines():
+            if "update_expression_ast" in line and "UpdateExpressionParser.make(" not in line:
+                assert ".find_clauses(" in line or line.strip() in ("update_expression_ast,",), line
+    assert "validated_ast.normalize()" in inspect.getsource(DynamoDBBackend.update_item)
+
+
+def test_moto_dynamodb_condition_lexer_depends_on_the_expression_only():
+    """local/aws.py caches ``ConditionExpressionParser._lex_condition_expression`` per expression: it
+    reads nothing but ``self.condition_expression`` and returns a deque of namedtuples the parser
+    consumes; no one appends to a node's children in place."""
+    from moto.dynamodb import comparisons
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parser = ConditionExpressionParser
+    assert list(inspect.signature(parser._lex_condition_expression).parameters) == ["self"]
+    lex = inspect.getsource(parser._lex_condition_expression)
+    assert "remaining_expression = self.condition_expression" in lex
+    assert "self.expression_attribute" not in lex + inspect.getsource(parser._lex_one_node)
+    assert "nodes = self._lex_condition_expression()" in inspect.getsource(parser.parse)
+    assert parser.Node._fields == ("nonterminal", "kind", "text", "value", "children")
+    source = inspect.getsource(comparisons)
+    for mutation in (".children.append", ".children.extend", ".children.insert", ".children.pop"):
+        assert mutation not in source
+    assert not re.search(r"\.children\[[^]]*\]\s*=[^=]", source)

@@ -115,3 +115,19 @@ def test_cold_start_and_overhead_parts_run_alone_with_tiny_counts(tmp_path: Path
     for name in ("hello", "post", "post_bare", "get", "get_bare"):
         assert over[name]["n"] == 2
     assert "s3.PutObject" in over["post_calls"] and "dynamodb.GetItem" in over["get_calls"]
+
+
+def test_throughput_part_reports_jobs_per_second_at_each_level_with_tiny_counts(tmp_path: Path) -> None:
+    """Issue 12's part: one local stack, jobs/s at each level in flight (values unchecked)."""
+    stdout, report = run_benchmarks(
+        tmp_path, "--only", "throughput", "--throughput-levels", "1:2,2:3", "--throughput-warmup", "1"
+    )
+    assert "throughput of the local stack" in stdout and "wall time" in stdout
+    assert report["parts"] == ["throughput"]
+    part = report["throughput"]
+    assert part["warmup_jobs"] == 1 and part["emulator_latency_s"] == [0, 0]
+    assert [(level["in_flight"], level["jobs"]) for level in part["levels"]] == [(1, 2), (2, 3)]
+    for level in part["levels"]:
+        for key in ("jobs_per_s", "wall_s", "cpu_s", "jobs_per_cpu_s", "accepted_to_webhook_p50_ms"):
+            assert isinstance(level[key], int | float), (key, level)
+        assert isinstance(level["succeeded"], int) and isinstance(level["webhooks"], int)

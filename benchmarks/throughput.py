@@ -1,0 +1,222 @@
+"""Issue 12: end-to-end throughput of the local stack, in jobs per second.
+
+ONE in-process local stack; the emulator's latency is ~0 (``latency_s: [0, 0]``) so what is measured
+is the stack itself. Each job is a box prompt on the sample scene POSTed to ``/v1/segmentations`` with
+a webhook to a verifying receiver (the callback path). At each level, ``jobs`` jobs run with at most
+``in_flight`` at a time; jobs/s is ``jobs`` over the wall time from the first POST to the last
+verified webhook. The process's CPU time over the same window is reported too (jobs per CPU-second
+is steadier than jobs/s on a shared machine): the whole stack, moto included, is this one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import math
+import pstats
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.harness import Bench, running_bench
+from benchmarks.stats import percentile, ratio
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LEVELS = ((1, 20), (8, 80), (32, 160))  # (in flight, jobs)
+DEFAULT_WARMUP = 8
+WEBHOOK_TIMEOUT_S = 180.0
+
+
+def parse_levels(value: str) -> tuple[tuple[int, int], ...]:
+    """``"1:20,8:80,32:160"`` → ((1, 20), (8, 80), (32, 160))."""
+    levels = []
+    for item in value.split(","):
+        in_flight, _, jobs = item.strip().partition(":")
+        levels.append((int(in_flight), int(jobs)))
+    if not levels or any(f < 1 or j < 1 for f, j in levels):
+        raise ValueError(f"levels are in_flight:jobs pairs, both >= 1, not {value!r}")
+    return tuple(levels)
+
+
+def run_level(bench: Bench, *, in_flight: int, jobs: int) -> dict[str, Any]:
+    """``jobs`` callback-path jobs at most ``in_flight`` at a time; the level's figures."""
+    run = uuid.uuid4().hex[:8]
+
+    def one(index: int) -> tuple[float, float, float, str]:
+        posted = time.time()
+        try:
+            job_id, posted, accepted = bench.submit({"bench": f"{run}-throughput-{index}"})
+        except (httpx.HTTPError, RuntimeError) as exc:  # not accepted (a timeout, a 5xx): counted, not raised
+            return posted, math.nan, math.nan, f"not accepted: {type(exc).__name__}"
+        try:
+            delivery = bench.receiver.wait_for(job_id, timeout=WEBHOOK_TIMEOUT_S)
+        except TimeoutError:  # counted as not succeeded: figures are printed, not asserted
+            return posted, accepted, math.nan, "no webhook"
+        return posted, accepted, delivery.received_at, str((delivery.payload or {})["data"]["status"])
+
+    cpu_started = time.process_time()
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="bench-throughput") as pool:
+        samples = list(pool.map(one, range(jobs)))
+    cpu_s = time.process_time() - cpu_started
+    received = [s[2] for s in samples if not math.isnan(s[2])]
+    wall_s = (max(received) if received else time.time()) - min(s[0] for s in samples)
+    return {
+        "in_flight": in_flight,
+        "jobs": jobs,
+        "succeeded": sum(1 for s in samples if s[3] == "succeeded"),
+        "outcomes": dict(Counter(s[3] for s in samples)),
+        "webhooks": len(received),
+        "wall_s": wall_s,
+        "jobs_per_s": ratio(len(received), wall_s),
+        "cpu_s": cpu_s,
+        "jobs_per_cpu_s": ratio(len(received), cpu_s),
+        "accepted_to_webhook_p50_ms": percentile(
+            [(s[2] - s[1]) * 1000 for s in samples if not math.isnan(s[2])], 50
+        ),
+    }
+
+
+def format_levels(levels: Sequence[tuple[int, int]]) -> str:
+    return ",".join(f"{in_flight}:{jobs}" for in_flight, jobs in levels)
+
+
+def run(
+    *, levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS, warmup: int = DEFAULT_WARMUP
+) -> dict[str, Any]:
+    """Run the part in a fresh child (the in-process stack sets os.environ and patches moto, and this
+    process may have run another stack already)."""
+    command = [sys.executable, "-m", "benchmarks.throughput", "--levels", format_levels(levels)]
+    command += ["--warmup", str(warmup)]
+    with tempfile.TemporaryDirectory(prefix="maskgate-throughput-") as tmp:
+        out = Path(tmp) / "report.json"
+        done = subprocess.run(  # noqa: S603
+            [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"benchmarks.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def measure(
+    *,
+    levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS,
+    warmup: int = DEFAULT_WARMUP,
+    profiler: Profiler | None = None,
+) -> dict[str, Any]:
+    """Every level on one local stack in this process, after ``warmup`` uncounted jobs (handler
+    imports, clients)."""
+    # The in-process Lambdas share this stdout: keep their prints out of the figures.
+    with contextlib.redirect_stdout(io.StringIO()), running_bench() as bench:
+        bench.faults(latency_s=[0, 0])
+        if warmup:
+            run_level(bench, in_flight=min(warmup, 8), jobs=warmup)
+        if profiler is not None:
+            profiler.reset()
+        results = [run_level(bench, in_flight=in_flight, jobs=jobs) for in_flight, jobs in levels]
+    return {"warmup_jobs": warmup, "emulator_latency_s": [0, 0], "levels": results}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        "throughput of the local stack (callback path, emulator latency 0; "
+        "first POST → last verified webhook)",
+        f"  {'in flight':>9}  {'jobs':>5}  {'ok':>5}  {'wall s':>7}  {'jobs/s':>7}  {'cpu s':>7}"
+        f"  {'jobs/cpu-s':>10}  {'202→webhook p50':>16}",
+    ]
+    for level in report["levels"]:
+        lines.append(
+            f"  {level['in_flight']:>9}  {level['jobs']:>5}  {level['succeeded']:>5}  {level['wall_s']:>7.1f}"
+            f"  {level['jobs_per_s']:>7.2f}  {level['cpu_s']:>7.1f}  {level['jobs_per_cpu_s']:>10.2f}"
+            f"  {level['accepted_to_webhook_p50_ms']:>13.0f} ms"
+        )
+    return "\n".join(lines)
+
+
+class Profiler:
+    """cProfile on every thread started while it is on (the stack's servers, workers, executions) and
+    on the one that started it; ``reset()`` drops what was counted so far (the warm-up). Times are wall
+    clock per thread: a call that blocks (a socket, a lock, the GIL) counts its wait."""
+
+    def __init__(self) -> None:
+        self._profiles: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+
+    def _new(self) -> cProfile.Profile:
+        profile = cProfile.Profile()
+        with self._lock:
+            self._profiles.append(profile)
+        return profile
+
+    def _start_thread(self, *_: Any) -> None:  # a new thread's first profile event: hand over to cProfile
+        sys.setprofile(None)
+        self._new().enable()
+
+    @contextlib.contextmanager
+    def running(self, path: Path) -> Iterator[Profiler]:
+        main_profile = self._new()
+        threading.setprofile(self._start_thread)
+        main_profile.enable()
+        try:
+            yield self
+        finally:
+            main_profile.disable()
+            threading.setprofile(None)  # type: ignore[arg-type]
+            with self._lock:
+                profiles = list(self._profiles)
+            stats: pstats.Stats | None = None
+            for profile in profiles:
+                profile.create_stats()  # the others still run in their threads: what they have so far
+                if profile.stats:  # type: ignore[attr-defined]
+                    stats = pstats.Stats(profile) if stats is None else stats.add(profile)
+            if stats is not None:
+                stats.dump_stats(str(path))
+
+    def reset(self) -> None:
+        with self._lock:
+            for profile in self._profiles:
+                profile.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__)
+    parser.add_argument(
+        "--levels",
+        type=parse_levels,
+        default=DEFAULT_LEVELS,
+        help=f"in_flight:jobs pairs (default {format_levels(DEFAULT_LEVELS)})",
+    )
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="uncounted jobs first (8)")
+    parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="cProfile every thread after the warm-up into this file; slows the run down",
+    )
+    args = parser.parse_args(argv)
+    if args.profile is None:
+        report = measure(levels=args.levels, warmup=args.warmup)
+    else:
+        with Profiler().running(args.profile) as profiler:
+            report = measure(levels=args.levels, warmup=args.warmup, profiler=profiler)
+    print(render(report), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
