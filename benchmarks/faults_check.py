@@ -13,7 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from benchmarks.stats import summary_ms
-from maskgate.jobs import Job, JobStore
+from maskgate.contracts.job import Job
+from maskgate.jobs import JobStore
 from maskgate_local.wavespeed_models import FaultPlan, image_key
 
 if TYPE_CHECKING:

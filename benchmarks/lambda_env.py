@@ -192,8 +192,9 @@ def setup_aws(
 def _job(status: str, **fields: Any) -> None:
     import boto3
 
-    from maskgate.jobs import ImageLocation, Job, JobStatus, JobStore
-    from maskgate.models import Prompts
+    from maskgate.contracts.job import ImageLocation, Job, JobStatus
+    from maskgate.contracts.prompts import Prompts
+    from maskgate.jobs import JobStore
 
     now = datetime.now(UTC)
     job = Job(

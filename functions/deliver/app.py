@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
-from maskgate.deliveries import DeliverInput
+from maskgate.contracts.steps import DeliverInput
 from maskgate.observability import logger, metrics
 
 

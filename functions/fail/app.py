@@ -6,8 +6,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients, steps
+from maskgate.contracts.steps import FailInput
 from maskgate.observability import logger, metrics
-from maskgate.workflow import FailInput
 
 
 @logger.inject_lambda_context

@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
+from maskgate.contracts.s3_events import UploadEvent
 from maskgate.observability import logger, metrics
-from maskgate.workflow import UploadEvent
 
 
 @logger.inject_lambda_context

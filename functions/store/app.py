@@ -7,8 +7,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients, steps
+from maskgate.contracts.steps import JobRef, StoreInput
 from maskgate.observability import logger, metrics
-from maskgate.workflow import JobRef, StoreInput
 
 
 @logger.inject_lambda_context

@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients, steps
+from maskgate.contracts.steps import SubmitInput
 from maskgate.observability import logger, metrics
 from maskgate.settings import get_settings
-from maskgate.workflow import SubmitInput
 
 
 @logger.inject_lambda_context

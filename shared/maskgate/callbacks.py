@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import ValidationError
 
 from maskgate import crashpoints
+from maskgate.contracts.job import Job, JobError, JobStatus, utcnow
+from maskgate.contracts.steps import TaskResult
 from maskgate.errors import InvalidRequest, InvalidTransition, NotFound, Unauthorized
-from maskgate.jobs import Job, JobError, JobStatus, JobStore, utcnow
+from maskgate.jobs import JobStore
 from maskgate.observability import logger
 from maskgate.settings import Settings
 from maskgate.wavespeed import Prediction
-from maskgate.workflow import TaskResult, Workflow
+from maskgate.workflow import Workflow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
-from maskgate.jobs import DeliveryAttempt, JobId
+from maskgate.contracts.job import DeliveryAttempt
+from maskgate.contracts.steps import DeliveryStep
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -25,24 +24,6 @@ if TYPE_CHECKING:
 DEFAULT_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_RETRY_AFTER_SECONDS = 6 * 3600
 JITTER = 0.1
-
-
-class DeliveryStep(BaseModel):
-    """The delivery unit's state between attempts (its execution input and the Deliver output)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    job_id: JobId
-    event: str
-    step: int  # retries made so far; indexes the schedule
-    wait_seconds: int = 0
-    done: bool = False
-
-
-class DeliverInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    job_id: JobId
-    event: str
-    step: int
 
 
 def next_wait(

@@ -25,6 +25,9 @@ from urllib.parse import unquote_plus
 from pydantic import ValidationError
 
 from maskgate import crashpoints
+from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus, utcnow
+from maskgate.contracts.prompts import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
+from maskgate.contracts.s3_events import S3Record, UploadEvent
 from maskgate.errors import (
     InvalidImage,
     InvalidRequest,
@@ -35,13 +38,12 @@ from maskgate.errors import (
 )
 from maskgate.ids import PATTERN, derived_job_id, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
-from maskgate.jobs import ImageLocation, Job, JobError, JobStatus, JobStore, utcnow
-from maskgate.models import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
+from maskgate.jobs import JobStore
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.storage import UPLOAD_PREFIX, MaskStore, StoredObject, UploadChanged, upload_key
 from maskgate.urls import check_image_url, check_outbound_url
-from maskgate.workflow import S3Record, UploadEvent, UploadExpiries, Workflow
+from maskgate.workflow import UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"
 UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land

@@ -36,18 +36,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from maskgate.admission import Admission
+from maskgate.contracts.job import TERMINAL, Job, JobError, JobStatus, utcnow
+from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
 from maskgate.errors import InvalidTransition, MaskgateError
 from maskgate.intake import UPLOAD_GRACE_SECONDS
-from maskgate.jobs import TERMINAL, Job, JobError, JobStatus, JobStore, utcnow
+from maskgate.jobs import JobStore
 from maskgate.jobs import _from_item as job_from_item
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.webhook_steps import Notifier
 from maskgate.webhooks import event_type, webhook_id
-from maskgate.workflow import JobRef, Timings
+from maskgate.workflow import Timings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -59,8 +59,6 @@ MAX_RESTARTS = 5
 NAME_TRIES = 10  # names taken by runs that ended, skipped before giving up
 BATCH_KEYS = 100  # BatchGetItem's limit
 
-Kind = Literal["stalled", "upload_expired", "slot", "webhook"]
-Action = Literal["restart", "fail", "expire", "release", "notify", "start_unit", "error"]
 COUNTED = {
     "restart": ("restarted", "ReconcileRestarted"),
     "fail": ("failed", "ReconcileFailed"),
@@ -70,30 +68,6 @@ COUNTED = {
     "start_unit": ("webhooks_recovered", "ReconcileWebhookRecovered"),
     "error": ("errors", "ReconcileErrored"),
 }
-
-
-class ReconcileInput(BaseModel):
-    """The function's event: the schedule sends ``{"dry_run": false}``; operators may narrow the grace."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    dry_run: bool = False
-    grace_seconds: int | None = Field(default=None, ge=0)  # None: the deployment's setting
-
-
-class Repair(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    job_id: str
-    kind: Kind
-    action: Action
-    detail: str = ""
-
-
-class ReconcileReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    dry_run: bool
-    checked: int  # jobs read in the window
-    repairs: list[Repair]  # done, or (dry run) to be done
-    counts: dict[str, int]
 
 
 @dataclass(frozen=True)

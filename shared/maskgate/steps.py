@@ -13,6 +13,18 @@ from datetime import datetime
 from maskgate import crashpoints
 from maskgate.admission import Admission
 from maskgate.callbacks import bound_callback_url
+from maskgate.contracts.job import Job, JobError, JobStatus, Mask, utcnow
+from maskgate.contracts.steps import (
+    FailInput,
+    JobRef,
+    PollInput,
+    PollOutput,
+    StoreInput,
+    StoreOutput,
+    SubmitInput,
+    SubmitOutput,
+    TaskResult,
+)
 from maskgate.errors import (
     AdmissionDeferred,
     InvalidImage,
@@ -31,23 +43,12 @@ from maskgate.errors import (
     error_type_for,
 )
 from maskgate.images import inspect_image
-from maskgate.jobs import Job, JobError, JobStatus, JobStore, Mask, utcnow
+from maskgate.jobs import JobStore
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.storage import MaskStore
 from maskgate.wavespeed import Prediction, WaveSpeedClient
-from maskgate.workflow import (
-    FailInput,
-    JobRef,
-    PollInput,
-    PollOutput,
-    StoreInput,
-    StoreOutput,
-    SubmitInput,
-    SubmitOutput,
-    TaskResult,
-    Workflow,
-)
+from maskgate.workflow import Workflow
 
 Clock = Callable[[], datetime]
 

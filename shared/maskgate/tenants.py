@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskgate.contracts.job import utcnow
 from maskgate.errors import NotFound, Unauthorized
-from maskgate.jobs import utcnow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

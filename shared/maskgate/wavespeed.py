@@ -25,6 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from maskgate import wavespeed_limits as limits
+from maskgate.contracts.prompts import Prompts
 from maskgate.errors import (
     MaskgateError,
     OutputInvalid,
@@ -35,7 +36,6 @@ from maskgate.errors import (
     UpstreamUnavailable,
     UrlNotAllowed,
 )
-from maskgate.models import Prompts
 from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 

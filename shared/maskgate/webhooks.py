@@ -21,8 +21,8 @@ from typing import Literal
 
 import httpx
 
+from maskgate.contracts.job import DeliveryAttempt, Job, JobStatus
 from maskgate.errors import UrlNotAllowed
-from maskgate.jobs import DeliveryAttempt, Job, JobStatus
 from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 

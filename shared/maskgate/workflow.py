@@ -1,8 +1,5 @@
-"""The state machine's contract: each Task's input and output model, and starting an execution.
-
-``statemachine/segmentation.asl.json`` passes exactly these fields (timings arrive as strings from
-``DefinitionSubstitutions`` and are coerced here). The execution name is the job id, so a duplicate
-start is a no-op.
+"""Starting the segmentation state machine for a job, resuming its waiting tasks, and the upload
+expiry timer. The execution name is the job id, so a duplicate start is a no-op.
 """
 
 from __future__ import annotations
@@ -11,156 +8,12 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from maskgate.jobs import JobId
+from maskgate.contracts.steps import TaskResult
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
-
-
-class StepModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SubmitInput(StepModel):
-    job_id: JobId
-    task_token: str = Field(min_length=1, repr=False)
-
-
-class PollInput(StepModel):
-    job_id: JobId
-    task_token: str = Field(min_length=1, repr=False)
-    attempt: int = Field(ge=1)
-    deadline_at: int  # unix seconds
-    polls_allowed: int = Field(ge=1)
-
-
-class TaskResult(StepModel):
-    """What a waiting Submit or Poll task is resumed with: the finished prediction to store."""
-
-    job_id: JobId
-    prediction_id: str
-
-
-class SubmitOutput(StepModel):
-    job_id: JobId
-    prediction_id: str | None  # None: a submit whose outcome is unknown yet (the callback adopts it)
-
-
-class PollOutput(StepModel):
-    job_id: JobId
-    outcome: str
-
-
-class StoreInput(StepModel):
-    job_id: JobId
-    prediction_id: str
-
-
-class StoreOutput(StepModel):
-    job_id: JobId
-    masks: int
-    webhook: str = "not_sent"  # the first attempt's outcome (NotifyOutput.outcome): Store notifies too
-
-
-class CaughtError(BaseModel):
-    """What a ``Catch`` with ``ResultPath: $.error`` puts in the state."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    Error: str
-    Cause: str | None = None
-
-    def message(self) -> str:
-        """The human message inside a Lambda error's Cause (a JSON document), else the Cause itself."""
-        if not self.Cause:
-            return self.Error
-        try:
-            cause = json.loads(self.Cause)
-        except ValueError:
-            return self.Cause[:1000]
-        if isinstance(cause, dict) and cause.get("errorMessage"):
-            return str(cause["errorMessage"])[:1000]
-        return self.Cause[:1000]
-
-
-class FailInput(StepModel):
-    job_id: JobId
-    error: CaughtError
-
-
-class JobRef(StepModel):
-    job_id: JobId
-
-
-class NotifyOutput(StepModel):
-    job_id: JobId
-    outcome: str
-
-
-class S3Bucket(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    name: str
-
-
-class S3Object(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    key: str
-    size: int | None = None
-    eTag: str | None = None
-    sequencer: str | None = None
-    versionId: str | None = None
-
-
-class S3Entity(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    bucket: S3Bucket
-    object: S3Object
-
-
-class S3Record(BaseModel):
-    """One S3 notification record: the fields maskgate reads (AWS's and moto's events both parse)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    eventSource: Literal["aws:s3"]
-    eventName: str
-    eventTime: datetime
-    s3: S3Entity
-
-
-class UploadEvent(BaseModel):
-    """What S3 sends the upload function: records, or the ``s3:TestEvent`` (no records) it sends once
-    when a notification is configured. Records are parsed one by one (``records``), so one malformed
-    record is refused alone instead of failing, and so retrying, the whole event."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    Records: list[Any] = []
-    Event: str | None = None
-
-    @property
-    def ignored(self) -> str | None:
-        """The event's name when it carries no records to act on (``s3:TestEvent``), else None."""
-        return (self.Event or "no records") if not self.Records else None
-
-    def records(self) -> tuple[list[S3Record], list[str]]:
-        """The records that parse, and why each other one does not."""
-        parsed: list[S3Record] = []
-        refused: list[str] = []
-        for i, raw in enumerate(self.Records):
-            try:
-                record = S3Record.model_validate(raw)
-            except ValidationError as exc:
-                refused.append(f"record {i}: {exc.error_count()} invalid fields")
-                continue
-            if record.eventTime.tzinfo is None:
-                refused.append(f"record {i}: eventTime has no time zone")
-            elif not record.eventName.startswith("ObjectCreated:"):
-                refused.append(f"record {i}: {record.eventName[:100]} is not an object creation")
-            else:
-                parsed.append(record)
-        return parsed, refused
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import pytest
 
 from maskgate import clients
 from maskgate.admission import SLOTS_KEY, Admission
+from maskgate.contracts.job import JobError, JobStatus
 from maskgate.errors import AdmissionDeferred, UpstreamRejected
-from maskgate.jobs import JobError, JobStatus
 from tests.integration.conftest import REGION, Aws, FakeTasks
 from tests.integration.test_step_handlers import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler

@@ -174,7 +174,7 @@ def test_api_unknown_method_is_a_405_problem(api: Any, aws: Aws) -> None:
 def test_api_rotate_secret_signs_with_both_secrets_for_a_day(api: Any, aws: Aws, receiver: Any) -> None:
     from standardwebhooks import Webhook
 
-    from maskgate.jobs import JobStatus
+    from maskgate.contracts.job import JobStatus
     from tests.integration.test_step_handlers import queued_job
 
     old = aws.secret

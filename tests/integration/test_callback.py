@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from maskgate import clients
-from maskgate.jobs import JobStatus
+from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, FakeTasks, problem
 from tests.integration.test_step_handlers import queued_job
 from tests.support.artefacts import LambdaContext, event, load_handler

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from maskgate import clients, crashpoints, intake
-from maskgate.jobs import JobStatus
+from maskgate.contracts.job import JobStatus
 from maskgate.settings import get_settings
 from tests.integration.conftest import Aws, problem
 from tests.integration.test_api_handler import create_event, sample_body

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from maskgate import clients, crashpoints
+from maskgate.contracts.job import Job, JobStatus
 from maskgate.errors import JobRejected, PredictionNotReady, UpstreamRateLimited
-from maskgate.jobs import Job, JobStatus
 from tests.integration.conftest import Aws, FakeTasks
 from tests.integration.test_callback import SECRET, callback
 from tests.integration.test_step_handlers import queued_job, submit_event

@@ -15,9 +15,9 @@ import pytest
 
 from maskgate import clients
 from maskgate.admission import Admission
+from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
-from maskgate.models import Prompts
 from maskgate.reconcile import Executions
 from maskgate.webhooks import webhook_id
 from tests.integration.conftest import REGION, Aws

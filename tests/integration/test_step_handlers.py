@@ -10,6 +10,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from maskgate import clients
+from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus
+from maskgate.contracts.prompts import Prompts
 from maskgate.errors import (
     JobRejected,
     NotSubmitted,
@@ -21,8 +23,6 @@ from maskgate.errors import (
     UpstreamRejected,
 )
 from maskgate.ids import new_job_id
-from maskgate.jobs import ImageLocation, Job, JobError, JobStatus
-from maskgate.models import Prompts
 from tests.integration.conftest import Aws, FakeTasks
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed, Receiver, image_bytes

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from maskgate import clients
-from maskgate.jobs import JobStatus
+from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, problem
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver, image_bytes

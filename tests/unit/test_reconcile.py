@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.contracts.prompts import Prompts
+from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
-from maskgate.models import Prompts
 from maskgate.reconcile import (
     Finding,
     Policy,
-    ReconcileInput,
     Seen,
     execution_input,
     numbered,

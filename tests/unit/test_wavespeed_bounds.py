@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamOutcomeUnknown, UpstreamRejected, UpstreamUnavailable
-from maskgate.models import parse_prompts
 from maskgate.wavespeed import MAX_API_BYTES, Prediction, WaveSpeedClient
 from tests.support.trickle import Answer, slow_server
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import (
     OutputInvalid,
     Retryable,
@@ -21,7 +22,6 @@ from maskgate.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from maskgate.models import parse_prompts
 from maskgate.wavespeed import Prediction, WaveSpeedClient, host_allowed, wire_body
 from tests.support.fakes import Recording
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
-from maskgate.models import parse_prompts
 from maskgate.wavespeed import PAGE_SIZE, WaveSpeedClient
 from maskgate_local.servers import serve_in_thread
 from maskgate_local.wavespeed_emulator import WaveSpeedEmulator

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import (
     MaskgateError,
     Retryable,
@@ -26,7 +27,6 @@ from maskgate.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from maskgate.models import parse_prompts
 from maskgate.wavespeed import MAX_API_BYTES, Prediction, WaveSpeedClient
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,9 +16,9 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus, Mask
+from maskgate.contracts.prompts import MAX_METADATA_BYTES, Prompts
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus, Mask
-from maskgate.models import MAX_METADATA_BYTES, Prompts
 from maskgate.webhooks import (
     MAX_RESPONSE_BYTES,
     WebhookSender,

@@ -14,9 +14,9 @@ from maskgate import clients
 from maskgate.api import problems
 from maskgate.api.limits import BodySizeLimit
 from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
+from maskgate.contracts.job import Job, JobStatus
+from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
-from maskgate.jobs import Job, JobStatus
-from maskgate.models import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.settings import get_settings
 
 CREATE_EXAMPLE = {

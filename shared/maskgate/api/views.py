@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.storage import MaskStore
 
 

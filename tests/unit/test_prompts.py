@@ -1,12 +1,12 @@
-"""maskgate.models: the prompt payload (pure validation, no I/O)."""
+"""maskgate.contracts.prompts: the prompt payload (pure validation, no I/O)."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
+from maskgate.contracts.prompts import Prompts, SegmentationCreate, parse_prompts
 from maskgate.errors import InvalidRequest, MissingPrompt
-from maskgate.models import Prompts, SegmentationCreate, parse_prompts
 
 POINT = {"x": 120, "y": 80, "label": 1}
 BOX = {"x_min": 10, "y_min": 20, "x_max": 200, "y_max": 180}
