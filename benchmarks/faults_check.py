@@ -14,7 +14,7 @@ import boto3
 
 from benchmarks.stats import summary_ms
 from maskgate.contracts.job import Job
-from maskgate.jobs import JobStore
+from maskgate.stores.jobs import JobStore
 from maskgate_local.wavespeed_models import FaultPlan, image_key
 
 if TYPE_CHECKING:

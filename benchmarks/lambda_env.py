@@ -194,7 +194,7 @@ def _job(status: str, **fields: Any) -> None:
 
     from maskgate.contracts.job import ImageLocation, Job, JobStatus
     from maskgate.contracts.prompts import Prompts
-    from maskgate.jobs import JobStore
+    from maskgate.stores.jobs import JobStore
 
     now = datetime.now(UTC)
     job = Job(
@@ -215,7 +215,7 @@ def _job(status: str, **fields: Any) -> None:
 def api_key() -> str:
     import boto3
 
-    from maskgate.tenants import TenantStore
+    from maskgate.stores.tenants import TenantStore
 
     client = boto3.session.Session(region_name=REGION).client("dynamodb")
     return TenantStore(table=TABLE, client=client).create_key("default").key

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from maskgate.tenants import TenantStore
+from maskgate.stores.tenants import TenantStore
 from maskgate_local.parameter_overrides import (
     ParameterOverrideError,
     check_declared,

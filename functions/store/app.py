@@ -20,7 +20,7 @@ def handler(event: StoreInput, context: LambdaContext) -> dict[str, Any]:
         event,
         jobs=clients.job_store(),
         wavespeed=clients.wavespeed(),
-        masks=clients.mask_store(),
+        bucket=clients.bucket(),
         admission=clients.admission(),
     )
     notified = clients.notifier().notify(JobRef(job_id=event.job_id))

@@ -20,7 +20,7 @@ def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
         event,
         jobs=clients.job_store(),
         wavespeed=clients.wavespeed(),
-        masks=clients.mask_store(),
+        bucket=clients.bucket(),
         settings=get_settings(),
         admission=clients.admission(),
     ).model_dump(mode="json")

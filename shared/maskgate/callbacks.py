@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
@@ -21,14 +21,15 @@ from maskgate import crashpoints
 from maskgate.contracts.job import Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import TaskResult
 from maskgate.errors import InvalidRequest, InvalidTransition, NotFound, Unauthorized
-from maskgate.jobs import JobStore
 from maskgate.observability import logger
 from maskgate.settings import Settings
+from maskgate.stores.callback_log import CallbackLog
+from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed import Prediction
 from maskgate.workflow import Workflow
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
+    pass
 
 Outcome = Literal["resumed", "failed", "late", "ignored", "duplicate"]
 MAX_AGE_SECONDS = 300
@@ -62,31 +63,6 @@ def bound_callback_url(settings: Settings, job_id: str, token: str) -> str | Non
     """Where WaveSpeed calls back for this job, with the job's own token (None: poll only)."""
     url = settings.callback_url(job_id)
     return None if url is None else f"{url}&token={token}"
-
-
-class CallbackLog:
-    """Webhook ids already handled (``CALLBACK#<id>``, kept a day) so a replay changes nothing.
-
-    An id is marked only after the callback was acted on: one that failed midway (a throttled write,
-    a crash) is acted on again when WaveSpeed retries it."""
-
-    def __init__(self, *, table: str, client: DynamoDBClient, now: Callable[[], datetime] = utcnow) -> None:
-        self._table = table
-        self._client = client
-        self._now = now
-
-    def handled(self, msg_id: str) -> bool:
-        found = self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": f"CALLBACK#{msg_id}"}}, ConsistentRead=True
-        )
-        return "Item" in found
-
-    def mark(self, msg_id: str) -> None:
-        expires = int((self._now() + timedelta(days=1)).timestamp())
-        self._client.put_item(
-            TableName=self._table,
-            Item={"pk": {"S": f"CALLBACK#{msg_id}"}, "expires_at": {"N": str(expires)}},
-        )
 
 
 @dataclass(frozen=True)

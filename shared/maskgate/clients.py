@@ -6,13 +6,13 @@ import time
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
-from maskgate.admission import Admission
 from maskgate.intake import Intake
-from maskgate.jobs import JobStore
-from maskgate.ratelimit import RateLimiter
 from maskgate.settings import get_settings
-from maskgate.storage import MaskStore
-from maskgate.tenants import TenantStore
+from maskgate.stores.admission import Admission
+from maskgate.stores.bucket import Bucket
+from maskgate.stores.jobs import JobStore
+from maskgate.stores.rate_limit import RateLimiter
+from maskgate.stores.tenants import TenantStore
 from maskgate.workflow import Timings, UploadExpiries, Workflow
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from maskgate.callbacks import CallbackReceiver
     from maskgate.deliveries import DeliveryUnits
-    from maskgate.idempotency import Create, IdempotentCreate
     from maskgate.reconcile import Reconciler
+    from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed import WaveSpeedClient
     from maskgate.webhook_steps import Notifier
     from maskgate.webhooks import WebhookSender
@@ -79,9 +79,9 @@ def tenant_store() -> TenantStore:
 
 
 @cache
-def mask_store() -> MaskStore:
+def bucket() -> Bucket:
     settings = get_settings()
-    return MaskStore(bucket=settings.bucket, client=s3(), presign_seconds=settings.presign_seconds)
+    return Bucket(bucket=settings.bucket, client=s3(), presign_seconds=settings.presign_seconds)
 
 
 @cache
@@ -97,7 +97,7 @@ def workflow() -> Workflow:
 
 def idempotent(create: Create, *, name: str) -> IdempotentCreate:
     """``create`` made idempotent per (tenant, Idempotency-Key) in the jobs table."""
-    from maskgate.idempotency import IdempotentCreate
+    from maskgate.stores.idempotency import IdempotentCreate
 
     return IdempotentCreate(table=get_settings().table, client=dynamodb(), create=create, name=name)
 
@@ -139,7 +139,8 @@ def notifier() -> Notifier:
 
 @cache
 def reconciler() -> Reconciler:
-    from maskgate.reconcile import Executions, JobIndex, Reconciler
+    from maskgate.reconcile import Executions, Reconciler
+    from maskgate.stores.job_index import JobIndex
 
     settings = get_settings()
     return Reconciler(
@@ -181,7 +182,8 @@ def upload_expiries() -> UploadExpiries:
 
 @cache
 def callback_receiver() -> CallbackReceiver:
-    from maskgate.callbacks import CallbackLog, CallbackReceiver
+    from maskgate.callbacks import CallbackReceiver
+    from maskgate.stores.callback_log import CallbackLog
 
     table = get_settings().table
     log = CallbackLog(table=table, client=dynamodb())
@@ -202,7 +204,7 @@ _secret_cache: tuple[float, str] | None = None
 
 @cache
 def intake() -> Intake:
-    return Intake(jobs=job_store(), masks=mask_store(), workflow=workflow(), settings=get_settings())
+    return Intake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
 
 
 @cache

@@ -141,7 +141,7 @@ class UpstreamUnavailable(Retryable):
 
 
 class AdmissionDeferred(Retryable):
-    """The account's WaveSpeed tier is fully used (maskgate.admission): nothing was sent; try later."""
+    """The account's WaveSpeed tier is fully used (maskgate.stores.admission): nothing was sent; try later."""
 
     title = "WaveSpeed capacity in use"
 

@@ -16,7 +16,6 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,23 +35,17 @@ from maskgate.errors import (
     NotFound,
     RequestError,
 )
-from maskgate.ids import PATTERN, derived_job_id, new_job_id
+from maskgate.ids import PATTERN, derived_job_id, job_id_claim, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
-from maskgate.jobs import JobStore
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.storage import UPLOAD_PREFIX, MaskStore, StoredObject, UploadChanged, upload_key
+from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, UploadChanged, upload_key
+from maskgate.stores.jobs import JobStore
 from maskgate.urls import check_image_url, check_outbound_url
 from maskgate.workflow import UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"
 UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land
-
-# Given a fresh job id and time, the id and time this create must use. Set by maskgate.idempotency
-# while a create with an Idempotency-Key runs: it answers with what the key's first attempt claimed,
-# so a retry of an attempt that crashed after writing its job adopts that job instead of a second.
-JobIdClaim = Callable[[str, datetime], tuple[str, datetime]]
-job_id_claim: ContextVar[JobIdClaim | None] = ContextVar("job_id_claim", default=None)
 
 
 def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
@@ -83,7 +76,7 @@ def _claimed_id(at: datetime) -> tuple[str, datetime, bool]:
 @dataclass(frozen=True)
 class Intake:
     jobs: JobStore
-    masks: MaskStore
+    bucket: Bucket
     workflow: Workflow
     settings: Settings
     now: Callable[[], datetime] = utcnow
@@ -121,9 +114,9 @@ class Intake:
 
     def _request_image(self, job_id: str, decoded: tuple[bytes, ImageInfo]) -> ImageLocation:
         data, info = decoded
-        key = self.masks.put_input(job_id, data, info)
+        key = self.bucket.put_input(job_id, data, info)
         return ImageLocation(
-            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+            bucket=self.bucket.name, key=key, format=info.format, width=info.width, height=info.height
         )
 
     def _adoptable(self, job_id: str) -> Job | None:
@@ -155,7 +148,7 @@ class Intake:
         prompts = self._prompts(body, exclude={"filename", "content_type"})
         job_id, at, claimed_before = _claimed_id(self.now())
         key = upload_key(tenant, job_id)
-        post = self.masks.presigned_post(
+        post = self.bucket.presigned_post(
             key, content_type=body.content_type, seconds=self.settings.upload_seconds
         )
         job = self._adoptable(job_id) if claimed_before else None
@@ -166,7 +159,7 @@ class Intake:
                 status=JobStatus.AWAITING_UPLOAD,
                 source="upload",
                 request=prompts,
-                image=ImageLocation(bucket=self.masks.bucket, key=key, filename=body.filename),
+                image=ImageLocation(bucket=self.bucket.name, key=key, filename=body.filename),
                 created_at=at,
                 updated_at=at,
             )
@@ -219,7 +212,7 @@ class Intake:
     def _record_raw(self, job_id: str, key: str) -> Job:
         at = self.now()
         try:
-            stored: StoredObject | None = self.masks.head(key)
+            stored: StoredObject | None = self.bucket.head(key)
         except NotFound:
             stored = None  # deleted before we read it: still recorded, as invalid_image
         try:
@@ -231,7 +224,7 @@ class Intake:
                 tenant=self.settings.default_tenant,
                 status=JobStatus.FAILED,
                 source="upload",
-                image=ImageLocation(bucket=self.masks.bucket, key=key),
+                image=ImageLocation(bucket=self.bucket.name, key=key),
                 error=JobError(type=exc.type, message=exc.message),
                 **self._salvage(stored.metadata if stored else {}),
                 created_at=at,
@@ -310,19 +303,19 @@ class Intake:
 
     def _head(self, key: str) -> StoredObject:
         try:
-            return self.masks.head(key)
+            return self.bucket.head(key)
         except NotFound as exc:
             raise InvalidImage("the upload was deleted before it could be read") from exc
 
     def _pin(self, job_id: str, stored: StoredObject, prompts: Prompts | None) -> ImageLocation:
         """Validate the whole upload, check the prompts fit it, and copy it to ``inputs/<job_id>/``
         conditional on the version that was validated; the location of that copy."""
-        info = self.masks.validate_upload(stored)
+        info = self.bucket.validate_upload(stored)
         if prompts is not None:
             prompts.check_inside(info.width or 0, info.height or 0)
-        key = self.masks.pin_input(job_id, stored, info)
+        key = self.bucket.pin_input(job_id, stored, info)
         return ImageLocation(
-            bucket=self.masks.bucket, key=key, format=info.format, width=info.width, height=info.height
+            bucket=self.bucket.name, key=key, format=info.format, width=info.width, height=info.height
         )
 
     def _upload_job(self, job_id: str, stored: StoredObject | None, at: datetime) -> Job:

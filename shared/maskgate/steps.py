@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from maskgate import crashpoints
-from maskgate.admission import Admission
 from maskgate.callbacks import bound_callback_url
 from maskgate.contracts.job import Job, JobError, JobStatus, Mask, utcnow
 from maskgate.contracts.steps import (
@@ -43,10 +42,11 @@ from maskgate.errors import (
     error_type_for,
 )
 from maskgate.images import inspect_image
-from maskgate.jobs import JobStore
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.storage import MaskStore
+from maskgate.stores.admission import Admission
+from maskgate.stores.bucket import Bucket
+from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed import Prediction, WaveSpeedClient
 from maskgate.workflow import Workflow
 
@@ -58,7 +58,7 @@ def submit(
     *,
     jobs: JobStore,
     wavespeed: WaveSpeedClient,
-    masks: MaskStore,
+    bucket: Bucket,
     settings: Settings,
     admission: Admission,
     new_attempt: Callable[[], str] = lambda: secrets.token_urlsafe(12),
@@ -84,7 +84,7 @@ def submit(
         return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
     if job.request is None or job.image is None:
         raise JobRejected("job has no request to submit")
-    image_url = job.image.url or masks.presigned_get(str(job.image.key))
+    image_url = job.image.url or bucket.presigned_get(str(job.image.key))
     try:
         admission.admit(job.id)
     except AdmissionDeferred:
@@ -220,7 +220,7 @@ def _poll_unrecorded(job: Job, step: PollInput, *, out_of_time: bool) -> PollOut
 
 
 def store(
-    step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, masks: MaskStore, admission: Admission
+    step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, bucket: Bucket, admission: Admission
 ) -> StoreOutput:
     """Copy the finished outputs into ``results/<job_id>/``, checked, and mark the job succeeded."""
     job = jobs.get(step.job_id)
@@ -245,7 +245,7 @@ def store(
             raise OutputInvalid(f"output {index} is not an image: {exc.message}") from exc
         if info.format != wanted:
             raise OutputInvalid(f"output {index} is {info.format}, but {wanted} was asked for")
-        key = masks.put_mask(job.id, index, data, extension=info.extension, content_type=info.mime)
+        key = bucket.put_mask(job.id, index, data, extension=info.extension, content_type=info.mime)
         stored.append(
             Mask(
                 index=index,

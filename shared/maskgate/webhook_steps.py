@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from maskgate import crashpoints
-from maskgate.admission import Admission
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import DeliverInput, DeliveryStep, JobRef, NotifyOutput
 from maskgate.deliveries import DeliveryUnits, next_wait
 from maskgate.errors import Conflict, InvalidTransition, MaskgateError, NotFound
-from maskgate.jobs import JobStore
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.tenants import TenantStore
+from maskgate.stores.admission import Admission
+from maskgate.stores.jobs import JobStore
+from maskgate.stores.tenants import TenantStore
 from maskgate.webhooks import WebhookSender, build_body, event_type, webhook_id
 from maskgate.workflow import Workflow
 

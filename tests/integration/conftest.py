@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from maskgate import clients
 from maskgate.settings import get_settings
-from maskgate.tenants import TenantStore
+from maskgate.stores.tenants import TenantStore
 from maskgate.wavespeed import WaveSpeedClient
 from maskgate.webhooks import WebhookSender
 from tests.support import iam
@@ -32,7 +32,7 @@ CACHED = (
     "stepfunctions",
     "job_store",
     "tenant_store",
-    "mask_store",
+    "bucket",
     "workflow",
     "intake",
     "webhook_sender",

@@ -1,4 +1,4 @@
-"""WaveSpeed admission (maskgate.admission) on moto: slots and submits per minute in the jobs table,
+"""WaveSpeed admission (maskgate.stores.admission) on moto: slots and submits per minute in the jobs table,
 and the steps that take and give back a slot."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import boto3
 import pytest
 
 from maskgate import clients
-from maskgate.admission import SLOTS_KEY, Admission
 from maskgate.contracts.job import JobError, JobStatus
 from maskgate.errors import AdmissionDeferred, UpstreamRejected
+from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
 from tests.integration.test_step_handlers import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler

@@ -14,16 +14,8 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.reconcile import (
-    Finding,
-    Policy,
-    Seen,
-    execution_input,
-    numbered,
-    orphaned,
-    stalled,
-    undelivered,
-)
+from maskgate.reconcile import Finding, Policy, execution_input, numbered, orphaned, stalled, undelivered
+from maskgate.stores.job_index import Seen
 from maskgate.workflow import Timings, Workflow
 from tests.support.artefacts import event
 

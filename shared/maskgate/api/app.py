@@ -151,7 +151,7 @@ async def create_segmentation(
 
     def create(payload: Any) -> dict[str, Any]:
         job = clients.intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
-        return job_public(job, masks=clients.mask_store()).model_dump(mode="json")
+        return job_public(job, bucket=clients.bucket()).model_dump(mode="json")
 
     return await created(request, owner, idempotency_key, create, name="segmentations", status=202)
 
@@ -172,7 +172,7 @@ async def create_upload(
     def register(payload: Any) -> dict[str, Any]:
         body = parse(UploadCreate, payload)
         job, post = clients.intake().register_upload(body, tenant=owner, expiries=clients.upload_expiries())
-        public = job_public(job, masks=clients.mask_store())
+        public = job_public(job, bucket=clients.bucket())
         return UploadPublic(**public.model_dump(), upload=PresignedPost(**post)).model_dump(mode="json")
 
     return await created(request, owner, idempotency_key, register, name="uploads", status=201)
@@ -208,7 +208,7 @@ async def created(
 def _current(answer: dict[str, Any]) -> dict[str, Any]:
     """A replayed create shows the job as it is now (the upload form only while it still waits)."""
     job = clients.job_store().get(str(answer["id"]))
-    now = job_public(job, masks=clients.mask_store()).model_dump(mode="json")
+    now = job_public(job, bucket=clients.bucket()).model_dump(mode="json")
     if "upload" in answer:
         now["upload"] = answer["upload"] if job.status is JobStatus.AWAITING_UPLOAD else None
     return now
@@ -223,7 +223,7 @@ def list_segmentations(
 ) -> JobPage:
     """The tenant's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     jobs, after = clients.job_store().page(owner, status=status, limit=limit, cursor=cursor)
-    return JobPage(data=[job_public(j, masks=clients.mask_store()) for j in jobs], next_cursor=after)
+    return JobPage(data=[job_public(j, bucket=clients.bucket()) for j in jobs], next_cursor=after)
 
 
 @router.delete("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
@@ -234,7 +234,7 @@ def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPubl
         canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url=str(request.base_url))
     except InvalidTransition as exc:
         raise Conflict(f"job {job_id} already finished ({job.status.value}); it cannot be canceled") from exc
-    return job_public(canceled, masks=clients.mask_store())
+    return job_public(canceled, bucket=clients.bucket())
 
 
 def _own_job(job_id: str, owner: str) -> Job:
@@ -248,7 +248,7 @@ def _own_job(job_id: str, owner: str) -> Job:
 def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
     """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
     job = _own_job(job_id, owner)
-    return job_public(job, masks=clients.mask_store())
+    return job_public(job, bucket=clients.bucket())
 
 
 @router.post("/v1/segmentations/{job_id}/deliveries", status_code=202, responses=PROBLEMS)
@@ -308,7 +308,7 @@ def get_mask(
     found = [m for m in job.masks if m.index == index]
     if not found:
         raise NotFound(f"job {job_id} has no mask {index}")
-    return RedirectResponse(clients.mask_store().presigned_get(found[0].key, seconds=300), 302)
+    return RedirectResponse(clients.bucket().presigned_get(found[0].key, seconds=300), 302)
 
 
 @router.post(

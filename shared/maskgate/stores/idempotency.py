@@ -32,8 +32,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from maskgate import intake
 from maskgate.errors import Conflict
+from maskgate.ids import job_id_claim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -154,16 +154,16 @@ class IdempotentCreate:
         )(self._run)
 
     def _run(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The create, with the job id it may write claimed for the key first (``intake``)."""
+        """The create, with the job id it may write claimed for the key first (``ids.job_id_claim``)."""
         attempt = _Attempt(self._claims, request)
-        token = intake.job_id_claim.set(attempt)
+        token = job_id_claim.set(attempt)
         try:
             return self._create(request["body"])
         except Exception:
             attempt.release()  # as Powertools deletes its record: the key is free for a corrected retry
             raise
         finally:
-            intake.job_id_claim.reset(token)
+            job_id_claim.reset(token)
 
     def __call__(self, *, tenant: str, key: str, body: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
         """The first answer for this (tenant, key); the Lambda context bounds an in-progress record."""

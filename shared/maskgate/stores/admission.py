@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from maskgate.errors import AdmissionDeferred
-from maskgate.ratelimit import count_in_window
+from maskgate.stores.rate_limit import count_in_window
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

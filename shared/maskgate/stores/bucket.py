@@ -58,30 +58,30 @@ def _raise_typed(key: str, exc: ClientError) -> None:
         raise InvalidImage("the upload was deleted before it could be read") from exc
 
 
-class MaskStore:
-    """Objects of one bucket, reached through an injected S3 client."""
+class Bucket:
+    """The objects of the one bucket (``name``), reached through an injected S3 client."""
 
     def __init__(self, *, bucket: str, client: S3Client, presign_seconds: int = 3600) -> None:
-        self.bucket = bucket
+        self.name = bucket
         self._client = client
         self._presign_seconds = presign_seconds
 
     def put_input(self, job_id: str, data: bytes, info: ImageInfo) -> str:
         """Store a decoded request image; return its key."""
         key = input_key(job_id, info)
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=info.mime)
+        self._client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=info.mime)
         return key
 
     def put_mask(self, job_id: str, index: int, data: bytes, *, extension: str, content_type: str) -> str:
         """Store one finished mask; return its key."""
         key = f"results/{job_id}/mask_{index}.{extension}"
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        self._client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type)
         return key
 
     def head(self, key: str) -> StoredObject:
         """Size and user metadata of an object; NotFound if it is gone."""
         try:
-            found = self._client.head_object(Bucket=self.bucket, Key=key)
+            found = self._client.head_object(Bucket=self.name, Key=key)
         except ClientError as exc:
             if _code(exc) in _GONE:
                 raise NotFound(f"no object {key}") from exc
@@ -102,7 +102,7 @@ class MaskStore:
         if stored.size == 0:
             raise InvalidImage("the upload is empty")
         try:
-            found = self._client.get_object(Bucket=self.bucket, Key=stored.key, IfMatch=stored.etag)
+            found = self._client.get_object(Bucket=self.name, Key=stored.key, IfMatch=stored.etag)
         except ClientError as exc:
             _raise_typed(stored.key, exc)
             raise
@@ -116,9 +116,9 @@ class MaskStore:
         key = input_key(job_id, info)
         try:
             self._client.copy_object(
-                Bucket=self.bucket,
+                Bucket=self.name,
                 Key=key,
-                CopySource={"Bucket": self.bucket, "Key": stored.key},
+                CopySource={"Bucket": self.name, "Key": stored.key},
                 MetadataDirective="REPLACE",
                 ContentType=info.mime,
                 CopySourceIfMatch=stored.etag,
@@ -132,7 +132,7 @@ class MaskStore:
         """A browser-style POST for exactly this key and type, at most 20 MB (S3 enforces the policy;
         the upload handler checks size and type again whatever the policy said)."""
         post: dict[str, Any] = self._client.generate_presigned_post(
-            Bucket=self.bucket,
+            Bucket=self.name,
             Key=key,
             Fields={"Content-Type": content_type},
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, MAX_IMAGE_BYTES]],
@@ -144,6 +144,6 @@ class MaskStore:
         """A GET URL for one object (path-style, so the local endpoint resolves too)."""
         return self._client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.bucket, "Key": key},
+            Params={"Bucket": self.name, "Key": key},
             ExpiresIn=seconds or self._presign_seconds,
         )

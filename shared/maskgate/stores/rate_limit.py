@@ -1,6 +1,6 @@
 """Fixed one-minute windows counted in the jobs table (``<key>#<minute>``, expiring through the
 table's TTL): the per-tenant request rate limit (HTTP APIs have no usage plans, ``RATE#<tenant>``)
-and WaveSpeed's submits per minute (maskgate.admission)."""
+and WaveSpeed's submits per minute (maskgate.stores.admission)."""
 
 from __future__ import annotations
 
