@@ -27,6 +27,7 @@ from maskgate import crashpoints
 from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
 from maskgate.contracts.s3_events import S3Record, UploadEvent
+from maskgate.egress.url_check import check_image_url, check_outbound_url
 from maskgate.errors import (
     InvalidImage,
     InvalidRequest,
@@ -41,7 +42,6 @@ from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, UploadChanged, upload_key
 from maskgate.stores.jobs import JobStore
-from maskgate.urls import check_image_url, check_outbound_url
 from maskgate.workflow import UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"

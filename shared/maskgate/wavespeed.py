@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maskgate import wavespeed_limits as limits
 from maskgate.contracts.prompts import Prompts
+from maskgate.egress.pinned import Budget, Deadline, deadline_transport, pinned_client
+from maskgate.egress.url_check import CheckedUrl, Resolver, resolve, resolve_checked
 from maskgate.errors import (
     MaskgateError,
     OutputInvalid,
@@ -36,8 +38,6 @@ from maskgate.errors import (
     UpstreamUnavailable,
     UrlNotAllowed,
 )
-from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
-from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)  # per socket operation
 DEFAULT_CALL_SECONDS = 15.0  # one API call, end to end: well inside a 30 s Lambda

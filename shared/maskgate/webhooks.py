@@ -22,9 +22,9 @@ from typing import Literal
 import httpx
 
 from maskgate.contracts.job import DeliveryAttempt, Job, JobStatus
+from maskgate.egress.pinned import Budget, Deadline, deadline_transport, pinned_client
+from maskgate.egress.url_check import CheckedUrl, Resolver, resolve, resolve_checked
 from maskgate.errors import UrlNotAllowed
-from maskgate.pinning import Budget, Deadline, deadline_transport, pinned_client
-from maskgate.urls import CheckedUrl, Resolver, resolve, resolve_checked
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
 DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # per socket operation

@@ -1,4 +1,4 @@
-"""maskgate.pinning: requests go to the checked addresses, never to a fresh DNS answer.
+"""maskgate.egress.pinned: requests go to the checked addresses, never to a fresh DNS answer.
 
 A real loopback server (stdlib ``http.server`` on a free port) answers; ``socket.getaddrinfo`` is
 watched so any name lookup shows up. TLS is checked with a fake network backend: no certificates.
@@ -20,9 +20,9 @@ import httpcore
 import httpx
 import pytest
 
+from maskgate.egress.pinned import PinnedBackend, PinnedTransport, pinned_client
+from maskgate.egress.url_check import CheckedUrl, resolve_checked
 from maskgate.errors import UrlNotAllowed
-from maskgate.pinning import PinnedBackend, PinnedTransport, pinned_client
-from maskgate.urls import CheckedUrl, resolve_checked
 
 TIMEOUT = httpx.Timeout(5.0)
 PINNED_HOST = "pinned-host.invalid"

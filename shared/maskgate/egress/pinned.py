@@ -1,4 +1,4 @@
-"""HTTP clients pinned to the addresses ``maskgate.urls.resolve_checked`` checked, and
+"""HTTP clients pinned to the addresses ``maskgate.egress.url_check.resolve_checked`` checked, and
 wall-clock deadlines for whole calls.
 
 Checking a URL and then letting the HTTP client resolve its host again leaves a gap: a DNS answer
@@ -31,8 +31,8 @@ from functools import cache
 import httpcore
 import httpx
 
+from maskgate.egress.url_check import CheckedUrl
 from maskgate.errors import UrlNotAllowed
-from maskgate.urls import CheckedUrl
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ class BackendTransport(httpx.HTTPTransport):
     """``httpx.HTTPTransport`` whose connection pool connects through the given network backend.
 
     httpx does not expose httpcore's ``network_backend``, so the pool the base class builds is
-    replaced by an equivalent one that has it (tests/unit/test_pinning.py guards the seam). Proxies
+    replaced by an equivalent one that has it (tests/unit/test_pinned.py guards the seam). Proxies
     from the environment are never used: a proxy would open the connections itself.
     """
 

@@ -8,7 +8,7 @@ The local stack allows http(s) to loopback only (127.0.0.0/8, ::1, ``localhost``
 A host spelled like an IPv4 number that is not canonical dotted-quad (``2130706433``, ``0x7f.1``,
 ``0177.0.0.1``, ``127.1``) is refused without asking DNS: resolvers read those as addresses.
 ``resolve_checked`` returns the addresses it checked, so the caller can connect to exactly those
-(``maskgate.pinning``) instead of resolving again and meeting a rebinding DNS answer.
+(``maskgate.egress.pinned``) instead of resolving again and meeting a rebinding DNS answer.
 """
 
 from __future__ import annotations

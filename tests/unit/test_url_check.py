@@ -1,4 +1,4 @@
-"""maskgate.urls: outbound URL safety. DNS is always injected: no network."""
+"""maskgate.egress.url_check: outbound URL safety. DNS is always injected: no network."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from maskgate import urls
+from maskgate.egress import url_check
+from maskgate.egress.url_check import CheckedUrl, check_image_url, check_outbound_url, resolve_checked
 from maskgate.errors import UrlNotAllowed
-from maskgate.urls import CheckedUrl, check_image_url, check_outbound_url, resolve_checked
 
 
 def _resolving_to(*addresses: str) -> Callable[[str], list[str]]:
@@ -288,7 +288,7 @@ def test_resolve_returns_every_distinct_address(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
 
-    assert sorted(urls.resolve("example.com")) == ["2606:4700::1111", "93.184.215.14"]
+    assert sorted(url_check.resolve("example.com")) == ["2606:4700::1111", "93.184.215.14"]
 
 
 def test_resolve_turns_lookup_failure_into_url_not_allowed(monkeypatch):
@@ -298,7 +298,7 @@ def test_resolve_turns_lookup_failure_into_url_not_allowed(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
 
     with pytest.raises(UrlNotAllowed):
-        urls.resolve("nowhere.invalid")
+        url_check.resolve("nowhere.invalid")
 
 
 # --- check_image_url -------------------------------------------------------------------------
