@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from maskgate.deliveries import DeliveryUnits
     from maskgate.reconcile import Reconciler
     from maskgate.stores.idempotency import Create, IdempotentCreate
-    from maskgate.wavespeed import WaveSpeedClient
+    from maskgate.wavespeed.client import WaveSpeedClient
     from maskgate.webhook_steps import Notifier
     from maskgate.webhooks import WebhookSender
 
@@ -225,7 +225,7 @@ def wavespeed() -> WaveSpeedClient:
 
 @lru_cache(maxsize=2)
 def _wavespeed_for(api_key: str) -> WaveSpeedClient:
-    from maskgate.wavespeed import WaveSpeedClient
+    from maskgate.wavespeed.client import WaveSpeedClient
 
     settings = get_settings()
     return WaveSpeedClient(

@@ -47,7 +47,8 @@ from maskgate.settings import Settings
 from maskgate.stores.admission import Admission
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
-from maskgate.wavespeed import Prediction, WaveSpeedClient
+from maskgate.wavespeed.client import WaveSpeedClient
+from maskgate.wavespeed.prediction import Prediction
 from maskgate.workflow import Workflow
 
 Clock = Callable[[], datetime]

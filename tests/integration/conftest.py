@@ -17,7 +17,7 @@ from moto import mock_aws
 from maskgate import clients
 from maskgate.settings import get_settings
 from maskgate.stores.tenants import TenantStore
-from maskgate.wavespeed import WaveSpeedClient
+from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.webhooks import WebhookSender
 from tests.support import iam
 from tests.support.artefacts import ASL, template_resource

@@ -1,4 +1,4 @@
-"""Properties of maskgate.wavespeed under arbitrary WaveSpeed answers (hypothesis, MockTransport).
+"""Properties of maskgate.wavespeed.client under arbitrary WaveSpeed answers (hypothesis, MockTransport).
 
 Whatever comes back (any status, non-JSON, random JSON, wrong types, bodies cut off or over the
 cap, transport errors), the client raises only MaskgateError subclasses, and a submit is retryable
@@ -27,7 +27,8 @@ from maskgate.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from maskgate.wavespeed import MAX_API_BYTES, Prediction, WaveSpeedClient
+from maskgate.wavespeed.client import MAX_API_BYTES, WaveSpeedClient
+from maskgate.wavespeed.prediction import Prediction
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

@@ -1,7 +1,7 @@
 """The prompt payload (text, points, boxes), shared by the HTTP API and the S3 path.
 
 Field names mirror WaveSpeed's. Limits that WaveSpeed documents nowhere we could check live in
-``maskgate.wavespeed_limits`` so they can be corrected in one place.
+``maskgate.wavespeed.limits`` so they can be corrected in one place.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from maskgate import wavespeed_limits as limits
 from maskgate.errors import InvalidRequest, MissingPrompt, RequestError
+from maskgate.wavespeed import limits
 
 Pixel = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 OutputFormat = Literal["png", "jpeg", "webp"]

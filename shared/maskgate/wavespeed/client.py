@@ -18,13 +18,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from maskgate import wavespeed_limits as limits
 from maskgate.contracts.prompts import Prompts
 from maskgate.egress.pinned import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.egress.url_check import CheckedUrl, Resolver, resolve, resolve_checked
@@ -38,6 +37,8 @@ from maskgate.errors import (
     UpstreamUnavailable,
     UrlNotAllowed,
 )
+from maskgate.wavespeed import limits
+from maskgate.wavespeed.prediction import PAGE_SIZE, Prediction, PredictionPage, wire_body
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)  # per socket operation
 DEFAULT_CALL_SECONDS = 15.0  # one API call, end to end: well inside a 30 s Lambda
@@ -45,63 +46,10 @@ DEFAULT_DOWNLOAD_SECONDS = 20.0  # one output file
 MAX_API_BYTES = 1024 * 1024  # an API answer is a small JSON envelope
 API_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own defaults
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
-PAGE_SIZE = 100  # the most WaveSpeed's prediction history gives per page
 # a connection that never opened carried no request: the only transport failures a submit may retry
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _M = TypeVar("_M", bound=BaseModel)
-
-# ids go into URL paths: nothing that could leave the path segment
-PredictionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-
-
-class Prediction(BaseModel):
-    """A prediction as WaveSpeed reports it (vendor shape: unknown fields ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    id: PredictionId
-    status: Literal["created", "processing", "completed", "failed"]
-    outputs: list[str] = []
-    error: str | None = None
-    model: str | None = None
-    created_at: datetime | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "failed")
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _none_yet(cls, value: object) -> object:
-        return [] if value is None else value
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _time_or_unknown(cls, value: object) -> datetime | None:
-        """Informational: anything but an ISO 8601 time reads as unknown rather than unreadable."""
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, str) and len(value) <= 64:
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                return None
-        else:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class PredictionPage(BaseModel):
-    """One page of the prediction history (newest first)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    page: int | None = None
-    total: int | None = None
-    items: list[Prediction]
-
-    def is_last(self, number: int) -> bool:
-        """True if page ``number`` (of ``PAGE_SIZE``) ends the history: short, or reaching the total."""
-        return len(self.items) < PAGE_SIZE or (self.total is not None and number * PAGE_SIZE >= self.total)
 
 
 @dataclass(frozen=True)
@@ -120,22 +68,6 @@ class _CallFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.sent = sent
-
-
-def wire_body(prompts: Prompts, image_url: str) -> dict[str, Any]:
-    """The submit body WaveSpeed takes for a validated request."""
-    body: dict[str, Any] = {
-        "image": image_url,
-        "apply_mask": prompts.apply_mask,
-        "output_format": prompts.output_format,
-    }
-    if prompts.prompt is not None:
-        body["prompt"] = prompts.prompt
-    if prompts.point_prompts:
-        body["point_prompts"] = [p.model_dump() for p in prompts.point_prompts]
-    if prompts.box_prompts:
-        body["box_prompts"] = [b.model_dump() for b in prompts.box_prompts]
-    return body
 
 
 def host_allowed(url: str, patterns: tuple[str, ...]) -> bool:
