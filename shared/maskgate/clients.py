@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
     from maskgate.callbacks import CallbackReceiver
-    from maskgate.deliveries import DeliveryUnits
     from maskgate.reconcile import Reconciler
     from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed.client import WaveSpeedClient
     from maskgate.webhook_steps import Notifier
-    from maskgate.webhooks import WebhookSender
+    from maskgate.webhooks.sender import WebhookSender
+    from maskgate.webhooks.units import DeliveryUnits
 
 # boto3, botocore.config and Powertools' idempotency (which loads boto3) are imported by the first
 # client or idempotent create that needs them, not with this module: the api's import (its cold start)
@@ -111,7 +111,7 @@ def sqs() -> SQSClient:
 
 @cache
 def delivery_units() -> DeliveryUnits:
-    from maskgate.deliveries import DeliveryUnits
+    from maskgate.webhooks.units import DeliveryUnits
 
     settings = get_settings()
     return DeliveryUnits(
@@ -209,7 +209,7 @@ def intake() -> Intake:
 
 @cache
 def webhook_sender() -> WebhookSender:
-    from maskgate.webhooks import WebhookSender
+    from maskgate.webhooks.sender import WebhookSender
 
     settings = get_settings()
     return WebhookSender(local=settings.is_local, attempt_seconds=settings.webhook_attempt_seconds)

@@ -45,7 +45,7 @@ from maskgate.stores.admission import Admission
 from maskgate.stores.job_index import JobIndex, Seen
 from maskgate.stores.jobs import JobStore
 from maskgate.webhook_steps import Notifier
-from maskgate.webhooks import event_type, webhook_id
+from maskgate.webhooks.body import event_type, webhook_id
 from maskgate.workflow import Timings
 
 if TYPE_CHECKING:

@@ -11,14 +11,16 @@ from datetime import datetime, timedelta
 from maskgate import crashpoints
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import DeliverInput, DeliveryStep, JobRef, NotifyOutput
-from maskgate.deliveries import DeliveryUnits, next_wait
 from maskgate.errors import Conflict, InvalidTransition, MaskgateError, NotFound
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.stores.admission import Admission
 from maskgate.stores.jobs import JobStore
 from maskgate.stores.tenants import TenantStore
-from maskgate.webhooks import WebhookSender, build_body, event_type, webhook_id
+from maskgate.webhooks.body import build_body, event_type, webhook_id
+from maskgate.webhooks.schedule import next_wait
+from maskgate.webhooks.sender import WebhookSender
+from maskgate.webhooks.units import DeliveryUnits
 from maskgate.workflow import Workflow
 
 

@@ -17,7 +17,7 @@ from maskgate.contracts.job import Job, JobStatus, Mask
 from maskgate.contracts.prompts import Prompts, SegmentationCreate
 from maskgate.contracts.s3_events import UploadEvent
 from maskgate.contracts.steps import DeliverInput, FailInput, JobRef, PollInput, StoreInput, SubmitInput
-from maskgate.webhooks import build_body
+from maskgate.webhooks.body import build_body
 from maskgate_local import sam_template
 from tests.support.artefacts import ASL, EVENTS, ROOT, TEMPLATE, event
 

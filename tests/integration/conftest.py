@@ -18,7 +18,7 @@ from maskgate import clients
 from maskgate.settings import get_settings
 from maskgate.stores.tenants import TenantStore
 from maskgate.wavespeed.client import WaveSpeedClient
-from maskgate.webhooks import WebhookSender
+from maskgate.webhooks.sender import WebhookSender
 from tests.support import iam
 from tests.support.artefacts import ASL, template_resource
 from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver

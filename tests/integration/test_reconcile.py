@@ -19,7 +19,7 @@ from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
 from maskgate.reconcile import Executions
 from maskgate.stores.admission import Admission
-from maskgate.webhooks import webhook_id
+from maskgate.webhooks.body import webhook_id
 from tests.integration.conftest import REGION, Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver

@@ -18,6 +18,7 @@ from maskgate.contracts.job import Job, JobStatus
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
 from maskgate.settings import get_settings
+from maskgate.webhooks.signing import mask_token_valid
 
 CREATE_EXAMPLE = {
     "image": "https://example.com/cat.png",
@@ -296,8 +297,6 @@ def get_mask(
         if owner != job.tenant:
             raise NotFound(f"no job {job_id}")
     else:
-        from maskgate.webhooks import mask_token_valid  # loads httpx: not at import
-
         try:
             job = clients.job_store().get(job_id)
             allowed = clients.tenant_store().webhook_secrets(job.tenant)

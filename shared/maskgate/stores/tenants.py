@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maskgate.contracts.job import utcnow
 from maskgate.errors import NotFound, Unauthorized
+from maskgate.webhooks.signing import new_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -160,7 +161,7 @@ class TenantStore:
                 TableName=self._table,
                 Item={
                     "pk": {"S": f"TENANT#{tenant}"},
-                    "webhook_secret": {"S": secret or _new_secret()},
+                    "webhook_secret": {"S": secret or new_secret()},
                     "created_at": {"S": self._now().isoformat()},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -172,7 +173,7 @@ class TenantStore:
     def rotate_secret(self, tenant: str) -> tuple[str, datetime]:
         """A new webhook secret; the old one keeps signing alongside until the returned time (24 h)."""
         current = self.ensure_tenant(tenant)
-        fresh, until = _new_secret(), self._now() + ROTATION_OVERLAP
+        fresh, until = new_secret(), self._now() + ROTATION_OVERLAP
         self._client.update_item(
             TableName=self._table,
             Key={"pk": {"S": f"TENANT#{tenant}"}},
@@ -198,9 +199,3 @@ class TenantStore:
         if previous_until and datetime.fromisoformat(previous_until) > self._now():
             found.append(item["previous_secret"]["S"])
         return found
-
-
-def _new_secret() -> str:
-    from maskgate.webhooks import new_secret  # not at import: maskgate.webhooks loads httpx
-
-    return new_secret()

@@ -9,37 +9,16 @@ the same mechanism serves redelivery.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.job import DeliveryAttempt
 from maskgate.contracts.steps import DeliveryStep
+from maskgate.webhooks.schedule import DEFAULT_SCHEDULE
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
-
-DEFAULT_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
-MAX_RETRY_AFTER_SECONDS = 6 * 3600
-JITTER = 0.1
-
-
-def next_wait(
-    schedule: tuple[int, ...],
-    step: int,
-    *,
-    retry_after: int | None,
-    rand: Callable[[], float] = random.random,
-) -> int | None:
-    """Seconds before retry ``step`` (0-based), jittered ±10 % and at least a capped Retry-After;
-    None once the schedule is spent."""
-    if step >= len(schedule):
-        return None
-    base = schedule[step] * (1 - JITTER + 2 * JITTER * rand())
-    floor = min(retry_after or 0, MAX_RETRY_AFTER_SECONDS)
-    return max(1, round(base), floor)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,7 @@
-"""Outbound webhooks: Standard Webhooks v1 signing, the thin event body, and one
-delivery attempt.
-
-The body is built once per (job, event), stored on the job, and sent byte-identical on every retry;
-only ``webhook-timestamp`` and the signature change. ``webhook-id`` is stable per job and event so
-receivers can dedupe.
-"""
+"""One signed delivery attempt of a webhook, to the addresses its URL check resolved, in one budget."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,103 +10,17 @@ from typing import Literal
 
 import httpx
 
-from maskgate.contracts.job import DeliveryAttempt, Job, JobStatus
+from maskgate.contracts.job import DeliveryAttempt
 from maskgate.egress.pinned import Budget, Deadline, deadline_transport, pinned_client
 from maskgate.egress.url_check import CheckedUrl, Resolver, resolve, resolve_checked
 from maskgate.errors import UrlNotAllowed
+from maskgate.webhooks.signing import signature_header
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
 DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # per socket operation
 DEFAULT_ATTEMPT_SECONDS = 10.0  # the whole attempt, whatever each operation takes
 MAX_ATTEMPT_SECONDS = 15.0  # half the Notify Lambda's 30 s: the attempt must end before it does
 DEADLINE_ERROR = "AttemptDeadlineExceeded"
 MAX_RESPONSE_BYTES = 4096
-EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
-
-
-def new_secret() -> str:
-    """A tenant webhook secret: ``whsec_`` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
-def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`` per Standard Webhooks."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def signature_header(secrets_: list[str], *, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Space-separated signatures, one per active secret (rotation sends both)."""
-    return " ".join(sign(s, msg_id=msg_id, timestamp=timestamp, body=body) for s in secrets_)
-
-
-def event_type(status: JobStatus) -> EventType:
-    return {
-        JobStatus.SUCCEEDED: "segmentation.succeeded",
-        JobStatus.CANCELED: "segmentation.canceled",
-    }.get(status, "segmentation.failed")  # type: ignore[return-value]
-
-
-def webhook_id(job_id: str, event: str) -> str:
-    """Stable per job and event: every retry and redelivery of it carries the same id."""
-    return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
-
-
-def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:
-    """A signed, expiring token authorising one mask download without an API key."""
-    mac = hmac.new(_key(secret), f"mask:{job_id}:{index}:{expires}".encode(), hashlib.sha256).digest()
-    return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
-
-
-def mask_token_valid(token: str, secrets_: list[str], *, job_id: str, index: int, now: float) -> bool:
-    """True if the token was made by one of the secrets for this mask and has not expired."""
-    expires_text, _, _ = token.partition(".")
-    if (
-        not (token.isascii() and expires_text.isdigit() and len(expires_text) <= 12)
-        or int(expires_text) < now
-    ):
-        return False
-    expires = int(expires_text)
-    return any(
-        hmac.compare_digest(token, mask_token(s, job_id=job_id, index=index, expires=expires))
-        for s in secrets_
-    )
-
-
-def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_seconds: int) -> str:
-    """The thin event body (< 20 kB), serialised once."""
-    expires = int(now.timestamp()) + link_seconds
-    base = f"{api_url.rstrip('/')}/v1/segmentations/{job.id}"
-    masks = [
-        {
-            "url": f"{base}/masks/{m.index}?token="
-            + mask_token(secret, job_id=job.id, index=m.index, expires=expires),
-            "format": m.format,
-            "content_type": m.content_type,
-            "size": m.size,
-            "width": m.width,
-            "height": m.height,
-        }
-        for m in job.masks
-    ]
-    event = {
-        "type": event_type(job.status),
-        "timestamp": now.isoformat().replace("+00:00", "Z"),
-        "data": {
-            "id": job.id,
-            "status": job.status.value,
-            "error": job.error.model_dump() if job.error else None,
-            "metadata": job.metadata,
-            "masks": masks,
-            "links": {"self": base},
-        },
-    }
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 class WebhookSender:
