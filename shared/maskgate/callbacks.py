@@ -26,7 +26,7 @@ from maskgate.stores.callback_log import CallbackLog
 from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.prediction import Prediction
 from maskgate.wavespeed.signing import verify
-from maskgate.workflow import Workflow
+from maskgate.workflow.executions import Workflow
 
 if TYPE_CHECKING:
     pass

@@ -13,7 +13,8 @@ from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 from maskgate.stores.rate_limit import RateLimiter
 from maskgate.stores.tenants import TenantStore
-from maskgate.workflow import Timings, UploadExpiries, Workflow
+from maskgate.workflow.executions import UploadExpiries, Workflow
+from maskgate.workflow.timings import timings_of
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -87,12 +88,9 @@ def bucket() -> Bucket:
 @cache
 def workflow() -> Workflow:
     settings = get_settings()
-    timings = Timings(
-        initial_seconds=settings.poll_initial_seconds,
-        max_seconds=settings.poll_max_seconds,
-        deadline_seconds=settings.job_deadline_seconds,
+    return Workflow(
+        state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings_of(settings)
     )
-    return Workflow(state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings)
 
 
 def idempotent(create: Create, *, name: str) -> IdempotentCreate:
@@ -139,8 +137,9 @@ def notifier() -> Notifier:
 
 @cache
 def reconciler() -> Reconciler:
-    from maskgate.reconcile import Executions, Reconciler
+    from maskgate.reconcile import Reconciler
     from maskgate.stores.job_index import JobIndex
+    from maskgate.workflow.executions import Executions
 
     settings = get_settings()
     return Reconciler(

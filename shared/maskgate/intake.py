@@ -42,7 +42,7 @@ from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, UploadChanged, upload_key
 from maskgate.stores.jobs import JobStore
-from maskgate.workflow import UploadExpiries, Workflow
+from maskgate.workflow.executions import UploadExpiries, Workflow
 
 METADATA_KEY = "maskgate"
 UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land

@@ -46,10 +46,11 @@ from maskgate.stores.job_index import JobIndex, Seen
 from maskgate.stores.jobs import JobStore
 from maskgate.webhook_steps import Notifier
 from maskgate.webhooks.body import event_type, webhook_id
-from maskgate.workflow import Timings
+from maskgate.workflow.executions import Executions
+from maskgate.workflow.timings import execution_input, timings_of
 
 if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions.client import SFNClient
+    pass
 
 WINDOW_MARGIN = timedelta(minutes=10)
 MAX_RESTARTS = 5
@@ -99,25 +100,6 @@ class Policy:
     def settled(self, at: datetime) -> bool:
         """True when ``at`` is at least the grace period ago."""
         return self.now - at >= self.grace
-
-
-def timings_of(settings: Settings) -> Timings:
-    return Timings(
-        initial_seconds=settings.poll_initial_seconds,
-        max_seconds=settings.poll_max_seconds,
-        deadline_seconds=settings.job_deadline_seconds,
-    )
-
-
-def execution_input(job_id: str, *, created_at: datetime, timings: Timings) -> dict[str, Any]:
-    """The segmentation execution's input, exactly as the job's first start builds it."""
-    return {
-        "job_id": job_id,
-        "wait_seconds": timings.initial_seconds,
-        "deadline_at": int(created_at.timestamp()) + timings.deadline_seconds,
-        "attempt": 0,
-        "schedule": timings.schedule(),
-    }
 
 
 def numbered(name: str | None, base: str, letter: str) -> int:
@@ -181,43 +163,6 @@ def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> 
         for job_id, taken in slots.items()
         if taken <= oldest and (job_id not in jobs or jobs[job_id].job.status.terminal)
     )
-
-
-@dataclass(frozen=True)
-class Executions:
-    """Step Functions executions by state machine and name."""
-
-    client: SFNClient
-
-    def running(self, machine: str) -> frozenset[str]:
-        pages = self.client.get_paginator("list_executions").paginate(
-            stateMachineArn=machine, statusFilter="RUNNING"
-        )
-        return frozenset(run["name"] for page in pages for run in page["executions"])
-
-    def status(self, machine: str, name: str) -> str | None:
-        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED…; None when there is no such execution."""
-        try:
-            return self.client.describe_execution(executionArn=_execution_arn(machine, name))["status"]
-        except self.client.exceptions.ExecutionDoesNotExist:
-            return None
-
-    def start(self, machine: str, name: str, payload: str) -> bool:
-        """Start one; False if an execution of that name exists (running or not)."""
-        try:
-            self.client.start_execution(stateMachineArn=machine, name=name, input=payload)
-        except self.client.exceptions.ExecutionAlreadyExists:
-            return False
-        return True
-
-    def stop(self, machine: str, name: str) -> None:
-        self.client.stop_execution(
-            executionArn=_execution_arn(machine, name), error="JobCanceled", cause="the job ended meanwhile"
-        )
-
-
-def _execution_arn(machine: str, name: str) -> str:
-    return machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.wavespeed.prediction import Prediction
-from maskgate.workflow import Workflow
+from maskgate.workflow.executions import Workflow
 
 Clock = Callable[[], datetime]
 

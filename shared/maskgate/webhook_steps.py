@@ -21,7 +21,7 @@ from maskgate.webhooks.body import build_body, event_type, webhook_id
 from maskgate.webhooks.schedule import next_wait
 from maskgate.webhooks.sender import WebhookSender
 from maskgate.webhooks.units import DeliveryUnits
-from maskgate.workflow import Workflow
+from maskgate.workflow.executions import Workflow
 
 
 @dataclass(frozen=True)

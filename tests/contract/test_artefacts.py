@@ -108,7 +108,8 @@ def test_waiting_tasks_pass_their_token_and_listen_for_the_input_window(state: s
 
 
 def test_execution_input_carries_what_the_workflow_reads() -> None:
-    from maskgate.workflow import Timings, Workflow
+    from maskgate.workflow.executions import Workflow
+    from maskgate.workflow.timings import Timings
 
     class Capture:
         inputs: list[dict[str, Any]] = []

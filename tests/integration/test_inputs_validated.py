@@ -391,7 +391,7 @@ def test_a_failed_request_frees_the_key_for_a_corrected_body(api: Any, aws: Aws)
 def test_a_registration_killed_after_its_job_is_written_is_adopted_by_its_retry(
     api: Any, aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from maskgate.workflow import UploadExpiries
+    from maskgate.workflow.executions import UploadExpiries
 
     original = UploadExpiries.start
     calls: list[str] = []

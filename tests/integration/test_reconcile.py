@@ -17,9 +17,9 @@ from maskgate import clients
 from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
-from maskgate.reconcile import Executions
 from maskgate.stores.admission import Admission
 from maskgate.webhooks.body import webhook_id
+from maskgate.workflow.executions import Executions
 from tests.integration.conftest import REGION, Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver

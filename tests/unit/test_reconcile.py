@@ -14,9 +14,10 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.reconcile import Finding, Policy, execution_input, numbered, orphaned, stalled, undelivered
+from maskgate.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
 from maskgate.stores.job_index import Seen
-from maskgate.workflow import Timings, Workflow
+from maskgate.workflow.executions import Workflow
+from maskgate.workflow.timings import Timings, execution_input
 from tests.support.artefacts import event
 
 NOW = datetime(2026, 12, 4, 0, 20, tzinfo=UTC)

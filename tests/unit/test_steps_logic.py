@@ -7,7 +7,7 @@ import json
 import pytest
 
 from maskgate.contracts.steps import CaughtError
-from maskgate.workflow import Timings
+from maskgate.workflow.timings import Timings
 
 # --- Timings.schedule ----------------------------------------------------------------------------
 

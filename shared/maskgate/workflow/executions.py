@@ -1,42 +1,21 @@
-"""Starting the segmentation state machine for a job, resuming its waiting tasks, and the upload
-expiry timer. The execution name is the job id, so a duplicate start is a no-op.
+"""Step Functions executions: the job's segmentation workflow (start, stop, resume or fail its waiting
+task), the upload expiry timer, and the reconcile sweep's view of any state machine's runs.
+
+A job's first execution is named after the job, so a duplicate start is a no-op.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from maskgate.contracts.steps import TaskResult
+from maskgate.workflow.timings import Timings, execution_input
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
-
-
-@dataclass(frozen=True)
-class Timings:
-    """How long a job waits for its callback before polling, and how the waits grow to the deadline.
-
-    They travel in the execution input because ASL takes wait lengths only as literals or paths,
-    and the definition must stay valid JSON with the template's values substituted in.
-    """
-
-    initial_seconds: int = 10
-    max_seconds: int = 30
-    deadline_seconds: int = 900
-    growth: float = 1.5
-
-    def schedule(self) -> list[int]:
-        """Listening windows after the first: grow by ``growth`` up to ``max``, past the deadline."""
-        waits, current, total = [], self.initial_seconds, self.initial_seconds
-        while total < self.deadline_seconds + self.max_seconds:
-            current = min(math.ceil(current * self.growth), self.max_seconds)
-            waits.append(current)
-            total += current
-        return waits
 
 
 class Workflow:
@@ -49,14 +28,7 @@ class Workflow:
 
     def start(self, job_id: str, *, created_at: datetime) -> bool:
         """Start the job's execution; False if it was started before (same name)."""
-        timings = self._timings
-        payload: dict[str, Any] = {
-            "job_id": job_id,
-            "wait_seconds": timings.initial_seconds,
-            "deadline_at": int(created_at.timestamp()) + timings.deadline_seconds,
-            "attempt": 0,
-            "schedule": timings.schedule(),
-        }
+        payload = execution_input(job_id, created_at=created_at, timings=self._timings)
         try:
             self._client.start_execution(stateMachineArn=self._arn, name=job_id, input=json.dumps(payload))
         except self._client.exceptions.ExecutionAlreadyExists:
@@ -110,3 +82,40 @@ class UploadExpiries:
             self._client.start_execution(stateMachineArn=self._arn, name=job_id, input=payload)
         except self._client.exceptions.ExecutionAlreadyExists:
             pass
+
+
+@dataclass(frozen=True)
+class Executions:
+    """Step Functions executions by state machine and name."""
+
+    client: SFNClient
+
+    def running(self, machine: str) -> frozenset[str]:
+        pages = self.client.get_paginator("list_executions").paginate(
+            stateMachineArn=machine, statusFilter="RUNNING"
+        )
+        return frozenset(run["name"] for page in pages for run in page["executions"])
+
+    def status(self, machine: str, name: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED…; None when there is no such execution."""
+        try:
+            return self.client.describe_execution(executionArn=_execution_arn(machine, name))["status"]
+        except self.client.exceptions.ExecutionDoesNotExist:
+            return None
+
+    def start(self, machine: str, name: str, payload: str) -> bool:
+        """Start one; False if an execution of that name exists (running or not)."""
+        try:
+            self.client.start_execution(stateMachineArn=machine, name=name, input=payload)
+        except self.client.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def stop(self, machine: str, name: str) -> None:
+        self.client.stop_execution(
+            executionArn=_execution_arn(machine, name), error="JobCanceled", cause="the job ended meanwhile"
+        )
+
+
+def _execution_arn(machine: str, name: str) -> str:
+    return machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
