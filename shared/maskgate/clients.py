@@ -6,8 +6,9 @@ import time
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
-from maskgate.intake import Intake
 from maskgate.settings import get_settings
+from maskgate.steps.api import RequestIntake
+from maskgate.steps.on_upload import UploadIntake
 from maskgate.stores.admission import Admission
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
@@ -23,11 +24,11 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
-    from maskgate.callbacks import CallbackReceiver
-    from maskgate.reconcile import Reconciler
+    from maskgate.steps.callback import CallbackReceiver
+    from maskgate.steps.reconcile import Reconciler
     from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed.client import WaveSpeedClient
-    from maskgate.webhook_steps import Notifier
+    from maskgate.webhooks.notifier import Notifier
     from maskgate.webhooks.sender import WebhookSender
     from maskgate.webhooks.units import DeliveryUnits
 
@@ -123,7 +124,7 @@ def delivery_units() -> DeliveryUnits:
 
 @cache
 def notifier() -> Notifier:
-    from maskgate.webhook_steps import Notifier
+    from maskgate.webhooks.notifier import Notifier
 
     return Notifier(
         jobs=job_store(),
@@ -131,13 +132,12 @@ def notifier() -> Notifier:
         sender=webhook_sender(),
         units=delivery_units(),
         settings=get_settings(),
-        admission=admission(),
     )
 
 
 @cache
 def reconciler() -> Reconciler:
-    from maskgate.reconcile import Reconciler
+    from maskgate.steps.reconcile import Reconciler
     from maskgate.stores.job_index import JobIndex
     from maskgate.workflow.executions import Executions
 
@@ -181,7 +181,7 @@ def upload_expiries() -> UploadExpiries:
 
 @cache
 def callback_receiver() -> CallbackReceiver:
-    from maskgate.callbacks import CallbackReceiver
+    from maskgate.steps.callback import CallbackReceiver
     from maskgate.stores.callback_log import CallbackLog
 
     table = get_settings().table
@@ -202,8 +202,13 @@ _secret_cache: tuple[float, str] | None = None
 
 
 @cache
-def intake() -> Intake:
-    return Intake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
+def request_intake() -> RequestIntake:
+    return RequestIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
+
+
+@cache
+def upload_intake() -> UploadIntake:
+    return UploadIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
 
 
 @cache

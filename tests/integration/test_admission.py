@@ -11,6 +11,7 @@ import pytest
 from maskgate import clients
 from maskgate.contracts.job import JobError, JobStatus
 from maskgate.errors import AdmissionDeferred, UpstreamRejected
+from maskgate.steps.cancel import cancel
 from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
 from tests.integration.test_step_handlers import queued_job, submit_event
@@ -167,7 +168,13 @@ def test_cancel_gives_the_slot_back(
     job = queued_job(aws)
     load_handler("submit").handler(submit_event(job), LambdaContext())
     submitted = clients.job_store().get(job.id)
-    clients.notifier().cancel(submitted, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    cancel(
+        submitted,
+        notifier=clients.notifier(),
+        workflow=clients.workflow(),
+        admission=clients.admission(),
+        api_url="http://127.0.0.1:3000",
+    )
     assert clients.admission().in_flight() == {}
 
 

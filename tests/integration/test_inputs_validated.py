@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from maskgate import clients, crashpoints, intake
+from maskgate import clients, crashpoints
 from maskgate.contracts.job import JobStatus
+from maskgate.observability import metrics
 from maskgate.settings import get_settings
 from tests.integration.conftest import Aws, problem
 from tests.integration.test_api_handler import create_event, sample_body
@@ -223,13 +224,13 @@ def test_the_content_type_stays_one_of_the_image_types(api: Any, aws: Aws) -> No
 @pytest.fixture
 def refusals(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    original = intake.metrics.add_metric
+    original = metrics.add_metric
 
     def record(**kwargs: Any) -> None:
         seen.append(str(kwargs["name"]))
         original(**kwargs)
 
-    monkeypatch.setattr(intake.metrics, "add_metric", record)
+    monkeypatch.setattr(metrics, "add_metric", record)
     return seen
 
 

@@ -12,6 +12,7 @@ import pytest
 from maskgate import clients, crashpoints
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.errors import JobRejected, PredictionNotReady, UpstreamRateLimited
+from maskgate.steps.cancel import cancel
 from tests.integration.conftest import Aws, FakeTasks
 from tests.integration.test_callback import SECRET, callback
 from tests.integration.test_step_handlers import queued_job, submit_event
@@ -203,6 +204,12 @@ def test_cancel_before_any_prediction_gives_the_slot_back(
 ) -> None:
     job = queued_job(aws)
     clients.admission().admit(job.id)
-    canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    canceled = cancel(
+        job,
+        notifier=clients.notifier(),
+        workflow=clients.workflow(),
+        admission=clients.admission(),
+        api_url="http://127.0.0.1:3000",
+    )
     assert canceled.status is JobStatus.CANCELED
     assert job.id not in clients.admission().in_flight()

@@ -14,7 +14,7 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
+from maskgate.steps.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
 from maskgate.stores.job_index import Seen
 from maskgate.workflow.executions import Workflow
 from maskgate.workflow.timings import Timings, execution_input

@@ -18,6 +18,8 @@ from maskgate.contracts.job import Job, JobStatus
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
 from maskgate.settings import get_settings
+from maskgate.steps.cancel import cancel
+from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.webhooks.signing import mask_token_valid
 
 CREATE_EXAMPLE = {
@@ -151,7 +153,7 @@ async def create_segmentation(
     the same key with another body is 409."""
 
     def create(payload: Any) -> dict[str, Any]:
-        job = clients.intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
+        job = clients.request_intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
         return job_public(job, bucket=clients.bucket()).model_dump(mode="json")
 
     return await created(request, owner, idempotency_key, create, name="segmentations", status=202)
@@ -172,7 +174,9 @@ async def create_upload(
 
     def register(payload: Any) -> dict[str, Any]:
         body = parse(UploadCreate, payload)
-        job, post = clients.intake().register_upload(body, tenant=owner, expiries=clients.upload_expiries())
+        job, post = clients.request_intake().register_upload(
+            body, tenant=owner, expiries=clients.upload_expiries()
+        )
         public = job_public(job, bucket=clients.bucket())
         return UploadPublic(**public.model_dump(), upload=PresignedPost(**post)).model_dump(mode="json")
 
@@ -232,7 +236,13 @@ def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPubl
     """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
     job = _own_job(job_id, owner)
     try:
-        canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url=str(request.base_url))
+        canceled = cancel(
+            job,
+            notifier=clients.notifier(),
+            workflow=clients.workflow(),
+            admission=clients.admission(),
+            api_url=str(request.base_url),
+        )
     except InvalidTransition as exc:
         raise Conflict(f"job {job_id} already finished ({job.status.value}); it cannot be canceled") from exc
     return job_public(canceled, bucket=clients.bucket())
@@ -256,7 +266,7 @@ def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
 def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
     """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
     job = _own_job(job_id, owner)
-    msg_id = clients.notifier().redeliver(job)
+    msg_id = redeliver_job(job, notifier=clients.notifier())
     return {"webhook_id": msg_id, "status": "scheduled"}
 
 

@@ -12,11 +12,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maskgate.contracts.job import JobId
+from maskgate.contracts.job import JobId, JobStatus
 
 
 class StepModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UploadedJob(StepModel):
+    id: JobId
+    status: JobStatus
+
+
+class UploadOutput(StepModel):
+    """The upload function's answer: the jobs of the event's records, or why it had none to act on."""
+
+    jobs: list[UploadedJob] = []
+    ignored: str | None = None  # the event's name when it carried no records (``s3:TestEvent``)
 
 
 class SubmitInput(StepModel):

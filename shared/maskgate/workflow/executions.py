@@ -17,6 +17,8 @@ from maskgate.workflow.timings import Timings, execution_input
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
+UPLOAD_GRACE_SECONDS = 60  # an upload that started just before its URL expired may still land
+
 
 class Workflow:
     """Starts the segmentation state machine for a job and resumes its waiting tasks."""

@@ -1,10 +1,13 @@
-"""The two ways in: a ``POST /v1/segmentations`` request and an object landing under ``uploads/``.
+"""S3 ``ObjectCreated`` under ``uploads/``: start one job per uploaded object (a redelivery finds its job).
 
-Both validate the prompts, check the image, record the job and start its workflow. An S3 upload that
-fails validation is still recorded (``failed`` with its typed error) and its workflow started, so
-the failure is visible in the API and reaches the caller's webhook: nothing is dropped. An upload is
-validated whole and copied to ``inputs/`` pinned to the version that was read; the job points at the
-copy, so WaveSpeed gets exactly the bytes that were checked.
+A raw upload carries its request in the object metadata; a registered one (``POST /v1/uploads``)
+lands on the key the server chose for its job. An upload that fails validation is still recorded
+(``failed`` with its typed error) and its workflow started, so the failure is visible in the API
+and reaches the caller's webhook: nothing is dropped. An upload is validated whole and copied to
+``inputs/`` pinned to the version that was read; the job points at the copy, so WaveSpeed gets
+exactly the bytes that were checked. S3's ``s3:TestEvent`` (sent once when the notification is
+configured) carries no records: it is acknowledged and ignored, never raised (an error would be
+retried, then dead-lettered).
 
 Every re-run is safe: a job is written once (conditional on its id) and a workflow started once (the
 execution is named after the job), so a run that crashed between the two is finished by its retry.
@@ -12,8 +15,6 @@ execution is named after the job), so a run that crashed between the two is fini
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from pydantic import ValidationError
 
 from maskgate import crashpoints
 from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus, utcnow
-from maskgate.contracts.prompts import Prompts, SegmentationCreate, UploadCreate, parse_prompts, strict_json
+from maskgate.contracts.prompts import Prompts, parse_prompts, strict_json
 from maskgate.contracts.s3_events import S3Record, UploadEvent
-from maskgate.egress.url_check import check_image_url, check_outbound_url
+from maskgate.contracts.steps import UploadedJob, UploadOutput
+from maskgate.egress.url_check import check_outbound_url
 from maskgate.errors import (
     InvalidImage,
     InvalidRequest,
@@ -36,148 +38,40 @@ from maskgate.errors import (
     NotFound,
     RequestError,
 )
-from maskgate.ids import PATTERN, derived_job_id, job_id_claim, new_job_id
-from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
+from maskgate.ids import PATTERN, derived_job_id
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, UploadChanged, upload_key
 from maskgate.stores.jobs import JobStore
-from maskgate.workflow.executions import UploadExpiries, Workflow
+from maskgate.workflow.executions import Workflow
 
 METADATA_KEY = "maskgate"
-UPLOAD_GRACE_SECONDS = 60  # an upload that started just before the POST expired may still land
-
-
-def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
-    """Decode ``data:<type>;base64,<data>`` and validate the image it holds."""
-    header, comma, payload = uri.partition(",")
-    if not comma or not header.startswith("data:") or not header.endswith(";base64"):
-        raise InvalidImage("a data URI image must look like data:image/png;base64,<data>")
-    if len(payload) > (MAX_IMAGE_BYTES * 4) // 3 + 4:
-        raise InvalidImage("the data URI is larger than the 20 MB image limit")
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidImage("the data URI is not valid base64") from exc
-    return data, validate_image(data)
-
-
-def _claimed_id(at: datetime) -> tuple[str, datetime, bool]:
-    """A new job's id and creation time, and whether an earlier attempt with the same
-    Idempotency-Key claimed them (so it may have written the job already)."""
-    fresh = new_job_id(at)
-    claim = job_id_claim.get()
-    if claim is None:
-        return fresh, at, False
-    job_id, created_at = claim(fresh, at)
-    return job_id, created_at, job_id != fresh
 
 
 @dataclass(frozen=True)
-class Intake:
+class UploadIntake:
+    """The jobs of objects landing under ``uploads/``."""
+
     jobs: JobStore
     bucket: Bucket
     workflow: Workflow
     settings: Settings
     now: Callable[[], datetime] = utcnow
 
-    # --- POST /v1/segmentations ----------------------------------------------------------------
-
-    def accept_request(self, body: SegmentationCreate, *, tenant: str) -> Job:
-        """Validate an API request, store its image, record the job and start it."""
-        prompts = self._prompts(body, exclude={"image"})
-        decoded, url = None, None
-        if body.image.startswith("data:"):
-            decoded = decode_data_uri(body.image)
-            prompts.check_inside(decoded[1].width or 0, decoded[1].height or 0)
-        else:
-            url = check_image_url(body.image, local=self.settings.is_local)
-        job_id, at, claimed_before = _claimed_id(self.now())
-        adopted = self._adoptable(job_id) if claimed_before else None
-        if adopted is not None:
-            return self._start_api_job(adopted)
-        job = Job(
-            id=job_id,
-            tenant=tenant,
-            status=JobStatus.QUEUED,
-            source="api",
-            request=prompts,
-            image=self._request_image(job_id, decoded) if decoded else ImageLocation(url=url),
-            created_at=at,
-            updated_at=at,
-        )
-        if not self.jobs.create(job):
-            return self._start_api_job(self.jobs.get(job_id))  # a concurrent retry wrote it first
-        crashpoints.reached("api.after_job")
-        metrics.add_metric(name="JobAccepted", unit="Count", value=1)
-        return self._start_api_job(job)
-
-    def _request_image(self, job_id: str, decoded: tuple[bytes, ImageInfo]) -> ImageLocation:
-        data, info = decoded
-        key = self.bucket.put_input(job_id, data, info)
-        return ImageLocation(
-            bucket=self.bucket.name, key=key, format=info.format, width=info.width, height=info.height
-        )
-
-    def _adoptable(self, job_id: str) -> Job | None:
-        """The job an earlier attempt with this Idempotency-Key wrote, if it got that far."""
-        try:
-            job = self.jobs.get(job_id)
-        except NotFound:
-            return None
-        logger.info("retried Idempotency-Key: the first attempt's job is adopted", extra={"job_id": job_id})
-        return job
-
-    def _start_api_job(self, job: Job) -> Job:
-        """Start the job's workflow (a no-op if it runs); a job that cannot start is failed."""
-        try:
-            self.workflow.start(job.id, created_at=job.created_at)
-        except Exception:
-            error = JobError(type="internal_error", message="the job's workflow could not be started")
-            self.jobs.transition(job.id, JobStatus.FAILED, error=error)
-            raise
-        return job
-
-    # --- POST /v1/uploads ----------------------------------------------------------------------
-
-    def register_upload(
-        self, body: UploadCreate, *, tenant: str, expiries: UploadExpiries
-    ) -> tuple[Job, dict[str, Any]]:
-        """Record a job awaiting its image and return it with a presigned POST for the key the server
-        chose, ``uploads/<tenant>/<job_id>/image``; a timer fails it if the upload never comes."""
-        prompts = self._prompts(body, exclude={"filename", "content_type"})
-        job_id, at, claimed_before = _claimed_id(self.now())
-        key = upload_key(tenant, job_id)
-        post = self.bucket.presigned_post(
-            key, content_type=body.content_type, seconds=self.settings.upload_seconds
-        )
-        job = self._adoptable(job_id) if claimed_before else None
-        if job is None:
-            job = Job(
-                id=job_id,
-                tenant=tenant,
-                status=JobStatus.AWAITING_UPLOAD,
-                source="upload",
-                request=prompts,
-                image=ImageLocation(bucket=self.bucket.name, key=key, filename=body.filename),
-                created_at=at,
-                updated_at=at,
-            )
-            self.jobs.create(job)
-        # idempotent (named after the job): a retry of a registration that crashed starts it too
-        expiries.start(job_id, seconds=self.settings.upload_seconds + UPLOAD_GRACE_SECONDS)
-        return job, post
-
-    # --- objects under uploads/ ----------------------------------------------------------------
-
-    def accept_event(self, event: UploadEvent) -> list[Job]:
-        """The jobs of an S3 event's records; a record that does not parse is logged and skipped."""
+    def accept_event(self, event: UploadEvent) -> UploadOutput:
+        """The jobs of an S3 event's records; a record that does not parse is logged and skipped, and
+        an event without records (``s3:TestEvent``) is acknowledged and ignored."""
+        if event.ignored is not None:
+            logger.info("S3 event without records ignored", extra={"s3_event": event.ignored})
+            return UploadOutput(ignored=event.ignored)
         records, refused = event.records()
         for reason in refused:
             logger.info("malformed S3 record ignored", extra={"reason": reason})
             metrics.add_metric(name="UploadRecordRefused", unit="Count", value=1)
         jobs = [self.accept_upload(record) for record in records]
-        return [job for job in jobs if job is not None]
+        return UploadOutput(
+            jobs=[UploadedJob(id=job.id, status=job.status) for job in jobs if job is not None]
+        )
 
     def accept_upload(self, record: S3Record) -> Job | None:
         """Start (or, for a redelivered event, find) the job for one S3 ``ObjectCreated`` record."""
@@ -235,13 +129,6 @@ class Intake:
             crashpoints.reached("on_upload.after_job")
             return job
         return self.jobs.get(job_id)  # a concurrent delivery of the same event wrote it first
-
-    def _prompts(self, body: Prompts, *, exclude: set[str]) -> Prompts:
-        """The request's prompts alone, with its webhook URL checked (url_not_allowed)."""
-        prompts = Prompts.model_validate(body.model_dump(exclude=exclude))
-        if prompts.webhook_url:
-            check_outbound_url(prompts.webhook_url, local=self.settings.is_local)
-        return prompts
 
     def _named_job(self, key: str) -> Job | None:
         """The job a key of the form ``uploads/<tenant>/<job_id>/...`` names, if it exists."""

@@ -33,24 +33,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from maskgate.contracts.job import JobError, JobStatus, utcnow
 from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
 from maskgate.errors import InvalidTransition, MaskgateError
-from maskgate.intake import UPLOAD_GRACE_SECONDS
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
+from maskgate.steps.expire import expire
+from maskgate.steps.notify import notify
 from maskgate.stores.admission import Admission
 from maskgate.stores.job_index import JobIndex, Seen
 from maskgate.stores.jobs import JobStore
-from maskgate.webhook_steps import Notifier
 from maskgate.webhooks.body import event_type, webhook_id
-from maskgate.workflow.executions import Executions
+from maskgate.webhooks.notifier import Notifier
+from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
 from maskgate.workflow.timings import execution_input, timings_of
-
-if TYPE_CHECKING:
-    pass
 
 WINDOW_MARGIN = timedelta(minutes=10)
 MAX_RESTARTS = 5
@@ -264,7 +262,7 @@ class Reconciler:
         except InvalidTransition:
             return None  # it finished meanwhile
         self.admission.release(job_id)
-        outcome = self.notifier.notify(JobRef(job_id=job_id)).outcome
+        outcome = notify(JobRef(job_id=job_id), notifier=self.notifier).outcome
         return Repair(job_id=job_id, kind="stalled", action="fail", detail=f"{error.type}; webhook {outcome}")
 
     def _expire(self, seen: Seen, dry_run: bool) -> Repair | None:
@@ -273,7 +271,7 @@ class Reconciler:
             return None
         if dry_run:
             return Repair(job_id=job_id, kind="upload_expired", action="expire", detail="upload_expired")
-        outcome = self.notifier.expire_upload(JobRef(job_id=job_id)).outcome
+        outcome = expire(JobRef(job_id=job_id), notifier=self.notifier).outcome
         if outcome == "uploaded":
             return None  # the upload came meanwhile
         return Repair(
@@ -289,7 +287,7 @@ class Reconciler:
             return None
         attempts = sum(1 for d in job.deliveries if d.event == event)
         if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
-            outcome = "" if dry_run else ": " + self.notifier.notify(JobRef(job_id=job.id)).outcome
+            outcome = "" if dry_run else ": " + notify(JobRef(job_id=job.id), notifier=self.notifier).outcome
             return Repair(job_id=job.id, kind="webhook", action="notify", detail=msg_id + outcome)
         first = numbered(seen.delivery_unit, msg_id, "s") + 1
         names = [f"{msg_id}-s{n}" for n in range(first, first + NAME_TRIES)]

@@ -1,7 +1,6 @@
-"""WaveSpeed's callbacks in: verified before anything is looked up, never trusted otherwise.
+"""``POST /v1/callbacks/wavespeed``: WaveSpeed's callbacks in, verified before anything is looked up
+(its v3 signature: ``maskgate.wavespeed.signing``), never trusted otherwise.
 
-WaveSpeed signs ``"{webhook-id}.{webhook-timestamp}.{raw body}"`` with HMAC-SHA256, keyed by its
-secret without the ``whsec_`` prefix as UTF-8 bytes, and sends ``webhook-signature: v3,<hex>``.
 A verified callback for a finished prediction resumes the job's waiting task; polling stays the
 fallback, so a lost or refused callback costs only latency.
 """
@@ -12,7 +11,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -21,27 +20,19 @@ from maskgate.contracts.job import Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import TaskResult
 from maskgate.errors import InvalidRequest, InvalidTransition, NotFound
 from maskgate.observability import logger
-from maskgate.settings import Settings
 from maskgate.stores.callback_log import CallbackLog
 from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.prediction import Prediction
 from maskgate.wavespeed.signing import verify
 from maskgate.workflow.executions import Workflow
 
-if TYPE_CHECKING:
-    pass
-
 Outcome = Literal["resumed", "failed", "late", "ignored", "duplicate"]
-
-
-def bound_callback_url(settings: Settings, job_id: str, token: str) -> str | None:
-    """Where WaveSpeed calls back for this job, with the job's own token (None: poll only)."""
-    url = settings.callback_url(job_id)
-    return None if url is None else f"{url}&token={token}"
 
 
 @dataclass(frozen=True)
 class CallbackReceiver:
+    """Acts on WaveSpeed's callbacks for the jobs' predictions."""
+
     jobs: JobStore
     workflow: Workflow
     log: CallbackLog
