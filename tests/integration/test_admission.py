@@ -14,7 +14,7 @@ from maskgate.errors import AdmissionDeferred, UpstreamRejected
 from maskgate.steps.cancel import cancel
 from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
-from tests.integration.test_step_handlers import queued_job, submit_event
+from tests.integration.seeds import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed
 

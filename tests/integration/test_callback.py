@@ -14,7 +14,7 @@ import pytest
 from maskgate import clients
 from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, FakeTasks, problem
-from tests.integration.test_step_handlers import queued_job
+from tests.integration.seeds import queued_job
 from tests.support.artefacts import LambdaContext, event, load_handler
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci13YXZlc3BlZWQtY2FsbGJhY2tz"

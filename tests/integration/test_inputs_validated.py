@@ -17,7 +17,7 @@ from maskgate.contracts.job import JobStatus
 from maskgate.observability import metrics
 from maskgate.settings import get_settings
 from tests.integration.conftest import Aws, problem
-from tests.integration.test_api_handler import create_event, sample_body
+from tests.integration.test_api import create_event, sample_body
 from tests.integration.test_uploads import register, uploaded
 from tests.support import iam
 from tests.support.artefacts import LambdaContext, event, load_handler

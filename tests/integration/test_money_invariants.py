@@ -14,8 +14,8 @@ from maskgate.contracts.job import Job, JobStatus
 from maskgate.errors import JobRejected, PredictionNotReady, UpstreamRateLimited
 from maskgate.steps.cancel import cancel
 from tests.integration.conftest import Aws, FakeTasks
+from tests.integration.seeds import queued_job, submit_event
 from tests.integration.test_callback import SECRET, callback
-from tests.integration.test_step_handlers import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed, Receiver
 

@@ -175,7 +175,7 @@ def test_api_rotate_secret_signs_with_both_secrets_for_a_day(api: Any, aws: Aws,
     from standardwebhooks import Webhook
 
     from maskgate.contracts.job import JobStatus
-    from tests.integration.test_step_handlers import queued_job
+    from tests.integration.seeds import queued_job
 
     old = aws.secret
     sample = event("api_get_segmentation")
