@@ -37,11 +37,12 @@ from maskgate.errors import (
     MissingPrompt,
     NotFound,
     RequestError,
+    UploadChanged,
 )
 from maskgate.ids import PATTERN, derived_job_id
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
-from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, UploadChanged, upload_key
+from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, upload_key
 from maskgate.stores.jobs import JobStore
 from maskgate.workflow.executions import Workflow
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from maskgate.errors import ImageTooLarge, InvalidImage, NotFound
+from maskgate.errors import ImageTooLarge, InvalidImage, NotFound, UploadChanged
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 
 if TYPE_CHECKING:
@@ -37,13 +37,6 @@ class StoredObject:
     size: int
     metadata: dict[str, str]
     etag: str  # the version that was seen: every later read and copy is conditional on it
-
-
-class UploadChanged(InvalidImage):
-    """The upload's key was written again between the HEAD and the read or copy (412)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"the upload {key} changed while it was validated (it was written again)")
 
 
 def _code(exc: ClientError) -> str:
