@@ -32,7 +32,8 @@ table) that a failed job, a webhook and an API problem document carry.
     ├── OutputInvalid                  output_invalid
     ├── NotSubmitted                   internal_error; workflow routing: no submit is under way, so
     │                                  back to Submit (never a job's final error)
-    ├── JobRejected                    invalid_request; the job already failed at intake: skip to Notify
+    ├── JobNotSubmittable              invalid_request; the job is finished or has nothing to submit:
+    │                                  skip to Notify
     ├── JobCanceled                    canceled
     └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
 
@@ -207,7 +208,10 @@ class NotSubmitted(MaskgateError):
     title = "The job has not been submitted"
 
 
-class JobRejected(MaskgateError):
+class JobNotSubmittable(MaskgateError):
+    """The job is finished (failed at intake, canceled) or holds nothing to submit: the workflow skips
+    to Notify. Its class name is the workflow's Catch contract; its type is the one it always had."""
+
     type = "invalid_request"
     title = "The job was rejected at intake"
 

@@ -11,7 +11,7 @@ import pytest
 
 from maskgate import clients, crashpoints
 from maskgate.contracts.job import Job, JobStatus
-from maskgate.errors import JobRejected, PredictionNotReady, UpstreamRateLimited
+from maskgate.errors import JobNotSubmittable, PredictionNotReady, UpstreamRateLimited
 from maskgate.steps.cancel import cancel
 from tests.integration.conftest import Aws, FakeTasks
 from tests.integration.seeds import queued_job, submit_event
@@ -124,7 +124,7 @@ def test_submit_of_a_job_canceled_after_admission_pays_nothing_and_gives_the_slo
         clients.job_store().transition(job_id, JobStatus.CANCELED)  # the cancel lands here
 
     monkeypatch.setattr(admission, "admit", admit_then_cancel)
-    with pytest.raises(JobRejected):
+    with pytest.raises(JobNotSubmittable):
         run_submit(job)
     assert wavespeed.submissions == []
     assert job.id not in admission.in_flight()

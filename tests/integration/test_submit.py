@@ -6,7 +6,7 @@ import pytest
 
 from maskgate import clients
 from maskgate.contracts.job import JobError, JobStatus
-from maskgate.errors import JobRejected, UpstreamRateLimited, UpstreamRejected
+from maskgate.errors import JobNotSubmittable, UpstreamRateLimited, UpstreamRejected
 from tests.integration.conftest import Aws
 from tests.integration.seeds import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -47,9 +47,9 @@ def test_submit_rate_limited_raises_retryable(aws: Aws, wavespeed: FakeWaveSpeed
         load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())
 
 
-def test_submit_job_failed_at_intake_raises_job_rejected(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+def test_submit_job_failed_at_intake_raises_job_not_submittable(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     job = queued_job(aws, status=JobStatus.FAILED, error=JobError(type="invalid_image", message="no"))
-    with pytest.raises(JobRejected):
+    with pytest.raises(JobNotSubmittable):
         load_handler("submit").handler(submit_event(job), LambdaContext())
     assert wavespeed.submissions == []
 

@@ -47,7 +47,7 @@ EXPECTED_TYPES = {
     "UpstreamFailed": "upstream_failed",
     "PredictionTimedOut": "timeout",
     "OutputInvalid": "output_invalid",
-    "JobRejected": "invalid_request",
+    "JobNotSubmittable": "invalid_request",
     "JobCanceled": "canceled",
     "InvalidTransition": "conflict",
 }

@@ -9,7 +9,7 @@ from maskgate.contracts.job import Job, JobStatus, utcnow
 from maskgate.contracts.steps import PollInput, PollOutput, TaskResult
 from maskgate.errors import (
     InvalidTransition,
-    JobRejected,
+    JobNotSubmittable,
     NotSubmitted,
     PredictionTimedOut,
     UpstreamFailed,
@@ -58,7 +58,7 @@ def _poll_finished(job: Job, step: PollInput, workflow: Workflow) -> PollOutput:
     if job.status is JobStatus.SUCCEEDED and job.prediction_id is not None:
         workflow.resume(step.task_token, TaskResult(job_id=job.id, prediction_id=job.prediction_id))
         return PollOutput(job_id=job.id, outcome="completed")
-    raise JobRejected(f"job is already {job.status.value}")
+    raise JobNotSubmittable(f"job is already {job.status.value}")
 
 
 def _poll_unrecorded(job: Job, step: PollInput, *, out_of_time: bool) -> PollOutput:

@@ -14,7 +14,7 @@ from maskgate.contracts.steps import SubmitInput, SubmitOutput
 from maskgate.errors import (
     AdmissionDeferred,
     InvalidTransition,
-    JobRejected,
+    JobNotSubmittable,
     MaskgateError,
     UpstreamOutcomeUnknown,
     UpstreamRateLimited,
@@ -51,7 +51,7 @@ def submit(
     """
     job = jobs.get(step.job_id)
     if job.status.terminal:
-        raise JobRejected(f"job is already {job.status.value}")
+        raise JobNotSubmittable(f"job is already {job.status.value}")
     job = jobs.set_task_token(job.id, step.task_token)
     if job.prediction_id is not None or job.submit_attempt is not None:
         # submitted before (this is a retry, or an invocation that outlived its wait): never again
@@ -60,7 +60,7 @@ def submit(
         )
         return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
     if job.request is None or job.image is None:
-        raise JobRejected("job has no request to submit")
+        raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
     try:
         admission.admit(job.id)
@@ -96,7 +96,7 @@ def _claim_lost(jobs: JobStore, admission: Admission, job_id: str) -> SubmitOutp
     job = jobs.get(job_id)
     if job.status.terminal:
         admission.release(job_id)
-        raise JobRejected(f"job is already {job.status.value}")
+        raise JobNotSubmittable(f"job is already {job.status.value}")
     logger.info("another submit claimed the job; waiting for its prediction")
     return SubmitOutput(job_id=job_id, prediction_id=job.prediction_id)
 
