@@ -30,7 +30,7 @@ import schemathesis
 from schemathesis import Case, CheckContext, Response
 from schemathesis.config import SchemathesisConfig
 
-from maskgate.tenants import TenantStore
+from maskgate.stores.tenants import TenantStore
 from maskgate_local.sample import PANEL, scene_png
 from tests.e2e.conftest import aws_client
 

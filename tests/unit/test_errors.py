@@ -26,6 +26,7 @@ EXPECTED_TYPES = {
     "InvalidRequest": "invalid_request",
     "MissingPrompt": "missing_prompt",
     "InvalidImage": "invalid_image",
+    "UploadChanged": "invalid_image",
     "ImageTooLarge": "image_too_large",
     "UrlNotAllowed": "url_not_allowed",
     "ApiError": "internal_error",
@@ -46,7 +47,7 @@ EXPECTED_TYPES = {
     "UpstreamFailed": "upstream_failed",
     "PredictionTimedOut": "timeout",
     "OutputInvalid": "output_invalid",
-    "JobRejected": "invalid_request",
+    "JobNotSubmittable": "invalid_request",
     "JobCanceled": "canceled",
     "InvalidTransition": "conflict",
 }

@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.contracts.prompts import Prompts
+from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
-from maskgate.models import Prompts
-from maskgate.reconcile import (
-    Finding,
-    Policy,
-    ReconcileInput,
-    Seen,
-    execution_input,
-    numbered,
-    orphaned,
-    stalled,
-    undelivered,
-)
-from maskgate.workflow import Timings, Workflow
+from maskgate.steps.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
+from maskgate.stores.job_index import Seen
+from maskgate.workflow.executions import Workflow
+from maskgate.workflow.timings import Timings, execution_input
 from tests.support.artefacts import event
 
 NOW = datetime(2026, 12, 4, 0, 20, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus
-from maskgate.storage import MaskStore
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.stores.bucket import Bucket
 
 
 class MaskPublic(BaseModel):
@@ -54,7 +54,7 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-def job_public(job: Job, *, masks: MaskStore) -> JobPublic:
+def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
     image = None
     if job.image is not None:
         image = job.image.model_dump(exclude_none=True, exclude={"bucket", "key"})
@@ -68,7 +68,7 @@ def job_public(job: Job, *, masks: MaskStore) -> JobPublic:
         image=image,
         prediction_id=job.prediction_id,
         masks=[
-            MaskPublic(url=masks.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
+            MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],
         error=job.error,
         deliveries=job.deliveries,
