@@ -16,6 +16,7 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── MalformedJson              malformed_json (400)
     │   ├── Unauthorized               unauthorized (401)
     │   ├── NotFound                   not_found (404)
+    │   ├── MethodNotAllowed           method_not_allowed (405, with Allow)
     │   ├── Conflict                   conflict (409)
     │   ├── PayloadTooLarge            payload_too_large (413)
     │   └── RateLimited                rate_limited (429, with Retry-After)
@@ -117,6 +118,12 @@ class NotFound(ApiError):
     type = "not_found"
     status = 404
     title = "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    type = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
 
 
 class Conflict(ApiError):

@@ -166,7 +166,11 @@ def test_api_unknown_method_is_a_405_problem(api: Any, aws: Aws) -> None:
     sample["requestContext"]["http"]["method"] = "PUT"
     response = api.handler(sample, LambdaContext())
     assert response["statusCode"] == 405
-    assert problem(response)["title"] == "Method Not Allowed"
+    assert (
+        problem(response)["type"] == "method_not_allowed"
+        and problem(response)["title"] == "Method not allowed"
+    )
+    assert problem(response)["detail"] == "PUT is not allowed here; use GET, POST"
     headers = {k.lower(): v for k, v in response["headers"].items()}
     assert headers["allow"] == "GET, POST"
 

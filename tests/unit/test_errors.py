@@ -33,6 +33,7 @@ EXPECTED_TYPES = {
     "MalformedJson": "malformed_json",
     "Unauthorized": "unauthorized",
     "NotFound": "not_found",
+    "MethodNotAllowed": "method_not_allowed",
     "Conflict": "conflict",
     "PayloadTooLarge": "payload_too_large",
     "RateLimited": "rate_limited",
@@ -68,6 +69,7 @@ DOCUMENTED_JOB_TYPES = {
     "canceled",
 }
 DOCUMENTED_API_TYPES = {
+    "method_not_allowed",
     "malformed_json",
     "unauthorized",
     "not_found",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from maskgate.api import problems
 from maskgate.api.body_limit import BodySizeLimit
 from maskgate.api.openapi import openapi
 from maskgate.api.routes import router
 from maskgate.settings import get_settings
+
+UI_PARAMETERS = {"persistAuthorization": True}
 
 
 def create_app() -> FastAPI:
@@ -18,11 +21,34 @@ def create_app() -> FastAPI:
         version="1",
         summary="SAM3 segmentation as an event-driven, pay-per-use AWS service.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below: its assets come from settings
         redoc_url=None,
+        generate_unique_id_function=lambda route: route.name,  # operation ids: create_segmentation, …
     )
     app.add_middleware(BodySizeLimit, limit_bytes=lambda: get_settings().max_body_bytes)
     problems.install(app)
     router.add_to(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app
+
+
+def docs() -> HTMLResponse:
+    """Swagger UI over /openapi.json. Its script and styles come from ``MASKGATE_DOCS_ASSETS_URL`` when
+    set (the local stack serves them, so the page works offline), else from a CDN: the Lambda layer
+    ships no UI assets, and a browser reading a deployed API's docs is online anyway."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    base = get_settings().docs_assets_url.rstrip("/")
+    if not base:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="maskgate API", swagger_ui_parameters=UI_PARAMETERS
+        )
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="maskgate API",
+        swagger_js_url=f"{base}/swagger-ui-bundle.js",
+        swagger_css_url=f"{base}/swagger-ui.css",
+        swagger_favicon_url=f"{base}/favicon-32x32.png",
+        swagger_ui_parameters=UI_PARAMETERS,
+    )

@@ -6,14 +6,23 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
 from maskgate import clients
-from maskgate.api.auth import Tenant, tenant
+from maskgate.api.auth import Credentials, Tenant, tenant_of
 from maskgate.api.openapi import CREATE_SCHEMA, PROBLEMS, UPLOAD_SCHEMA
-from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
+from maskgate.api.views import (
+    Health,
+    JobPage,
+    JobPublic,
+    PresignedPost,
+    Redelivery,
+    UploadPublic,
+    WebhookSecret,
+    job_public,
+)
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound
@@ -21,7 +30,16 @@ from maskgate.steps.cancel import cancel
 from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.webhooks.signing import mask_token_valid
 
-IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description="Any string of yours: the same key and body within 24 hours answer the same job "
+        "(nothing is sent twice); the same key with another body is a 409 conflict.",
+    ),
+]
+JobIdPath = Annotated[str, Path(description="The job's id (seg_…).")]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
 
@@ -71,9 +89,10 @@ class Routes:
 router = Routes()
 
 
-@router.get("/v1/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/v1/health", response_model=Health, tags=["service"])
+def health() -> Health:
+    """Liveness: the API answers (no API key needed)."""
+    return Health(status="ok")
 
 
 @router.post(
@@ -82,6 +101,7 @@ def health() -> dict[str, str]:
     response_model=JobPublic,
     openapi_extra=CREATE_SCHEMA,
     responses=PROBLEMS,
+    tags=["segmentations"],
 )
 async def create_segmentation(
     request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
@@ -104,6 +124,7 @@ async def create_segmentation(
     response_model=UploadPublic,
     responses=PROBLEMS,
     openapi_extra=UPLOAD_SCHEMA,
+    tags=["uploads"],
 )
 async def create_upload(
     request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
@@ -158,20 +179,24 @@ def _current(answer: dict[str, Any]) -> dict[str, Any]:
     return now
 
 
-@router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
+@router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS, tags=["segmentations"])
 def list_segmentations(
     owner: Tenant,
-    status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page, 1 to 100.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="The next_cursor of the page before.")
+    ] = None,
 ) -> JobPage:
     """The tenant's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     jobs, after = clients.job_store().page(owner, status=status, limit=limit, cursor=cursor)
     return JobPage(data=[job_public(j, bucket=clients.bucket()) for j in jobs], next_cursor=after)
 
 
-@router.delete("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
-def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPublic:
+@router.delete(
+    "/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS, tags=["segmentations"]
+)
+def cancel_segmentation(job_id: JobIdPath, owner: Tenant, request: Request) -> JobPublic:
     """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
     job = _own_job(job_id, owner)
     try:
@@ -194,26 +219,34 @@ def _own_job(job_id: str, owner: str) -> Job:
     return job
 
 
-@router.get("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
-def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
+@router.get(
+    "/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS, tags=["segmentations"]
+)
+def get_segmentation(job_id: JobIdPath, owner: Tenant) -> JobPublic:
     """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
     job = _own_job(job_id, owner)
     return job_public(job, bucket=clients.bucket())
 
 
-@router.post("/v1/segmentations/{job_id}/deliveries", status_code=202, responses=PROBLEMS)
-def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
+@router.post(
+    "/v1/segmentations/{job_id}/deliveries",
+    status_code=202,
+    response_model=Redelivery,
+    responses=PROBLEMS,
+    tags=["segmentations"],
+)
+def redeliver(job_id: JobIdPath, owner: Tenant) -> Redelivery:
     """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
     job = _own_job(job_id, owner)
     msg_id = redeliver_job(job, notifier=clients.notifier())
-    return {"webhook_id": msg_id, "status": "scheduled"}
+    return Redelivery(webhook_id=msg_id, status="scheduled")
 
 
-@router.post("/v1/webhook-secret/rotate", responses=PROBLEMS)
-def rotate_webhook_secret(owner: Tenant) -> dict[str, str]:
+@router.post("/v1/webhook-secret/rotate", response_model=WebhookSecret, responses=PROBLEMS, tags=["webhooks"])
+def rotate_webhook_secret(owner: Tenant) -> WebhookSecret:
     """A new webhook signing secret, shown once; the old one keeps signing alongside for 24 hours."""
     secret, until = clients.tenant_store().rotate_secret(owner)
-    return {"webhook_secret": secret, "previous_secret_valid_until": until.isoformat()}
+    return WebhookSecret(webhook_secret=secret, previous_secret_valid_until=until)
 
 
 @router.get(
@@ -232,16 +265,20 @@ def rotate_webhook_secret(owner: Tenant) -> dict[str, str]:
         },
         **PROBLEMS,
     },
+    tags=["segmentations"],
 )
 def get_mask(
-    job_id: str,
-    index: int,
-    token: str | None = None,
-    authorization: Annotated[str | None, Header()] = None,
+    job_id: JobIdPath,
+    index: Annotated[int, Path(description="The mask's index (masks[].index).")],
+    credentials: Credentials = None,
+    token: Annotated[
+        str | None,
+        Query(max_length=1024, description="A mask link's signed token (from a webhook) instead of the key."),
+    ] = None,
 ) -> RedirectResponse:
     """302 to a freshly presigned mask URL; authorised by the API key or the webhook's signed token."""
     if token is None:
-        owner = tenant(authorization)
+        owner = tenant_of(credentials)
         job = clients.job_store().get(job_id)
         if owner != job.tenant:
             raise NotFound(f"no job {job_id}")
@@ -263,9 +300,14 @@ def get_mask(
     "/v1/callbacks/wavespeed",
     responses=PROBLEMS,
     summary="WaveSpeed's prediction webhook (v3-signed); not for API clients",
+    tags=["service"],
 )
 async def wavespeed_callback(
-    request: Request, job: str, token: Annotated[str | None, Query(max_length=128)] = None
+    request: Request,
+    job: Annotated[str, Query(description="The job the callback is for (maskgate put it in the URL).")],
+    token: Annotated[
+        str | None, Query(max_length=128, description="The job's own callback token (in the URL too).")
+    ] = None,
 ) -> dict[str, str]:
     """Verify WaveSpeed's signature first, then the job's own token, then resume the job's waiting
     task with the prediction."""

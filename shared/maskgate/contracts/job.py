@@ -48,9 +48,11 @@ def may_leave_for(target: JobStatus) -> list[JobStatus]:
 
 
 class JobError(BaseModel):
+    """Why a job failed or was canceled."""
+
     model_config = ConfigDict(frozen=True)
-    type: str
-    message: str
+    type: str = Field(description="The stable error type (see the README's error table): branch on this.")
+    message: str = Field(description="What happened, for people.")
 
 
 class ImageLocation(BaseModel):
@@ -79,18 +81,25 @@ class Mask(BaseModel):
 
 
 class DeliveryAttempt(BaseModel):
+    """One attempt to deliver the job's final webhook."""
+
     model_config = ConfigDict(frozen=True)
-    webhook_id: str
-    event: str
-    attempt: int
-    at: datetime
-    url: str
-    status_code: int | None = None
-    latency_ms: int | None = None
-    error: str | None = None
-    retry_after: int | None = None
-    next_attempt_at: datetime | None = None
-    outcome: Literal["delivered", "retrying", "gave_up", "refused", "dead_lettered"]
+    webhook_id: str = Field(description="The webhook-id header: the same on every attempt of the event.")
+    event: str = Field(description="segmentation.succeeded, segmentation.failed or segmentation.canceled.")
+    attempt: int = Field(description="1 for the first attempt, counting up.")
+    at: datetime = Field(description="When the attempt started (UTC).")
+    url: str = Field(description="Where it was sent.")
+    status_code: int | None = Field(default=None, description="The receiver's HTTP status, if it answered.")
+    latency_ms: int | None = Field(default=None, description="How long the attempt took.")
+    error: str | None = Field(default=None, description="Why there was no answer (e.g. ConnectError).")
+    retry_after: int | None = Field(
+        default=None, description="Seconds the receiver asked to wait (Retry-After)."
+    )
+    next_attempt_at: datetime | None = Field(default=None, description="When the next attempt is due.")
+    outcome: Literal["delivered", "retrying", "gave_up", "refused", "dead_lettered"] = Field(
+        description="delivered (2xx); retrying (timeout, 429, 5xx); gave_up (another 4xx, e.g. 410); "
+        "refused (the URL is not allowed); dead_lettered (every retry failed: in the dead-letter queue)."
+    )
 
 
 class Job(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from maskgate.contracts.examples import CREATE_EXAMPLE, UPLOAD_EXAMPLE
 from maskgate.errors import InvalidRequest, MissingPrompt, RequestError
 from maskgate.wavespeed import limits
 
@@ -39,16 +40,22 @@ class Contract(BaseModel):
 
 
 class Point(Contract):
-    x: Pixel
-    y: Pixel
-    label: Annotated[int, Field(strict=True, ge=0, le=1)] = 1  # 1 include, 0 exclude; no booleans
+    """A point on the object (label 1) or off it (label 0), in pixels from the top-left corner."""
+
+    x: Pixel = Field(description="Pixels from the left edge (>= 0, inside the image).")
+    y: Pixel = Field(description="Pixels from the top edge (>= 0, inside the image).")
+    label: Annotated[int, Field(strict=True, ge=0, le=1)] = Field(  # no booleans
+        default=1, description="1: include the region here; 0: exclude it."
+    )
 
 
 class Box(Contract):
-    x_min: Pixel
-    y_min: Pixel
-    x_max: Pixel
-    y_max: Pixel
+    """A box around the object, in pixels; min < max on both axes, the max edges exclusive."""
+
+    x_min: Pixel = Field(description="Left edge, pixels from the left.")
+    y_min: Pixel = Field(description="Top edge, pixels from the top.")
+    x_max: Pixel = Field(description="Right edge (exclusive), greater than x_min, at most the image width.")
+    y_max: Pixel = Field(description="Bottom edge (exclusive), greater than y_min, at most the image height.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Box:
@@ -58,15 +65,32 @@ class Box(Contract):
 
 
 class Prompts(Contract):
-    """Everything in §4 except the image: what object metadata and ``/v1/uploads`` carry."""
+    """The prompt payload without the image: what S3 object metadata and ``POST /v1/uploads`` carry.
+    At least one of prompt, point_prompts and box_prompts is required."""
 
-    prompt: str | None = None
-    point_prompts: Annotated[list[Point], Field(max_length=limits.MAX_POINTS)] = []
-    box_prompts: Annotated[list[Box], Field(max_length=limits.MAX_BOXES)] = []
-    apply_mask: bool = False
-    output_format: OutputFormat = "png"
-    webhook_url: Url | None = None
-    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)] = {}
+    prompt: str | None = Field(
+        default=None, description="Text naming what to segment, 1 to 1000 characters after trimming."
+    )
+    point_prompts: Annotated[list[Point], Field(max_length=limits.MAX_POINTS)] = Field(
+        default=[], description="Up to 64 points on (label 1) or off (label 0) the object."
+    )
+    box_prompts: Annotated[list[Box], Field(max_length=limits.MAX_BOXES)] = Field(
+        default=[], description="Up to 64 boxes around objects."
+    )
+    apply_mask: bool = Field(
+        default=False,
+        description="true: the image cut out by the mask; false: the mask itself.",
+    )
+    output_format: OutputFormat = Field(default="png", description="The masks' image format.")
+    webhook_url: Url | None = Field(
+        default=None,
+        description="Where to send the signed webhook when the job ends (https, a public address).",
+    )
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)] = Field(
+        default={},
+        description="Up to 16 string values (keys up to 40, values up to 500 characters, 9 KiB in all), "
+        "echoed in the job and its webhook.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -116,7 +140,12 @@ class Prompts(Contract):
 class SegmentationCreate(Prompts):
     """``POST /v1/segmentations``: the prompts plus the image as an https URL or a data URI."""
 
-    image: Annotated[str, StringConstraints(min_length=1)]
+    model_config = ConfigDict(json_schema_extra={"examples": [CREATE_EXAMPLE]})
+
+    image: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="An https URL WaveSpeed can fetch (up to 2048 characters), or a data: URI of a PNG, "
+        "JPEG, WEBP, GIF, BMP or TIFF (the whole body at most 5 MB; larger images: POST /v1/uploads)."
+    )
 
     @field_validator("image")
     @classmethod
@@ -135,8 +164,10 @@ ImageContentType = Literal["image/png", "image/jpeg", "image/webp", "image/gif",
 class UploadCreate(Prompts):
     """``POST /v1/uploads``: the prompts plus the file to be uploaded directly to S3."""
 
-    filename: Filename
-    content_type: ImageContentType
+    model_config = ConfigDict(json_schema_extra={"examples": [UPLOAD_EXAMPLE]})
+
+    filename: Filename = Field(description="The file's name, kept on the job as data (never part of a key).")
+    content_type: ImageContentType = Field(description="The file's media type; the upload form requires it.")
 
     @field_validator("filename")
     @classmethod
@@ -160,10 +191,34 @@ def strict_json(raw: str | bytes) -> Any:
     return value
 
 
+# pydantic's wording where it reads as library output rather than as an answer to the caller
+_READABLE = {
+    "extra_forbidden": "is not a field of this request",
+    "missing": "is required",
+    "model_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
+}
+
+
+def readable(error: Any) -> str:
+    """A pydantic error's message as the API says it: no "Value error, " prefix, no library jargon."""
+    kind, message = str(error.get("type", "")), str(error.get("msg", ""))
+    if kind in _READABLE:
+        return _READABLE[kind].format(expected=(error.get("ctx") or {}).get("expected", "the listed values"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def problem_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as the ``errors`` list of a problem document (``loc`` dotted, ``msg``)."""
     return [
-        {"loc": ".".join(str(part) for part in err["loc"]) or "body", "msg": err["msg"]}
+        {"loc": ".".join(str(part) for part in err["loc"]) or "body", "msg": readable(err)}
         for err in exc.errors(include_url=False)
     ]
 
