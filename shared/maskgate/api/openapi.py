@@ -186,7 +186,7 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
             content["example"] = example
     if path.endswith("/masks/{index}"):  # the API key, or the webhook link's token
         operation["security"] = [{"bearer": []}, {"maskToken": []}]
-    if path in ("/v1/health", "/v1/callbacks/wavespeed"):
+    if path in ("/v1/health", "/v1/callbacks/wavespeed"):  # no API key: the callback is signed instead
         operation["security"] = []
-        for status in ("401", "409", "413"):
-            operation["responses"].pop(status, None)
+    if path == "/v1/health":
+        operation["responses"].pop("401", None)
