@@ -7,8 +7,6 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from maskgate.settings import get_settings
-from maskgate.steps.api import RequestIntake
-from maskgate.steps.on_upload import UploadIntake
 from maskgate.stores.admission import Admission
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
@@ -24,7 +22,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
+    from maskgate.steps.api import RequestIntake
     from maskgate.steps.callback import CallbackReceiver
+    from maskgate.steps.on_upload import UploadIntake
     from maskgate.steps.reconcile import Reconciler
     from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed.client import WaveSpeedClient
@@ -203,11 +203,15 @@ _secret_cache: tuple[float, str] | None = None
 
 @cache
 def request_intake() -> RequestIntake:
+    from maskgate.steps.api import RequestIntake  # not at import: GET routes and the workers never need it
+
     return RequestIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
 
 
 @cache
 def upload_intake() -> UploadIntake:
+    from maskgate.steps.on_upload import UploadIntake
+
     return UploadIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
 
 
