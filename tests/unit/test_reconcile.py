@@ -253,6 +253,14 @@ def test_orphaned_slots_are_those_of_finished_or_missing_jobs_taken_before_the_g
     )
 
 
+def test_a_slot_of_a_job_that_just_ended_is_left_to_its_fail_step() -> None:
+    # the callback failed it 30 s ago; its workflow has not reached Fail (which gives the slot back) yet
+    just_failed = finished(JobStatus.FAILED, finished_at=NOW - timedelta(seconds=30))
+    taken = (NOW - timedelta(minutes=3)).timestamp()
+
+    assert orphaned({just_failed.id: taken}, {just_failed.id: Seen(just_failed)}, POLICY) == []
+
+
 # the event -------------------------------------------------------------------------------------
 
 

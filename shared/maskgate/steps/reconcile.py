@@ -154,13 +154,18 @@ def undelivered(seen: Seen, running: frozenset[str], policy: Policy) -> Finding 
 
 
 def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
-    """Slots taken before the grace period whose job is finished or gone."""
+    """Slots taken before the grace period whose job is gone, or finished before the grace period: a
+    job that has just ended may still be on its way to the step that gives its slot back (Fail)."""
     oldest = (policy.now - policy.grace).timestamp()
-    return sorted(
-        job_id
-        for job_id, taken in slots.items()
-        if taken <= oldest and (job_id not in jobs or jobs[job_id].job.status.terminal)
-    )
+
+    def left_behind(job_id: str) -> bool:
+        if job_id not in jobs:
+            return True
+        job = jobs[job_id].job
+        ended = job.finished_at or job.updated_at
+        return job.status.terminal and ended.timestamp() <= oldest
+
+    return sorted(job_id for job_id, taken in slots.items() if taken <= oldest and left_behind(job_id))
 
 
 @dataclass(frozen=True)
