@@ -18,8 +18,9 @@ import boto3
 
 from benchmarks.receivers import DELIVERY, Hook
 from benchmarks.stats import summary_ms
-from maskgate.jobs import Job, JobStore
-from maskgate.webhooks import event_type
+from maskgate.contracts.job import Job
+from maskgate.stores.jobs import JobStore
+from maskgate.webhooks.body import event_type
 from maskgate_local.wavespeed_models import FaultPlan, image_key
 
 if TYPE_CHECKING:

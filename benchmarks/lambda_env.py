@@ -192,8 +192,9 @@ def setup_aws(
 def _job(status: str, **fields: Any) -> None:
     import boto3
 
-    from maskgate.jobs import ImageLocation, Job, JobStatus, JobStore
-    from maskgate.models import Prompts
+    from maskgate.contracts.job import ImageLocation, Job, JobStatus
+    from maskgate.contracts.prompts import Prompts
+    from maskgate.stores.jobs import JobStore
 
     now = datetime.now(UTC)
     job = Job(
@@ -214,7 +215,7 @@ def _job(status: str, **fields: Any) -> None:
 def api_key() -> str:
     import boto3
 
-    from maskgate.tenants import TenantStore
+    from maskgate.stores.tenants import TenantStore
 
     client = boto3.session.Session(region_name=REGION).client("dynamodb")
     return TenantStore(table=TABLE, client=client).create_key("default").key

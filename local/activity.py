@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from maskgate.contracts.job import DeliveryAttempt, Job
 from maskgate.errors import MaskgateError
-from maskgate.jobs import DeliveryAttempt, Job, JobStore
+from maskgate.stores.jobs import JobStore
 
 JOB_ID = re.compile(r"seg_[0-9A-HJKMNP-TV-Z]{26}")
 

@@ -68,7 +68,7 @@ PORT_FLAGS = (
 
 def _activity(stack: DevStack, ready: Ready) -> Activity:
     """Print a line per job transition and webhook attempt while the stack runs (not with --quiet)."""
-    from maskgate.jobs import JobStore
+    from maskgate.stores.jobs import JobStore
 
     assert stack.aws is not None  # noqa: S101 (started)
     activity = Activity(jobs=JobStore(table=ready.table, client=stack.aws.client("dynamodb")), say=_say)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from maskgate_local.targets import DEFAULT_READY_FILE, SAMCONFIG, Stop, aws_call, local_client, read_ready
 
 if TYPE_CHECKING:
-    from maskgate.tenants import TenantStore
+    from maskgate.stores.tenants import TenantStore
 
 PROG = "maskgate keys"
 TABLE_OUTPUT = "JobsTableName"
@@ -28,7 +28,7 @@ TABLE_OUTPUT = "JobsTableName"
 def _store(args: argparse.Namespace) -> tuple[TenantStore, str, tuple[Path, str] | None]:
     """The tenant store of the chosen stack, a phrase naming where it is, and for the local stack its
     ready file and endpoint (for the hint when nothing answers there)."""
-    from maskgate.tenants import TenantStore
+    from maskgate.stores.tenants import TenantStore
 
     table = args.table or os.environ.get("MASKGATE_TABLE")
     if args.stack is not None and table:

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskgate.storage import UPLOAD_PREFIX
-from maskgate.tenants import TenantStore
+from maskgate.stores.bucket import UPLOAD_PREFIX
+from maskgate.stores.tenants import TenantStore
 from maskgate_local.aws import LocalAws
 from maskgate_local.control import ControlServer
 from maskgate_local.crashes import CrashRegistry

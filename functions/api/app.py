@@ -1,10 +1,19 @@
 """The public HTTP API: API Gateway HTTP API (payload 2.0) events into the FastAPI app via Mangum."""
 
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from maskgate.api.app import create_app
-from maskgate.observability import logger
+from maskgate.observability import logger, metrics
 
 TEXT_TYPES = ["application/json", "application/problem+json", "text/html", "text/plain"]
 
-handler = logger.inject_lambda_context(Mangum(create_app(), lifespan="off", text_mime_types=TEXT_TYPES))
+app = Mangum(create_app(), lifespan="off", text_mime_types=TEXT_TYPES)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app(event, context)

@@ -6,8 +6,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
-from maskgate.deliveries import DeliverInput
+from maskgate.contracts.steps import DeliverInput
 from maskgate.observability import logger, metrics
+from maskgate.steps.deliver import deliver
 
 
 @logger.inject_lambda_context
@@ -15,4 +16,4 @@ from maskgate.observability import logger, metrics
 @event_parser(model=DeliverInput)
 def handler(event: DeliverInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return clients.notifier().deliver(event).model_dump(mode="json")
+    return deliver(event, notifier=clients.notifier()).model_dump(mode="json")

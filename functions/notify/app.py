@@ -6,8 +6,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
+from maskgate.contracts.steps import JobRef
 from maskgate.observability import logger, metrics
-from maskgate.workflow import JobRef
+from maskgate.steps.notify import notify
 
 
 @logger.inject_lambda_context
@@ -15,4 +16,4 @@ from maskgate.workflow import JobRef
 @event_parser(model=JobRef)
 def handler(event: JobRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return clients.notifier().notify(event).model_dump(mode="json")
+    return notify(event, notifier=clients.notifier()).model_dump(mode="json")

@@ -9,16 +9,12 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
+from maskgate.contracts.s3_events import UploadEvent
 from maskgate.observability import logger, metrics
-from maskgate.workflow import UploadEvent
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @event_parser(model=UploadEvent)
 def handler(event: UploadEvent, context: LambdaContext) -> dict[str, Any]:
-    if event.ignored is not None:
-        logger.info("S3 event without records ignored", extra={"s3_event": event.ignored})
-        return {"jobs": [], "ignored": event.ignored}
-    jobs = clients.intake().accept_event(event)
-    return {"jobs": [{"id": j.id, "status": j.status.value} for j in jobs]}
+    return clients.upload_intake().accept_event(event).model_dump(mode="json", exclude_none=True)

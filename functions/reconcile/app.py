@@ -7,8 +7,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maskgate import clients
+from maskgate.contracts.steps import ReconcileInput
 from maskgate.observability import logger, metrics
-from maskgate.reconcile import ReconcileInput
 
 
 @logger.inject_lambda_context

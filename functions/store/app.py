@@ -6,9 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, steps
+from maskgate import clients
+from maskgate.contracts.steps import StoreInput
 from maskgate.observability import logger, metrics
-from maskgate.workflow import JobRef, StoreInput
+from maskgate.steps.store import store
 
 
 @logger.inject_lambda_context
@@ -16,12 +17,11 @@ from maskgate.workflow import JobRef, StoreInput
 @event_parser(model=StoreInput)
 def handler(event: StoreInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    stored = steps.store(
+    return store(
         event,
         jobs=clients.job_store(),
         wavespeed=clients.wavespeed(),
-        masks=clients.mask_store(),
+        bucket=clients.bucket(),
         admission=clients.admission(),
-    )
-    notified = clients.notifier().notify(JobRef(job_id=event.job_id))
-    return stored.model_copy(update={"webhook": notified.outcome}).model_dump(mode="json")
+        notifier=clients.notifier(),
+    ).model_dump(mode="json")

@@ -5,10 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maskgate import clients, steps
+from maskgate import clients
+from maskgate.contracts.steps import SubmitInput
 from maskgate.observability import logger, metrics
 from maskgate.settings import get_settings
-from maskgate.workflow import SubmitInput
+from maskgate.steps.submit import submit
 
 
 @logger.inject_lambda_context
@@ -16,11 +17,11 @@ from maskgate.workflow import SubmitInput
 @event_parser(model=SubmitInput)
 def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    return steps.submit(
+    return submit(
         event,
         jobs=clients.job_store(),
         wavespeed=clients.wavespeed(),
-        masks=clients.mask_store(),
+        bucket=clients.bucket(),
         settings=get_settings(),
         admission=clients.admission(),
     ).model_dump(mode="json")

@@ -1,7 +1,8 @@
 """maskgate: an event-driven gateway in front of the hosted SAM3 segmentation model.
 
-The package is the Lambda layer's domain: prompt models, the WaveSpeed client, the job and mask
-stores, webhook signing and delivery, and the workflow steps the thin handlers in ``functions/`` call.
+The package is the Lambda layer's domain: ``steps`` holds one module per function in ``functions/``
+(each handler makes one call into it); ``contracts`` the boundary models; ``stores`` DynamoDB and S3;
+``wavespeed``, ``webhooks``, ``workflow`` and ``egress`` the outside services; ``api`` the HTTP API.
 Importing it does no work: clients and settings are built on first use (cold start is product).
 """
 

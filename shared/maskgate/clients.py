@@ -6,14 +6,14 @@ import time
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
-from maskgate.admission import Admission
-from maskgate.intake import Intake
-from maskgate.jobs import JobStore
-from maskgate.ratelimit import RateLimiter
 from maskgate.settings import get_settings
-from maskgate.storage import MaskStore
-from maskgate.tenants import TenantStore
-from maskgate.workflow import Timings, UploadExpiries, Workflow
+from maskgate.stores.admission import Admission
+from maskgate.stores.bucket import Bucket
+from maskgate.stores.jobs import JobStore
+from maskgate.stores.rate_limit import RateLimiter
+from maskgate.stores.tenants import TenantStore
+from maskgate.workflow.executions import UploadExpiries, Workflow
+from maskgate.workflow.timings import timings_of
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
-    from maskgate.callbacks import CallbackReceiver
-    from maskgate.deliveries import DeliveryUnits
-    from maskgate.idempotency import Create, IdempotentCreate
-    from maskgate.reconcile import Reconciler
-    from maskgate.wavespeed import WaveSpeedClient
-    from maskgate.webhook_steps import Notifier
-    from maskgate.webhooks import WebhookSender
+    from maskgate.steps.api import RequestIntake
+    from maskgate.steps.callback import CallbackReceiver
+    from maskgate.steps.on_upload import UploadIntake
+    from maskgate.steps.reconcile import Reconciler
+    from maskgate.stores.idempotency import Create, IdempotentCreate
+    from maskgate.wavespeed.client import WaveSpeedClient
+    from maskgate.webhooks.notifier import Notifier
+    from maskgate.webhooks.sender import WebhookSender
+    from maskgate.webhooks.units import DeliveryUnits
 
 # boto3, botocore.config and Powertools' idempotency (which loads boto3) are imported by the first
 # client or idempotent create that needs them, not with this module: the api's import (its cold start)
@@ -79,25 +81,22 @@ def tenant_store() -> TenantStore:
 
 
 @cache
-def mask_store() -> MaskStore:
+def bucket() -> Bucket:
     settings = get_settings()
-    return MaskStore(bucket=settings.bucket, client=s3(), presign_seconds=settings.presign_seconds)
+    return Bucket(bucket=settings.bucket, client=s3(), presign_seconds=settings.presign_seconds)
 
 
 @cache
 def workflow() -> Workflow:
     settings = get_settings()
-    timings = Timings(
-        initial_seconds=settings.poll_initial_seconds,
-        max_seconds=settings.poll_max_seconds,
-        deadline_seconds=settings.job_deadline_seconds,
+    return Workflow(
+        state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings_of(settings)
     )
-    return Workflow(state_machine_arn=settings.state_machine_arn, client=stepfunctions(), timings=timings)
 
 
 def idempotent(create: Create, *, name: str) -> IdempotentCreate:
     """``create`` made idempotent per (tenant, Idempotency-Key) in the jobs table."""
-    from maskgate.idempotency import IdempotentCreate
+    from maskgate.stores.idempotency import IdempotentCreate
 
     return IdempotentCreate(table=get_settings().table, client=dynamodb(), create=create, name=name)
 
@@ -111,7 +110,7 @@ def sqs() -> SQSClient:
 
 @cache
 def delivery_units() -> DeliveryUnits:
-    from maskgate.deliveries import DeliveryUnits
+    from maskgate.webhooks.units import DeliveryUnits
 
     settings = get_settings()
     return DeliveryUnits(
@@ -125,7 +124,7 @@ def delivery_units() -> DeliveryUnits:
 
 @cache
 def notifier() -> Notifier:
-    from maskgate.webhook_steps import Notifier
+    from maskgate.webhooks.notifier import Notifier
 
     return Notifier(
         jobs=job_store(),
@@ -133,13 +132,14 @@ def notifier() -> Notifier:
         sender=webhook_sender(),
         units=delivery_units(),
         settings=get_settings(),
-        admission=admission(),
     )
 
 
 @cache
 def reconciler() -> Reconciler:
-    from maskgate.reconcile import Executions, JobIndex, Reconciler
+    from maskgate.steps.reconcile import Reconciler
+    from maskgate.stores.job_index import JobIndex
+    from maskgate.workflow.executions import Executions
 
     settings = get_settings()
     return Reconciler(
@@ -181,7 +181,8 @@ def upload_expiries() -> UploadExpiries:
 
 @cache
 def callback_receiver() -> CallbackReceiver:
-    from maskgate.callbacks import CallbackLog, CallbackReceiver
+    from maskgate.steps.callback import CallbackReceiver
+    from maskgate.stores.callback_log import CallbackLog
 
     table = get_settings().table
     log = CallbackLog(table=table, client=dynamodb())
@@ -201,13 +202,22 @@ _secret_cache: tuple[float, str] | None = None
 
 
 @cache
-def intake() -> Intake:
-    return Intake(jobs=job_store(), masks=mask_store(), workflow=workflow(), settings=get_settings())
+def request_intake() -> RequestIntake:
+    from maskgate.steps.api import RequestIntake  # not at import: GET routes and the workers never need it
+
+    return RequestIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
+
+
+@cache
+def upload_intake() -> UploadIntake:
+    from maskgate.steps.on_upload import UploadIntake
+
+    return UploadIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
 
 
 @cache
 def webhook_sender() -> WebhookSender:
-    from maskgate.webhooks import WebhookSender
+    from maskgate.webhooks.sender import WebhookSender
 
     settings = get_settings()
     return WebhookSender(local=settings.is_local, attempt_seconds=settings.webhook_attempt_seconds)
@@ -223,7 +233,7 @@ def wavespeed() -> WaveSpeedClient:
 
 @lru_cache(maxsize=2)
 def _wavespeed_for(api_key: str) -> WaveSpeedClient:
-    from maskgate.wavespeed import WaveSpeedClient
+    from maskgate.wavespeed.client import WaveSpeedClient
 
     settings = get_settings()
     return WaveSpeedClient(

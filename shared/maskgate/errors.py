@@ -4,15 +4,22 @@ The class names are the workflow's contract: ``statemachine/segmentation.asl.jso
 catches them by name (``ErrorEquals``), and ``type`` is the stable error type (the README's error
 table) that a failed job, a webhook and an API problem document carry.
 
-    MaskgateError                      internal_error
+    MaskgateError                      internal_error (500)
     ├── RequestError (422)             the caller's payload or image
     │   ├── InvalidRequest             invalid_request
     │   ├── MissingPrompt              missing_prompt
     │   ├── InvalidImage               invalid_image
+    │   │   └── UploadChanged          invalid_image (the upload was written again while it was read)
     │   ├── ImageTooLarge              image_too_large
     │   └── UrlNotAllowed              url_not_allowed
-    ├── ApiError                       HTTP-only: malformed_json 400, unauthorized 401, not_found 404,
-    │   └── …                          conflict 409, payload_too_large 413, rate_limited 429
+    ├── ApiError                       HTTP-only
+    │   ├── MalformedJson              malformed_json (400)
+    │   ├── Unauthorized               unauthorized (401)
+    │   ├── NotFound                   not_found (404)
+    │   ├── MethodNotAllowed           method_not_allowed (405, with Allow)
+    │   ├── Conflict                   conflict (409)
+    │   ├── PayloadTooLarge            payload_too_large (413)
+    │   └── RateLimited                rate_limited (429, with Retry-After)
     ├── Retryable                      transient: the workflow retries these by name
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
@@ -24,8 +31,10 @@ table) that a failed job, a webhook and an API problem document carry.
     ├── UpstreamFailed                 upstream_failed (the prediction ended failed)
     ├── PredictionTimedOut             timeout
     ├── OutputInvalid                  output_invalid
-    ├── NotSubmitted                   workflow routing: no submit is under way, so back to Submit
-    ├── JobRejected                    the job already failed at intake: skip to Notify
+    ├── NotSubmitted                   internal_error; workflow routing: no submit is under way, so
+    │                                  back to Submit (never a job's final error)
+    ├── JobNotSubmittable              invalid_request; the job is finished or has nothing to submit:
+    │                                  skip to Notify
     ├── JobCanceled                    canceled
     └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
 
@@ -72,6 +81,13 @@ class InvalidImage(RequestError):
     title = "Invalid image"
 
 
+class UploadChanged(InvalidImage):
+    """The upload's key was written again between the HEAD and the read or copy (412)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the upload {key} changed while it was validated (it was written again)")
+
+
 class ImageTooLarge(RequestError):
     type = "image_too_large"
     title = "Image too large"
@@ -102,6 +118,12 @@ class NotFound(ApiError):
     type = "not_found"
     status = 404
     title = "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    type = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
 
 
 class Conflict(ApiError):
@@ -141,7 +163,7 @@ class UpstreamUnavailable(Retryable):
 
 
 class AdmissionDeferred(Retryable):
-    """The account's WaveSpeed tier is fully used (maskgate.admission): nothing was sent; try later."""
+    """The account's WaveSpeed tier is fully used (maskgate.stores.admission): nothing was sent; try later."""
 
     title = "WaveSpeed capacity in use"
 
@@ -193,7 +215,10 @@ class NotSubmitted(MaskgateError):
     title = "The job has not been submitted"
 
 
-class JobRejected(MaskgateError):
+class JobNotSubmittable(MaskgateError):
+    """The job is finished (failed at intake, canceled) or holds nothing to submit: the workflow skips
+    to Notify. Its class name is the workflow's Catch contract; its type is the one it always had."""
+
     type = "invalid_request"
     title = "The job was rejected at intake"
 

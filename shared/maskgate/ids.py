@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 
 PREFIX = "seg_"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PATTERN = r"^seg_[0-9A-HJKMNP-TV-Z]{26}$"
+
+# Given a fresh job id and time, the id and time this create must use. Set by maskgate.stores.idempotency
+# while a create with an Idempotency-Key runs: it answers with what the key's first attempt claimed,
+# so a retry of an attempt that crashed after writing its job adopts that job instead of a second.
+JobIdClaim = Callable[[str, datetime], tuple[str, datetime]]
+job_id_claim: ContextVar[JobIdClaim | None] = ContextVar("job_id_claim", default=None)
 
 
 def _encode(millis: int, tail: bytes) -> str:

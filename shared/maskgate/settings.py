@@ -29,6 +29,9 @@ class Settings(BaseModel):
     wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
     public_api_url: str = ""
+    # Where /docs loads Swagger UI's script and styles from: empty, a CDN (the layer ships no UI assets);
+    # the local stack serves them itself so the page renders offline
+    docs_assets_url: str = ""
     delivery_state_machine_arn: str = ""
     upload_expiry_state_machine_arn: str = ""
     tenant_requests_per_minute: int = Field(default=600, ge=1)
@@ -70,6 +73,7 @@ _ENV = {
     "wavespeed_api_key_secret": "WAVESPEED_API_KEY_SECRET",
     "wavespeed_output_hosts": "WAVESPEED_OUTPUT_HOSTS",
     "public_api_url": "MASKGATE_PUBLIC_API_URL",
+    "docs_assets_url": "MASKGATE_DOCS_ASSETS_URL",
     "delivery_state_machine_arn": "MASKGATE_DELIVERY_STATE_MACHINE_ARN",
     "upload_expiry_state_machine_arn": "MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN",
     "upload_seconds": "MASKGATE_UPLOAD_SECONDS",

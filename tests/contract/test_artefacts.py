@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from maskgate.deliveries import DeliverInput
-from maskgate.jobs import Job, JobStatus, Mask
-from maskgate.models import Prompts, SegmentationCreate
-from maskgate.webhooks import build_body
-from maskgate.workflow import FailInput, JobRef, PollInput, StoreInput, SubmitInput, UploadEvent
+from maskgate.contracts.job import Job, JobStatus, Mask
+from maskgate.contracts.prompts import Prompts, SegmentationCreate
+from maskgate.contracts.s3_events import UploadEvent
+from maskgate.contracts.steps import DeliverInput, FailInput, JobRef, PollInput, StoreInput, SubmitInput
+from maskgate.webhooks.body import build_body
 from maskgate_local import sam_template
 from tests.support.artefacts import ASL, EVENTS, ROOT, TEMPLATE, event
 
@@ -108,7 +108,8 @@ def test_waiting_tasks_pass_their_token_and_listen_for_the_input_window(state: s
 
 
 def test_execution_input_carries_what_the_workflow_reads() -> None:
-    from maskgate.workflow import Timings, Workflow
+    from maskgate.workflow.executions import Workflow
+    from maskgate.workflow.timings import Timings
 
     class Capture:
         inputs: list[dict[str, Any]] = []
@@ -127,7 +128,7 @@ def test_execution_input_carries_what_the_workflow_reads() -> None:
 
 
 def test_delivery_unit_waits_on_the_deliver_output_and_passes_exactly_its_input() -> None:
-    from maskgate.deliveries import DeliverInput, DeliveryStep
+    from maskgate.contracts.steps import DeliverInput, DeliveryStep
 
     unit = json.loads((ROOT / "statemachine" / "webhook-delivery.asl.json").read_text())["States"]
     assert unit["Wait"]["SecondsPath"] == "$.wait_seconds"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from maskgate_local.receiver import Delivery
-from tests.e2e.conftest import Stack
+from maskgate_local.receiver import Delivery, WebhookReceiver
+from maskgate_local.servers import serve_in_thread
+from tests.e2e.conftest import Stack, dev_subprocess
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 
 pytestmark = pytest.mark.e2e
@@ -117,11 +118,25 @@ def assert_invariants(stack: Stack, job: dict[str, Any], *, status: str, point: 
     assert f"injected crash at {point}" in history(stack, job_id)
 
 
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of this module's own whose Submit waits 5 s for the callback (1 s by default locally): a
+    Submit slowed past its wait (a cold import, a loaded machine) times out into Poll, and a crash in
+    that invocation then reaches no task, so the history would not name it (the invariants hold all
+    the same, which the fault run shows)."""
+    folder = tmp_path_factory.mktemp("dev-crash-points")
+    with dev_subprocess(folder, "--parameter-overrides", "PollInitialSeconds=5") as (ready, _):
+        receiver = WebhookReceiver(secret=ready["webhook_secret"])
+        server = serve_in_thread(receiver)
+        try:
+            yield Stack(ready=ready, receiver=receiver, hook_url=f"{server.url}/hooks")
+        finally:
+            server.stop()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def warm(stack: Stack) -> None:
-    """One job through the workflow first. A cold Submit (its first import) can outlive its 1 s wait:
-    the task times out into Poll, and a crash in that invocation then reaches no task, so the
-    history would not name it (the invariants hold all the same)."""
+    """One job through the workflow first: every function imported, as in a warm container."""
     settled(stack, submit(stack))
 
 

@@ -16,9 +16,9 @@ from moto import mock_aws
 
 from maskgate import clients
 from maskgate.settings import get_settings
-from maskgate.tenants import TenantStore
-from maskgate.wavespeed import WaveSpeedClient
-from maskgate.webhooks import WebhookSender
+from maskgate.stores.tenants import TenantStore
+from maskgate.wavespeed.client import WaveSpeedClient
+from maskgate.webhooks.sender import WebhookSender
 from tests.support import iam
 from tests.support.artefacts import ASL, template_resource
 from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
@@ -32,9 +32,10 @@ CACHED = (
     "stepfunctions",
     "job_store",
     "tenant_store",
-    "mask_store",
+    "bucket",
     "workflow",
-    "intake",
+    "request_intake",
+    "upload_intake",
     "webhook_sender",
     "_wavespeed_for",
     "callback_receiver",

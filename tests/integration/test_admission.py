@@ -1,4 +1,4 @@
-"""WaveSpeed admission (maskgate.admission) on moto: slots and submits per minute in the jobs table,
+"""WaveSpeed admission (maskgate.stores.admission) on moto: slots and submits per minute in the jobs table,
 and the steps that take and give back a slot."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import boto3
 import pytest
 
 from maskgate import clients
-from maskgate.admission import SLOTS_KEY, Admission
+from maskgate.contracts.job import JobError, JobStatus
 from maskgate.errors import AdmissionDeferred, UpstreamRejected
-from maskgate.jobs import JobError, JobStatus
+from maskgate.steps.cancel import cancel
+from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
-from tests.integration.test_step_handlers import queued_job, submit_event
+from tests.integration.seeds import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed
 
@@ -167,7 +168,13 @@ def test_cancel_gives_the_slot_back(
     job = queued_job(aws)
     load_handler("submit").handler(submit_event(job), LambdaContext())
     submitted = clients.job_store().get(job.id)
-    clients.notifier().cancel(submitted, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    cancel(
+        submitted,
+        notifier=clients.notifier(),
+        workflow=clients.workflow(),
+        admission=clients.admission(),
+        api_url="http://127.0.0.1:3000",
+    )
     assert clients.admission().in_flight() == {}
 
 

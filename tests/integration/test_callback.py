@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from maskgate import clients
-from maskgate.jobs import JobStatus
+from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, FakeTasks, problem
-from tests.integration.test_step_handlers import queued_job
+from tests.integration.seeds import queued_job
 from tests.support.artefacts import LambdaContext, event, load_handler
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci13YXZlc3BlZWQtY2FsbGJhY2tz"

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from maskgate import clients
+from maskgate.contracts.job import JobStatus
 from maskgate.ids import new_job_id
-from maskgate.jobs import JobStatus
 from tests.integration.conftest import Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import image_bytes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from maskgate import clients
 from tests.integration.conftest import Aws
-from tests.integration.test_step_handlers import queued_job, submit_event
+from tests.integration.seeds import queued_job, submit_event
 from tests.support import iam
 from tests.support.artefacts import LambdaContext, load_handler
 from tests.support.fakes import FakeWaveSpeed

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from maskgate import clients
-from maskgate.jobs import JobStatus
+from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, problem
-from tests.integration.test_api_handler import create_event, sample_body
+from tests.integration.test_api import create_event, sample_body
 from tests.support.artefacts import LambdaContext, load_handler
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from maskgate import clients, crashpoints, intake
-from maskgate.jobs import JobStatus
+from maskgate import clients, crashpoints
+from maskgate.contracts.job import JobStatus
+from maskgate.observability import metrics
 from maskgate.settings import get_settings
 from tests.integration.conftest import Aws, problem
-from tests.integration.test_api_handler import create_event, sample_body
+from tests.integration.test_api import create_event, sample_body
 from tests.integration.test_uploads import register, uploaded
 from tests.support import iam
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -223,13 +224,13 @@ def test_the_content_type_stays_one_of_the_image_types(api: Any, aws: Aws) -> No
 @pytest.fixture
 def refusals(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    original = intake.metrics.add_metric
+    original = metrics.add_metric
 
     def record(**kwargs: Any) -> None:
         seen.append(str(kwargs["name"]))
         original(**kwargs)
 
-    monkeypatch.setattr(intake.metrics, "add_metric", record)
+    monkeypatch.setattr(metrics, "add_metric", record)
     return seen
 
 
@@ -391,7 +392,7 @@ def test_a_failed_request_frees_the_key_for_a_corrected_body(api: Any, aws: Aws)
 def test_a_registration_killed_after_its_job_is_written_is_adopted_by_its_retry(
     api: Any, aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from maskgate.workflow import UploadExpiries
+    from maskgate.workflow.executions import UploadExpiries
 
     original = UploadExpiries.start
     calls: list[str] = []

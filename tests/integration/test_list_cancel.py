@@ -9,7 +9,7 @@ import pytest
 
 from maskgate import clients
 from tests.integration.conftest import Aws, FakeTasks, problem
-from tests.integration.test_api_handler import create_event
+from tests.integration.test_api import create_event
 from tests.support.artefacts import LambdaContext, event, load_handler
 
 

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from maskgate import clients, crashpoints
-from maskgate.errors import JobRejected, PredictionNotReady, UpstreamRateLimited
-from maskgate.jobs import Job, JobStatus
+from maskgate.contracts.job import Job, JobStatus
+from maskgate.errors import JobNotSubmittable, PredictionNotReady, UpstreamRateLimited
+from maskgate.steps.cancel import cancel
 from tests.integration.conftest import Aws, FakeTasks
+from tests.integration.seeds import queued_job, submit_event
 from tests.integration.test_callback import SECRET, callback
-from tests.integration.test_step_handlers import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed, Receiver
 
@@ -123,7 +124,7 @@ def test_submit_of_a_job_canceled_after_admission_pays_nothing_and_gives_the_slo
         clients.job_store().transition(job_id, JobStatus.CANCELED)  # the cancel lands here
 
     monkeypatch.setattr(admission, "admit", admit_then_cancel)
-    with pytest.raises(JobRejected):
+    with pytest.raises(JobNotSubmittable):
         run_submit(job)
     assert wavespeed.submissions == []
     assert job.id not in admission.in_flight()
@@ -203,6 +204,12 @@ def test_cancel_before_any_prediction_gives_the_slot_back(
 ) -> None:
     job = queued_job(aws)
     clients.admission().admit(job.id)
-    canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url="http://127.0.0.1:3000")
+    canceled = cancel(
+        job,
+        notifier=clients.notifier(),
+        workflow=clients.workflow(),
+        admission=clients.admission(),
+        api_url="http://127.0.0.1:3000",
+    )
     assert canceled.status is JobStatus.CANCELED
     assert job.id not in clients.admission().in_flight()

@@ -10,7 +10,7 @@ import pytest
 
 from maskgate import clients
 from maskgate.errors import RateLimited
-from maskgate.ratelimit import RateLimiter
+from maskgate.stores.rate_limit import RateLimiter
 from tests.integration.conftest import REGION, Aws, problem
 from tests.support.artefacts import LambdaContext, event, load_handler
 

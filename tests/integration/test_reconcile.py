@@ -14,12 +14,12 @@ import boto3
 import pytest
 
 from maskgate import clients
-from maskgate.admission import Admission
+from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
-from maskgate.models import Prompts
-from maskgate.reconcile import Executions
-from maskgate.webhooks import webhook_id
+from maskgate.stores.admission import Admission
+from maskgate.webhooks.body import webhook_id
+from maskgate.workflow.executions import Executions
 from tests.integration.conftest import REGION, Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from maskgate.tenants import TenantStore
+from maskgate.stores.tenants import TenantStore
 from tests.integration.conftest import REGION, Aws
 
 

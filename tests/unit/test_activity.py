@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.errors import NotFound
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate_local.activity import Activity, Invocation, job_ids, step_name
 
 JOB = "seg_01M97029XAYNVX5WM9QZ6JT34N"

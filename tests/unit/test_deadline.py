@@ -1,4 +1,4 @@
-"""maskgate.pinning's deadlines: every network operation inside ``Deadline.within`` gets at most what
+"""maskgate.egress.pinned's deadlines: every network operation inside ``Deadline.within`` gets at most what
 is left of the budget, and none starts once it is spent. A fake clock and fake streams record it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpcore
 import httpx
 import pytest
 
-from maskgate.pinning import Deadline, DeadlineBackend, DeadlineTransport
+from maskgate.egress.pinned import Deadline, DeadlineBackend, DeadlineTransport
 
 
 class Clock:

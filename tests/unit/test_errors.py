@@ -26,12 +26,14 @@ EXPECTED_TYPES = {
     "InvalidRequest": "invalid_request",
     "MissingPrompt": "missing_prompt",
     "InvalidImage": "invalid_image",
+    "UploadChanged": "invalid_image",
     "ImageTooLarge": "image_too_large",
     "UrlNotAllowed": "url_not_allowed",
     "ApiError": "internal_error",
     "MalformedJson": "malformed_json",
     "Unauthorized": "unauthorized",
     "NotFound": "not_found",
+    "MethodNotAllowed": "method_not_allowed",
     "Conflict": "conflict",
     "PayloadTooLarge": "payload_too_large",
     "RateLimited": "rate_limited",
@@ -46,7 +48,7 @@ EXPECTED_TYPES = {
     "UpstreamFailed": "upstream_failed",
     "PredictionTimedOut": "timeout",
     "OutputInvalid": "output_invalid",
-    "JobRejected": "invalid_request",
+    "JobNotSubmittable": "invalid_request",
     "JobCanceled": "canceled",
     "InvalidTransition": "conflict",
 }
@@ -67,6 +69,7 @@ DOCUMENTED_JOB_TYPES = {
     "canceled",
 }
 DOCUMENTED_API_TYPES = {
+    "method_not_allowed",
     "malformed_json",
     "unauthorized",
     "not_found",

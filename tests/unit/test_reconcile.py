@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
+from maskgate.contracts.prompts import Prompts
+from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, ImageLocation, Job, JobStatus
-from maskgate.models import Prompts
-from maskgate.reconcile import (
-    Finding,
-    Policy,
-    ReconcileInput,
-    Seen,
-    execution_input,
-    numbered,
-    orphaned,
-    stalled,
-    undelivered,
-)
-from maskgate.workflow import Timings, Workflow
+from maskgate.steps.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
+from maskgate.stores.job_index import Seen
+from maskgate.workflow.executions import Workflow
+from maskgate.workflow.timings import Timings, execution_input
 from tests.support.artefacts import event
 
 NOW = datetime(2026, 12, 4, 0, 20, tzinfo=UTC)
@@ -258,6 +251,14 @@ def test_orphaned_slots_are_those_of_finished_or_missing_jobs_taken_before_the_g
     assert orphaned(slots, {live.id: Seen(live), done.id: Seen(done)}, POLICY) == sorted(
         [done.id, "seg_GONE"]
     )
+
+
+def test_a_slot_of_a_job_that_just_ended_is_left_to_its_fail_step() -> None:
+    # the callback failed it 30 s ago; its workflow has not reached Fail (which gives the slot back) yet
+    just_failed = finished(JobStatus.FAILED, finished_at=NOW - timedelta(seconds=30))
+    taken = (NOW - timedelta(minutes=3)).timestamp()
+
+    assert orphaned({just_failed.id: taken}, {just_failed.id: Seen(just_failed)}, POLICY) == []
 
 
 # the event -------------------------------------------------------------------------------------

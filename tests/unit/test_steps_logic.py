@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from maskgate.workflow import CaughtError, Timings
+from maskgate.contracts.steps import CaughtError
+from maskgate.workflow.timings import Timings
 
 # --- Timings.schedule ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""maskgate.wavespeed: malformed, huge and slow WaveSpeed answers end as typed errors, in bounded
+"""maskgate.wavespeed.client: malformed, huge and slow WaveSpeed answers end as typed errors, in bounded
 time and memory. Slow answers come from a real loopback socket server; shapes from MockTransport."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamOutcomeUnknown, UpstreamRejected, UpstreamUnavailable
-from maskgate.models import parse_prompts
-from maskgate.wavespeed import MAX_API_BYTES, Prediction, WaveSpeedClient
+from maskgate.wavespeed.client import MAX_API_BYTES, WaveSpeedClient
+from maskgate.wavespeed.prediction import Prediction
 from tests.support.trickle import Answer, slow_server
 
 BUDGET = 1.0

@@ -1,4 +1,4 @@
-"""maskgate.wavespeed: the WaveSpeed client against ``httpx.MockTransport``.
+"""maskgate.wavespeed.client: the WaveSpeed client against ``httpx.MockTransport``.
 
 Errors are classified by what they mean for a retry: a submit is retried only where it surely did
 not land; a read is always safe to retry."""
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import (
     OutputInvalid,
     Retryable,
@@ -21,8 +22,8 @@ from maskgate.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from maskgate.models import parse_prompts
-from maskgate.wavespeed import Prediction, WaveSpeedClient, host_allowed, wire_body
+from maskgate.wavespeed.client import WaveSpeedClient, host_allowed
+from maskgate.wavespeed.prediction import Prediction, wire_body
 from tests.support.fakes import Recording
 
 BASE = "https://api.wavespeed.ai"

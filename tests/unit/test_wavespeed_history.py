@@ -1,4 +1,4 @@
-"""maskgate.wavespeed: ``list_predictions`` reads WaveSpeed's prediction history page by page; a read
+"""maskgate.wavespeed.client: ``list_predictions`` reads WaveSpeed's prediction history page by page; a read
 is always retryable. Against ``httpx.MockTransport``, and once against the emulator."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
-from maskgate.models import parse_prompts
-from maskgate.wavespeed import PAGE_SIZE, WaveSpeedClient
+from maskgate.wavespeed.client import WaveSpeedClient
+from maskgate.wavespeed.prediction import PAGE_SIZE
 from maskgate_local.servers import serve_in_thread
 from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
 

@@ -1,4 +1,4 @@
-"""Properties of maskgate.wavespeed under arbitrary WaveSpeed answers (hypothesis, MockTransport).
+"""Properties of maskgate.wavespeed.client under arbitrary WaveSpeed answers (hypothesis, MockTransport).
 
 Whatever comes back (any status, non-JSON, random JSON, wrong types, bodies cut off or over the
 cap, transport errors), the client raises only MaskgateError subclasses, and a submit is retryable
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import (
     MaskgateError,
     Retryable,
@@ -26,8 +27,8 @@ from maskgate.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from maskgate.models import parse_prompts
-from maskgate.wavespeed import MAX_API_BYTES, Prediction, WaveSpeedClient
+from maskgate.wavespeed.client import MAX_API_BYTES, WaveSpeedClient
+from maskgate.wavespeed.prediction import Prediction
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

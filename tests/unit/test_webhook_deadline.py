@@ -1,4 +1,4 @@
-"""maskgate.webhooks: one attempt ends within its wall-clock budget, however slowly the receiver
+"""maskgate.webhooks.sender: one attempt ends within its wall-clock budget, however slowly the receiver
 answers (a real loopback socket server, through the production pinned client)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from maskgate.settings import settings_from
-from maskgate.webhooks import DEADLINE_ERROR, WebhookSender
+from maskgate.webhooks.sender import DEADLINE_ERROR, WebhookSender
 from tests.support.trickle import Answer, fine, slow_server
 
 BUDGET = 1.0

@@ -1,5 +1,5 @@
-"""maskgate.webhooks: Standard Webhooks v1 signing, mask tokens, the event body and one delivery
-attempt. Signatures are checked with the ``standardwebhooks`` library and with an
+"""maskgate.webhooks (signing, body, sender): Standard Webhooks v1 signing, mask tokens, the event
+body and one delivery attempt. Signatures are checked with the ``standardwebhooks`` library and with an
 HMAC computed here; deliveries go through ``httpx.MockTransport``."""
 
 from __future__ import annotations
@@ -16,21 +16,12 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus, Mask
+from maskgate.contracts.prompts import MAX_METADATA_BYTES, Prompts
 from maskgate.ids import new_job_id
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus, Mask
-from maskgate.models import MAX_METADATA_BYTES, Prompts
-from maskgate.webhooks import (
-    MAX_RESPONSE_BYTES,
-    WebhookSender,
-    build_body,
-    event_type,
-    mask_token,
-    mask_token_valid,
-    new_secret,
-    sign,
-    signature_header,
-    webhook_id,
-)
+from maskgate.webhooks.body import build_body, event_type, webhook_id
+from maskgate.webhooks.sender import MAX_RESPONSE_BYTES, WebhookSender
+from maskgate.webhooks.signing import mask_token, mask_token_valid, new_secret, sign, signature_header
 from tests.support.fakes import Recording
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

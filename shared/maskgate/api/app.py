@@ -1,330 +1,17 @@
-"""The FastAPI application: routes map HTTP onto ``maskgate`` and errors onto problem+json."""
+"""The FastAPI application: the routes, problem+json for every error, the body size limit, the schema."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ValidationError
-
-from maskgate import clients
 from maskgate.api import problems
-from maskgate.api.limits import BodySizeLimit
-from maskgate.api.views import JobPage, JobPublic, PresignedPost, UploadPublic, job_public
-from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound, Unauthorized
-from maskgate.jobs import Job, JobStatus
-from maskgate.models import SegmentationCreate, UploadCreate, request_error, strict_json
+from maskgate.api.body_limit import BodySizeLimit
+from maskgate.api.openapi import openapi
+from maskgate.api.routes import router
 from maskgate.settings import get_settings
 
-CREATE_EXAMPLE = {
-    "image": "https://example.com/cat.png",
-    "prompt": "the cat",
-    "box_prompts": [{"x_min": 10, "y_min": 20, "x_max": 200, "y_max": 180}],
-    "output_format": "png",
-    "webhook_url": "https://example.com/hooks/maskgate",
-    "metadata": {"order": "1234"},
-}
-
-
-def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
-    """The tenant of the Bearer API key."""
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    owner = clients.tenant_store().tenant_for_key(key.strip())
-    clients.rate_limiter().hit(owner)
-    return owner
-
-
-Tenant = Annotated[str, Depends(tenant)]
-IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
-ModelT = TypeVar("ModelT", bound=BaseModel)
-EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        raise MalformedJson("the request needs a JSON body")
-    try:
-        return strict_json(raw)
-    except ValueError as exc:
-        raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
-
-
-class Routes:
-    """The routes, declared here and added by ``create_app`` to the app itself, as ``@app.get`` would.
-
-    Not an ``APIRouter``: that builds each route (dependencies, models) when it is declared and, once
-    included in an app, builds it again on the app's first request (FastAPI resolves an included
-    router's routes lazily, per inclusion), a cost every cold start paid twice. Added
-    directly, they are also what ``app.routes`` lists, which the 405 handler reads for ``Allow``."""
-
-    def __init__(self) -> None:
-        self.declared: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
-
-    def get(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
-        return self._declare(path, "GET", options)
-
-    def post(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
-        return self._declare(path, "POST", options)
-
-    def delete(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
-        return self._declare(path, "DELETE", options)
-
-    def _declare(self, path: str, method: str, options: dict[str, Any]) -> Callable[[EndpointT], EndpointT]:
-        def declare(endpoint: EndpointT) -> EndpointT:
-            self.declared.append((path, endpoint, {"methods": [method], **options}))
-            return endpoint
-
-        return declare
-
-    def add_to(self, app: FastAPI) -> None:
-        for path, endpoint, options in self.declared:
-            app.add_api_route(path, endpoint, **options)
-
-
-router = Routes()
-CREATE_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "#/components/schemas/SegmentationCreate"},
-                "example": CREATE_EXAMPLE,
-            }
-        },
-    }
-}
-UPLOAD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "#/components/schemas/UploadCreate"},
-                "example": {"filename": "cat.png", "content_type": "image/png", "prompt": "the cat"},
-            }
-        },
-    }
-}
-PROBLEM_CODES = {
-    400: "Malformed JSON",
-    401: "No, unknown, revoked or expired API key",
-    404: "No such resource (or another tenant's)",
-    405: "Method not allowed",
-    409: "Conflict: a finished job, or an Idempotency-Key reused with another body",
-    413: "Body over 5 MB (use a direct upload)",
-    422: "Invalid request: the error type says which rule",
-    429: "Over the tenant's rate limit; see Retry-After",
-}
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {
-        "description": text,
-        "content": {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-    for code, text in PROBLEM_CODES.items()
-}
-
-
-@router.get("/v1/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.post(
-    "/v1/segmentations",
-    status_code=202,
-    response_model=JobPublic,
-    openapi_extra=CREATE_SCHEMA,
-    responses=PROBLEMS,
-)
-async def create_segmentation(
-    request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
-    """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt.
-
-    With an ``Idempotency-Key`` header the same key and body within 24 hours return the same job;
-    the same key with another body is 409."""
-
-    def create(payload: Any) -> dict[str, Any]:
-        job = clients.intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
-        return job_public(job, masks=clients.mask_store()).model_dump(mode="json")
-
-    return await created(request, owner, idempotency_key, create, name="segmentations", status=202)
-
-
-@router.post(
-    "/v1/uploads",
-    status_code=201,
-    response_model=UploadPublic,
-    responses=PROBLEMS,
-    openapi_extra=UPLOAD_SCHEMA,
-)
-async def create_upload(
-    request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
-    """Register a job whose image you upload straight to S3 (up to 20 MB): POST the file with the
-    returned form fields to ``upload.url``; the job starts when it lands, or expires."""
-
-    def register(payload: Any) -> dict[str, Any]:
-        body = parse(UploadCreate, payload)
-        job, post = clients.intake().register_upload(body, tenant=owner, expiries=clients.upload_expiries())
-        public = job_public(job, masks=clients.mask_store())
-        return UploadPublic(**public.model_dump(), upload=PresignedPost(**post)).model_dump(mode="json")
-
-    return await created(request, owner, idempotency_key, register, name="uploads", status=201)
-
-
-def parse(model: type[ModelT], payload: Any) -> ModelT:
-    """The payload as ``model``, or the typed request error (missing_prompt / invalid_request)."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise request_error(exc) from exc
-
-
-async def created(
-    request: Request,
-    owner: str,
-    key: str | None,
-    create: Callable[[Any], dict[str, Any]],
-    *,
-    name: str,
-    status: int,
-) -> JSONResponse:
-    """Run ``create`` on the JSON body, at most once per (tenant, Idempotency-Key) when a key is given."""
-    raw = await json_body(request)
-    if key is None or not isinstance(raw, dict):
-        return JSONResponse(create(raw), status)
-    once = clients.idempotent(create, name=name)
-    context = request.scope.get("aws.context")  # set by Mangum
-    first = once(tenant=owner, key=key, body=raw, lambda_context=context)
-    return JSONResponse(_current(first), status)
-
-
-def _current(answer: dict[str, Any]) -> dict[str, Any]:
-    """A replayed create shows the job as it is now (the upload form only while it still waits)."""
-    job = clients.job_store().get(str(answer["id"]))
-    now = job_public(job, masks=clients.mask_store()).model_dump(mode="json")
-    if "upload" in answer:
-        now["upload"] = answer["upload"] if job.status is JobStatus.AWAITING_UPLOAD else None
-    return now
-
-
-@router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS)
-def list_segmentations(
-    owner: Tenant,
-    status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
-) -> JobPage:
-    """The tenant's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    jobs, after = clients.job_store().page(owner, status=status, limit=limit, cursor=cursor)
-    return JobPage(data=[job_public(j, masks=clients.mask_store()) for j in jobs], next_cursor=after)
-
-
-@router.delete("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
-def cancel_segmentation(job_id: str, owner: Tenant, request: Request) -> JobPublic:
-    """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
-    job = _own_job(job_id, owner)
-    try:
-        canceled = clients.notifier().cancel(job, workflow=clients.workflow(), api_url=str(request.base_url))
-    except InvalidTransition as exc:
-        raise Conflict(f"job {job_id} already finished ({job.status.value}); it cannot be canceled") from exc
-    return job_public(canceled, masks=clients.mask_store())
-
-
-def _own_job(job_id: str, owner: str) -> Job:
-    job = clients.job_store().get(job_id)
-    if job.tenant != owner:
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
-@router.get("/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS)
-def get_segmentation(job_id: str, owner: Tenant) -> JobPublic:
-    """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
-    job = _own_job(job_id, owner)
-    return job_public(job, masks=clients.mask_store())
-
-
-@router.post("/v1/segmentations/{job_id}/deliveries", status_code=202, responses=PROBLEMS)
-def redeliver(job_id: str, owner: Tenant) -> dict[str, str]:
-    """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
-    job = _own_job(job_id, owner)
-    msg_id = clients.notifier().redeliver(job)
-    return {"webhook_id": msg_id, "status": "scheduled"}
-
-
-@router.post("/v1/webhook-secret/rotate", responses=PROBLEMS)
-def rotate_webhook_secret(owner: Tenant) -> dict[str, str]:
-    """A new webhook signing secret, shown once; the old one keeps signing alongside for 24 hours."""
-    secret, until = clients.tenant_store().rotate_secret(owner)
-    return {"webhook_secret": secret, "previous_secret_valid_until": until.isoformat()}
-
-
-@router.get(
-    "/v1/segmentations/{job_id}/masks/{index}",
-    status_code=302,
-    response_class=RedirectResponse,
-    responses={
-        302: {
-            "description": "Redirect to a presigned URL of the mask",
-            "headers": {
-                "Location": {
-                    "schema": {"type": "string"},
-                    "description": "the presigned S3 URL (valid 5 min)",
-                }
-            },
-        },
-        **PROBLEMS,
-    },
-)
-def get_mask(
-    job_id: str,
-    index: int,
-    token: str | None = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> RedirectResponse:
-    """302 to a freshly presigned mask URL; authorised by the API key or the webhook's signed token."""
-    if token is None:
-        owner = tenant(authorization)
-        job = clients.job_store().get(job_id)
-        if owner != job.tenant:
-            raise NotFound(f"no job {job_id}")
-    else:
-        from maskgate.webhooks import mask_token_valid  # loads httpx: not at import
-
-        try:
-            job = clients.job_store().get(job_id)
-            allowed = clients.tenant_store().webhook_secrets(job.tenant)
-        except NotFound:
-            allowed = []
-        if not mask_token_valid(token, allowed, job_id=job_id, index=index, now=time.time()):
-            raise NotFound("no such mask link, or it has expired")
-    found = [m for m in job.masks if m.index == index]
-    if not found:
-        raise NotFound(f"job {job_id} has no mask {index}")
-    return RedirectResponse(clients.mask_store().presigned_get(found[0].key, seconds=300), 302)
-
-
-@router.post(
-    "/v1/callbacks/wavespeed",
-    responses=PROBLEMS,
-    summary="WaveSpeed's prediction webhook (v3-signed); not for API clients",
-)
-async def wavespeed_callback(
-    request: Request, job: str, token: Annotated[str | None, Query(max_length=128)] = None
-) -> dict[str, str]:
-    """Verify WaveSpeed's signature first, then the job's own token, then resume the job's waiting
-    task with the prediction."""
-    body = await request.body()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    outcome = clients.callback_receiver().receive(job, token=token, headers=headers, body=body)
-    return {"outcome": outcome}
+UI_PARAMETERS = {"persistAuthorization": True}
 
 
 def create_app() -> FastAPI:
@@ -334,26 +21,34 @@ def create_app() -> FastAPI:
         version="1",
         summary="SAM3 segmentation as an event-driven, pay-per-use AWS service.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below: its assets come from settings
         redoc_url=None,
+        generate_unique_id_function=lambda route: route.name,  # operation ids: create_segmentation, …
     )
     app.add_middleware(BodySizeLimit, limit_bytes=lambda: get_settings().max_body_bytes)
     problems.install(app)
     router.add_to(app)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the request body models the create route declares by reference."""
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
+def docs() -> HTMLResponse:
+    """Swagger UI over /openapi.json. Its script and styles come from ``MASKGATE_DOCS_ASSETS_URL`` when
+    set (the local stack serves them, so the page works offline), else from a CDN: the Lambda layer
+    ships no UI assets, and a browser reading a deployed API's docs is online anyway."""
+    from fastapi.openapi.docs import get_swagger_ui_html
 
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (SegmentationCreate, UploadCreate, problems.Problem):
-            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
-        app.openapi_schema = schema
-    return app.openapi_schema
+    base = get_settings().docs_assets_url.rstrip("/")
+    if not base:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="maskgate API", swagger_ui_parameters=UI_PARAMETERS
+        )
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="maskgate API",
+        swagger_js_url=f"{base}/swagger-ui-bundle.js",
+        swagger_css_url=f"{base}/swagger-ui.css",
+        swagger_favicon_url=f"{base}/favicon-32x32.png",
+        swagger_ui_parameters=UI_PARAMETERS,
+    )

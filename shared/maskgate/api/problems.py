@@ -7,29 +7,41 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from maskgate.errors import InvalidRequest, MaskgateError, NotFound, RateLimited, RequestError
+from maskgate.contracts.prompts import readable
+from maskgate.errors import (
+    InvalidRequest,
+    MaskgateError,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    RequestError,
+)
 from maskgate.observability import logger
 
 PROBLEM_JSON = "application/problem+json"
 
 
 class ProblemDetail(BaseModel):
-    loc: str
-    msg: str
+    """One field that broke a rule."""
+
+    loc: str = Field(description="Where: the field's dotted path in the body (e.g. box_prompts.0.x_max).")
+    msg: str = Field(description="What is wrong with it.")
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem; ``type`` is the bare error type (a relative URI reference)."""
+    """An RFC 9457 problem document (``application/problem+json``), the body of every error answer."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemDetail] = []
+    type: str = Field(
+        description="The stable error type, a bare name (a relative URI reference): branch on this."
+    )
+    title: str = Field(description="A short summary of the type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong in this request, for people.")
+    errors: list[ProblemDetail] = Field(default=[], description="The fields that broke a rule (422).")
 
 
 def problem_response(error: MaskgateError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -46,7 +58,7 @@ def problem_response(error: MaskgateError, headers: dict[str, str] | None = None
 def _validation_error(exc: RequestValidationError) -> InvalidRequest:
     """Path and query parameter errors (bodies are parsed by the routes themselves)."""
     errors = [
-        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": readable(err)}
         for err in exc.errors()
     ]
     return InvalidRequest("the request is invalid", errors=errors)
@@ -82,7 +94,10 @@ def install(app: FastAPI) -> None:
             return problem_response(NotFound("no such resource"))
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # every route on this path, not only the first one Starlette tried
-            headers["Allow"] = ", ".join(_methods_for(request))
+            allowed = _methods_for(request)
+            headers["Allow"] = ", ".join(allowed)
+            refused = MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(allowed)}")
+            return problem_response(refused, headers)
         body = Problem(
             type="invalid_request" if exc.status_code < 500 else MaskgateError.type,
             title=HTTPStatus(exc.status_code).phrase,

@@ -5,56 +5,123 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from maskgate.jobs import DeliveryAttempt, Job, JobError, JobStatus
-from maskgate.storage import MaskStore
+from maskgate.api.examples import JOB_EXAMPLE
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.stores.bucket import Bucket
 
 
 class MaskPublic(BaseModel):
-    index: int
-    url: str
-    format: str
-    content_type: str
-    size: int
-    width: int | None = None
-    height: int | None = None
+    """One mask image the job produced, stored under ``results/<job_id>/``."""
+
+    index: int = Field(description="The mask's position in the prediction's outputs, from 0.")
+    url: str = Field(description="A presigned S3 GET URL of the mask, fresh on every read (valid 1 hour).")
+    format: str = Field(description="The image format: png, jpeg or webp (the request's output_format).")
+    content_type: str = Field(description="The mask's media type, e.g. image/png.")
+    size: int = Field(description="The mask file's size in bytes.")
+    width: int | None = Field(default=None, description="Width in pixels.")
+    height: int | None = Field(default=None, description="Height in pixels.")
+
+
+class ImagePublic(BaseModel):
+    """Where the job's input image is."""
+
+    key: str | None = Field(
+        default=None, description="The object in the deployment's bucket the job runs on (inputs/<job_id>/…)."
+    )
+    url: str | None = Field(
+        default=None, description="The https URL WaveSpeed fetches itself (URL requests)."
+    )
+    format: str | None = Field(default=None, description="png, jpeg, webp, gif, bmp or tiff, from its bytes.")
+    width: int | None = Field(default=None, description="Width in pixels, where known.")
+    height: int | None = Field(default=None, description="Height in pixels, where known.")
+    filename: str | None = Field(
+        default=None, description="The filename a direct upload declared (data only)."
+    )
+    upload_key: str | None = Field(
+        default=None, description="The object under uploads/ the validated copy at key was made from."
+    )
 
 
 class JobPublic(BaseModel):
-    id: str
-    object: str = "segmentation"
-    status: JobStatus
-    source: str
-    request: dict[str, Any] | None
-    image: dict[str, Any] | None
-    prediction_id: str | None
-    masks: list[MaskPublic]
-    error: JobError | None
-    deliveries: list[DeliveryAttempt]
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    """A segmentation job as the API shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
+    id: str = Field(description="The job id: seg_ and 26 time-sortable characters.")
+    object: str = Field(default="segmentation", description="Always segmentation.")
+    status: JobStatus = Field(
+        description="awaiting_upload → queued → submitted → processing → succeeded | failed | canceled; "
+        "the last three never change again."
+    )
+    source: str = Field(description="How the job came in: api (POST /v1/segmentations) or upload (S3).")
+    request: dict[str, Any] | None = Field(
+        description="The prompt payload as accepted, without the image (see SegmentationCreate)."
+    )
+    image: ImagePublic | None = Field(description="Where the input image is.")
+    prediction_id: str | None = Field(description="WaveSpeed's prediction id, once it is known.")
+    masks: list[MaskPublic] = Field(description="The stored masks (succeeded jobs).")
+    error: JobError | None = Field(description="Why the job failed or was canceled.")
+    deliveries: list[DeliveryAttempt] = Field(description="Every attempt of the job's final webhook.")
+    created_at: datetime = Field(description="When the job was accepted (UTC).")
+    updated_at: datetime = Field(description="The job's last change (UTC).")
+    finished_at: datetime | None = Field(description="When it reached a final status (UTC).")
 
 
 class PresignedPost(BaseModel):
     """POST the file as multipart/form-data to ``url`` with these ``fields`` (the file field last)."""
 
-    url: str
-    fields: dict[str, str]
+    url: str = Field(description="The bucket's URL to POST the form to.")
+    fields: dict[str, str] = Field(
+        description="Form fields to send as they are, before the file field (named file): they carry "
+        "the key, the content type and the size limit, signed."
+    )
 
 
 class UploadPublic(JobPublic):
-    upload: PresignedPost | None  # None once the image arrived (a replayed registration)
+    """A registered direct upload: the job (awaiting_upload) and the form that uploads its image."""
+
+    upload: PresignedPost | None = Field(
+        description="The presigned POST; null once the image arrived (a replayed registration)."
+    )
 
 
 class JobPage(BaseModel):
-    object: str = "list"
-    data: list[JobPublic]
-    next_cursor: str | None
+    """One page of the tenant's jobs, newest first."""
+
+    object: str = Field(default="list", description="Always list.")
+    data: list[JobPublic] = Field(description="The jobs on this page.")
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
 
 
-def job_public(job: Job, *, masks: MaskStore) -> JobPublic:
+class Redelivery(BaseModel):
+    """A redelivery of a job's final webhook, scheduled now."""
+
+    webhook_id: str = Field(
+        description="The webhook-id the delivery carries (the same as every earlier one)."
+    )
+    status: str = Field(description="Always scheduled: the delivery runs on its own, with retries.")
+
+
+class WebhookSecret(BaseModel):
+    """A new webhook signing secret for the tenant, shown once."""
+
+    webhook_secret: str = Field(
+        description="The new secret (whsec_…); webhooks are signed with it from now on."
+    )
+    previous_secret_valid_until: datetime = Field(
+        description="Until then the previous secret signs alongside (both signatures in webhook-signature)."
+    )
+
+
+class Health(BaseModel):
+    """The API answers."""
+
+    status: str = Field(description="Always ok.")
+
+
+def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
     image = None
     if job.image is not None:
         image = job.image.model_dump(exclude_none=True, exclude={"bucket", "key"})
@@ -65,10 +132,10 @@ def job_public(job: Job, *, masks: MaskStore) -> JobPublic:
         status=job.status,
         source=job.source,
         request=job.request.model_dump(mode="json") if job.request else None,
-        image=image,
+        image=ImagePublic(**image) if image is not None else None,
         prediction_id=job.prediction_id,
         masks=[
-            MaskPublic(url=masks.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
+            MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],
         error=job.error,
         deliveries=job.deliveries,

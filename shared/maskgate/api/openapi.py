@@ -1,0 +1,192 @@
+"""The OpenAPI document: FastAPI's schema, completed so that it can drive a generated client.
+
+Built once, on the first ``GET /openapi.json`` (never at import): the request bodies the create routes
+parse themselves, the bearer security scheme (and the mask links' ``token``), a problem response of
+every status with an example of every error type, the error types enumerated, and tags.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from maskgate.api import problems
+from maskgate.api.examples import JOB_EXAMPLE, PROBLEM_EXAMPLES
+from maskgate.contracts.examples import CREATE_EXAMPLE, UPLOAD_EXAMPLE
+from maskgate.contracts.prompts import SegmentationCreate, UploadCreate
+from maskgate.errors import ERRORS_BY_NAME, MaskgateError
+
+DESCRIPTION = """SAM3 segmentation (WaveSpeedAI `wavespeed-ai/sam3-image`) as an event-driven service.
+
+Send an image and prompts (text, points, boxes) with `POST /v1/segmentations`, or register a direct
+upload with `POST /v1/uploads`; the job runs in the background and ends `succeeded` (masks stored),
+`failed` or `canceled`. Poll `GET /v1/segmentations/{job_id}` or give a `webhook_url`: maskgate then
+sends a [Standard Webhooks](https://www.standardwebhooks.com/) v1 signed event when the job ends.
+
+Every call but `/v1/health` needs an API key: `Authorization: Bearer mg_…`. Errors are RFC 9457
+`application/problem+json` documents whose `type` is a stable error name."""
+TAGS = [
+    {"name": "segmentations", "description": "Jobs: create, read, list, cancel, masks, redelivery."},
+    {"name": "uploads", "description": "Direct uploads of images up to 20 MB to S3."},
+    {"name": "webhooks", "description": "The tenant's webhook signing secret."},
+    {"name": "service", "description": "Liveness, and the callback WaveSpeed calls (not for clients)."},
+]
+PROBLEM_CODES = {
+    400: "Malformed JSON",
+    401: "No, unknown, revoked or expired API key",
+    404: "No such resource (or another tenant's)",
+    405: "Method not allowed on this path (the Allow header lists the ones that are)",
+    409: "Conflict: a finished job, or an Idempotency-Key reused with another body",
+    413: "Body over 5 MB: send the image with POST /v1/uploads",
+    422: "Invalid request: the error type says which rule",
+    429: "Over the tenant's rate limit; Retry-After says when to come back",
+    500: "An internal error (logged)",
+}
+# the job error types a failed or canceled job can carry (JobError.type)
+JOB_ERROR_TYPES = [
+    "invalid_request",
+    "missing_prompt",
+    "invalid_image",
+    "image_too_large",
+    "url_not_allowed",
+    "upload_expired",
+    "upstream_rejected",
+    "upstream_unavailable",
+    "upstream_failed",
+    "upstream_outcome_unknown",
+    "timeout",
+    "output_invalid",
+    "canceled",
+    "internal_error",
+]
+TITLES = {cls.type: cls.title for cls in ERRORS_BY_NAME.values() if cls.status < 500 or cls is MaskgateError}
+PROBLEM_TYPES = sorted({kind for examples in PROBLEM_EXAMPLES.values() for kind, _, _ in examples})
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    examples = {
+        kind: {
+            "summary": kind,
+            "value": {
+                "type": kind,
+                "title": TITLES[kind],
+                "status": status,
+                "detail": detail,
+                "errors": errors,
+            },
+        }
+        for kind, detail, errors in PROBLEM_EXAMPLES[status]
+    }
+    return {
+        "description": PROBLEM_CODES[status],
+        "content": {
+            problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "examples": examples}
+        },
+    }
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {status: _problem_response(status) for status in PROBLEM_CODES}
+
+
+def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}, "example": example}
+            },
+        }
+    }
+
+
+CREATE_SCHEMA = _body("SegmentationCreate", CREATE_EXAMPLE)
+UPLOAD_SCHEMA = _body("UploadCreate", UPLOAD_EXAMPLE)
+QUEUED_EXAMPLE = {
+    **JOB_EXAMPLE,
+    "status": "queued",
+    "prediction_id": None,
+    "masks": [],
+    "deliveries": [],
+    "finished_at": None,
+}
+# success answers' examples, by operation id
+EXAMPLES: dict[str, Any] = {
+    "create_segmentation": QUEUED_EXAMPLE,
+    "get_segmentation": JOB_EXAMPLE,
+    "list_segmentations": {"object": "list", "data": [JOB_EXAMPLE], "next_cursor": None},
+    "cancel_segmentation": {
+        **QUEUED_EXAMPLE,
+        "status": "canceled",
+        "error": {"type": "canceled", "message": "canceled by the API client"},
+        "finished_at": "2026-12-07T01:02:04Z",
+    },
+    "create_upload": {
+        **QUEUED_EXAMPLE,
+        "status": "awaiting_upload",
+        "source": "upload",
+        "image": {"filename": "cat.png"},
+        "upload": {
+            "url": "https://maskgate-123456789012-us-east-1.s3.amazonaws.com/",
+            "fields": {"key": "uploads/default/seg_…/image", "Content-Type": "image/png", "policy": "…"},
+        },
+    },
+    "redeliver": {"webhook_id": "msg_01M9703JXKQ7QEQEC3Y5G4KPMJ_succeeded", "status": "scheduled"},
+    "rotate_webhook_secret": {
+        "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "previous_secret_valid_until": "2026-12-08T01:02:03Z",
+    },
+    "health": {"status": "ok"},
+}
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """The completed schema (built once per container)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=DESCRIPTION,
+            routes=app.routes,
+            tags=TAGS,
+        )
+        _complete(schema)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _complete(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {})
+    models = components.setdefault("schemas", {})
+    for model in (SegmentationCreate, UploadCreate, problems.Problem):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        models.update(body.pop("$defs", {}))
+        models[model.__name__] = body
+    models["Problem"]["properties"]["type"]["enum"] = PROBLEM_TYPES
+    models["JobError"]["properties"]["type"]["enum"] = JOB_ERROR_TYPES
+    components.setdefault("securitySchemes", {})["maskToken"] = {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "The signed, expiring token of a mask link in a webhook (instead of the API key).",
+    }
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            _complete_operation(path, operation)
+
+
+def _complete_operation(path: str, operation: dict[str, Any]) -> None:
+    example = EXAMPLES.get(operation.get("operationId", ""))
+    for status, answer in operation.get("responses", {}).items():
+        content = answer.get("content", {}).get("application/json")
+        if example is not None and status.startswith("2") and content is not None:
+            content["example"] = example
+    if path.endswith("/masks/{index}"):  # the API key, or the webhook link's token
+        operation["security"] = [{"bearer": []}, {"maskToken": []}]
+    if path in ("/v1/health", "/v1/callbacks/wavespeed"):  # no API key: the callback is signed instead
+        operation["security"] = []
+    if path == "/v1/health":
+        operation["responses"].pop("401", None)

@@ -1,0 +1,33 @@
+"""Webhook delivery unit step Deliver: one scheduled retry; exhausted deliveries are dead-lettered."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from maskgate.contracts.steps import DeliverInput, DeliveryStep
+from maskgate.errors import NotFound
+from maskgate.observability import metrics
+from maskgate.webhooks.schedule import next_wait
+
+if TYPE_CHECKING:
+    from maskgate.webhooks.notifier import Notifier
+
+
+def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
+    """One scheduled retry of a delivery unit: delivered, refused, the next wait, or dead-lettered."""
+    job = notifier.jobs.get(step.job_id)
+    if job.webhook_url is None or job.webhook_body is None:
+        raise NotFound(f"job {job.id} has no webhook to deliver")
+    result = notifier.attempt(job, job.webhook_body)
+    done = DeliveryStep(job_id=job.id, event=step.event, step=step.step, done=True)
+    if result.outcome != "retrying":
+        notifier.jobs.record_delivery(job.id, result)
+        return done
+    wait = next_wait(notifier.settings.webhook_schedule, step.step + 1, retry_after=result.retry_after)
+    if wait is None:
+        notifier.jobs.record_delivery(job.id, result.model_copy(update={"outcome": "dead_lettered"}))
+        notifier.units.dead_letter(job_id=job.id, event=step.event, webhook_id=result.webhook_id, last=result)
+        metrics.add_metric(name="WebhookDeadLettered", unit="Count", value=1)
+        return done
+    notifier.record_retrying(job, result, wait)
+    return DeliveryStep(job_id=job.id, event=step.event, step=step.step + 1, wait_seconds=wait)

@@ -1,0 +1,341 @@
+"""The reconcile sweep: find what a killed invocation, a stopped or failed execution or a lost
+delivery unit left behind, and repair it. It runs on a schedule and on demand (``maskgate reconcile``).
+
+What it finds (kind → repair; every repair is counted in a metric, ``dry_run`` only reports):
+
+- ``stalled``: a job not finished whose execution is not running (there is none, or it ended). It
+  is restarted as ``<job_id>-r<n>`` with the input its first start had; that is safe in any state,
+  because a job whose submit intent is written is never submitted again. The new name is recorded on
+  the job (attribute ``execution``) so that a cancel can stop it. A job that cannot run (no request
+  or image, or restarted ``MAX_RESTARTS`` times) is failed ``internal_error``; one never submitted
+  whose deadline has passed is failed ``timeout`` (a restart would pay for an answer nobody waits
+  for). Both are notified.
+- ``upload_expired``: a job still awaiting its upload after the upload time, whose expiry execution
+  is not running: failed ``upload_expired`` and notified.
+- ``slot``: a WaveSpeed admission slot whose job is finished or gone: released.
+- ``webhook``: a finished job's final webhook that nothing is delivering: its first attempt was
+  killed (``webhook_pending``), Notify never ran (no body, no attempt), or the last attempt said
+  "retrying" and its time has passed while no unit runs. With no attempt and no unit yet it is
+  notified again (the first attempt, then the unit on failure); otherwise a new delivery unit
+  ``<webhook_id>-s<n>`` carries on with the schedule (recorded as ``delivery_unit``).
+
+A job updated within the grace period is left to the normal flow. The sweep never scans the table:
+it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
+may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
+(eventually consistent). Running executions come from ListExecutions (one call per 1,000). Each
+candidate is read again, consistently, and its execution described right before it is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from maskgate.contracts.job import JobError, JobStatus, utcnow
+from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
+from maskgate.errors import InvalidTransition, MaskgateError
+from maskgate.observability import logger, metrics
+from maskgate.settings import Settings
+from maskgate.steps.expire import expire
+from maskgate.steps.notify import notify
+from maskgate.stores.admission import Admission
+from maskgate.stores.job_index import JobIndex, Seen
+from maskgate.stores.jobs import JobStore
+from maskgate.webhooks.body import event_type, webhook_id
+from maskgate.webhooks.notifier import Notifier
+from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
+from maskgate.workflow.timings import execution_input, timings_of
+
+WINDOW_MARGIN = timedelta(minutes=10)
+MAX_RESTARTS = 5
+NAME_TRIES = 10  # names taken by runs that ended, skipped before giving up
+
+COUNTED = {
+    "restart": ("restarted", "ReconcileRestarted"),
+    "fail": ("failed", "ReconcileFailed"),
+    "expire": ("failed", "ReconcileFailed"),
+    "release": ("slots_released", "ReconcileSlotReleased"),
+    "notify": ("webhooks_recovered", "ReconcileWebhookRecovered"),
+    "start_unit": ("webhooks_recovered", "ReconcileWebhookRecovered"),
+    "error": ("errors", "ReconcileErrored"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    action: Action
+    error: JobError | None = None  # the failure to record (action "fail")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The sweep's clock and durations."""
+
+    now: datetime
+    grace: timedelta
+    deadline: timedelta
+    upload_expiry: timedelta  # from registration until the expiry execution fails the job
+    interval: timedelta
+
+    @property
+    def window(self) -> timedelta:
+        return max(self.deadline, self.upload_expiry) + 2 * self.interval + WINDOW_MARGIN
+
+    def days(self) -> list[str]:
+        first, last = (self.now - self.window).date(), (self.now - self.grace).date()
+        return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+    def bounds(self) -> tuple[str, str]:
+        """created_at bounds: whole seconds without a zone sort before every stored time of that second."""
+        low, high = (self.now - d for d in (self.window, self.grace))
+        return low.strftime("%Y-%m-%dT%H:%M:%S"), high.strftime("%Y-%m-%dT%H:%M:%S")
+
+    def settled(self, at: datetime) -> bool:
+        """True when ``at`` is at least the grace period ago."""
+        return self.now - at >= self.grace
+
+
+def numbered(name: str | None, base: str, letter: str) -> int:
+    """n of a recorded ``<base>-<letter><n>`` name; 0 for none."""
+    found = re.fullmatch(rf"{re.escape(base)}-{letter}(\d+)", name or "")
+    return int(found.group(1)) if found else 0
+
+
+def stalled(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | None:
+    """What an unfinished job needs, if anything (``running``: the names of running executions)."""
+    job = seen.job
+    if job.status.terminal or not policy.settled(job.updated_at):
+        return None
+    if job.status is JobStatus.AWAITING_UPLOAD:
+        over = policy.settled(job.created_at + policy.upload_expiry)
+        return Finding("upload_expired", "expire") if over else None
+    if seen.execution_name in running:
+        return None
+    if job.request is None or job.image is None:
+        return Finding(
+            "stalled", "fail", JobError(type="internal_error", message="the job has nothing to run")
+        )
+    if (
+        job.prediction_id is None
+        and job.submit_attempt is None
+        and policy.now >= job.created_at + policy.deadline
+    ):
+        message = "the job was not submitted within the deadline (its workflow had stopped)"
+        return Finding("stalled", "fail", JobError(type="timeout", message=message))
+    restarts = numbered(seen.execution, job.id, "r")
+    if restarts >= MAX_RESTARTS:
+        message = f"the job's workflow stopped again after {restarts} restarts"
+        return Finding("stalled", "fail", JobError(type="internal_error", message=message))
+    return Finding("stalled", "restart")
+
+
+def undelivered(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | None:
+    """A finished job's final webhook that nothing delivers (its own execution is not running)."""
+    job = seen.job
+    if not job.status.terminal or job.webhook_url is None or seen.execution_name in running:
+        return None
+    if not policy.settled(job.finished_at or job.updated_at):
+        return None
+    attempts = [d for d in job.deliveries if d.event == event_type(job.status)]
+    last = attempts[-1] if attempts else None
+    overdue = (
+        last is not None
+        and last.outcome == "retrying"
+        and (last.next_attempt_at is None or policy.settled(last.next_attempt_at))
+    )
+    if job.webhook_pending or overdue or (job.webhook_body is None and not attempts):
+        return Finding("webhook", "start_unit" if attempts else "notify")
+    return None
+
+
+def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
+    """Slots taken before the grace period whose job is gone, or finished before the grace period: a
+    job that has just ended may still be on its way to the step that gives its slot back (Fail)."""
+    oldest = (policy.now - policy.grace).timestamp()
+
+    def left_behind(job_id: str) -> bool:
+        if job_id not in jobs:
+            return True
+        job = jobs[job_id].job
+        ended = job.finished_at or job.updated_at
+        return job.status.terminal and ended.timestamp() <= oldest
+
+    return sorted(job_id for job_id, taken in slots.items() if taken <= oldest and left_behind(job_id))
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    index: JobIndex
+    jobs: JobStore
+    notifier: Notifier
+    admission: Admission
+    executions: Executions
+    settings: Settings
+    now: Callable[[], datetime] = utcnow
+
+    def run(self, request: ReconcileInput) -> ReconcileReport:
+        """One sweep: find, confirm and (unless a dry run) repair."""
+        policy = self._policy(request)
+        # listed before the jobs are read: an execution started after the listing is a young job's
+        running = self.executions.running(self.settings.state_machine_arn)
+        seen = self.index.read(self.index.ids(policy.days(), policy.bounds()))
+        repairs: list[Repair | None] = []
+        for one in seen.values():
+            finding = stalled(one, running, policy) or undelivered(one, running, policy)
+            if finding is not None:
+                repairs.append(self._guarded(one.job.id, finding.kind, self._repair, policy, request.dry_run))
+        slots = self.admission.in_flight()
+        owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
+        for job_id in orphaned(slots, owners, policy):
+            repairs.append(self._guarded(job_id, "slot", self._release, request.dry_run))
+        done = [repair for repair in repairs if repair is not None]
+        return self._report(request.dry_run, len(seen), done)
+
+    def _policy(self, request: ReconcileInput) -> Policy:
+        settings = self.settings
+        grace = settings.reconcile_grace_seconds if request.grace_seconds is None else request.grace_seconds
+        return Policy(
+            now=self.now(),
+            grace=timedelta(seconds=grace),
+            deadline=timedelta(seconds=settings.job_deadline_seconds),
+            upload_expiry=timedelta(seconds=settings.upload_seconds + UPLOAD_GRACE_SECONDS),
+            interval=timedelta(minutes=settings.reconcile_interval_minutes),
+        )
+
+    def _guarded(
+        self, job_id: str, kind: Kind, repair: Callable[..., Repair | None], *args: Any
+    ) -> Repair | None:
+        """One repair; a failure is reported and logged, and the sweep goes on with the next."""
+        try:
+            return repair(job_id, *args)
+        except Exception as exc:
+            logger.exception("reconcile repair failed", extra={"job_id": job_id, "kind": kind})
+            return Repair(
+                job_id=job_id, kind=kind, action="error", detail=f"{type(exc).__name__}: {exc}"[:300]
+            )
+
+    def _repair(self, job_id: str, policy: Policy, dry_run: bool) -> Repair | None:
+        fresh = self.index.get(job_id)
+        if fresh is None:
+            return None
+        machine = self.settings.state_machine_arn
+        status = self.executions.status(machine, fresh.execution_name)
+        running = frozenset({fresh.execution_name} if status == "RUNNING" else ())
+        finding = stalled(fresh, running, policy) or undelivered(fresh, running, policy)
+        if finding is None:
+            return None
+        if finding.kind == "upload_expired":
+            return self._expire(fresh, dry_run)
+        if finding.kind == "webhook":
+            return self._webhook(fresh, dry_run)
+        if finding.action == "fail" and finding.error is not None:
+            return self._fail(fresh, finding.error, dry_run)
+        return self._restart(fresh, dry_run)
+
+    def _restart(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job, machine = seen.job, self.settings.state_machine_arn
+        payload = json.dumps(
+            execution_input(job.id, created_at=job.created_at, timings=timings_of(self.settings))
+        )
+        first = numbered(seen.execution, job.id, "r") + 1
+        names = [f"{job.id}-r{n}" for n in range(first, first + NAME_TRIES)]
+        if dry_run:
+            return Repair(job_id=job.id, kind="stalled", action="restart", detail=names[0])
+        name, started = self._start_first_free(
+            machine, names, lambda n: self.executions.start(machine, n, payload)
+        )
+        recorded = self.index.record(job.id, "execution", name)
+        if not started:  # a concurrent sweep restarted it under that name
+            return None
+        if not recorded:  # the job ended (a cancel) before it could know this name: its run is ours to stop
+            self.executions.stop(machine, name)
+            return None
+        logger.info("job restarted", extra={"job_id": job.id, "execution": name})
+        return Repair(job_id=job.id, kind="stalled", action="restart", detail=name)
+
+    def _fail(self, seen: Seen, error: JobError, dry_run: bool) -> Repair | None:
+        job_id = seen.job.id
+        if dry_run:
+            return Repair(job_id=job_id, kind="stalled", action="fail", detail=error.type)
+        try:
+            self.jobs.transition(job_id, JobStatus.FAILED, error=error)
+        except InvalidTransition:
+            return None  # it finished meanwhile
+        self.admission.release(job_id)
+        outcome = notify(JobRef(job_id=job_id), notifier=self.notifier).outcome
+        return Repair(job_id=job_id, kind="stalled", action="fail", detail=f"{error.type}; webhook {outcome}")
+
+    def _expire(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job_id = seen.job.id
+        if self.executions.status(self.settings.upload_expiry_state_machine_arn, job_id) == "RUNNING":
+            return None
+        if dry_run:
+            return Repair(job_id=job_id, kind="upload_expired", action="expire", detail="upload_expired")
+        outcome = expire(JobRef(job_id=job_id), notifier=self.notifier).outcome
+        if outcome == "uploaded":
+            return None  # the upload came meanwhile
+        return Repair(
+            job_id=job_id, kind="upload_expired", action="expire", detail=f"upload_expired; webhook {outcome}"
+        )
+
+    def _webhook(self, seen: Seen, dry_run: bool) -> Repair | None:
+        job, machine = seen.job, self.settings.delivery_state_machine_arn
+        event = event_type(job.status)
+        msg_id = webhook_id(job.id, event)
+        units = {name: self.executions.status(machine, name) for name in (msg_id, seen.delivery_unit) if name}
+        if "RUNNING" in units.values():
+            return None
+        attempts = sum(1 for d in job.deliveries if d.event == event)
+        if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
+            outcome = "" if dry_run else ": " + notify(JobRef(job_id=job.id), notifier=self.notifier).outcome
+            return Repair(job_id=job.id, kind="webhook", action="notify", detail=msg_id + outcome)
+        first = numbered(seen.delivery_unit, msg_id, "s") + 1
+        names = [f"{msg_id}-s{n}" for n in range(first, first + NAME_TRIES)]
+        if dry_run:
+            return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
+        step = max(0, attempts - 1)  # retries made so far: the unit carries on with the schedule
+
+        def start(name: str) -> bool:
+            return self.notifier.units.start(name=name, job_id=job.id, event=event, step=step, wait_seconds=0)
+
+        name, started = self._start_first_free(machine, names, start)
+        self.index.record(job.id, "delivery_unit", name)
+        return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _release(self, job_id: str, dry_run: bool) -> Repair | None:
+        fresh = self.index.get(job_id)
+        if fresh is not None and not fresh.job.status.terminal:
+            return None
+        detail = "job gone" if fresh is None else f"job {fresh.job.status.value}"
+        if not dry_run:
+            self.admission.release(job_id)
+        return Repair(job_id=job_id, kind="slot", action="release", detail=detail)
+
+    def _start_first_free(
+        self, machine: str, names: list[str], start: Callable[[str], bool]
+    ) -> tuple[str, bool]:
+        """Start under the first name not taken: (name, True); (name, False) when a running execution
+        holds it (another sweep's)."""
+        for name in names:
+            if start(name):
+                return name, True
+            if self.executions.status(machine, name) == "RUNNING":
+                return name, False
+        raise MaskgateError(f"no free execution name up to {names[-1]}")
+
+    def _report(self, dry_run: bool, checked: int, repairs: list[Repair]) -> ReconcileReport:
+        counts = dict.fromkeys(["found", *dict.fromkeys(c for c, _ in COUNTED.values())], 0)
+        counts["found"] = len(repairs)
+        for repair in repairs:
+            counts[COUNTED[repair.action][0]] += 1
+        if not dry_run:
+            metrics.add_metric(name="ReconcileFound", unit="Count", value=len(repairs))
+            for count, metric in dict(COUNTED.values()).items():
+                metrics.add_metric(name=metric, unit="Count", value=counts[count])
+        logger.info("reconcile sweep", extra={"dry_run": dry_run, "checked": checked, **counts})
+        return ReconcileReport(dry_run=dry_run, checked=checked, repairs=repairs, counts=counts)

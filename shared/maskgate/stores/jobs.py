@@ -1,0 +1,304 @@
+"""The job store: jobs in DynamoDB, every status change a conditional write.
+
+Each transition names the states it may leave, so a job never goes backwards and a terminal job
+never changes again, however steps are retried or raced.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from maskgate.contracts.job import TERMINAL, DeliveryAttempt, Job, JobStatus, may_leave_for, utcnow
+from maskgate.errors import InvalidRequest, InvalidTransition, NotFound
+from maskgate.ids import PATTERN
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+_JSON_FIELDS = ("request", "image", "masks", "error", "metadata")
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    data = job.model_dump(mode="json", exclude_none=True, exclude={"deliveries"})
+    # the reconcile sweep's index key: it reads the jobs of the last day or two, never the whole table
+    item: dict[str, Any] = {
+        "pk": {"S": f"JOB#{job.id}"},
+        "created_day": {"S": job.created_at.date().isoformat()},
+    }
+    for name, value in data.items():
+        item[name] = {"S": json.dumps(value) if name in _JSON_FIELDS else str(value)}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    data: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "expires_at", "created_day"):
+            continue
+        if "S" in value:
+            data[name] = json.loads(value["S"]) if name in _JSON_FIELDS else value["S"]
+        elif name == "deliveries":
+            data[name] = [json.loads(v["S"]) for v in value["L"]]
+    return Job.model_validate(data)
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, tenant: str) -> dict[str, Any]:
+    """A cursor back into a start key, only for the tenant's own listing (else InvalidRequest)."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        valid = isinstance(plain, dict) and set(plain) == {"pk", "tenant", "created_at"}
+    except (ValueError, TypeError):
+        valid = False
+    valid = valid and all(isinstance(v, str) for v in plain.values()) and plain["tenant"] == tenant
+    valid = (
+        valid
+        and re.fullmatch(PATTERN, plain["pk"].removeprefix("JOB#")) is not None
+        and _is_time(plain["created_at"])
+    )
+    if not valid:
+        raise InvalidRequest(
+            "the cursor is not valid for this listing", errors=[{"loc": "cursor", "msg": "invalid"}]
+        )
+    return {name: {"S": value} for name, value in plain.items()}
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+class JobStore:
+    """Jobs in the one DynamoDB table, keyed ``JOB#<id>``."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        client: DynamoDBClient,
+        ttl_days: int = 30,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._ttl = timedelta(days=ttl_days)
+        self._now = now
+
+    def create(self, job: Job) -> bool:
+        """Store a new job; False (and no write) if a job with that id exists already."""
+        item = _to_item(job)
+        if job.status.terminal:
+            item["expires_at"] = {"N": str(int((job.updated_at + self._ttl).timestamp()))}
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, job_id: str) -> Job:
+        """The job, read consistently; NotFound if there is none."""
+        found = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"JOB#{job_id}"}}, ConsistentRead=True
+        )
+        if "Item" not in found:
+            raise NotFound(f"no job {job_id}")
+        return _from_item(found["Item"])
+
+    def transition(
+        self, job_id: str, target: JobStatus, *, only_from: JobStatus | None = None, **fields: Any
+    ) -> Job:
+        """Move the job to ``target`` and set ``fields``, only from a status that may lead there
+        (or only from ``only_from``)."""
+        now = self._now()
+        values: dict[str, Any] = {"status": target.value, "updated_at": now.isoformat(), **fields}
+        if target.terminal:
+            values["finished_at"] = now.isoformat()
+        names = {f"#{k}": k for k in values}
+        expr_values: dict[str, Any] = {}
+        sets = []
+        for key, value in values.items():
+            encoded = value.model_dump_json() if isinstance(value, BaseModel) else value
+            if key in _JSON_FIELDS and not isinstance(value, BaseModel):
+                encoded = json.dumps(value)
+            expr_values[f":{key}"] = {"S": str(encoded)}
+            sets.append(f"#{key} = :{key}")
+        if target.terminal:
+            sets.append("expires_at = :expires_at")
+            expr_values[":expires_at"] = {"N": str(int((now + self._ttl).timestamp()))}
+        allowed = [only_from] if only_from is not None else may_leave_for(target)
+        for i, status in enumerate(allowed):
+            expr_values[f":from{i}"] = {"S": status.value}
+        condition = (
+            "attribute_exists(pk) AND #status IN ("
+            + ", ".join(f":from{i}" for i in range(len(allowed)))
+            + ")"
+        )
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expr_values,
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
+        return _from_item(updated["Attributes"])
+
+    def page(
+        self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "tenant-created",
+            "KeyConditionExpression": "tenant = :tenant",
+            "ExpressionAttributeValues": {":tenant": {"S": tenant}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"] = {"#status": "status"}
+            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant)
+        found = self._client.query(**query)
+        jobs = [_from_item(item) for item in found.get("Items", [])]
+        after = found.get("LastEvaluatedKey")
+        return jobs, _encode_cursor(after) if after else None
+
+    def set_task_token(self, job_id: str, token: str) -> Job:
+        """Record the token of the task now waiting on the job's prediction (unless it finished)."""
+        finished = [s.value for s in TERMINAL]
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET task_token = :t",
+                ConditionExpression="attribute_exists(pk) AND NOT #status IN (:f0, :f1, :f2)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":t": {"S": token},
+                    **{f":f{i}": {"S": v} for i, v in enumerate(finished)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} is finished or gone; no task may wait on it") from exc
+        return _from_item(updated["Attributes"])
+
+    def claim_submit(self, job_id: str, *, attempt: str, callback_token: str) -> Job:
+        """Write the submit intent before the POST: only a queued job with no intent and no
+        prediction may be claimed (else InvalidTransition), so at most one submit is ever made."""
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET submit_attempt = :a, submit_started_at = :t, callback_token = :c",
+                ConditionExpression=(
+                    "#status = :queued AND attribute_not_exists(submit_attempt)"
+                    " AND attribute_not_exists(prediction_id)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":a": {"S": attempt},
+                    ":t": {"S": self._now().isoformat()},
+                    ":c": {"S": callback_token},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise InvalidTransition(f"job {job_id} is not queued for a first submit") from exc
+        return _from_item(updated["Attributes"])
+
+    def release_submit(self, job_id: str, *, attempt: str) -> None:
+        """Take back this attempt's intent (its POST surely did not land); a later one's stays."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="REMOVE submit_attempt, submit_started_at",
+                ConditionExpression="submit_attempt = :a AND attribute_not_exists(prediction_id)",
+                ExpressionAttributeValues={":a": {"S": attempt}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # not ours any more, or the prediction is known: nothing to take back
+
+    def record_prediction(self, job_id: str, prediction_id: str) -> Job:
+        """Record the job's one prediction (queued → submitted); the same id again is a no-op.
+
+        InvalidTransition when the job finished meanwhile or holds another prediction."""
+        try:
+            updated = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET prediction_id = :p, #status = :submitted, updated_at = :now",
+                ConditionExpression="#status = :queued AND attribute_not_exists(prediction_id)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":p": {"S": prediction_id},
+                    ":submitted": {"S": JobStatus.SUBMITTED.value},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                    ":now": {"S": self._now().isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            job = self.get(job_id)
+            if job.prediction_id == prediction_id and not job.status.terminal:
+                return job
+            raise InvalidTransition(f"job {job_id} cannot take prediction {prediction_id}") from exc
+        return _from_item(updated["Attributes"])
+
+    def set_webhook_body(self, job_id: str, body: str, *, webhook_id: str) -> str:
+        """Keep the first webhook body built for the job, marking its delivery pending; return the
+        body that is stored."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"JOB#{job_id}"}},
+                UpdateExpression="SET webhook_body = :b, webhook_pending = :w",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(webhook_body)",
+                ExpressionAttributeValues={":b": {"S": body}, ":w": {"S": webhook_id}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            stored = self.get(job_id).webhook_body
+            if stored is None:
+                raise NotFound(f"no job {job_id}") from None
+            return stored
+        return body
+
+    def record_delivery(self, job_id: str, attempt: DeliveryAttempt) -> None:
+        """Append one webhook attempt to the job's delivery log (its delivery is no longer pending:
+        it ended, or its delivery unit runs)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"JOB#{job_id}"}},
+            UpdateExpression=(
+                "SET deliveries = list_append(if_not_exists(deliveries, :empty), :a) REMOVE webhook_pending"
+            ),
+            ExpressionAttributeValues={
+                ":a": {"L": [{"S": attempt.model_dump_json()}]},
+                ":empty": {"L": []},
+            },
+        )

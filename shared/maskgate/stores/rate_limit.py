@@ -1,0 +1,59 @@
+"""Fixed one-minute windows counted in the jobs table (``<key>#<minute>``, expiring through the
+table's TTL): the per-tenant request rate limit (HTTP APIs have no usage plans, ``RATE#<tenant>``)
+and WaveSpeed's submits per minute (maskgate.stores.admission)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from maskgate.errors import RateLimited
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+WINDOW_SECONDS = 60
+
+
+def count_in_window(client: DynamoDBClient, *, table: str, key: str, limit: int, now: float) -> int | None:
+    """Count one hit in ``key``'s current one-minute window (``<key>#<minute>``); None when it fits,
+    else the seconds until the next window (nothing is counted then)."""
+    window = int(now // WINDOW_SECONDS)
+    try:
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"{key}#{window}"}},
+            UpdateExpression="ADD hits :one SET expires_at = :expires",
+            ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":limit": {"N": str(limit)},
+                ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
+            },
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+    return None
+
+
+class RateLimiter:
+    def __init__(
+        self, *, table: str, client: DynamoDBClient, per_minute: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._limit = per_minute
+        self._clock = clock
+
+    def hit(self, tenant: str) -> None:
+        """Count one request; RateLimited (with the seconds until the next window) when over the limit."""
+        key = f"RATE#{tenant}"
+        retry_after = count_in_window(
+            self._client, table=self._table, key=key, limit=self._limit, now=self._clock()
+        )
+        if retry_after is not None:
+            raise RateLimited(
+                f"over {self._limit} requests per minute for this tenant; retry after {retry_after} s",
+                retry_after=retry_after,
+            )

@@ -1,0 +1,60 @@
+"""The thin event body a caller's webhook receives, and the ids that name it.
+
+The body is built once per (job, event), stored on the job, and sent byte-identical on every retry;
+only ``webhook-timestamp`` and the signature change. ``webhook-id`` is stable per job and event so
+receivers can dedupe.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from maskgate.contracts.job import Job, JobStatus
+from maskgate.webhooks.signing import mask_token
+
+EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
+
+
+def event_type(status: JobStatus) -> EventType:
+    return {
+        JobStatus.SUCCEEDED: "segmentation.succeeded",
+        JobStatus.CANCELED: "segmentation.canceled",
+    }.get(status, "segmentation.failed")  # type: ignore[return-value]
+
+
+def webhook_id(job_id: str, event: str) -> str:
+    """Stable per job and event: every retry and redelivery of it carries the same id."""
+    return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
+
+
+def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_seconds: int) -> str:
+    """The thin event body (< 20 kB), serialised once."""
+    expires = int(now.timestamp()) + link_seconds
+    base = f"{api_url.rstrip('/')}/v1/segmentations/{job.id}"
+    masks = [
+        {
+            "url": f"{base}/masks/{m.index}?token="
+            + mask_token(secret, job_id=job.id, index=m.index, expires=expires),
+            "format": m.format,
+            "content_type": m.content_type,
+            "size": m.size,
+            "width": m.width,
+            "height": m.height,
+        }
+        for m in job.masks
+    ]
+    event = {
+        "type": event_type(job.status),
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "id": job.id,
+            "status": job.status.value,
+            "error": job.error.model_dump() if job.error else None,
+            "metadata": job.metadata,
+            "masks": masks,
+            "links": {"self": base},
+        },
+    }
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)

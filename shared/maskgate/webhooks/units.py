@@ -1,0 +1,56 @@
+"""Webhook delivery units: each (job, event) delivery after a failed first attempt is
+its own small state machine execution, named after the webhook-id, that waits on the retry schedule
+(honouring ``Retry-After``), attempts, and ends delivered, refused, or in the dead-letter queue.
+
+Being separate from the job's execution, a unit survives the job's end (or its cancellation), and
+the same mechanism serves redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from maskgate.contracts.job import DeliveryAttempt
+from maskgate.contracts.steps import DeliveryStep
+from maskgate.webhooks.schedule import DEFAULT_SCHEDULE
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+
+@dataclass(frozen=True)
+class DeliveryUnits:
+    """Starts delivery units and dead-letters exhausted deliveries."""
+
+    state_machine_arn: str
+    stepfunctions: SFNClient
+    schedule: tuple[int, ...] = DEFAULT_SCHEDULE
+    sqs: SQSClient | None = None
+    dead_letter_url: str | None = None
+
+    def start(self, *, name: str, job_id: str, event: str, step: int, wait_seconds: int) -> bool:
+        """Start a unit (idempotent by ``name``); False if one of that name already ran."""
+        unit = DeliveryStep(job_id=job_id, event=event, step=step, wait_seconds=wait_seconds)
+        try:
+            self.stepfunctions.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=unit.model_dump_json()
+            )
+        except self.stepfunctions.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+    def dead_letter(self, *, job_id: str, event: str, webhook_id: str, last: DeliveryAttempt) -> None:
+        """Keep an exhausted delivery, with enough to replay it, in the dead-letter queue."""
+        if self.sqs is None or not self.dead_letter_url:
+            raise RuntimeError("the webhook dead-letter queue is not configured (MASKGATE_WEBHOOK_DLQ_URL)")
+        message = {
+            "job_id": job_id,
+            "event": event,
+            "webhook_id": webhook_id,
+            "last_attempt": json.loads(last.model_dump_json()),
+            "redeliver": f"POST /v1/segmentations/{job_id}/deliveries",
+        }
+        self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=json.dumps(message))
