@@ -62,7 +62,7 @@ FAKES = {
         class UpstreamFailed(Exception):
             pass
 
-        class JobRejected(Exception):
+        class JobNotSubmittable(Exception):
             pass
 
         def handler(event, context):
@@ -70,7 +70,7 @@ FAKES = {
             if event["job_id"].startswith("upstream-failed"):
                 raise UpstreamFailed("the prediction failed")
             if event["job_id"].startswith("rejected"):
-                raise JobRejected("no")
+                raise JobNotSubmittable("no")
             if event["job_id"].startswith("callback"):  # an instant callback resumes the waiting task
                 result = {"job_id": event["job_id"], "prediction_id": "p"}
                 boto3.client("stepfunctions").send_task_success(
