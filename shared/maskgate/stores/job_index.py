@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from maskgate.contracts.job import TERMINAL, Job
 from maskgate.errors import MaskgateError
-from maskgate.stores.jobs import _from_item as job_from_item
+from maskgate.stores.jobs import job_from_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -37,7 +37,8 @@ def _to_item(job: Job) -> dict[str, Any]:
     return item
 
 
-def _from_item(item: dict[str, Any]) -> Job:
+def job_from_item(item: dict[str, Any]) -> Job:
+    """A job from its DynamoDB item (the sweep reads items in batches, so it decodes them too)."""
     data: dict[str, Any] = {}
     for name, value in item.items():
         if name in ("pk", "expires_at", "created_day"):
@@ -118,7 +119,7 @@ class JobStore:
         )
         if "Item" not in found:
             raise NotFound(f"no job {job_id}")
-        return _from_item(found["Item"])
+        return job_from_item(found["Item"])
 
     def transition(
         self, job_id: str, target: JobStatus, *, only_from: JobStatus | None = None, **fields: Any
@@ -161,7 +162,7 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
-        return _from_item(updated["Attributes"])
+        return job_from_item(updated["Attributes"])
 
     def page(
         self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
@@ -182,7 +183,7 @@ class JobStore:
         if cursor:
             query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant)
         found = self._client.query(**query)
-        jobs = [_from_item(item) for item in found.get("Items", [])]
+        jobs = [job_from_item(item) for item in found.get("Items", [])]
         after = found.get("LastEvaluatedKey")
         return jobs, _encode_cursor(after) if after else None
 
@@ -204,7 +205,7 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} is finished or gone; no task may wait on it") from exc
-        return _from_item(updated["Attributes"])
+        return job_from_item(updated["Attributes"])
 
     def claim_submit(self, job_id: str, *, attempt: str, callback_token: str) -> Job:
         """Write the submit intent before the POST: only a queued job with no intent and no
@@ -229,7 +230,7 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} is not queued for a first submit") from exc
-        return _from_item(updated["Attributes"])
+        return job_from_item(updated["Attributes"])
 
     def release_submit(self, job_id: str, *, attempt: str) -> None:
         """Take back this attempt's intent (its POST surely did not land); a later one's stays."""
@@ -268,7 +269,7 @@ class JobStore:
             if job.prediction_id == prediction_id and not job.status.terminal:
                 return job
             raise InvalidTransition(f"job {job_id} cannot take prediction {prediction_id}") from exc
-        return _from_item(updated["Attributes"])
+        return job_from_item(updated["Attributes"])
 
     def set_webhook_body(self, job_id: str, body: str, *, webhook_id: str) -> str:
         """Keep the first webhook body built for the job, marking its delivery pending; return the
