@@ -196,7 +196,7 @@ def _dead_letters(stack: DevStack) -> Counter[str]:
 
 
 def _slots(stack: DevStack, ready: Ready) -> dict[str, float]:
-    """The admission slots map (maskgate.admission, ``LIMIT#wavespeed``) as the table holds it."""
+    """The admission slots map (maskgate.stores.admission, ``LIMIT#wavespeed``) as the table holds it."""
     if stack.aws is None:
         raise RuntimeError("the local stack is not running")
     item = stack.aws.client("dynamodb").get_item(
