@@ -21,7 +21,7 @@ from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 pytestmark = pytest.mark.e2e
 Crashes = Callable[[dict[str, float]], dict[str, Any]]
 SETTLE_TIMEOUT_S = 30.0
-SLOTS_KEY = "LIMIT#wavespeed"  # the admission slots item in the jobs table (maskgate.admission)
+SLOTS_KEY = "LIMIT#wavespeed"  # the admission slots item in the jobs table (maskgate.stores.admission)
 
 
 def injected(stack: Stack, point: str) -> int:
