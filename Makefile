@@ -9,7 +9,7 @@ TOOLS  := .venv-tools
 CHECKOV_VERSION := 3.3.30
 SAM_VERSION := 1.170.0
 
-.PHONY: install demo dev test unit lint validate bench clean
+.PHONY: install demo dev test test-fast unit lint fmt validate bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "maskgate needs Python 3.11+"'
@@ -35,6 +35,14 @@ test: lint validate
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract -q
+
+## The quick loop while you work (about 2 minutes): lint, types, unit and contract tests; `make test` before you push.
+test-fast: lint unit
+
+## Format and fix what ruff can fix by itself.
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
