@@ -16,7 +16,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maskgate_local.targets import DEFAULT_READY_FILE, SAMCONFIG, Stop, aws_call, local_client, read_ready
+from maskgate_local.targets import (
+    DEFAULT_READY_FILE,
+    SAMCONFIG,
+    Stop,
+    aws_call,
+    local_client,
+    read_ready,
+    stack_output,
+)
 
 if TYPE_CHECKING:
     from maskgate.stores.tenants import TenantStore
@@ -35,8 +43,6 @@ def _store(args: argparse.Namespace) -> tuple[TenantStore, str, tuple[Path, str]
         raise Stop(2, f"{PROG}: give --stack or --table (MASKGATE_TABLE), not both")
     if table or args.stack is not None:
         import boto3
-
-        from maskgate_local.targets import stack_output
 
         table = table or stack_output(args.stack, TABLE_OUTPUT, prog=PROG)
         client = aws_call(lambda: boto3.client("dynamodb"), f"table {table}", prog=PROG)

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from maskgate_local.targets import (
@@ -163,7 +164,7 @@ def _function_names(client: Any) -> list[str]:
     return [function["FunctionName"] for page in pages for function in page["Functions"]]
 
 
-def _call(call: Any, where: str, *, stale: Any = None) -> Any:
+def _call(call: Any, where: str, *, stale: tuple[Path, str] | None = None) -> Any:
     return aws_call(call, where, prog=PROG, stale=stale)
 
 
