@@ -12,6 +12,10 @@ table) that a failed job, a webhook and an API problem document carry.
     │   │   └── UploadChanged          invalid_image (the upload was written again while it was read)
     │   ├── ImageTooLarge              image_too_large
     │   └── UrlNotAllowed              url_not_allowed
+    ├── Missing                        not_found (404): what a store was asked for is not there
+    │   ├── JobNotFound                no such job
+    │   ├── ObjectNotFound             no such object in the bucket
+    │   └── KeyNotFound                the tenant has no API key with that id
     ├── ApiError                       HTTP-only
     │   ├── MalformedJson              malformed_json (400)
     │   ├── Unauthorized               unauthorized (401)
@@ -98,6 +102,27 @@ class UrlNotAllowed(RequestError):
     title = "URL not allowed"
 
 
+class Missing(MaskgateError):
+    """What a store was asked for is not there. Raised below the API (steps and stores); the API
+    answers it 404 ``not_found``, a workflow Task retries it like any unexpected error."""
+
+    type = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class JobNotFound(Missing):
+    """No job with this id."""
+
+
+class ObjectNotFound(Missing):
+    """No object with this key in the bucket."""
+
+
+class KeyNotFound(Missing):
+    """The tenant has no API key with this id."""
+
+
 class ApiError(MaskgateError):
     """Errors that exist only over HTTP."""
 
@@ -115,6 +140,8 @@ class Unauthorized(ApiError):
 
 
 class NotFound(ApiError):
+    """No such route, link or resource, answered by the API itself."""
+
     type = "not_found"
     status = 404
     title = "Not found"

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from maskgate.errors import ERRORS_BY_NAME, ApiError, MaskgateError, RequestError, Retryable
+from maskgate.errors import ERRORS_BY_NAME, ApiError, MaskgateError, Missing, RequestError, Retryable
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "segmentation.asl.json"
@@ -20,12 +20,14 @@ RUNTIME_ERRORS = ("Sandbox.Timedout", "Lambda.Unknown", "ThrottlingException", "
 
 
 def workflow_errors() -> list[str]:
-    """Every error class a Task may raise: the tree less the HTTP-only and intake-only branches."""
-    skipped = (ApiError, RequestError)
+    """Every error class a Task may raise: the tree less the HTTP-only and intake-only branches. Of
+    the Missing branch only JobNotFound can reach a Task (a job deleted under its workflow): no Task
+    looks up an upload's object or an API key."""
+    skipped = (ApiError, RequestError, Missing)
     ours = [
         name
         for name, cls in ERRORS_BY_NAME.items()
-        if cls not in (MaskgateError, Retryable) and not issubclass(cls, skipped)
+        if cls not in (MaskgateError, Retryable) and (not issubclass(cls, skipped) or name == "JobNotFound")
     ]
     return sorted(ours) + list(RUNTIME_ERRORS)
 

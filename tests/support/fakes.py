@@ -35,6 +35,8 @@ class FakeWaveSpeed:
     next_status: str = "completed"
     output_format: str = "png"
     submit_status: int = 200
+    read_status: int = 200  # what reading a prediction answers (not 200: a refusal with that code)
+    output_status: int = 200  # what downloading an output answers
     submissions: list[dict[str, Any]] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -43,6 +45,8 @@ class FakeWaveSpeed:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if request.url.host == OUTPUT_HOST:
+            if self.output_status != 200:
+                return httpx.Response(self.output_status, text="no")
             return httpx.Response(200, content=image_bytes(self.output_format))
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return httpx.Response(401, json={"code": 401, "message": "Unauthorized", "data": None})
@@ -50,6 +54,10 @@ class FakeWaveSpeed:
             return self._submit(request)
         prefix, _, rest = request.url.path.partition("/api/v3/predictions/")
         prediction_id = rest.removesuffix("/result")
+        if prediction_id in self.predictions and self.read_status != 200:
+            return httpx.Response(
+                self.read_status, json={"code": self.read_status, "message": "no", "data": None}
+            )
         if prediction_id in self.predictions:
             return envelope(self.predictions[prediction_id])
         return httpx.Response(404, json={"code": 404, "message": "not found", "data": None})

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
-from maskgate.errors import NotFound
+from maskgate.errors import JobNotFound
 from maskgate_local.activity import Activity, Invocation, job_ids, step_name
 
 JOB = "seg_01M97029XAYNVX5WM9QZ6JT34N"
@@ -51,7 +51,7 @@ class Jobs:
 
     def get(self, job_id: str) -> Job:
         if self.current is None or job_id != self.current.id:
-            raise NotFound(f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id}")
         return self.current
 
 

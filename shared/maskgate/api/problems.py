@@ -16,6 +16,7 @@ from maskgate.errors import (
     InvalidRequest,
     MaskgateError,
     MethodNotAllowed,
+    Missing,
     NotFound,
     RateLimited,
     RequestError,
@@ -77,7 +78,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(MaskgateError)
     async def _maskgate(_: Request, exc: MaskgateError) -> JSONResponse:
-        if isinstance(exc, RequestError | NotFound) or exc.status < 500:
+        if isinstance(exc, RequestError | NotFound | Missing) or exc.status < 500:
             logger.info("request refused", extra={"error_type": exc.type, "status": exc.status})
         else:
             logger.exception("request failed")

@@ -25,7 +25,7 @@ from maskgate.api.views import (
 )
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
-from maskgate.errors import Conflict, InvalidTransition, MalformedJson, NotFound
+from maskgate.errors import Conflict, InvalidTransition, JobNotFound, MalformedJson, NotFound
 from maskgate.steps.cancel import cancel
 from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.webhooks.signing import mask_token_valid
@@ -286,7 +286,7 @@ def get_mask(
         try:
             job = clients.job_store().get(job_id)
             allowed = clients.tenant_store().webhook_secrets(job.tenant)
-        except NotFound:
+        except JobNotFound:
             allowed = []
         if not mask_token_valid(token, allowed, job_id=job_id, index=index, now=time.time()):
             raise NotFound("no such mask link, or it has expired")

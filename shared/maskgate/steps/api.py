@@ -21,7 +21,7 @@ from maskgate import crashpoints
 from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts, SegmentationCreate, UploadCreate
 from maskgate.egress.url_check import check_image_url, check_outbound_url
-from maskgate.errors import InvalidImage, NotFound
+from maskgate.errors import InvalidImage, JobNotFound
 from maskgate.ids import job_id_claim, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 from maskgate.observability import logger, metrics
@@ -106,7 +106,7 @@ class RequestIntake:
         """The job an earlier attempt with this Idempotency-Key wrote, if it got that far."""
         try:
             job = self.jobs.get(job_id)
-        except NotFound:
+        except JobNotFound:
             return None
         logger.info("retried Idempotency-Key: the first attempt's job is adopted", extra={"job_id": job_id})
         return job

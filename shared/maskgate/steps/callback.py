@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from maskgate import crashpoints
 from maskgate.contracts.job import Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import TaskResult
-from maskgate.errors import InvalidRequest, InvalidTransition, NotFound
+from maskgate.errors import InvalidRequest, InvalidTransition, JobNotFound, NotFound
 from maskgate.observability import logger
 from maskgate.stores.callback_log import CallbackLog
 from maskgate.stores.jobs import JobStore
@@ -59,7 +59,7 @@ class CallbackReceiver:
         is adopted: the job's submit is under way and no prediction is recorded yet)."""
         try:
             job = self.jobs.get(job_id)
-        except NotFound:
+        except JobNotFound:
             job = None
         if (
             job is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.steps import DeliverInput, DeliveryStep
-from maskgate.errors import NotFound
+from maskgate.errors import Missing
 from maskgate.observability import metrics
 from maskgate.webhooks.schedule import next_wait
 
@@ -17,7 +17,7 @@ def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
     """One scheduled retry of a delivery unit: delivered, refused, the next wait, or dead-lettered."""
     job = notifier.jobs.get(step.job_id)
     if job.webhook_url is None or job.webhook_body is None:
-        raise NotFound(f"job {job.id} has no webhook to deliver")
+        raise Missing(f"job {job.id} has no webhook to deliver")
     result = notifier.attempt(job, job.webhook_body)
     done = DeliveryStep(job_id=job.id, event=step.event, step=step.step, done=True)
     if result.outcome != "retrying":

@@ -34,8 +34,9 @@ from maskgate.errors import (
     InvalidImage,
     InvalidRequest,
     InvalidTransition,
+    JobNotFound,
     MissingPrompt,
-    NotFound,
+    ObjectNotFound,
     RequestError,
     UploadChanged,
 )
@@ -96,7 +97,7 @@ class UploadIntake:
         job_id = derived_job_id(record.eventTime, record.s3.bucket.name, key, str(write))
         try:
             job = self.jobs.get(job_id)
-        except NotFound:
+        except JobNotFound:
             job = self._record_raw(job_id, key)
         else:
             # a redelivered event, or the retry of a run that crashed before starting the workflow
@@ -108,7 +109,7 @@ class UploadIntake:
         at = self.now()
         try:
             stored: StoredObject | None = self.bucket.head(key)
-        except NotFound:
+        except ObjectNotFound:
             stored = None  # deleted before we read it: still recorded, as invalid_image
         try:
             job = self._upload_job(job_id, stored, at)
@@ -138,7 +139,7 @@ class UploadIntake:
             return None
         try:
             return self.jobs.get(parts[2])
-        except NotFound:
+        except JobNotFound:
             return None
 
     @staticmethod
@@ -192,7 +193,7 @@ class UploadIntake:
     def _head(self, key: str) -> StoredObject:
         try:
             return self.bucket.head(key)
-        except NotFound as exc:
+        except ObjectNotFound as exc:
             raise InvalidImage("the upload was deleted before it could be read") from exc
 
     def _pin(self, job_id: str, stored: StoredObject, prompts: Prompts | None) -> ImageLocation:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from maskgate.errors import ImageTooLarge, InvalidImage, NotFound, UploadChanged
+from maskgate.errors import ImageTooLarge, InvalidImage, ObjectNotFound, UploadChanged
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 
 if TYPE_CHECKING:
@@ -72,12 +72,12 @@ class Bucket:
         return key
 
     def head(self, key: str) -> StoredObject:
-        """Size and user metadata of an object; NotFound if it is gone."""
+        """Size and user metadata of an object; ObjectNotFound if it is gone."""
         try:
             found = self._client.head_object(Bucket=self.name, Key=key)
         except ClientError as exc:
             if _code(exc) in _GONE:
-                raise NotFound(f"no object {key}") from exc
+                raise ObjectNotFound(f"no object {key}") from exc
             raise
         return StoredObject(
             key=key,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from maskgate.contracts.job import TERMINAL, DeliveryAttempt, Job, JobStatus, may_leave_for, utcnow
-from maskgate.errors import InvalidRequest, InvalidTransition, NotFound
+from maskgate.errors import InvalidRequest, InvalidTransition, JobNotFound
 from maskgate.ids import PATTERN
 
 if TYPE_CHECKING:
@@ -113,12 +113,12 @@ class JobStore:
         return True
 
     def get(self, job_id: str) -> Job:
-        """The job, read consistently; NotFound if there is none."""
+        """The job, read consistently; JobNotFound if there is none."""
         found = self._client.get_item(
             TableName=self._table, Key={"pk": {"S": f"JOB#{job_id}"}}, ConsistentRead=True
         )
         if "Item" not in found:
-            raise NotFound(f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id}")
         return job_from_item(found["Item"])
 
     def transition(
@@ -285,7 +285,7 @@ class JobStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             stored = self.get(job_id).webhook_body
             if stored is None:
-                raise NotFound(f"no job {job_id}") from None
+                raise JobNotFound(f"no job {job_id}") from None
             return stored
         return body
 

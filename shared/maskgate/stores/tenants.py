@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskgate.contracts.job import utcnow
-from maskgate.errors import NotFound, Unauthorized
+from maskgate.errors import KeyNotFound, Unauthorized
 from maskgate.webhooks.signing import new_secret
 
 if TYPE_CHECKING:
@@ -107,10 +107,10 @@ class TenantStore:
         return sorted(records, key=lambda r: r.created_at, reverse=True)
 
     def revoke_key(self, tenant: str, key_id: str) -> KeyRecord:
-        """Revoke one of the tenant's keys by its id; NotFound if the tenant has no such key."""
+        """Revoke one of the tenant's keys by its id; KeyNotFound if the tenant has no such key."""
         found = [r for r in self.list_keys(tenant) if r.key_id == key_id]
         if not found:
-            raise NotFound(f"tenant {tenant} has no key {key_id}")
+            raise KeyNotFound(f"tenant {tenant} has no key {key_id}")
         at = self._now()
         self._client.update_item(
             TableName=self._table,
