@@ -114,11 +114,11 @@ def delivery_units() -> DeliveryUnits:
 
     settings = get_settings()
     return DeliveryUnits(
-        state_machine_arn=settings.delivery_state_machine_arn,
+        state_machine_arn=settings.require("delivery_state_machine_arn"),
         stepfunctions=stepfunctions(),
         schedule=settings.webhook_schedule,
         sqs=sqs() if settings.webhook_dlq_url else None,
-        dead_letter_url=settings.webhook_dlq_url or None,
+        dead_letter_url=settings.webhook_dlq_url,
     )
 
 
@@ -175,7 +175,7 @@ def admission() -> Admission:
 @cache
 def upload_expiries() -> UploadExpiries:
     return UploadExpiries(
-        state_machine_arn=get_settings().upload_expiry_state_machine_arn, client=stepfunctions()
+        state_machine_arn=get_settings().require("upload_expiry_state_machine_arn"), client=stepfunctions()
     )
 
 

@@ -40,6 +40,7 @@ table) that a failed job, a webhook and an API problem document carry.
     ├── JobNotSubmittable              invalid_request; the job is finished or has nothing to submit:
     │                                  skip to Notify
     ├── JobCanceled                    canceled
+    ├── NotConfigured                  internal_error: a setting this function needs is missing or invalid
     └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
 
 Everything else a Task can end with (``Sandbox.Timedout``, ``Lambda.Unknown``, a throttled AWS call)
@@ -253,6 +254,10 @@ class JobNotSubmittable(MaskgateError):
 class JobCanceled(MaskgateError):
     type = "canceled"
     title = "The job was canceled"
+
+
+class NotConfigured(MaskgateError):
+    """A setting the function needs is missing or invalid (its environment variable is named)."""
 
 
 class InvalidTransition(MaskgateError):

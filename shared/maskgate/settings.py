@@ -1,6 +1,9 @@
 """Settings: one typed object read from the environment on first use and cached.
 
-``os.environ`` is read nowhere else. A missing required setting fails loudly at the first invocation.
+``os.environ`` is read nowhere else. What every function needs (the table, the bucket, the workflow) is
+checked when the settings are first read; what only some functions need is ``None`` when unset and
+checked where it is used (``Settings.require``). Either way the failure is ``NotConfigured``, naming
+the environment variable, at the first invocation that needs it.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ import os
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from maskgate.errors import NotConfigured
 
 
 class Settings(BaseModel):
@@ -20,7 +25,7 @@ class Settings(BaseModel):
     bucket: str
     state_machine_arn: str
     default_tenant: str = "default"
-    default_request: str = ""
+    default_request: str | None = None
     finished_job_ttl_days: int = 30
     poll_initial_seconds: int = Field(default=10, ge=1)
     poll_max_seconds: int = Field(default=30, ge=1)
@@ -28,17 +33,17 @@ class Settings(BaseModel):
     wavespeed_base_url: str = "https://api.wavespeed.ai"
     wavespeed_api_key_secret: str = "maskgate/wavespeed-api-key"  # noqa: S105 (a secret name)
     wavespeed_output_hosts: tuple[str, ...] = ("*.wavespeed.ai", "*.cloudfront.net")
-    public_api_url: str = ""
-    # Where /docs loads Swagger UI's script and styles from: empty, a CDN (the layer ships no UI assets);
+    public_api_url: str | None = None
+    # Where /docs loads Swagger UI's script and styles from: unset, a CDN (the layer ships no UI assets);
     # the local stack serves them itself so the page renders offline
-    docs_assets_url: str = ""
-    delivery_state_machine_arn: str = ""
-    upload_expiry_state_machine_arn: str = ""
+    docs_assets_url: str | None = None
+    delivery_state_machine_arn: str | None = None
+    upload_expiry_state_machine_arn: str | None = None
     tenant_requests_per_minute: int = Field(default=600, ge=1)
     wavespeed_concurrency: int = Field(default=2, ge=0)  # WaveSpeed Bronze tier; 0 = no slot check
     wavespeed_submits_per_minute: int = Field(default=2, ge=0)  # Bronze; 0 = no per-minute check
     upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
-    webhook_dlq_url: str = ""
+    webhook_dlq_url: str | None = None
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhook_attempt_seconds: int = Field(default=10, ge=1, le=15)  # one attempt, end to end
     max_body_bytes: int = 5 * 1024 * 1024
@@ -46,6 +51,27 @@ class Settings(BaseModel):
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     reconcile_interval_minutes: int = Field(default=15, ge=1, le=1440)  # how often the sweep runs
     reconcile_grace_seconds: int = Field(default=120, ge=0)  # younger jobs are left to the normal flow
+
+    @field_validator(
+        "default_request",
+        "public_api_url",
+        "docs_assets_url",
+        "delivery_state_machine_arn",
+        "upload_expiry_state_machine_arn",
+        "webhook_dlq_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (a template parameter left blank) is an unset one."""
+        return None if value == "" else value
+
+    def require(self, field: str) -> str:
+        """An optional setting this function needs; ``NotConfigured`` naming its variable if unset."""
+        value = getattr(self, field)
+        if not value:
+            raise NotConfigured(f"{_ENV[field]} is not set; this function needs it")
+        return str(value)
 
     @property
     def is_local(self) -> bool:
@@ -100,7 +126,15 @@ def settings_from(environ: dict[str, str]) -> Settings:
     schedule = values.get("webhook_schedule")
     if isinstance(schedule, str):
         values["webhook_schedule"] = tuple(int(s) for s in schedule.split(",") if s.strip())
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_ENV.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: "
+            + ("is not set" if e["type"] == "missing" else e["msg"])
+            for e in exc.errors()
+        )
+        raise NotConfigured(f"invalid settings: {problems}") from None
 
 
 @cache

@@ -54,6 +54,7 @@ EXPECTED_TYPES = {
     "OutputInvalid": "output_invalid",
     "JobNotSubmittable": "invalid_request",
     "JobCanceled": "canceled",
+    "NotConfigured": "internal_error",
     "InvalidTransition": "conflict",
 }
 

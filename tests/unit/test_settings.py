@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from maskgate import settings as settings_module
+from maskgate.errors import NotConfigured
 from maskgate.settings import settings_from
 
 REQUIRED = {
@@ -38,7 +40,7 @@ def test_settings_from_reads_local_environment():
 
 
 def test_settings_from_refuses_unknown_environment():
-    with pytest.raises(ValidationError):
+    with pytest.raises(NotConfigured):
         settings_from({**REQUIRED, "MASKGATE_ENVIRONMENT": "production"})
 
 
@@ -85,13 +87,13 @@ def test_settings_from_default_output_hosts_are_wavespeed_and_cloudfront():
 def test_settings_from_missing_required_name_fails(missing):
     env = {k: v for k, v in REQUIRED.items() if k != missing}
 
-    with pytest.raises(ValidationError):
+    with pytest.raises(NotConfigured, match=f"{missing}: is not set"):
         settings_from(env)
 
 
 @pytest.mark.parametrize("name", ["MASKGATE_FINISHED_JOB_TTL_DAYS", "MASKGATE_POLL_INITIAL_SECONDS"])
 def test_settings_from_refuses_a_non_integer(name):
-    with pytest.raises(ValidationError):
+    with pytest.raises(NotConfigured, match=f"{name}: Input should be a valid integer"):
         settings_from({**REQUIRED, name: "soon"})
 
 
@@ -106,3 +108,16 @@ def test_settings_from_is_frozen():
 
     with pytest.raises(ValidationError):
         settings.table = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "name", ["MASKGATE_PUBLIC_API_URL", "MASKGATE_WEBHOOK_DLQ_URL", "MASKGATE_DELIVERY_STATE_MACHINE_ARN"]
+)
+def test_an_empty_optional_setting_is_unset_and_required_only_where_used(name):
+    settings = settings_from({**REQUIRED, name: ""})
+    field = next(f for f, env in settings_module._ENV.items() if env == name)
+
+    assert getattr(settings, field) is None
+    with pytest.raises(NotConfigured, match=f"{name} is not set; this function needs it"):
+        settings.require(field)
+    assert settings_from({**REQUIRED, name: "x"}).require(field) == "x"

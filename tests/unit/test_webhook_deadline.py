@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
+from maskgate.errors import NotConfigured
 from maskgate.settings import settings_from
 from maskgate.webhooks.sender import DEADLINE_ERROR, WebhookSender
 from tests.support.trickle import Answer, fine, slow_server
@@ -119,5 +119,5 @@ def test_settings_webhook_attempt_seconds_defaults_to_10_and_reads_its_variable(
 
 @pytest.mark.parametrize("value", ["0", "16"])
 def test_settings_webhook_attempt_seconds_is_between_1_and_15(value):
-    with pytest.raises(ValidationError):
+    with pytest.raises(NotConfigured):
         settings_from({**REQUIRED, "MASKGATE_WEBHOOK_ATTEMPT_SECONDS": value})

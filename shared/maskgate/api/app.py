@@ -44,7 +44,7 @@ def docs() -> HTMLResponse:
     ships no UI assets, and a browser reading a deployed API's docs is online anyway."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    base = get_settings().docs_assets_url.rstrip("/")
+    base = (get_settings().docs_assets_url or "").rstrip("/")
     if not base:
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title="maskgate API", swagger_ui_parameters=UI_PARAMETERS

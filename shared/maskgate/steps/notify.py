@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.steps import JobRef, NotifyOutput
-from maskgate.errors import InvalidTransition, MaskgateError
+from maskgate.errors import InvalidTransition
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
@@ -19,10 +19,9 @@ def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
         return NotifyOutput(job_id=job.id, outcome="no_webhook")
     if not job.status.terminal:
         raise InvalidTransition(f"job {job.id} is {job.status.value}; only finished jobs are notified")
-    if not notifier.settings.public_api_url:
-        raise MaskgateError("MASKGATE_PUBLIC_API_URL is not set: webhook mask links cannot be built")
+    api_url = notifier.settings.require("public_api_url")  # the webhook's mask links are built on it
     secrets_ = notifier.tenants.webhook_secrets(job.tenant)  # read once: the body's links and the signature
-    body = job.webhook_body or notifier.body(job, api_url=notifier.settings.public_api_url, secrets_=secrets_)
+    body = job.webhook_body or notifier.body(job, api_url=api_url, secrets_=secrets_)
     result = notifier.attempt(job, body, secrets_=secrets_)
     if result.outcome != "retrying":
         notifier.jobs.record_delivery(job.id, result)

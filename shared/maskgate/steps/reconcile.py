@@ -271,8 +271,8 @@ class Reconciler:
         return Repair(job_id=job_id, kind="stalled", action="fail", detail=f"{error.type}; webhook {outcome}")
 
     def _expire(self, seen: Seen, dry_run: bool) -> Repair | None:
-        job_id = seen.job.id
-        if self.executions.status(self.settings.upload_expiry_state_machine_arn, job_id) == "RUNNING":
+        job_id, machine = seen.job.id, self.settings.require("upload_expiry_state_machine_arn")
+        if self.executions.status(machine, job_id) == "RUNNING":
             return None
         if dry_run:
             return Repair(job_id=job_id, kind="upload_expired", action="expire", detail="upload_expired")
@@ -284,7 +284,7 @@ class Reconciler:
         )
 
     def _webhook(self, seen: Seen, dry_run: bool) -> Repair | None:
-        job, machine = seen.job, self.settings.delivery_state_machine_arn
+        job, machine = seen.job, self.settings.require("delivery_state_machine_arn")
         event = event_type(job.status)
         msg_id = webhook_id(job.id, event)
         units = {name: self.executions.status(machine, name) for name in (msg_id, seen.delivery_unit) if name}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from maskgate.contracts.job import DeliveryAttempt
 from maskgate.contracts.steps import DeliveryStep
+from maskgate.errors import NotConfigured
 from maskgate.webhooks.schedule import DEFAULT_SCHEDULE
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class DeliveryUnits:
     def dead_letter(self, *, job_id: str, event: str, webhook_id: str, last: DeliveryAttempt) -> None:
         """Keep an exhausted delivery, with enough to replay it, in the dead-letter queue."""
         if self.sqs is None or not self.dead_letter_url:
-            raise RuntimeError("the webhook dead-letter queue is not configured (MASKGATE_WEBHOOK_DLQ_URL)")
+            raise NotConfigured("MASKGATE_WEBHOOK_DLQ_URL is not set; exhausted deliveries cannot be kept")
         message = {
             "job_id": job_id,
             "event": event,
