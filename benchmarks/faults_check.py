@@ -21,7 +21,7 @@ from benchmarks.stats import summary_ms
 from maskgate.contracts.job import Job
 from maskgate.stores.jobs import JobStore
 from maskgate.webhooks.body import event_type
-from maskgate_local.wavespeed_models import FaultPlan, image_key
+from maskgate_local.emulator.models import FaultPlan, image_key
 
 if TYPE_CHECKING:
     from benchmarks.faults import UploadEvents

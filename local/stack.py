@@ -18,10 +18,10 @@ from maskgate.stores.tenants import TenantStore
 from maskgate_local.aws import LocalAws
 from maskgate_local.control import ControlServer
 from maskgate_local.crashes import CrashRegistry
+from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.gateway import ApiGatewayEmulator, FunctionError, Route
 from maskgate_local.provision import Provisioned, provision
 from maskgate_local.servers import RunningServer, free_port, serve_in_thread
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
