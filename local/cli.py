@@ -9,11 +9,6 @@ import threading
 from pathlib import Path
 
 from maskgate_local.activity import Activity
-from maskgate_local.parameter_overrides import (
-    ParameterOverrideError,
-    check_declared,
-    parse_parameter_overrides,
-)
 from maskgate_local.servers import PortBusy, free_port, port_free
 from maskgate_local.stack import (
     READY_LINE,
@@ -25,6 +20,11 @@ from maskgate_local.stack import (
     write_ready_file,
 )
 from maskgate_local.targets import DEFAULT_READY_FILE
+from maskgate_local.template.parameter_overrides import (
+    ParameterOverrideError,
+    check_declared,
+    parse_parameter_overrides,
+)
 
 
 def _dev(args: argparse.Namespace) -> int:
