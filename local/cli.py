@@ -8,9 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from maskgate_local.activity import Activity
-from maskgate_local.servers import PortBusy, free_port, port_free
-from maskgate_local.stack import (
+from maskgate_local.stack.activity import Activity
+from maskgate_local.stack.dev import (
     READY_LINE,
     TEMPLATE,
     DevStack,
@@ -19,6 +18,7 @@ from maskgate_local.stack import (
     remove_ready_file,
     write_ready_file,
 )
+from maskgate_local.stack.servers import PortBusy, free_port, port_free
 from maskgate_local.targets import DEFAULT_READY_FILE
 from maskgate_local.template.parameter_overrides import (
     ParameterOverrideError,

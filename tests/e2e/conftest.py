@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from maskgate_local.receiver import Delivery, WebhookReceiver
-from maskgate_local.servers import RunningServer, free_port, serve_in_thread
+from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
 
 START_TIMEOUT_S = 120.0
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)

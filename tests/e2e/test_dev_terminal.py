@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from maskgate_local.cli import main
-from maskgate_local.servers import free_port
+from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import START_TIMEOUT_S, TIMEOUT, Stack, stop
 from tests.e2e.test_vertical_slice import BOX, data_uri
 

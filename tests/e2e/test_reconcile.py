@@ -17,7 +17,7 @@ import pytest
 
 from maskgate_local.receiver import WebhookReceiver
 from maskgate_local.sample import PANEL, scene_png
-from maskgate_local.servers import free_port, serve_in_thread
+from maskgate_local.stack.servers import free_port, serve_in_thread
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e

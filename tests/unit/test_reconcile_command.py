@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from maskgate_local.reconcile_command import add_reconcile_command, summary
-from maskgate_local.servers import free_port
+from maskgate_local.stack.servers import free_port
 
 COUNTS = {"found": 2, "restarted": 1, "failed": 0, "slots_released": 1, "webhooks_recovered": 0, "errors": 0}
 REPAIRS = [

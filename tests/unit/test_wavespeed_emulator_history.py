@@ -17,7 +17,7 @@ from PIL import Image
 
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.emulator.models import Faults
-from maskgate_local.servers import serve_in_thread
+from maskgate_local.stack.servers import serve_in_thread
 
 API_KEY = "ws-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

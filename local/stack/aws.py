@@ -55,8 +55,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from maskgate_local.activity import Invocation, step_name
-from maskgate_local.handlers import FunctionSpec, HandlerRunner
+from maskgate_local.stack.activity import Invocation, step_name
+from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import boto3
 
-from maskgate_local.handlers import FunctionSpec, apply_environment
+from maskgate_local.stack.handlers import FunctionSpec, apply_environment
 from maskgate_local.template import sam
 from maskgate_local.template.sam import Resolver
 
