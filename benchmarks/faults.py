@@ -44,9 +44,9 @@ from benchmarks import faults_check
 from benchmarks.faults_check import Accepted, Spec
 from benchmarks.receivers import CallerSide, Receivers, start_caller_side
 from maskgate import crashpoints
+from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.emulator import app as wavespeed_emulator
 from maskgate_local.emulator import edges as wavespeed_io
-from maskgate_local.sample import PANEL, scene_png
 from maskgate_local.stack.dev import DevStack, Ready, StackPorts
 
 ROOT = Path(__file__).resolve().parent.parent

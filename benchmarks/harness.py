@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import httpx
 
+from maskgate_local.demo.receiver import WebhookReceiver
+from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.emulator import app as wavespeed_emulator
 from maskgate_local.emulator.app import WaveSpeedEmulator
-from maskgate_local.receiver import WebhookReceiver
-from maskgate_local.sample import PANEL, scene_png
 from maskgate_local.stack.dev import DevStack, Ready, StackPorts
 from maskgate_local.stack.servers import RunningServer, serve_in_thread
 

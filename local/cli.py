@@ -117,7 +117,7 @@ def _banner(ready: Ready, ready_file: Path | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from maskgate_local.demo import run_demo
+    from maskgate_local.demo.run import run_demo
 
     return run_demo(out_dir=Path(args.out))
 

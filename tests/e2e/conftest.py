@@ -18,7 +18,7 @@ import boto3
 import httpx
 import pytest
 
-from maskgate_local.receiver import Delivery, WebhookReceiver
+from maskgate_local.demo.receiver import Delivery, WebhookReceiver
 from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
 
 START_TIMEOUT_S = 120.0

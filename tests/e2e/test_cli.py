@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from maskgate_local.cli import main
-from maskgate_local.sample import scene_png
+from maskgate_local.demo.sample import scene_png
 from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import Stack, stop
 from tests.e2e.test_vertical_slice import BOX, DISC_CENTRE, box_pixels, white

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from maskgate_local.receiver import WebhookReceiver
-from maskgate_local.sample import PANEL, scene_png
+from maskgate_local.demo.receiver import WebhookReceiver
+from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.stack.servers import free_port, serve_in_thread
 from tests.e2e.conftest import Stack
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from maskgate_local.sample import DISC, PANEL, scene_png
+from maskgate_local.demo.sample import DISC, PANEL, scene_png
 from tests.e2e.conftest import TIMEOUT, Stack
 
 pytestmark = pytest.mark.e2e
