@@ -99,7 +99,7 @@ def dev_subprocess(folder: Path, *extra: str) -> Iterator[tuple[dict[str, Any], 
     command = [
         sys.executable,
         "-m",
-        "maskgate_local.cli",
+        "maskgate_local.cli.main",
         "dev",
         "--api-port",
         str(free_port()),

@@ -42,7 +42,7 @@ def reconcile(dev_process: tuple[dict[str, Any], Path]) -> Callable[..., list[st
     ready_file = log.parent / "ready.json"
 
     def run(*args: str) -> list[str]:
-        command = [sys.executable, "-m", "maskgate_local.reconcile_command", "--ready-file", str(ready_file)]
+        command = [sys.executable, "-m", "maskgate_local.cli.reconcile", "--ready-file", str(ready_file)]
         done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
         assert done.returncode == 0, done.stderr
         return done.stdout.splitlines()

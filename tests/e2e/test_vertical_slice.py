@@ -475,7 +475,7 @@ def test_a_second_tenant_made_with_maskgate_keys_sees_nothing_of_the_first(stack
         "MASKGATE_TABLE": stack.ready["table"],
     }
     created = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "maskgate_local.cli", "keys", "create", "--tenant", f"second-{marker()}"],
+        [sys.executable, "-m", "maskgate_local.cli.main", "keys", "create", "--tenant", f"second-{marker()}"],
         check=True,
         env=env,
         capture_output=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maskgate_local.cli import dev_stack, main, parser
+from maskgate_local.cli.main import dev_stack, main, parser
 from maskgate_local.stack.dev import LOCAL_PARAMETERS
 from maskgate_local.template.parameter_overrides import (
     ParameterOverrideError,

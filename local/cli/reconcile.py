@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maskgate_local.targets import (
+from maskgate_local.cli.targets import (
     DEFAULT_READY_FILE,
     SAMCONFIG,
     Stop,
@@ -177,7 +177,7 @@ def _err(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m maskgate_local.reconcile_command [options]``: the same command on its own."""
+    """``python -m maskgate_local.cli.reconcile [options]``: the same command on its own."""
     parser = argparse.ArgumentParser(prog="maskgate")
     add_reconcile_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["reconcile", *(sys.argv[1:] if argv is None else argv)])

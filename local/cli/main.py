@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from maskgate_local.cli.targets import DEFAULT_READY_FILE
 from maskgate_local.stack.activity import Activity
 from maskgate_local.stack.dev import (
     READY_LINE,
@@ -19,7 +20,6 @@ from maskgate_local.stack.dev import (
     write_ready_file,
 )
 from maskgate_local.stack.servers import PortBusy, free_port, port_free
-from maskgate_local.targets import DEFAULT_READY_FILE
 from maskgate_local.template.parameter_overrides import (
     ParameterOverrideError,
     check_declared,
@@ -158,13 +158,13 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
-    from maskgate_local.keys_command import add_keys_command
+    from maskgate_local.cli.keys import add_keys_command
 
     add_keys_command(commands)
-    from maskgate_local.commands import add_client_commands
+    from maskgate_local.cli.commands import add_client_commands
 
     add_client_commands(commands)
-    from maskgate_local.reconcile_command import add_reconcile_command
+    from maskgate_local.cli.reconcile import add_reconcile_command
 
     add_reconcile_command(commands)
     return root

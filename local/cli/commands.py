@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from maskgate_local.client import (
+from maskgate_local.cli.client import (
     MAX_IMAGE_BYTES,
     ApiProblem,
     ApiUnreachable,
@@ -35,7 +35,7 @@ from maskgate_local.client import (
     redact,
     sniff_content_type,
 )
-from maskgate_local.targets import DEFAULT_READY_FILE, Stop, read_ready, stale_hint
+from maskgate_local.cli.targets import DEFAULT_READY_FILE, Stop, read_ready, stale_hint
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # the API's request body limit (MASKGATE_MAX_BODY_BYTES' default)
 DEFAULT_WAIT_S = 960.0  # the deployment's default job deadline (900 s) and some slack

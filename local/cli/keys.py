@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maskgate_local.targets import (
+from maskgate_local.cli.targets import (
     DEFAULT_READY_FILE,
     SAMCONFIG,
     Stop,
