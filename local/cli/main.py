@@ -161,9 +161,15 @@ def parser() -> argparse.ArgumentParser:
     from maskgate_local.cli.keys import add_keys_command
 
     add_keys_command(commands)
-    from maskgate_local.cli.commands import add_client_commands
+    from maskgate_local.cli.submit import add_submit_command
 
-    add_client_commands(commands)
+    add_submit_command(commands)
+    from maskgate_local.cli.jobs import add_jobs_commands
+
+    add_jobs_commands(commands)
+    from maskgate_local.cli.listen import add_listen_command
+
+    add_listen_command(commands)
     from maskgate_local.cli.reconcile import add_reconcile_command
 
     add_reconcile_command(commands)
