@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
 
 from maskgate_local.cli.api import api_client, api_options, err, guarded, out
-from maskgate_local.cli.client import redact
+from maskgate_local.cli.client import Job, JobImage, redact
 
 FILL_PAGES = 10  # pages read to fill one --limit screen of --status filtered jobs
 STATUSES = ("awaiting_upload", "queued", "submitted", "processing", "succeeded", "failed", "canceled")
@@ -51,18 +50,20 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys(job: dict[str, Any]) -> set[str]:
-    image = job.get("image") or {}
-    return {str(image[k]) for k in ("upload_key", "key") if image.get(k)}
+def _keys(job: Job) -> set[str]:
+    image: JobImage = job.get("image") or {}
+    return {key for key in (image.get("upload_key"), image.get("key")) if key}
 
 
-def _image(job: dict[str, Any]) -> str:
+def _image(job: Job) -> str:
     """Where the job's image came from: the upload's key, else its URL (queries cut), else a data URI."""
-    image = job.get("image") or {}
-    if image.get("upload_key") or image.get("key"):
-        return str(image.get("upload_key") or image["key"])
-    if image.get("url"):
-        return redact(str(image["url"]))
+    image: JobImage = job.get("image") or {}
+    key = image.get("upload_key") or image.get("key")
+    if key:
+        return key
+    url = image.get("url")
+    if url:
+        return redact(url)
     return "-"
 
 

@@ -196,7 +196,9 @@ class LocalAws:
 
     def _install_dynamodb_caches(self) -> None:
         from moto.dynamodb.comparisons import ConditionExpressionParser
-        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+        # mypy finds no such class in moto 5.2.5's module; it is there (tests/contract/test_moto_canary.py)
+        from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
         make = UpdateExpressionParser.__dict__["make"].__func__
         self._patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make)))
