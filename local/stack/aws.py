@@ -104,6 +104,7 @@ class LocalAws:
         """A new boto3 client for `service` against this endpoint (boto3's default configuration, but for
         the size of its connection pool when given)."""
         config = Config(max_pool_connections=max_pool_connections) if max_pool_connections else None
+        # boto3-stubs types a client per literal service name; this serves any service by name
         return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.endpoint_url,

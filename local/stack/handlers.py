@@ -176,10 +176,10 @@ def _import_handler(spec: FunctionSpec) -> Handler:
     source = spec.code_dir / (module_path.replace(".", "/") + ".py")
     module_name = f"maskgate_fn_{spec.logical_id}"
     module = _import_file(module_name, source)
-    handler = getattr(module, attribute, None)
+    handler: Handler | None = getattr(module, attribute, None)
     if not callable(handler):
         raise ImportError(f"{source} has no callable {attribute!r}")
-    return handler  # type: ignore[no-any-return]
+    return handler
 
 
 def _import_file(module_name: str, source: Path) -> ModuleType:

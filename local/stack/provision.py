@@ -86,6 +86,7 @@ def provision(
             stack_name=stack_name,
             conditions=translated.get("Conditions", {}),
         ),
+        # boto3-stubs types a client per literal service name; the walker asks for each by name
         client=lambda service: session.client(service, endpoint_url=endpoint_url),  # type: ignore[call-overload]
         local_paths=local_paths,
         code_dir_override=code_dir_override,
