@@ -69,7 +69,7 @@ validate: $(STAMP) $(TOOLS)/checkov/.installed-stamp $(TOOLS)/sam/.installed-sta
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	@mkdir -p .validate
-	$(BIN)/python -m maskgate_local.translate > .validate/translated.json
+	$(BIN)/python -m maskgate_local.template.translate > .validate/translated.json
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint --ignore-checks W1020 -- .validate/translated.json
 	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
 	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f .validate/translated.json

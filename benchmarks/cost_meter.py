@@ -34,9 +34,9 @@ from benchmarks.cost import Context, Invocation, Window
 from benchmarks.dynamo_units import IndexSpec, stored_bytes
 from benchmarks.harness import Bench
 from benchmarks.webhook_latency import JobSample
-from maskgate_local import sam_template
-from maskgate_local.handlers import HandlerRunner
-from maskgate_local.stack import TEMPLATE
+from maskgate_local.stack.dev import TEMPLATE
+from maskgate_local.stack.handlers import HandlerRunner
+from maskgate_local.template import sam as sam_template
 
 SETTLE_TIMEOUT_S = 60.0
 

@@ -44,9 +44,10 @@ from benchmarks import faults_check
 from benchmarks.faults_check import Accepted, Spec
 from benchmarks.receivers import CallerSide, Receivers, start_caller_side
 from maskgate import crashpoints
-from maskgate_local import wavespeed_emulator, wavespeed_io
-from maskgate_local.sample import PANEL, scene_png
-from maskgate_local.stack import DevStack, Ready, StackPorts
+from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.emulator import app as wavespeed_emulator
+from maskgate_local.emulator import edges as wavespeed_io
+from maskgate_local.stack.dev import DevStack, Ready, StackPorts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JOBS = 1000
@@ -67,7 +68,7 @@ FAULT_RATES: dict[str, Any] = {
     "bad_output": 0.05,
     "latency_s": [0.1, 1.5],
 }
-# Template parameters over the local stack's own (maskgate_local.stack.LOCAL_PARAMETERS):
+# Template parameters over the local stack's own (maskgate_local.stack.dev.LOCAL_PARAMETERS):
 # - PollInitialSeconds 3 (the template's default): Submit's wait for the callback also times its own Lambda
 #   run, which on this loaded one-process stack can pass the local 1 s; a Submit timed out while its Lambda
 #   still runs makes Poll fail the job ("no prediction to poll") as the prediction lands anyway;

@@ -21,12 +21,12 @@ from benchmarks.stats import summary_ms
 from maskgate.contracts.job import Job
 from maskgate.stores.jobs import JobStore
 from maskgate.webhooks.body import event_type
-from maskgate_local.wavespeed_models import FaultPlan, image_key
+from maskgate_local.emulator.models import FaultPlan, image_key
 
 if TYPE_CHECKING:
     from benchmarks.faults import UploadEvents
     from benchmarks.receivers import CallerSide
-    from maskgate_local.stack import DevStack, Ready
+    from maskgate_local.stack.dev import DevStack, Ready
 
 TERMINAL_WAIT_S = 60.0  # after the callers gave up: how long jobs still get to become terminal
 MAX_EVIDENCE = 40

@@ -18,12 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import httpx
 
-from maskgate_local import wavespeed_emulator
-from maskgate_local.receiver import WebhookReceiver
-from maskgate_local.sample import PANEL, scene_png
-from maskgate_local.servers import RunningServer, serve_in_thread
-from maskgate_local.stack import DevStack, Ready, StackPorts
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+from maskgate_local.demo.receiver import WebhookReceiver
+from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.emulator import app as wavespeed_emulator
+from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.stack.dev import DevStack, Ready, StackPorts
+from maskgate_local.stack.servers import RunningServer, serve_in_thread
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}

@@ -156,7 +156,7 @@ SCENARIOS = {
 
 def table_properties() -> dict[str, Any]:
     """template.yaml's JobsTable (the parent reads it once and hands it to every child)."""
-    from maskgate_local.sam_template import load_template
+    from maskgate_local.template.sam import load_template
 
     return dict(load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"])
 

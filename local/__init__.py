@@ -1,1 +1,1 @@
-"""The local stack: moto, in-process Lambdas and emulators."""
+"""maskgate on this machine, not in the layer: the local stack, its emulators, the demo, the CLI."""

@@ -18,7 +18,7 @@ from maskgate.contracts.prompts import Prompts, SegmentationCreate
 from maskgate.contracts.s3_events import UploadEvent
 from maskgate.contracts.steps import DeliverInput, FailInput, JobRef, PollInput, StoreInput, SubmitInput
 from maskgate.webhooks.body import build_body
-from maskgate_local import sam_template
+from maskgate_local.template import sam
 from tests.support.artefacts import ASL, EVENTS, ROOT, TEMPLATE, event
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -36,7 +36,7 @@ ASL_TASK_STEP = {"Submit": "submit", "Poll": "poll", "Store": "store", "Fail": "
 
 
 def template() -> dict[str, Any]:
-    return dict(sam_template.load_template(TEMPLATE))
+    return dict(sam.load_template(TEMPLATE))
 
 
 def functions() -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The private moto names the local stack (local/aws.py) relies on: a moto upgrade fails loudly here."""
+"""The private moto names the local stack (local/stack/aws.py) relies on: a moto upgrade fails loudly here."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_moto_api_config_switches_state_machine_execution(restored_moto_config):
     assert 'sfn_config.get("execute_state_machine"' in inspect.getsource(responses)
 
 
-# --- issue 12: what local/aws.py caches ------------------------------------------------------------------
+# --- issue 12: what local/stack/aws.py caches -------------------------------------------------------------
 
 
 def test_moto_dispatcher_lists_its_modules_per_request():
@@ -184,7 +184,7 @@ def test_moto_step_functions_jsonpath_parse_names():
 
 
 def test_moto_dynamodb_update_expression_ast_is_read_or_copied():
-    """local/aws.py caches ``UpdateExpressionParser.make`` per expression: moto only reads the AST it
+    """local/stack/aws.py caches ``UpdateExpressionParser.make`` per expression: moto only reads the AST it
     returns (``find_clauses``) or deep-copies it before validation fills it in."""
     from moto.dynamodb import responses
     from moto.dynamodb.models import DynamoDBBackend
@@ -202,7 +202,7 @@ def test_moto_dynamodb_update_expression_ast_is_read_or_copied():
 
 
 def test_moto_dynamodb_condition_lexer_depends_on_the_expression_only():
-    """local/aws.py caches ``ConditionExpressionParser._lex_condition_expression`` per expression: it
+    """local/stack/aws.py caches ``ConditionExpressionParser._lex_condition_expression`` per expression: it
     reads nothing but ``self.condition_expression`` and returns a deque of namedtuples the parser
     consumes; no one appends to a node's children in place."""
     from moto.dynamodb import comparisons

@@ -18,8 +18,8 @@ import boto3
 import httpx
 import pytest
 
-from maskgate_local.receiver import Delivery, WebhookReceiver
-from maskgate_local.servers import RunningServer, free_port, serve_in_thread
+from maskgate_local.demo.receiver import Delivery, WebhookReceiver
+from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
 
 START_TIMEOUT_S = 120.0
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -99,7 +99,7 @@ def dev_subprocess(folder: Path, *extra: str) -> Iterator[tuple[dict[str, Any], 
     command = [
         sys.executable,
         "-m",
-        "maskgate_local.cli",
+        "maskgate_local.cli.main",
         "dev",
         "--api-port",
         str(free_port()),

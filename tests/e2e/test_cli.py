@@ -18,9 +18,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from maskgate_local.cli import main
-from maskgate_local.sample import scene_png
-from maskgate_local.servers import free_port
+from maskgate_local.cli.main import main
+from maskgate_local.demo.sample import scene_png
+from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import Stack, stop
 from tests.e2e.test_vertical_slice import BOX, DISC_CENTRE, box_pixels, white
 
@@ -150,7 +150,7 @@ def test_listen_prints_and_verifies_each_webhook(
     cli: Run, stack: Stack, image_file: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "ready.json").write_text(json.dumps(stack.ready))  # the secret comes from the ready file
-    command = [sys.executable, "-u", "-m", "maskgate_local.cli", "listen", "--port", "0"]
+    command = [sys.executable, "-u", "-m", "maskgate_local.cli.main", "listen", "--port", "0"]
     command += ["--ready-file", str(tmp_path / "ready.json")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
     lines: queue.Queue[str] = queue.Queue()

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from maskgate_local.receiver import Delivery, WebhookReceiver
-from maskgate_local.servers import serve_in_thread
+from maskgate_local.demo.receiver import Delivery, WebhookReceiver
+from maskgate_local.stack.servers import serve_in_thread
 from tests.e2e.conftest import Stack, dev_subprocess
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from maskgate_local.cli import main
-from maskgate_local.servers import free_port
+from maskgate_local.cli.main import main
+from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import START_TIMEOUT_S, TIMEOUT, Stack, stop
 from tests.e2e.test_vertical_slice import BOX, data_uri
 
 pytestmark = pytest.mark.e2e
-DEV = [sys.executable, "-m", "maskgate_local.cli", "dev"]
+DEV = [sys.executable, "-m", "maskgate_local.cli.main", "dev"]
 
 
 def _wait_for(condition: Any, what: str, timeout: float = START_TIMEOUT_S) -> None:

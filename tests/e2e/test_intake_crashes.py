@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maskgate_local.sample import scene_png
+from maskgate_local.demo.sample import scene_png
 from tests.e2e.conftest import TIMEOUT, Stack
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from maskgate_local.receiver import WebhookReceiver
-from maskgate_local.sample import PANEL, scene_png
-from maskgate_local.servers import free_port, serve_in_thread
+from maskgate_local.demo.receiver import WebhookReceiver
+from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.stack.servers import free_port, serve_in_thread
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def reconcile(dev_process: tuple[dict[str, Any], Path]) -> Callable[..., list[st
     ready_file = log.parent / "ready.json"
 
     def run(*args: str) -> list[str]:
-        command = [sys.executable, "-m", "maskgate_local.reconcile_command", "--ready-file", str(ready_file)]
+        command = [sys.executable, "-m", "maskgate_local.cli.reconcile", "--ready-file", str(ready_file)]
         done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
         assert done.returncode == 0, done.stderr
         return done.stdout.splitlines()

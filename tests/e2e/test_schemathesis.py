@@ -33,7 +33,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
 from maskgate.stores.tenants import TenantStore
-from maskgate_local.sample import PANEL, scene_png
+from maskgate_local.demo.sample import PANEL, scene_png
 from tests.e2e.conftest import aws_client
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from maskgate_local.sample import DISC, PANEL, scene_png
+from maskgate_local.demo.sample import DISC, PANEL, scene_png
 from tests.e2e.conftest import TIMEOUT, Stack
 
 pytestmark = pytest.mark.e2e
@@ -475,7 +475,7 @@ def test_a_second_tenant_made_with_maskgate_keys_sees_nothing_of_the_first(stack
         "MASKGATE_TABLE": stack.ready["table"],
     }
     created = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "maskgate_local.cli", "keys", "create", "--tenant", f"second-{marker()}"],
+        [sys.executable, "-m", "maskgate_local.cli.main", "keys", "create", "--tenant", f"second-{marker()}"],
         check=True,
         env=env,
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 
 from maskgate import clients
 from maskgate.errors import Unauthorized
-from maskgate_local.cli import main
+from maskgate_local.cli.main import main
 from tests.integration.conftest import Aws
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from maskgate_local.aws import LocalAws
-from maskgate_local.handlers import FunctionSpec
-from maskgate_local.provision import Provisioned, provision
+from maskgate_local.stack.aws import LocalAws
+from maskgate_local.stack.handlers import FunctionSpec
+from maskgate_local.stack.provision import Provisioned, provision
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 PARAMETERS = {

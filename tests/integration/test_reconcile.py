@@ -311,7 +311,7 @@ def test_reconcile_dry_run_reports_and_repairs_nothing(aws: Aws, receiver: Recei
 def test_the_command_finds_a_deployed_stacks_function_by_its_output(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from maskgate_local import reconcile_command
+    from maskgate_local.cli import reconcile as reconcile_command
 
     template = {
         "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},

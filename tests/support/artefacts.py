@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from maskgate_local import sam_template
+from maskgate_local.template import sam
 from tests.support import iam
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def load_handler(step: str) -> ModuleType:
 
 def template_resource(logical_id: str) -> dict[str, Any]:
     """The Properties of one resource of template.yaml (short tags in long form)."""
-    template = sam_template.load_template(TEMPLATE)
+    template = sam.load_template(TEMPLATE)
     return dict(template["Resources"][logical_id]["Properties"])
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from botocore.client import BaseClient
 
-from maskgate_local import sam_template
+from maskgate_local.template import sam
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 REGION = "us-east-1"
@@ -61,19 +61,19 @@ class Call:
         return f"{self.function}: {self.action} on {self.resource or '(any)'}"
 
 
-class _FixtureResolver(sam_template.Resolver):
+class _FixtureResolver(sam.Resolver):
     """Resolves the template's Refs to what the fixtures made; other resources get placeholders."""
 
     def ref(self, name: str) -> Any:
         try:
             return super().ref(name)
-        except sam_template.UnresolvedError:
+        except sam.UnresolvedError:
             return f"<{name}>"
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         try:
             return super().get_att(logical_id, attribute)
-        except sam_template.UnresolvedError:
+        except sam.UnresolvedError:
             return f"<{logical_id}.{attribute}>"
 
 
@@ -81,14 +81,14 @@ class _FixtureResolver(sam_template.Resolver):
 def statements_by_step() -> dict[str, tuple[dict[str, Any], ...]]:
     """functions/<step> → the Allow statements of its role, resolved."""
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    template = sam_template.load_template(TEMPLATE)
+    template = sam.load_template(TEMPLATE)
     steps = {  # read before translating: translate() rewrites CodeUri
         logical_id: str(resource["Properties"]["CodeUri"]).strip("/").rsplit("/", 1)[-1]
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    values = sam_template.parameter_values(template, {})
-    translated, _ = sam_template.translate(template, TEMPLATE.parent, values, REGION)
+    values = sam.parameter_values(template, {})
+    translated, _ = sam.translate(template, TEMPLATE.parent, values, REGION)
     resolver = _FixtureResolver(
         values,
         region=REGION,

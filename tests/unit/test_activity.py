@@ -1,4 +1,4 @@
-"""maskgate_local.activity: the lines ``maskgate dev`` prints per job transition and webhook attempt."""
+"""maskgate_local.stack.activity: the lines ``maskgate dev`` prints per job transition and webhook attempt."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.errors import JobNotFound
-from maskgate_local.activity import Activity, Invocation, job_ids, step_name
+from maskgate_local.stack.activity import Activity, Invocation, job_ids, step_name
 
 JOB = "seg_01M97029XAYNVX5WM9QZ6JT34N"
 OTHER = "seg_01M9703JXKQ7QEQEC3Y5G4KPMJ"

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from maskgate import crashpoints
-from maskgate_local.control import ControlServer
-from maskgate_local.crashes import CrashRegistry
-from maskgate_local.servers import serve_in_thread
+from maskgate_local.stack.control import ControlServer
+from maskgate_local.stack.crashes import CrashRegistry
+from maskgate_local.stack.servers import serve_in_thread
 
 
 @pytest.fixture

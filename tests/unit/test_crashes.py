@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from maskgate import crashpoints
-from maskgate_local.aws import ASYNC_ATTEMPTS, LocalAws
-from maskgate_local.crashes import CrashRegistry, InjectedCrash, InvalidRates
-from maskgate_local.handlers import FunctionSpec, HandlerRunner
+from maskgate_local.stack.aws import ASYNC_ATTEMPTS, LocalAws
+from maskgate_local.stack.crashes import CrashRegistry, InjectedCrash, InvalidRates
+from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from maskgate_local.gateway import ApiGatewayEmulator, FunctionError, Route
-from maskgate_local.servers import serve_in_thread
+from maskgate_local.stack.gateway import ApiGatewayEmulator, FunctionError, Route
+from maskgate_local.stack.servers import serve_in_thread
 
 ROUTES = [
     Route("GET", "/v1/health", "health"),

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from maskgate_local.cli import dev_stack, main, parser
-from maskgate_local.parameter_overrides import (
+from maskgate_local.cli.main import dev_stack, main, parser
+from maskgate_local.stack.dev import LOCAL_PARAMETERS
+from maskgate_local.template.parameter_overrides import (
     ParameterOverrideError,
     check_declared,
     parse_parameter_overrides,
 )
-from maskgate_local.stack import LOCAL_PARAMETERS
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 

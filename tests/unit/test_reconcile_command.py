@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from maskgate_local.reconcile_command import add_reconcile_command, summary
-from maskgate_local.servers import free_port
+from maskgate_local.cli.reconcile import add_reconcile_command, summary
+from maskgate_local.stack.servers import free_port
 
 COUNTS = {"found": 2, "restarted": 1, "failed": 0, "slots_released": 1, "webhooks_recovered": 0, "errors": 0}
 REPAIRS = [
@@ -128,7 +128,7 @@ def test_a_negative_grace_is_refused(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_the_sweep_request_carries_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from maskgate_local import reconcile_command
+    from maskgate_local.cli import reconcile as reconcile_command
 
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(reconcile_command, "_local", lambda ready_file: None)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from maskgate_local.sam_template import Resolver, UnresolvedError, load_template
+from maskgate_local.template.sam import Resolver, UnresolvedError, load_template
 from tests.support.artefacts import ROOT
 
 CONDITIONS: dict[str, Any] = {

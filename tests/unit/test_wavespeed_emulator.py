@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from maskgate_local.servers import RunningServer, serve_in_thread
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.stack.servers import RunningServer, serve_in_thread
 
 API_KEY = "ws-test-key"
 SECRET = "whsec_c2VjcmV0LWZvci10aGUtZW11bGF0b3I"

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from maskgate_local.servers import serve_in_thread
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
-from maskgate_local.wavespeed_models import Faults
+from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.emulator.models import Faults
+from maskgate_local.stack.servers import serve_in_thread
 
 API_KEY = "ws-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -18,8 +18,8 @@ from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.wavespeed.prediction import PAGE_SIZE
-from maskgate_local.servers import serve_in_thread
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.stack.servers import serve_in_thread
 
 AFTER = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BEFORE = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from maskgate_local.crashes import CrashRegistry, InvalidRates
+from maskgate_local.stack.crashes import CrashRegistry, InvalidRates
 
 
 class ControlServer:

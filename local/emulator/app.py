@@ -34,8 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from maskgate_local.mask_painter import CONTENT_TYPES, Box, Point, corrupt, decode_image, segment
-from maskgate_local.wavespeed_io import (
+from maskgate_local.emulator.edges import (
     ImageUnavailable,
     describe,
     envelope,
@@ -45,7 +44,8 @@ from maskgate_local.wavespeed_io import (
     post_callback,
     wait_for_event,
 )
-from maskgate_local.wavespeed_models import (
+from maskgate_local.emulator.masks import CONTENT_TYPES, Box, Point, corrupt, decode_image, segment
+from maskgate_local.emulator.models import (
     MODEL,
     Faults,
     HistoryQuery,

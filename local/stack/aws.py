@@ -55,8 +55,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from maskgate_local.activity import Invocation, step_name
-from maskgate_local.handlers import FunctionSpec, HandlerRunner
+from maskgate_local.stack.activity import Invocation, step_name
+from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class LocalAws:
         """A new boto3 client for `service` against this endpoint (boto3's default configuration, but for
         the size of its connection pool when given)."""
         config = Config(max_pool_connections=max_pool_connections) if max_pool_connections else None
+        # boto3-stubs types a client per literal service name; this serves any service by name
         return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.endpoint_url,
@@ -196,7 +197,9 @@ class LocalAws:
 
     def _install_dynamodb_caches(self) -> None:
         from moto.dynamodb.comparisons import ConditionExpressionParser
-        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+        # mypy finds no such class in moto 5.2.5's module; it is there (tests/contract/test_moto_canary.py)
+        from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
         make = UpdateExpressionParser.__dict__["make"].__func__
         self._patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make)))

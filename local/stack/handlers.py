@@ -4,7 +4,7 @@ A `HandlerRunner` is one warm container per function: it imports `<code_dir>/<mo
 unique module name, then calls `handler(event, context)` with a Lambda-shaped context. Failures come
 back as the runtime's error payload, `{"errorType", "errorMessage", "stackTrace"}`: Step Functions
 `Retry`/`Catch` match on `errorType`, the exception's class name. A crash injected at a crash point
-(`maskgate_local.crashes`) comes back as the runtime reports a timeout, `Sandbox.Timedout`.
+(`maskgate_local.stack.crashes`) comes back as the runtime reports a timeout, `Sandbox.Timedout`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from maskgate_local.crashes import crash_point, invocation, timed_out_payload
+from maskgate_local.stack.crashes import crash_point, invocation, timed_out_payload
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +176,10 @@ def _import_handler(spec: FunctionSpec) -> Handler:
     source = spec.code_dir / (module_path.replace(".", "/") + ".py")
     module_name = f"maskgate_fn_{spec.logical_id}"
     module = _import_file(module_name, source)
-    handler = getattr(module, attribute, None)
+    handler: Handler | None = getattr(module, attribute, None)
     if not callable(handler):
         raise ImportError(f"{source} has no callable {attribute!r}")
-    return handler  # type: ignore[no-any-return]
+    return handler
 
 
 def _import_file(module_name: str, source: Path) -> ModuleType:

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 import boto3
 
-from maskgate_local import sam_template
-from maskgate_local.handlers import FunctionSpec, apply_environment
-from maskgate_local.sam_template import Resolver
+from maskgate_local.stack.handlers import FunctionSpec, apply_environment
+from maskgate_local.template import sam
+from maskgate_local.template.sam import Resolver
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _INVOCATION_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
@@ -73,9 +73,9 @@ def provision(
 ) -> Provisioned:
     """Create the template's resources in moto at `endpoint_url`; functions' variables go to os.environ."""
     template_dir = template_path.resolve().parent
-    template = sam_template.load_template(template_path)
-    values = sam_template.parameter_values(template, parameters)
-    translated, local_paths = sam_template.translate(template, template_dir, values, region)
+    template = sam.load_template(template_path)
+    values = sam.parameter_values(template, parameters)
+    translated, local_paths = sam.translate(template, template_dir, values, region)
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)  # noqa: S106
     walker = _Walker(
         translated["Resources"],
@@ -86,6 +86,7 @@ def provision(
             stack_name=stack_name,
             conditions=translated.get("Conditions", {}),
         ),
+        # boto3-stubs types a client per literal service name; the walker asks for each by name
         client=lambda service: session.client(service, endpoint_url=endpoint_url),  # type: ignore[call-overload]
         local_paths=local_paths,
         code_dir_override=code_dir_override,
@@ -183,7 +184,7 @@ class _Walker:
 
     def _queue(self, logical_id: str, properties: dict[str, Any]) -> str:
         name = self._name(logical_id, properties.get("QueueName"), limit=80)
-        attributes = sam_template.queue_attributes(self.resolver.resolve(properties))
+        attributes = sam.queue_attributes(self.resolver.resolve(properties))
         url = str(self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
         arn = f"arn:aws:sqs:{self.resolver.region}:{self.resolver.account_id}:{name}"
         self.resolver.record(logical_id, ref=url, Arn=arn, QueueName=name, QueueUrl=url)
@@ -288,7 +289,7 @@ class _Walker:
             s3.put_bucket_notification_configuration(
                 Bucket=name,
                 NotificationConfiguration={
-                    "LambdaFunctionConfigurations": [sam_template.lambda_notification(c) for c in lambdas]
+                    "LambdaFunctionConfigurations": [sam.lambda_notification(c) for c in lambdas]
                 },
             )
         self.resolver.record(logical_id, ref=name, Arn=f"arn:aws:s3:::{name}")

@@ -76,6 +76,18 @@ class JobError(TypedDict):
     message: str
 
 
+class JobImage(TypedDict, total=False):
+    """Where a job's input image is (a field is left out when it is not known)."""
+
+    key: str
+    url: str
+    format: str
+    width: int
+    height: int
+    filename: str
+    upload_key: str
+
+
 class Job(TypedDict):
     id: str
     status: str
@@ -86,6 +98,7 @@ class Job(TypedDict):
     updated_at: str
     finished_at: str | None
     request: NotRequired[dict[str, Any] | None]
+    image: NotRequired[JobImage | None]
     deliveries: NotRequired[list[dict[str, Any]]]
 
 

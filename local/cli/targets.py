@@ -12,7 +12,12 @@ import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_lambda.client import LambdaClient
 
 DEFAULT_READY_FILE = "ready.json"
 SAMCONFIG = "samconfig.toml"
@@ -60,7 +65,31 @@ def ready_value(ready: dict[str, Any], path: Path, key: str, *, prog: str) -> st
     return value
 
 
-def local_client(ready: dict[str, Any], path: Path, service: str, *, prog: str, **config: Any) -> Any:
+@overload
+def local_client(
+    ready: dict[str, Any],
+    path: Path,
+    service: Literal["dynamodb"],
+    *,
+    prog: str,
+    config: Config | None = None,
+) -> DynamoDBClient: ...
+
+
+@overload
+def local_client(
+    ready: dict[str, Any], path: Path, service: Literal["lambda"], *, prog: str, config: Config | None = None
+) -> LambdaClient: ...
+
+
+def local_client(
+    ready: dict[str, Any],
+    path: Path,
+    service: Literal["dynamodb", "lambda"],
+    *,
+    prog: str,
+    config: Config | None = None,
+) -> DynamoDBClient | LambdaClient:
     """A boto3 client for the local stack's AWS endpoint (moto), as its ready file names it."""
     import boto3
 
@@ -68,8 +97,9 @@ def local_client(ready: dict[str, Any], path: Path, service: str, *, prog: str, 
         service,
         endpoint_url=ready_value(ready, path, "aws_endpoint_url", prog=prog),
         region_name=ready_value(ready, path, "region", prog=prog),
-        **LOCAL_CREDENTIALS,
-        **config,
+        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        config=config,
     )
 
 

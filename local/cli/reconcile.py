@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from maskgate_local.targets import (
+from maskgate_local.cli.targets import (
     DEFAULT_READY_FILE,
     SAMCONFIG,
     Stop,
@@ -26,22 +27,27 @@ from maskgate_local.targets import (
     stack_output,
 )
 
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_lambda.client import LambdaClient
+
 FUNCTION_OUTPUT = "ReconcileFunctionName"
 LOGICAL_ID = "ReconcileFunction"  # the local stack names functions <stack>-<logical id>
 INVOKE_TIMEOUT_S = 330  # the function's timeout (300 s) and some slack
 PROG = "maskgate reconcile"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Target:
     """Where the reconcile function is: a Lambda client and the function's name."""
 
-    client: Any
+    client: LambdaClient
     function_name: str
     where: str
 
 
-def add_reconcile_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_reconcile_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``reconcile`` to the ``maskgate`` subcommands."""
     command = commands.add_parser(
         "reconcile",
@@ -151,7 +157,7 @@ def _invoke(target: Target, request: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _config() -> Any:
+def _config() -> Config:
     from botocore.config import Config
 
     return Config(
@@ -159,12 +165,12 @@ def _config() -> Any:
     )
 
 
-def _function_names(client: Any) -> list[str]:
+def _function_names(client: LambdaClient) -> list[str]:
     pages = client.get_paginator("list_functions").paginate()
     return [function["FunctionName"] for page in pages for function in page["Functions"]]
 
 
-def _call(call: Any, where: str, *, stale: tuple[Path, str] | None = None) -> Any:
+def _call(call: Callable[[], T], where: str, *, stale: tuple[Path, str] | None = None) -> T:
     return aws_call(call, where, prog=PROG, stale=stale)
 
 
@@ -177,7 +183,7 @@ def _err(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m maskgate_local.reconcile_command [options]``: the same command on its own."""
+    """``python -m maskgate_local.cli.reconcile [options]``: the same command on its own."""
     parser = argparse.ArgumentParser(prog="maskgate")
     add_reconcile_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["reconcile", *(sys.argv[1:] if argv is None else argv)])

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maskgate_local.targets import (
+from maskgate_local.cli.targets import (
     DEFAULT_READY_FILE,
     SAMCONFIG,
     Stop,
@@ -115,7 +115,7 @@ def _out(text: str) -> None:
     print(text, flush=True)  # noqa: T201 (a command talking to a person)
 
 
-def add_keys_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``keys`` (create, list, revoke, rotate-secret) to the ``maskgate`` subcommands."""
     keys = commands.add_parser(
         "keys",

@@ -15,15 +15,15 @@ from typing import Any
 
 from maskgate.stores.bucket import UPLOAD_PREFIX
 from maskgate.stores.tenants import TenantStore
-from maskgate_local.aws import LocalAws
-from maskgate_local.control import ControlServer
-from maskgate_local.crashes import CrashRegistry
-from maskgate_local.gateway import ApiGatewayEmulator, FunctionError, Route
-from maskgate_local.provision import Provisioned, provision
-from maskgate_local.servers import RunningServer, free_port, serve_in_thread
-from maskgate_local.wavespeed_emulator import WaveSpeedEmulator
+from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.stack.aws import LocalAws
+from maskgate_local.stack.control import ControlServer
+from maskgate_local.stack.crashes import CrashRegistry
+from maskgate_local.stack.gateway import ApiGatewayEmulator, FunctionError, Route
+from maskgate_local.stack.provision import Provisioned, provision
+from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 READY_LINE = "maskgate dev ready"
 log = logging.getLogger("maskgate.dev")

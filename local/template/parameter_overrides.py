@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from maskgate_local.sam_template import load_template
+from maskgate_local.template.sam import load_template
 
 _LONG_FORM = re.compile(r"^ParameterKey=(?P<key>[^,=]+),ParameterValue=(?P<value>.*)$", re.DOTALL)
 _SHORT_FORM = re.compile(r"^(?P<key>[A-Za-z0-9]+)=(?P<value>.*)$", re.DOTALL)

@@ -13,10 +13,10 @@ import boto3
 import httpx
 from PIL import Image
 
-from maskgate_local.receiver import Delivery, WebhookReceiver
-from maskgate_local.sample import DISC, PANEL, scene_png
-from maskgate_local.servers import serve_in_thread
-from maskgate_local.stack import DevStack, Ready, StackPorts
+from maskgate_local.demo.receiver import Delivery, WebhookReceiver
+from maskgate_local.demo.sample import DISC, PANEL, scene_png
+from maskgate_local.stack.dev import DevStack, Ready, StackPorts
+from maskgate_local.stack.servers import serve_in_thread
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 

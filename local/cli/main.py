@@ -8,14 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
-from maskgate_local.activity import Activity
-from maskgate_local.parameter_overrides import (
-    ParameterOverrideError,
-    check_declared,
-    parse_parameter_overrides,
-)
-from maskgate_local.servers import PortBusy, free_port, port_free
-from maskgate_local.stack import (
+from maskgate_local.cli.targets import DEFAULT_READY_FILE
+from maskgate_local.stack.activity import Activity
+from maskgate_local.stack.dev import (
     READY_LINE,
     TEMPLATE,
     DevStack,
@@ -24,7 +19,12 @@ from maskgate_local.stack import (
     remove_ready_file,
     write_ready_file,
 )
-from maskgate_local.targets import DEFAULT_READY_FILE
+from maskgate_local.stack.servers import PortBusy, free_port, port_free
+from maskgate_local.template.parameter_overrides import (
+    ParameterOverrideError,
+    check_declared,
+    parse_parameter_overrides,
+)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -117,7 +117,7 @@ def _banner(ready: Ready, ready_file: Path | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from maskgate_local.demo import run_demo
+    from maskgate_local.demo.run import run_demo
 
     return run_demo(out_dir=Path(args.out))
 
@@ -158,13 +158,19 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the stack, send an image through both ways in, show masks")
     demo.add_argument("--out", default="maskgate-demo", help="folder for the masks (default: maskgate-demo)")
     demo.set_defaults(run=_demo)
-    from maskgate_local.keys_command import add_keys_command
+    from maskgate_local.cli.keys import add_keys_command
 
     add_keys_command(commands)
-    from maskgate_local.commands import add_client_commands
+    from maskgate_local.cli.submit import add_submit_command
 
-    add_client_commands(commands)
-    from maskgate_local.reconcile_command import add_reconcile_command
+    add_submit_command(commands)
+    from maskgate_local.cli.jobs import add_jobs_commands
+
+    add_jobs_commands(commands)
+    from maskgate_local.cli.listen import add_listen_command
+
+    add_listen_command(commands)
+    from maskgate_local.cli.reconcile import add_reconcile_command
 
     add_reconcile_command(commands)
     return root

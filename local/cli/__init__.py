@@ -1,0 +1,1 @@
+"""The maskgate command: dev and demo, the API commands, and the operator commands keys and reconcile."""

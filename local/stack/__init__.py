@@ -1,0 +1,1 @@
+"""The local stack: moto provisioned from template.yaml, the real handlers in-process, and emulators."""

@@ -1,0 +1,1 @@
+"""template.yaml read offline: the SAM template and its intrinsics, its translation, --parameter-overrides."""
