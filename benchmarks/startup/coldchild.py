@@ -1,9 +1,9 @@
-"""One cold-start sample in a fresh interpreter: ``python benchmarks/coldchild.py '<job JSON>'``.
+"""One cold-start sample in a fresh interpreter: ``python benchmarks/startup/coldchild.py '<job JSON>'``.
 
-Run by ``benchmarks.coldstart`` (and ``benchmarks.layer``) as a script (``benchmarks.overhead`` imports
-its bare app). Until the timed parts are over it imports only what a Lambda runtime has imported before
-it loads ``app.py`` (importlib, json, os, sys, time); then it prints one line, ``@@coldstart <JSON>``, on
-stdout. Imports may write ``__pycache__`` as any import does (the layer part measures without .pyc).
+Run by ``coldstart`` (and ``layer``) as a script (``overhead`` imports its bare app). Until the timed
+parts are over it imports only what a Lambda runtime has imported before it loads ``app.py`` (importlib,
+json, os, sys, time); then it prints one line, ``@@coldstart <JSON>``, on stdout. Imports may write
+``__pycache__`` as any import does (the layer part measures without .pyc).
 
 Kinds of job:
 
@@ -88,7 +88,7 @@ def import_bare_api(result: dict, replay: dict) -> object:
 
 def main() -> None:
     job = json.loads(sys.argv[1])
-    del sys.path[0]  # this script's directory: benchmarks/ must not shadow anything
+    del sys.path[0]  # this script's directory: benchmarks/startup/ must not shadow anything
     sys.path[0:0] = job.get("sys_path", [])
     result: dict = {"kind": job["kind"], "step": job.get("step"), "scenario": job.get("scenario")}
     replay: dict = {}
@@ -116,7 +116,7 @@ def _first_invoke(job: dict, result: dict, replay: dict, built: object) -> None:
     sys.path.insert(0, job["root"])
     import boto3
 
-    from benchmarks import lambda_env
+    from benchmarks.startup import lambda_env
 
     key, kind = job["scenario"], job["kind"]
     event = lambda_env.prepare(key, job.get("table"))

@@ -34,7 +34,7 @@ import httpx
 from benchmarks.harness import Bench, running_bench
 from benchmarks.stats import percentile, ratio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEVELS = ((1, 20), (8, 80), (32, 160))  # (in flight, jobs)
 DEFAULT_WARMUP = 8
 WEBHOOK_TIMEOUT_S = 180.0
@@ -98,7 +98,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the part in a fresh child (the in-process stack sets os.environ and patches moto, and this
     process may have run another stack already)."""
-    command = [sys.executable, "-m", "benchmarks.throughput", "--levels", format_levels(levels)]
+    command = [sys.executable, "-m", "benchmarks.latency.throughput", "--levels", format_levels(levels)]
     command += ["--warmup", str(warmup)]
     with tempfile.TemporaryDirectory(prefix="maskgate-throughput-") as tmp:
         out = Path(tmp) / "report.json"
@@ -106,7 +106,9 @@ def run(
             [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
         )
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmarks.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"benchmarks.latency.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
         report: dict[str, Any] = json.loads(out.read_text())
     return report
 
@@ -192,7 +194,7 @@ class Profiler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency.throughput", description=__doc__)
     parser.add_argument(
         "--levels",
         type=parse_levels,
