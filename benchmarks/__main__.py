@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"header": machine_header()}
     part_wall_s: dict[str, float] = {}
     # The new parts run in child processes; they go first, while this process is still idle.
-    for part, measure in (
+    measures: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs=args.fault_jobs, concurrency=args.fault_concurrency, deadline_s=args.fault_deadline
             ),
         ),
-    ):
+    )
+    for part, measure in measures:
         if part in args.only:
             print(f"maskgate benchmarks: {part}…", flush=True)
             part_started = time.monotonic()

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import httpx
 
-from maskgate_local import wavespeed_emulator
+from maskgate_local import wavespeed_emulator, wavespeed_io
 from maskgate_local.receiver import WebhookReceiver
 from maskgate_local.sample import PANEL, scene_png
 from maskgate_local.servers import RunningServer, serve_in_thread
@@ -135,8 +135,9 @@ def running_bench() -> Iterator[Bench]:
     """Start ONE in-process local stack and a caller receiver; stop both (and untap) at the end."""
     tap = CallbackTap()
     with contextlib.ExitStack() as cleanup:
+        # the emulator calls post_callback by its own module's name: patched there, wrapping the original
         cleanup.enter_context(
-            mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_emulator.post_callback))
+            mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_io.post_callback))
         )
         stack = DevStack(ports=StackPorts.free())
         ready = stack.start()

@@ -176,13 +176,13 @@ class Profiler:
             yield self
         finally:
             main_profile.disable()
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
             with self._lock:
                 profiles = list(self._profiles)
             stats: pstats.Stats | None = None
             for profile in profiles:
                 profile.create_stats()  # the others still run in their threads: what they have so far
-                if profile.stats:  # type: ignore[attr-defined]
+                if profile.stats:
                     stats = pstats.Stats(profile) if stats is None else stats.add(profile)
             if stats is not None:
                 stats.dump_stats(str(path))

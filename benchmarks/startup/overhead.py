@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def measure(*, iterations: int, warmup: int) -> dict[str, Any]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     api = module.handler
-    replay: dict[str, Any] = {}
+    replay: dict[str, Callable[[], int]] = {}
     bare = import_bare_api({}, replay)
     context = lambda_env.LambdaContext()
     create = lambda_env.sample_event("api_create_segmentation")
