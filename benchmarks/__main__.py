@@ -10,15 +10,19 @@ import contextlib
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, faults, layer, overhead, throughput
-from benchmarks.cost_meter import CostMeter
+from benchmarks.cost.meter import CostMeter
+from benchmarks.cost.transitions import record_histories
+from benchmarks.faults import check as fault_check
+from benchmarks.faults import run as fault_run
 from benchmarks.harness import running_bench
+from benchmarks.latency import throughput
+from benchmarks.latency.webhook import JobSample, run_jobs, set_path
 from benchmarks.report import build, header, machine_header, render_all
-from benchmarks.transitions import record_histories
-from benchmarks.webhook_latency import JobSample, run_jobs, set_path
+from benchmarks.startup import coldstart, layer, overhead
 
 DEFAULT_JOBS = 100  # callback path: issue 6 asks for >= 100 jobs accept -> webhook
 DEFAULT_POLL_JOBS = 40  # the poll-only path: transitions and cost, not the latency figure
@@ -132,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"uncounted jobs before the throughput part's levels ({throughput.DEFAULT_WARMUP})",
     )
     parser.add_argument(
-        "--fault-jobs", type=int, default=faults.DEFAULT_JOBS, help="jobs of the faults part (1000)"
+        "--fault-jobs", type=int, default=fault_run.DEFAULT_JOBS, help="jobs of the faults part (1000)"
     )
     parser.add_argument(
-        "--fault-concurrency", type=int, default=faults.DEFAULT_CONCURRENCY, help="its jobs in flight (8)"
+        "--fault-concurrency", type=int, default=fault_run.DEFAULT_CONCURRENCY, help="its jobs in flight (8)"
     )
     parser.add_argument("--fault-deadline", type=int, help="its JobDeadlineSeconds (30; at least 10)")
     parser.add_argument(
@@ -150,18 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"header": machine_header()}
     part_wall_s: dict[str, float] = {}
     # The new parts run in child processes; they go first, while this process is still idle.
-    for part, measure in (
+    measures: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
         ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         (
             "faults",
-            lambda: faults.run(
+            lambda: fault_run.run(
                 jobs=args.fault_jobs, concurrency=args.fault_concurrency, deadline_s=args.fault_deadline
             ),
         ),
-    ):
+    )
+    for part, measure in measures:
         if part in args.only:
             print(f"maskgate benchmarks: {part}…", flush=True)
             part_started = time.monotonic()
@@ -191,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     if "throughput" in report:
         rendered += "\n\n" + throughput.render(report["throughput"])
     if "faults" in report:  # its own section, after the others
-        rendered += "\n\n" + faults.render(report["faults"])
+        rendered += "\n\n" + fault_check.render(report["faults"])
     print(rendered, flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    missed = faults.breaches(report["faults"]) if args.fault_check and "faults" in report else []
+    missed = fault_check.breaches(report["faults"]) if args.fault_check and "faults" in report else []
     for line in missed:
         print(f"maskgate benchmarks: the fault run missed its budget: {line}", flush=True)
     return 1 if missed else 0

@@ -21,6 +21,7 @@ import httpx
 from maskgate_local.demo.receiver import WebhookReceiver
 from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.emulator import app as wavespeed_emulator
+from maskgate_local.emulator import edges as wavespeed_io
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.stack.dev import DevStack, Ready, StackPorts
 from maskgate_local.stack.servers import RunningServer, serve_in_thread
@@ -135,8 +136,9 @@ def running_bench() -> Iterator[Bench]:
     """Start ONE in-process local stack and a caller receiver; stop both (and untap) at the end."""
     tap = CallbackTap()
     with contextlib.ExitStack() as cleanup:
+        # the emulator calls post_callback by its own module's name: patched there, wrapping the original
         cleanup.enter_context(
-            mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_emulator.post_callback))
+            mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_io.post_callback))
         )
         stack = DevStack(ports=StackPorts.free())
         ready = stack.start()

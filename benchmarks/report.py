@@ -8,10 +8,11 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import coldstart, cost_table, layer, overhead
+from benchmarks.cost import table as cost_table
+from benchmarks.cost.transitions import SAM3_USD_PER_IMAGE, USD_PER_TRANSITION, summarise
+from benchmarks.latency.webhook import JobSample
+from benchmarks.startup import coldstart, layer, overhead
 from benchmarks.stats import ratio, summary_ms
-from benchmarks.transitions import SAM3_USD_PER_IMAGE, USD_PER_TRANSITION, summarise
-from benchmarks.webhook_latency import JobSample
 
 REPORT_KEYS = (
     "header",

@@ -1,5 +1,6 @@
 """The artefacts agree with each other: events ↔ input models, ASL ↔ template ↔ step models,
-the layer's requirements ↔ pyproject, and the webhook body ↔ its golden file."""
+the layer's requirements ↔ pyproject, the handlers ↔ what mypy checks, and the webhook body ↔ its
+golden file."""
 
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ def test_every_function_folder_has_a_template_function_and_an_event() -> None:
     assert folders == code_uris
     events = {p.stem for p in EVENTS.glob("*.json")}
     assert all(any(e == f or e.startswith(f + "_") for e in events) for f in folders)
+
+
+def test_mypy_checks_every_handler_and_the_link_it_reads_local_through() -> None:
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    folders = {p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()}
+    assert set(mypy["modules"]) == {f"functions.{folder}.app" for folder in folders}
+    assert (ROOT / "mypy-path" / "maskgate_local").resolve() == (ROOT / "local").resolve()
 
 
 def test_every_asl_task_names_a_template_function_by_substitution() -> None:

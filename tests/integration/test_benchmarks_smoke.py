@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lambda_env import SCENARIOS, STEPS
 from benchmarks.report import REPORT_KEYS
+from benchmarks.startup.lambda_env import SCENARIOS, STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"n", "p50_ms", "p95_ms", "max_ms"}

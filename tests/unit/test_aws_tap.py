@@ -1,4 +1,4 @@
-"""benchmarks.aws_tap: the WSGI tap classifies and sizes requests; a plain function is the fake moto."""
+"""benchmarks.cost.aws_tap: the WSGI tap classifies and sizes requests; a plain function is the fake moto."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from benchmarks.aws_tap import BENCH_AGENT, AwsTap, TableSpec
-from benchmarks.dynamo_units import IndexSpec
+from benchmarks.cost.aws_tap import BENCH_AGENT, AwsTap, TableSpec
+from benchmarks.cost.dynamo_units import IndexSpec
 
 SPEC = TableSpec(keys=("pk",), indexes=(IndexSpec("tenant-created", ("tenant", "created_at"), "ALL"),))
 CONDITION_FAILED = b'{"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}'

@@ -1,7 +1,8 @@
-"""benchmarks.cost: counts of a window of jobs priced per job, by component; the modelled alternatives.
+"""benchmarks.cost.per_image: counts of a window of jobs priced per job, by component; the modelled
+alternatives.
 
 Every expected dollar figure is written out from the list prices (literals here), not taken from
-``benchmarks.prices``.
+``benchmarks.cost.prices``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.aws_tap import RequestUsage
-from benchmarks.cost import (
+from benchmarks.cost.aws_tap import RequestUsage
+from benchmarks.cost.per_image import (
     ACCESS_LOG_BYTES,
     PLATFORM_LOG_BYTES,
     Context,
@@ -21,7 +22,7 @@ from benchmarks.cost import (
     s3_lifetimes,
     summarise,
 )
-from benchmarks.cost_table import render
+from benchmarks.cost.table import render
 
 GB = 2**30
 MONTH_DAYS = 365 / 12

@@ -1,4 +1,5 @@
-"""benchmarks.dynamo_units: DynamoDB item sizes and on-demand request units, by the developer guide's rules.
+"""benchmarks.cost.dynamo_units: DynamoDB item sizes and on-demand request units, by the developer
+guide's rules.
 
 Expected sizes are counted by hand from the rules (name bytes + value bytes, 3 bytes per list or map
 plus 1 per element), not by calling the code under test.
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.dynamo_units import (
+from benchmarks.cost.dynamo_units import (
     IndexSpec,
     index_write_sizes,
     item_size,

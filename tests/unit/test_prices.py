@@ -1,10 +1,10 @@
-"""benchmarks.prices: the unit rules that turn counts into dollars (Lambda, HTTP API, SQS, storage)."""
+"""benchmarks.cost.prices: the unit rules that turn counts into dollars (Lambda, HTTP API, SQS, storage)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.prices import (
+from benchmarks.cost.prices import (
     PRICES,
     billed_ms,
     gb_seconds,

@@ -2,10 +2,10 @@
 ``GET /v1/segmentations/{id}`` through ``functions/api/app.py`` in-process on moto (decorator mode),
 against a bare Mangum hello-world handler measured in the same run, interleaved request by request.
 
-``run()`` starts a fresh child (``python -m benchmarks.overhead``): moto and the functions' environment
-stay out of the parent, which may also hold the in-process local stack. Besides the hello baseline, each
-route is compared with the same AWS calls made on bare boto3 clients (recorded from its own warm-up
-requests, replayed inside the bare app's POST route), so moto's share of the time can be taken out.
+``run()`` starts a fresh child (``python -m benchmarks.startup.overhead``): moto and the functions'
+environment stay out of the parent, which may also hold the in-process local stack. Besides the hello
+baseline, each route is compared with the same AWS calls made on bare boto3 clients (recorded from its own
+warm-up requests, replayed inside the bare app's POST route), so moto's share of the time can be taken out.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lambda_env import ROOT, function_env
+from benchmarks.startup.lambda_env import ROOT, function_env
 from benchmarks.stats import percentile, ratio
 
 DEFAULT_ITERATIONS = 200
@@ -35,8 +36,8 @@ def measure(*, iterations: int, warmup: int) -> dict[str, Any]:
     """In this process: moto, the api handler, the bare app; every request timed, interleaved."""
     import importlib.util
 
-    from benchmarks import lambda_env
-    from benchmarks.coldchild import import_bare_api
+    from benchmarks.startup import lambda_env
+    from benchmarks.startup.coldchild import import_bare_api
 
     recorder = lambda_env.CallRecorder()
     recorder.install()  # before any default-session client exists
@@ -48,7 +49,7 @@ def measure(*, iterations: int, warmup: int) -> dict[str, Any]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     api = module.handler
-    replay: dict[str, Any] = {}
+    replay: dict[str, Callable[[], int]] = {}
     bare = import_bare_api({}, replay)
     context = lambda_env.LambdaContext()
     create = lambda_env.sample_event("api_create_segmentation")
@@ -109,7 +110,7 @@ def run(*, iterations: int = DEFAULT_ITERATIONS, warmup: int = DEFAULT_WARMUP) -
     env = {**function_env(), "MASKGATE_TENANT_REQUESTS_PER_MINUTE": "1000000000"}  # limiter on, never hit
     with tempfile.TemporaryDirectory(prefix="maskgate-overhead-") as tmp:
         out = Path(tmp) / "overhead.json"
-        argv = [sys.executable, "-m", "benchmarks.overhead", "--iterations", str(iterations)]
+        argv = [sys.executable, "-m", "benchmarks.startup.overhead", "--iterations", str(iterations)]
         argv += ["--warmup", str(warmup), "--json", str(out)]
         done = subprocess.run(  # noqa: S603
             argv,
@@ -170,7 +171,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup.overhead", description=__doc__)
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--json", type=Path, required=True)

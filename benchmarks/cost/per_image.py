@@ -1,4 +1,4 @@
-"""Cost per image at list prices: the counts of one window of jobs (``cost_meter``) times ``prices``.
+"""Cost per image at list prices: the counts of one window of jobs (``meter``) times ``prices``.
 
 Per job (image), per component; then per function (invocations, billed duration, memory, GB-s), a memory
 sensitivity line and modelled workflow alternatives. Counted, not assumed: every count is what the
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.aws_tap import RequestUsage
-from benchmarks.prices import (
+from benchmarks.cost.aws_tap import RequestUsage
+from benchmarks.cost.prices import (
     GIB,
     PRICES,
     SAM3_USD_PER_IMAGE,

@@ -28,12 +28,13 @@ from unittest import mock
 import boto3
 from botocore.config import Config
 
-from benchmarks import cost, cost_table, function_memory
-from benchmarks.aws_tap import BENCH_AGENT, AwsTap, ItemReader, RequestUsage, TableSpec
-from benchmarks.cost import Context, Invocation, Window
-from benchmarks.dynamo_units import IndexSpec, stored_bytes
+from benchmarks.cost import function_memory, per_image
+from benchmarks.cost.aws_tap import BENCH_AGENT, AwsTap, ItemReader, RequestUsage, TableSpec
+from benchmarks.cost.dynamo_units import IndexSpec, stored_bytes
+from benchmarks.cost.per_image import Context, Invocation, Window
+from benchmarks.cost.table import price_table
 from benchmarks.harness import Bench
-from benchmarks.webhook_latency import JobSample
+from benchmarks.latency.webhook import JobSample
 from maskgate_local.stack.dev import TEMPLATE
 from maskgate_local.stack.handlers import HandlerRunner
 from maskgate_local.template import sam as sam_template
@@ -133,7 +134,7 @@ class CostMeter:
         each of its jobs entered), the prices, p50 billed ms at 1 in flight (``serial`` window) and RSS."""
         context = self.context()
         paths = {
-            label: cost.summarise(window, states.get(label, []), context)
+            label: per_image.summarise(window, states.get(label, []), context)
             for label, window in self.windows.items()
             if label != serial
         }
@@ -145,11 +146,11 @@ class CostMeter:
         }
         serial_window = self.windows.get(serial or "")
         return {
-            "prices": cost_table.price_table(),
+            "prices": price_table(),
             "paths": paths,
-            "serial_p50_ms": cost.serial_p50_ms(serial_window, context) if serial_window else {},
+            "serial_p50_ms": per_image.serial_p50_ms(serial_window, context) if serial_window else {},
             "rss_mb": function_memory.peak_rss_mb(code_dirs),
-            "per_image_mb": cost.per_image_megabyte(context),
+            "per_image_mb": per_image.per_image_megabyte(context),
         }
 
     def context(self) -> Context:
@@ -159,7 +160,7 @@ class CostMeter:
         return Context(
             memory_mb={spec.function_name: spec.memory_mb for spec in functions},
             names={spec.function_name: spec.logical_id.removesuffix("Function") for spec in functions},
-            s3_lifetime_days=cost.s3_lifetimes(sam_template.load_template(TEMPLATE), parameters),
+            s3_lifetime_days=per_image.s3_lifetimes(sam_template.load_template(TEMPLATE), parameters),
             log_retention_days=float(parameters.get("LogRetentionDays", 30)),
         )
 

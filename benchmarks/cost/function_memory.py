@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.lambda_env import function_env
+from benchmarks.startup.lambda_env import function_env
 
 # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a child forked from the big
 # benchmark process would report the parent's size.

@@ -1,9 +1,9 @@
-"""One cold-start sample in a fresh interpreter: ``python benchmarks/coldchild.py '<job JSON>'``.
+"""One cold-start sample in a fresh interpreter: ``python benchmarks/startup/coldchild.py '<job JSON>'``.
 
-Run by ``benchmarks.coldstart`` (and ``benchmarks.layer``) as a script (``benchmarks.overhead`` imports
-its bare app). Until the timed parts are over it imports only what a Lambda runtime has imported before
-it loads ``app.py`` (importlib, json, os, sys, time); then it prints one line, ``@@coldstart <JSON>``, on
-stdout. Imports may write ``__pycache__`` as any import does (the layer part measures without .pyc).
+Run by ``coldstart`` (and ``layer``) as a script (``overhead`` imports its bare app). Until the timed
+parts are over it imports only what a Lambda runtime has imported before it loads ``app.py`` (importlib,
+json, os, sys, time); then it prints one line, ``@@coldstart <JSON>``, on stdout. Imports may write
+``__pycache__`` as any import does (the layer part measures without .pyc).
 
 Kinds of job:
 
@@ -27,14 +27,25 @@ import os
 import sys
 import time
 
+# typing is not imported at run time (a Lambda runtime has not imported it before ``app.py``): the
+# annotations are strings, and mypy reads a name TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Handler = Callable[[Any, Any], Any]  # a Lambda handler: (event, context) -> response
+
 MARK = "@@coldstart "
 
 
-def _import_handler(job: dict, result: dict) -> object:
+def _import_handler(job: dict[str, Any], result: dict[str, Any]) -> Handler:
     function_dir = os.path.join(job["root"], "functions", job["step"])  # noqa: PTH118 (no pathlib yet)
     sys.path.insert(0, function_dir)  # Lambda's /var/task
     started = time.perf_counter()
     spec = importlib.util.spec_from_file_location("app", os.path.join(function_dir, "app.py"))  # noqa: PTH118
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no app.py in {function_dir}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["app"] = module
     spec.loader.exec_module(module)
@@ -49,10 +60,11 @@ def _import_handler(job: dict, result: dict) -> object:
         import botocore.config  # noqa: F401
 
         result["sdk_deferred_s"] = time.perf_counter() - started
-    return module.handler
+    handler: Handler = module.handler
+    return handler
 
 
-def _import_bare_worker(result: dict) -> object:
+def _import_bare_worker(result: dict[str, Any], replay: dict[str, Callable[[], int]]) -> Handler:
     started = time.perf_counter()
     import boto3
 
@@ -61,10 +73,11 @@ def _import_bare_worker(result: dict) -> object:
 
     logger = Logger()
     result["import_s"] = time.perf_counter() - started
-    return logger
+    # untimed, as is the replay of the handler's calls (set by _first_invoke)
+    return logger.inject_lambda_context(lambda _event, _context: {"failed_calls": replay["run"]()})
 
 
-def import_bare_api(result: dict, replay: dict) -> object:
+def import_bare_api(result: dict[str, Any], replay: dict[str, Callable[[], int]]) -> Handler:
     started = time.perf_counter()
     from aws_lambda_powertools import Logger
     from fastapi import FastAPI
@@ -74,11 +87,11 @@ def import_bare_api(result: dict, replay: dict) -> object:
     app = FastAPI()
 
     @app.get("/hello")
-    def hello() -> dict:
+    def hello() -> dict[str, str]:
         return {"hello": "world"}
 
     @app.post("/hello")
-    def hello_with_calls() -> dict:
+    def hello_with_calls() -> dict[str, int]:
         return {"failed_calls": replay["run"]()}
 
     handler = logger.inject_lambda_context(Mangum(app, lifespan="off"))
@@ -88,27 +101,32 @@ def import_bare_api(result: dict, replay: dict) -> object:
 
 def main() -> None:
     job = json.loads(sys.argv[1])
-    del sys.path[0]  # this script's directory: benchmarks/ must not shadow anything
+    del sys.path[0]  # this script's directory: benchmarks/startup/ must not shadow anything
     sys.path[0:0] = job.get("sys_path", [])
-    result: dict = {"kind": job["kind"], "step": job.get("step"), "scenario": job.get("scenario")}
-    replay: dict = {}
+    result: dict[str, Any] = {"kind": job["kind"], "step": job.get("step"), "scenario": job.get("scenario")}
+    replay: dict[str, Callable[[], int]] = {}
     if job["kind"] == "handler":
-        built = _import_handler(job, result)
+        handler = _import_handler(job, result)
     elif job["kind"] == "bare_worker":
-        built = _import_bare_worker(result)
+        handler = _import_bare_worker(result, replay)
     else:
-        built = import_bare_api(result, replay)
+        handler = import_bare_api(result, replay)
     result["modules"] = len(sys.modules)
     if job.get("origins"):
         names = ("pydantic", "httpx", "fastapi", "aws_lambda_powertools", "maskgate", "boto3", "botocore")
         result["origins"] = {n: sys.modules[n].__file__ for n in names if n in sys.modules}
     if job.get("scenario"):
-        _first_invoke(job, result, replay, built)
+        _first_invoke(job, result, replay, handler)
     print(MARK + json.dumps(result), flush=True)
     os._exit(0)  # no interpreter teardown (moto's is slow): nothing is left to flush
 
 
-def _first_invoke(job: dict, result: dict, replay: dict, built: object) -> None:
+def _first_invoke(
+    job: dict[str, Any],
+    result: dict[str, Any],
+    replay: dict[str, Callable[[], int]],
+    handler: Handler,
+) -> None:
     """Untimed: moto and the scenario's state; then the timed first invoke."""
     import pickle
     from pathlib import Path
@@ -116,25 +134,19 @@ def _first_invoke(job: dict, result: dict, replay: dict, built: object) -> None:
     sys.path.insert(0, job["root"])
     import boto3
 
-    from benchmarks import lambda_env
+    from benchmarks.startup import lambda_env
 
     key, kind = job["scenario"], job["kind"]
     event = lambda_env.prepare(key, job.get("table"))
     context = lambda_env.LambdaContext()
     recorder = lambda_env.CallRecorder()
     if kind == "handler":
-        handler = built
         recorder.install()
     else:
         calls = pickle.loads(Path(job["calls"]).read_bytes()) if job.get("calls") else []  # noqa: S301
-        run = lambda_env.replayer(calls)
-        replay["run"] = run
+        replay["run"] = lambda_env.replayer(calls)
         event = lambda_env.bare_event(key, event)
         boto3.DEFAULT_SESSION = None  # the client of the timed import must not warm the invoke
-        if kind == "bare_worker":
-            handler = built.inject_lambda_context(lambda _event, _context: {"failed_calls": run()})
-        else:
-            handler = built
     import gc
 
     gc.collect()

@@ -2,7 +2,7 @@
 once must end 100 % terminal, with at most one WaveSpeed submission per job, no paid result thrown away,
 one final webhook-id per job, no admission slot held and no delivery lost.
 
-``run()`` starts a child (``python -m benchmarks.faults``) that runs ONE local stack in-process with short
+``run()`` starts a child (``python -m benchmarks.faults.run``) that runs ONE local stack in-process with short
 timings, sets the emulator's fault mix and the crash rates, and sends the jobs through every way in at
 ``concurrency`` in flight: ``POST /v1/segmentations`` (image as a data URI, or as a unique loopback URL
 the emulator fetches; with an ``Idempotency-Key``, some sent twice in sequence or at once; a 5xx is
@@ -10,11 +10,11 @@ retried with the key, as clients do), raw S3 puts under ``uploads/`` (request in
 direct uploads (``POST /v1/uploads`` + the presigned POST). Some S3 events are delivered twice, by
 invoking ``on_upload`` again with the very event S3 sent: at once (racing the first) or after the job's
 webhook. Each job's webhook goes to a receiver that answers at once, slowly, trickles its answer, is
-down now and then, answers 410 or fails every time (``benchmarks.receivers``). The stack's reconcile
+down now and then, answers 410 or fails every time (``benchmarks.faults.receivers``). The stack's reconcile
 function runs every few seconds, as its schedule would. Each job's image URL is unique, so the
 emulator's per-image submission counts name the job. The child then waits for every job to be terminal
 and checks what DynamoDB, Step Functions, SQS, the emulator and the receivers saw
-(``benchmarks.faults_check``).
+(``benchmarks.faults.check``).
 """
 
 from __future__ import annotations
@@ -32,24 +32,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from benchmarks import faults_check
-from benchmarks.faults_check import Accepted, Spec
-from benchmarks.receivers import CallerSide, Receivers, start_caller_side
+from benchmarks.faults import check
+from benchmarks.faults.check import Accepted, Spec
+from benchmarks.faults.receivers import CallerSide, Receivers, start_caller_side
+from benchmarks.faults.uploads import UploadEvents
 from maskgate import crashpoints
 from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.emulator import app as wavespeed_emulator
 from maskgate_local.emulator import edges as wavespeed_io
 from maskgate_local.stack.dev import DevStack, Ready, StackPorts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_JOBS = 1000
 DEFAULT_CONCURRENCY = 8
 DEFAULT_SEED = 11
@@ -163,49 +164,6 @@ class CallbackTap:
     def note(self, job: str, answer: str) -> None:
         with self._lock:
             self.answers.setdefault(job, []).append(answer)
-
-
-@dataclass
-class UploadEvents:
-    """Every S3 event ``on_upload`` is invoked with, by key; invokes it again with the same event to
-    play S3's at-least-once redelivery (``redeliver_now``: racing the first delivery)."""
-
-    invoke_again: Callable[[dict[str, Any]], bool]
-    immediate: set[str]
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: Counter[str] = field(default_factory=Counter)
-    redelivered: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    threads: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wrap(self, invoke: Callable[[Any], tuple[str, bool]]) -> Callable[[Any], tuple[str, bool]]:
-        def tapped(event: Any) -> tuple[str, bool]:
-            key = unquote_plus(event["Records"][0]["s3"]["object"]["key"])
-            with self._lock:
-                first = key not in self.events
-                self.events.setdefault(key, event)
-                self.seen[key] += 1
-            if first and Path(key).stem in self.immediate:
-                racer = threading.Thread(target=self.redeliver, args=(key,), daemon=True)
-                with self._lock:
-                    self.threads.append(racer)
-                racer.start()
-            return invoke(event)
-
-        return tapped
-
-    def redeliver(self, key: str) -> None:
-        with self._lock:
-            event = self.events.get(key)
-        if event is None:
-            self.errors.append(f"{key}: no event was seen to redeliver")
-            return
-        ok = self.invoke_again(event)
-        with self._lock:
-            self.redelivered[key] += 1
-            if not ok:
-                self.errors.append(f"{key}: the redelivered invoke failed")
 
 
 @dataclass
@@ -450,10 +408,10 @@ def measure(
                 racer.join(60.0)
             _settle(caller.receivers)
             laps.lap("settle")
-            observed = faults_check.observe(stack, ready, caller, events, tap.answers, sweep=sweeper.sweep)
+            observed = check.observe(stack, ready, caller, events, tap.answers, sweep=sweeper.sweep)
             sweeper.stop()
             observed.reconcile = sweeper.summary()
-            report = faults_check.evaluate(specs, accepted, observed)  # reads histories: stack still up
+            report = check.evaluate(specs, accepted, observed)  # reads histories: stack still up
             laps.lap("check")
         finally:
             sweeper.stop()
@@ -520,7 +478,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the fault benchmark in a fresh child (the in-process stack sets os.environ and patches moto);
     its log (the stack's warnings) is kept in a temporary file only when a check failed."""
-    command = [sys.executable, "-m", "benchmarks.faults", "--jobs", str(jobs), "--seed", str(seed)]
+    command = [sys.executable, "-m", "benchmarks.faults.run", "--jobs", str(jobs), "--seed", str(seed)]
     command += ["--concurrency", str(concurrency)]
     if deadline_s is not None:
         command += ["--deadline", str(deadline_s)]
@@ -534,23 +492,19 @@ def run(
             )
         text = log.read_text(errors="replace")
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmarks.faults failed ({done.returncode}):\n{text[-3000:]}")
+            raise RuntimeError(f"benchmarks.faults.run failed ({done.returncode}):\n{text[-3000:]}")
         report: dict[str, Any] = json.loads(out.read_text())
         report["log_lines"] = len(text.splitlines())
         if report["violations"]:
             kept = Path(tempfile.mkstemp(prefix="maskgate-faults-", suffix=".log")[1])
             kept.write_text(text)
             report["log_file"] = str(kept)
-            faults_check.attach_log_lines(report["violations"], text)
+            check.attach_log_lines(report["violations"], text)
     return report
 
 
-render = faults_check.render
-breaches = faults_check.breaches
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.faults.run", description=__doc__)
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload, emulator and crash draws")

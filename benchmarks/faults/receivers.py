@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
 
 BEHAVIOURS = ("ok", "slow", "trickle", "down", "gone", "failing")
-# what the caller's last word on each behaviour's delivery should be (faults_check.expected_delivery)
+# what the caller's last word on each behaviour's delivery should be (checked by ``check``)
 DELIVERY = {
     "ok": "delivered",
     "slow": "delivered",

@@ -7,16 +7,16 @@ import time
 from collections import Counter
 from typing import Any
 
+from benchmarks.cost.prices import BUDGET_SHARE, PRICES, SAM3_USD_PER_IMAGE
 from benchmarks.harness import Bench
-from benchmarks.prices import BUDGET_SHARE, PRICES, SAM3_USD_PER_IMAGE
+from benchmarks.latency.webhook import JobSample
 from benchmarks.stats import percentile
-from benchmarks.webhook_latency import JobSample
 
 # Standard workflows bill per state transition: every state entered, retries included (AWS pricing).
 # So the billable count is the number of ``*StateEntered`` events in the history.
 USD_PER_TRANSITION = PRICES.sfn_transition
 EXECUTION_TIMEOUT_S = 60.0
-__all__ = [  # the prices come from benchmarks.prices; report.py reads them here
+__all__ = [  # the prices come from benchmarks.cost.prices; report.py reads them here
     "BUDGET_SHARE",
     "EXECUTION_TIMEOUT_S",
     "SAM3_USD_PER_IMAGE",

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks.cost import ALTERNATIVES, MEMORY_SIZES
-from benchmarks.prices import (
+from benchmarks.cost.per_image import ALTERNATIVES, MEMORY_SIZES
+from benchmarks.cost.prices import (
     BUDGET_SHARE,
     PRICES,
     PRICES_CHECKED,

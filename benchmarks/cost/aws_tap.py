@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from benchmarks import dynamo_units
-from benchmarks.dynamo_units import IndexSpec
-from benchmarks.prices import sqs_requests
+from benchmarks.cost import dynamo_units
+from benchmarks.cost.dynamo_units import IndexSpec
+from benchmarks.cost.prices import sqs_requests
 
 BENCH_AGENT = "maskgate-cost-meter"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

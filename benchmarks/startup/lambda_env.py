@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -76,7 +76,7 @@ def sample_event(name: str) -> Any:
 
 def http_event(method: str, path: str, *, body: str | None = None, key: str | None = None) -> dict[str, Any]:
     """A payload-2.0 HTTP API event, shaped as events/api_get_segmentation.json, for any route."""
-    event = sample_event("api_get_segmentation")
+    event: dict[str, Any] = sample_event("api_get_segmentation")
     event.pop("pathParameters", None)
     route = f"{method} {path}"
     event.update(routeKey=route, rawPath=path)
@@ -299,7 +299,11 @@ def replayer(calls: list[Call]) -> Callable[[], int]:
 
         failed = 0
         for service, operation, params in calls:
-            client = clients.get(service) or clients.setdefault(service, boto3.client(service))
+            # the stubs type client() by literal service names; these are the recorded ones
+            client = clients.get(service) or clients.setdefault(
+                service,
+                boto3.client(service),  # type: ignore[call-overload]
+            )
             try:
                 answer = getattr(client, xform_name(operation))(**params)
             except (ClientError, BotoCoreError):

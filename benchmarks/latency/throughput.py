@@ -34,7 +34,7 @@ import httpx
 from benchmarks.harness import Bench, running_bench
 from benchmarks.stats import percentile, ratio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEVELS = ((1, 20), (8, 80), (32, 160))  # (in flight, jobs)
 DEFAULT_WARMUP = 8
 WEBHOOK_TIMEOUT_S = 180.0
@@ -98,7 +98,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the part in a fresh child (the in-process stack sets os.environ and patches moto, and this
     process may have run another stack already)."""
-    command = [sys.executable, "-m", "benchmarks.throughput", "--levels", format_levels(levels)]
+    command = [sys.executable, "-m", "benchmarks.latency.throughput", "--levels", format_levels(levels)]
     command += ["--warmup", str(warmup)]
     with tempfile.TemporaryDirectory(prefix="maskgate-throughput-") as tmp:
         out = Path(tmp) / "report.json"
@@ -106,7 +106,9 @@ def run(
             [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
         )
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmarks.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"benchmarks.latency.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
         report: dict[str, Any] = json.loads(out.read_text())
     return report
 
@@ -174,13 +176,13 @@ class Profiler:
             yield self
         finally:
             main_profile.disable()
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
             with self._lock:
                 profiles = list(self._profiles)
             stats: pstats.Stats | None = None
             for profile in profiles:
                 profile.create_stats()  # the others still run in their threads: what they have so far
-                if profile.stats:  # type: ignore[attr-defined]
+                if profile.stats:
                     stats = pstats.Stats(profile) if stats is None else stats.add(profile)
             if stats is not None:
                 stats.dump_stats(str(path))
@@ -192,7 +194,7 @@ class Profiler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency.throughput", description=__doc__)
     parser.add_argument(
         "--levels",
         type=parse_levels,

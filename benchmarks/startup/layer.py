@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.coldstart import (
+from benchmarks.startup.coldstart import (
     BASELINE_LABEL,
     IMPORT_BUDGET,
     ChildRunner,
@@ -33,7 +33,7 @@ from benchmarks.coldstart import (
     top_packages,
     verdict,
 )
-from benchmarks.lambda_env import ROOT, function_env
+from benchmarks.startup.lambda_env import ROOT, function_env
 from benchmarks.stats import ratio
 
 DEFAULT_RUNS = 7

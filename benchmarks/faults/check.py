@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
-from benchmarks.receivers import DELIVERY, Hook
+from benchmarks.faults.receivers import DELIVERY, Hook
 from benchmarks.stats import summary_ms
 from maskgate.contracts.job import Job
 from maskgate.stores.jobs import JobStore
@@ -24,8 +24,8 @@ from maskgate.webhooks.body import event_type
 from maskgate_local.emulator.models import FaultPlan, image_key
 
 if TYPE_CHECKING:
-    from benchmarks.faults import UploadEvents
-    from benchmarks.receivers import CallerSide
+    from benchmarks.faults.receivers import CallerSide
+    from benchmarks.faults.uploads import UploadEvents
     from maskgate_local.stack.dev import DevStack, Ready
 
 TERMINAL_WAIT_S = 60.0  # after the callers gave up: how long jobs still get to become terminal

@@ -1,5 +1,5 @@
 """Cold init of every function, for the cold-start budgets: one fresh interpreter per sample, ratios to
-baselines measured in the same run in the same kind of child (``benchmarks/coldchild.py`` does the timing).
+baselines measured in the same run in the same kind of child (``coldchild.py`` does the timing).
 
 (a) import of ``functions/<step>/app.py`` from its path, against ``import boto3`` + one client +
 Powertools ``Logger()`` (workers) or a bare FastAPI + Mangum + Logger app (api);
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lambda_env import ROOT, SCENARIOS, STEPS, function_env, table_properties
+from benchmarks.startup.lambda_env import ROOT, SCENARIOS, STEPS, function_env, table_properties
 from benchmarks.stats import percentile, ratio
 
 CHILD = Path(__file__).with_name("coldchild.py")
