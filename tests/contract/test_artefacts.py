@@ -83,7 +83,7 @@ def test_mypy_checks_every_handler_and_the_link_it_reads_local_through() -> None
     mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     folders = {p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()}
     assert set(mypy["modules"]) == {f"functions.{folder}.app" for folder in folders}
-    assert (ROOT / "mypy-path" / "maskgate_local").resolve() == (ROOT / "local").resolve()
+    assert (ROOT / ".mypy-path" / "maskgate_local").resolve() == (ROOT / "local").resolve()
 
 
 def test_every_asl_task_names_a_template_function_by_substitution() -> None:
