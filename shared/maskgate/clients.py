@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from maskgate.steps.callback import CallbackReceiver
     from maskgate.steps.on_upload import UploadIntake
     from maskgate.steps.reconcile import Reconciler
+    from maskgate.stores.endpoints import EndpointStore
     from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed.client import WaveSpeedClient
     from maskgate.webhooks.notifier import Notifier
@@ -78,6 +79,13 @@ def job_store() -> JobStore:
 @cache
 def tenant_store() -> TenantStore:
     return TenantStore(table=get_settings().table, client=dynamodb())
+
+
+@cache
+def endpoint_store() -> EndpointStore:
+    from maskgate.stores.endpoints import EndpointStore
+
+    return EndpointStore(table=get_settings().table, client=dynamodb())
 
 
 @cache

@@ -11,11 +11,13 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── InvalidImage               invalid_image
     │   │   └── UploadChanged          invalid_image (the upload was written again while it was read)
     │   ├── ImageTooLarge              image_too_large
+    │   ├── EndpointLimit              invalid_request (a tenant's endpoints are capped)
     │   └── UrlNotAllowed              url_not_allowed
     ├── Missing                        not_found (404): what a store was asked for is not there
     │   ├── JobNotFound                no such job
     │   ├── ObjectNotFound             no such object in the bucket
-    │   └── KeyNotFound                the tenant has no API key with that id
+    │   ├── KeyNotFound                the tenant has no API key with that id
+    │   └── EndpointNotFound           the tenant has no webhook endpoint with that id
     ├── ApiError                       HTTP-only
     │   ├── MalformedJson              malformed_json (400)
     │   ├── Unauthorized               unauthorized (401)
@@ -98,6 +100,11 @@ class ImageTooLarge(RequestError):
     title = "Image too large"
 
 
+class EndpointLimit(RequestError):
+    type = "invalid_request"
+    title = "Too many webhook endpoints"
+
+
 class UrlNotAllowed(RequestError):
     type = "url_not_allowed"
     title = "URL not allowed"
@@ -122,6 +129,10 @@ class ObjectNotFound(Missing):
 
 class KeyNotFound(Missing):
     """The tenant has no API key with this id."""
+
+
+class EndpointNotFound(Missing):
+    """The tenant has no webhook endpoint with this id."""
 
 
 class ApiError(MaskgateError):

@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import utcnow
 from maskgate.errors import KeyNotFound, Unauthorized
-from maskgate.webhooks.signing import new_secret
+from maskgate.stores.endpoints import endpoints_of
+from maskgate.webhooks.signing import ROTATION_OVERLAP, new_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 KEY_PREFIX = "mg_"
 KEY_ATTRIBUTE = "key#"
-ROTATION_OVERLAP = timedelta(hours=24)
 LAST_USED_RESOLUTION = timedelta(hours=1)  # last-used is written at most hourly per key
 
 
@@ -189,13 +190,18 @@ class TenantStore:
 
     def webhook_secrets(self, tenant: str) -> list[str]:
         """The secrets that sign this tenant's webhooks now: current first, then a rotated-out one."""
+        return self.webhook_targets(tenant)[0]
+
+    def webhook_targets(self, tenant: str) -> tuple[list[str], list[Endpoint]]:
+        """In one consistent read: the tenant's signing secrets (as ``webhook_secrets``) and its
+        registered webhook endpoints."""
         item = self._client.get_item(
             TableName=self._table, Key={"pk": {"S": f"TENANT#{tenant}"}}, ConsistentRead=True
         ).get("Item")
         if item is None:
-            return [self.ensure_tenant(tenant)]
+            return [self.ensure_tenant(tenant)], []
         found = [item["webhook_secret"]["S"]]
         previous_until = item.get("previous_until", {}).get("S")
         if previous_until and datetime.fromisoformat(previous_until) > self._now():
             found.append(item["previous_secret"]["S"])
-        return found
+        return found, endpoints_of(item)

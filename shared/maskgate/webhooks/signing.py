@@ -10,8 +10,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
+ROTATION_OVERLAP = timedelta(hours=24)  # a rotated-out secret keeps signing alongside the new one
 
 
 def new_secret() -> str:
