@@ -269,6 +269,7 @@ def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> Non
         "job_id": job.id,
         "event": SUCCEEDED,
         "step": 1,  # one retry made: the unit carries on with the schedule
+        "endpoint_id": None,
         "wait_seconds": 0,
         "done": False,
     }

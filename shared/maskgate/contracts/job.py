@@ -81,7 +81,7 @@ class Mask(BaseModel):
 
 
 class DeliveryAttempt(BaseModel):
-    """One attempt to deliver the job's final webhook."""
+    """One attempt to deliver the job's final webhook to one target (its webhook_url or an endpoint)."""
 
     model_config = ConfigDict(frozen=True)
     webhook_id: str = Field(description="The webhook-id header: the same on every attempt of the event.")
@@ -89,6 +89,10 @@ class DeliveryAttempt(BaseModel):
     attempt: int = Field(description="1 for the first attempt, counting up.")
     at: datetime = Field(description="When the attempt started (UTC).")
     url: str = Field(description="Where it was sent.")
+    endpoint_id: str | None = Field(
+        default=None,
+        description="The registered webhook endpoint it went to; null: the job's own webhook_url.",
+    )
     status_code: int | None = Field(default=None, description="The receiver's HTTP status, if it answered.")
     latency_ms: int | None = Field(default=None, description="How long the attempt took.")
     error: str | None = Field(default=None, description="Why there was no answer (e.g. ConnectError).")

@@ -116,6 +116,7 @@ class DeliveryStep(BaseModel):
     job_id: JobId
     event: str
     step: int  # retries made so far; indexes the schedule
+    endpoint_id: str | None = None  # the registered endpoint it delivers to; None: the job's webhook_url
     wait_seconds: int = 0
     done: bool = False
 
@@ -125,6 +126,7 @@ class DeliverInput(BaseModel):
     job_id: JobId
     event: str
     step: int
+    endpoint_id: str | None = None
 
 
 # --- the reconcile sweep -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from maskgate.contracts.job import Job, JobError, JobStatus
 from maskgate.observability import metrics
 from maskgate.webhooks.body import event_type, webhook_id
+from maskgate.webhooks.notifier import unit_name
 
 if TYPE_CHECKING:
     from maskgate.stores.admission import Admission
@@ -24,10 +25,17 @@ def cancel(job: Job, *, notifier: Notifier, workflow: Workflow, admission: Admis
     # cancel a prediction, and one under way is no longer ours to wait for
     admission.release(job.id)
     metrics.add_metric(name="JobCanceled", unit="Count", value=1)
-    if canceled.webhook_url is not None:
-        notifier.body(canceled, api_url=api_url)
-        event = event_type(canceled.status)
+    event = event_type(canceled.status)
+    secrets_, targets = notifier.targets(canceled, event)
+    if targets:
+        notifier.body(canceled, api_url=api_url, secrets_=secrets_)
+    for target in targets:
         notifier.units.start(
-            name=webhook_id(canceled.id, event), job_id=canceled.id, event=event, step=0, wait_seconds=0
+            name=unit_name(webhook_id(canceled.id, event), target.endpoint_id),
+            job_id=canceled.id,
+            event=event,
+            step=0,
+            wait_seconds=0,
+            endpoint_id=target.endpoint_id,
         )
     return canceled

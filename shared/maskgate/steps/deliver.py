@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from maskgate.contracts.steps import DeliverInput, DeliveryStep
 from maskgate.errors import Missing
-from maskgate.observability import metrics
+from maskgate.observability import logger, metrics
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
@@ -16,10 +16,18 @@ if TYPE_CHECKING:
 def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
     """One scheduled retry of a delivery unit: delivered, refused, the next wait, or dead-lettered."""
     job = notifier.jobs.get(step.job_id)
-    if job.webhook_url is None or job.webhook_body is None:
+    if job.webhook_body is None:
         raise Missing(f"job {job.id} has no webhook to deliver")
-    result = notifier.attempt(job, job.webhook_body)
-    done = DeliveryStep(job_id=job.id, event=step.event, step=step.step, done=True)
+    done = DeliveryStep(
+        job_id=job.id, event=step.event, step=step.step, endpoint_id=step.endpoint_id, done=True
+    )
+    target = notifier.target(job, step.endpoint_id)
+    if target is None:  # the endpoint was deleted or disabled meanwhile: it gets nothing more
+        logger.info(
+            "delivery unit ended: its endpoint is gone or disabled", extra={"endpoint_id": step.endpoint_id}
+        )
+        return done
+    result = notifier.attempt(job, job.webhook_body, target)
     if result.outcome != "retrying":
         notifier.jobs.record_delivery(job.id, result)
         return done
@@ -30,4 +38,6 @@ def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
         metrics.add_metric(name="WebhookDeadLettered", unit="Count", value=1)
         return done
     notifier.record_retrying(job, result, wait)
-    return DeliveryStep(job_id=job.id, event=step.event, step=step.step + 1, wait_seconds=wait)
+    return DeliveryStep(
+        job_id=job.id, event=step.event, step=step.step + 1, endpoint_id=step.endpoint_id, wait_seconds=wait
+    )

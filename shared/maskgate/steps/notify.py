@@ -1,11 +1,16 @@
-"""Workflow step Notify: the first attempt of the job's final webhook; a failure starts its delivery unit."""
+"""Workflow step Notify: the first attempt of the job's final webhook to each of its targets (the
+job's webhook_url and every registered endpoint that takes the event), all at once; each failed one
+starts its own delivery unit."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from maskgate.contracts.job import DeliveryAttempt, Job
 from maskgate.contracts.steps import JobRef, NotifyOutput
 from maskgate.errors import InvalidTransition
+from maskgate.webhooks.body import event_type
+from maskgate.webhooks.notifier import unit_name
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
@@ -13,24 +18,47 @@ if TYPE_CHECKING:
 
 
 def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
-    """The first attempt of the job's final webhook; a retryable failure starts its delivery unit."""
+    """The first attempt to every target of the job's final event; a retryable failure starts that
+    target's delivery unit. The outcome is the job's own webhook's, else the endpoints' together."""
     job = notifier.jobs.get(step.job_id)
-    if job.webhook_url is None:
-        return NotifyOutput(job_id=job.id, outcome="no_webhook")
     if not job.status.terminal:
+        if job.webhook_url is None:
+            return NotifyOutput(job_id=job.id, outcome="no_webhook")
         raise InvalidTransition(f"job {job.id} is {job.status.value}; only finished jobs are notified")
+    secrets_, targets = notifier.targets(job, event_type(job.status))  # one read: links, signatures, fan-out
+    if not targets:
+        return NotifyOutput(job_id=job.id, outcome="no_webhook")
     api_url = notifier.settings.require("public_api_url")  # the webhook's mask links are built on it
-    secrets_ = notifier.tenants.webhook_secrets(job.tenant)  # read once: the body's links and the signature
     body = job.webhook_body or notifier.body(job, api_url=api_url, secrets_=secrets_)
-    result = notifier.attempt(job, body, secrets_=secrets_)
+    outcomes = [_follow_up(job, result, notifier) for result in notifier.attempts(job, body, targets)]
+    return NotifyOutput(job_id=job.id, outcome=_summary(outcomes, own=job.webhook_url is not None))
+
+
+def _follow_up(job: Job, result: DeliveryAttempt, notifier: Notifier) -> str:
+    """Record one target's first attempt; a retryable one gets its delivery unit first."""
     if result.outcome != "retrying":
         notifier.jobs.record_delivery(job.id, result)
-        return NotifyOutput(job_id=job.id, outcome=result.outcome)
+        return result.outcome
     wait = next_wait(notifier.settings.webhook_schedule, 0, retry_after=result.retry_after)
     if wait is None:  # an empty schedule: the first attempt was the only one
         notifier.jobs.record_delivery(job.id, result.model_copy(update={"outcome": "gave_up"}))
-        return NotifyOutput(job_id=job.id, outcome="gave_up")
+        return "gave_up"
     # the unit first: an invocation killed between the two leaves a running unit, never none
-    notifier.units.start(name=result.webhook_id, job_id=job.id, event=result.event, step=0, wait_seconds=wait)
+    notifier.units.start(
+        name=unit_name(result.webhook_id, result.endpoint_id),
+        job_id=job.id,
+        event=result.event,
+        step=0,
+        wait_seconds=wait,
+        endpoint_id=result.endpoint_id,
+    )
     notifier.record_retrying(job, result, wait)
-    return NotifyOutput(job_id=job.id, outcome="scheduled")
+    return "scheduled"
+
+
+def _summary(outcomes: list[str], *, own: bool) -> str:
+    """The job's own webhook's outcome (it comes first); for endpoints alone, the one outcome they
+    share, else ``mixed``."""
+    if own or len(set(outcomes)) == 1:
+        return outcomes[0]
+    return "mixed"

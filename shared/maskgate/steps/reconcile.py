@@ -290,7 +290,7 @@ class Reconciler:
         units = {name: self.executions.status(machine, name) for name in (msg_id, seen.delivery_unit) if name}
         if "RUNNING" in units.values():
             return None
-        attempts = sum(1 for d in job.deliveries if d.event == event)
+        attempts = sum(1 for d in job.deliveries if d.event == event and d.endpoint_id is None)
         if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
             outcome = "" if dry_run else ": " + notify(JobRef(job_id=job.id), notifier=self.notifier).outcome
             return Repair(job_id=job.id, kind="webhook", action="notify", detail=msg_id + outcome)

@@ -1,14 +1,18 @@
-"""A job's final webhook: its body (built once and kept, so every retry sends the same bytes), each
-signed attempt, and the job's delivery log. The steps that deliver it (Notify, Deliver, expiry,
-cancel, redelivery) are in ``maskgate.steps``."""
+"""A job's final webhook: its body (built once and kept, so every retry sends the same bytes), the
+targets it goes to (the job's own ``webhook_url`` and every registered endpoint whose filter takes the
+event), each signed attempt, and the job's delivery log. The steps that deliver it (Notify, Deliver,
+expiry, cancel, redelivery) are in ``maskgate.steps``."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from maskgate import crashpoints
+from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import DeliveryAttempt, Job, utcnow
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
@@ -17,6 +21,20 @@ from maskgate.stores.tenants import TenantStore
 from maskgate.webhooks.body import build_body, event_type, webhook_id
 from maskgate.webhooks.sender import WebhookSender
 from maskgate.webhooks.units import DeliveryUnits
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery of an event goes, and the secrets that sign it."""
+
+    url: str
+    secrets: list[str]
+    endpoint_id: str | None = None  # None: the job's own webhook_url, signed with the tenant's secrets
+
+
+def unit_name(msg_id: str, endpoint_id: str | None) -> str:
+    """The delivery unit's execution name: the webhook-id, and the endpoint's id for an endpoint."""
+    return msg_id if endpoint_id is None else f"{msg_id}_{endpoint_id}"
 
 
 @dataclass(frozen=True)
@@ -40,25 +58,70 @@ class Notifier:
             job.id, built, webhook_id=webhook_id(job.id, event_type(job.status))
         )
 
-    def attempt(self, job: Job, body: str, *, secrets_: list[str] | None = None) -> DeliveryAttempt:
-        """One signed attempt of the job's final event, numbered after the ones recorded before it."""
+    def targets(self, job: Job, event: str) -> tuple[list[str], list[Target]]:
+        """In one read of the tenant: its secrets (the body's mask links are signed with the first)
+        and every target of the event: the job's own webhook_url first, then each enabled endpoint
+        whose filter takes the event."""
+        secrets_, endpoints = self.tenants.webhook_targets(job.tenant)
+        found = [Target(url=str(job.webhook_url), secrets=secrets_)] if job.webhook_url is not None else []
+        now = self.now()
+        found += [_target(e, now) for e in endpoints if e.receives(event)]
+        return secrets_, found
+
+    def target(self, job: Job, endpoint_id: str | None) -> Target | None:
+        """The one target of a delivery unit, as it is now (None: the endpoint is gone or disabled)."""
+        secrets_, endpoints = self.tenants.webhook_targets(job.tenant)
+        if endpoint_id is None:
+            return None if job.webhook_url is None else Target(url=str(job.webhook_url), secrets=secrets_)
+        now = self.now()
+        return next((_target(e, now) for e in endpoints if e.id == endpoint_id and e.enabled), None)
+
+    def attempt(self, job: Job, body: str, target: Target) -> DeliveryAttempt:
+        """One signed attempt of the job's final event to one target, numbered after that target's
+        earlier attempts."""
         event = event_type(job.status)
-        number = 1 + sum(1 for d in job.deliveries if d.event == event)
+        number = 1 + sum(
+            1 for d in job.deliveries if d.event == event and d.endpoint_id == target.endpoint_id
+        )
         result = self.sender.send(
-            str(job.webhook_url),
+            target.url,
             msg_id=webhook_id(job.id, event),
             body=body,
-            secrets_=secrets_ or self.tenants.webhook_secrets(job.tenant),
+            secrets_=target.secrets,
             event=event,
             attempt=number,
-        )
+        ).model_copy(update={"endpoint_id": target.endpoint_id})
         crashpoints.reached("notify.after_send")
-        logger.info("webhook attempt", extra={"outcome": result.outcome, "status_code": result.status_code})
+        logger.info(
+            "webhook attempt",
+            extra={
+                "outcome": result.outcome,
+                "status_code": result.status_code,
+                "endpoint_id": target.endpoint_id,
+            },
+        )
         if result.outcome == "delivered":
             metrics.add_metric(name="WebhookDelivered", unit="Count", value=1)
         return result
+
+    def attempts(self, job: Job, body: str, targets: list[Target]) -> list[DeliveryAttempt]:
+        """One attempt to each target, all at once: together they take one attempt's budget."""
+        if len(targets) == 1:
+            return [self.attempt(job, body, targets[0])]
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="webhook") as pool:
+            # each in a copy of this thread's context: what the invocation keeps there (the local
+            # stack's crash points) sees the attempt as its own
+            running = [
+                pool.submit(contextvars.copy_context().run, self.attempt, job, body, target)
+                for target in targets
+            ]
+            return [attempt.result() for attempt in running]
 
     def record_retrying(self, job: Job, result: DeliveryAttempt, wait: int) -> None:
         """Record a retryable attempt with the time of the next one."""
         next_at = self.now() + timedelta(seconds=wait)
         self.jobs.record_delivery(job.id, result.model_copy(update={"next_attempt_at": next_at}))
+
+
+def _target(endpoint: Endpoint, now: datetime) -> Target:
+    return Target(url=endpoint.url, secrets=endpoint.secrets(now), endpoint_id=endpoint.id)

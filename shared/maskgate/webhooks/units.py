@@ -1,6 +1,7 @@
-"""Webhook delivery units: each (job, event) delivery after a failed first attempt is
-its own small state machine execution, named after the webhook-id, that waits on the retry schedule
-(honouring ``Retry-After``), attempts, and ends delivered, refused, or in the dead-letter queue.
+"""Webhook delivery units: each (job, event, target) delivery after a failed first attempt is its
+own small state machine execution, named after the webhook-id (and the endpoint's id), that waits on
+the retry schedule (honouring ``Retry-After``), attempts, and ends delivered, refused, or in the
+dead-letter queue.
 
 Being separate from the job's execution, a unit survives the job's end (or its cancellation), and
 the same mechanism serves redelivery.
@@ -32,9 +33,20 @@ class DeliveryUnits:
     sqs: SQSClient | None = None
     dead_letter_url: str | None = None
 
-    def start(self, *, name: str, job_id: str, event: str, step: int, wait_seconds: int) -> bool:
+    def start(
+        self,
+        *,
+        name: str,
+        job_id: str,
+        event: str,
+        step: int,
+        wait_seconds: int,
+        endpoint_id: str | None = None,
+    ) -> bool:
         """Start a unit (idempotent by ``name``); False if one of that name already ran."""
-        unit = DeliveryStep(job_id=job_id, event=event, step=step, wait_seconds=wait_seconds)
+        unit = DeliveryStep(
+            job_id=job_id, event=event, step=step, wait_seconds=wait_seconds, endpoint_id=endpoint_id
+        )
         try:
             self.stepfunctions.start_execution(
                 stateMachineArn=self.state_machine_arn, name=name, input=unit.model_dump_json()
@@ -51,6 +63,7 @@ class DeliveryUnits:
             "job_id": job_id,
             "event": event,
             "webhook_id": webhook_id,
+            "endpoint_id": last.endpoint_id,
             "last_attempt": json.loads(last.model_dump_json()),
             "redeliver": f"POST /v1/segmentations/{job_id}/deliveries",
         }

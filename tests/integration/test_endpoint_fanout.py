@@ -1,0 +1,174 @@
+"""A finished job's event fans out on moto: the job's own webhook_url and every registered endpoint
+whose filter takes the event, each signed with its own secret, one delivery unit per failing target."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from maskgate import clients
+from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from maskgate.contracts.job import JobError, JobStatus
+from maskgate.contracts.prompts import Prompts
+from maskgate.webhooks.sender import WebhookSender
+from tests.integration.conftest import Aws
+from tests.integration.seeds import WEBHOOK, queued_job
+from tests.support.artefacts import LambdaContext, load_handler
+from tests.support.fakes import Recording
+
+FAILED = JobError(type="timeout", message="slow")
+
+
+@dataclass
+class Receivers:
+    """Every receiver on one host, by path: the status each answers (204 unless set)."""
+
+    status: dict[str, int] = field(default_factory=dict)
+    recording: Recording | None = None
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        time.sleep(0.2)  # so attempts that run at once overlap
+        return httpx.Response(self.status.get(request.url.path, 204))
+
+    def to(self, path: str) -> list[httpx.Request]:
+        assert self.recording is not None
+        return [r for r in self.recording.requests if r.url.path == path]
+
+
+@pytest.fixture
+def hosts(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Receivers:
+    receivers = Receivers()
+    receivers.recording = Recording(receivers.answer)
+    sender = WebhookSender(local=True, transport=httpx.MockTransport(receivers.recording))
+    monkeypatch.setattr(clients, "webhook_sender", lambda: sender)
+    return receivers
+
+
+def endpoint(aws: Aws, path: str, **fields: object) -> Endpoint:
+    return clients.endpoint_store().create(
+        aws.tenant,
+        EndpointCreate(url=f"http://127.0.0.1:8765{path}", **fields),  # type: ignore[arg-type]
+    )
+
+
+def notify(job_id: str) -> str:
+    return str(load_handler("notify").handler({"job_id": job_id}, LambdaContext())["outcome"])
+
+
+def test_each_endpoint_gets_the_events_its_filter_takes_signed_with_its_own_secret(
+    aws: Aws, hosts: Receivers
+) -> None:
+    failures = endpoint(aws, "/failures", event_types=["segmentation.failed"])
+    everything = endpoint(aws, "/everything")
+    successes = endpoint(aws, "/successes", event_types=["segmentation.succeeded"])
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+
+    assert notify(job.id) == "delivered"
+
+    [own] = hosts.to("/hooks")
+    assert Webhook(aws.secret).verify(own.content, dict(own.headers))["type"] == "segmentation.failed"
+    for target, path in ((failures, "/failures"), (everything, "/everything")):
+        [request] = hosts.to(path)
+        Webhook(target.secret).verify(request.content, dict(request.headers))
+        with pytest.raises(Exception, match="No matching signature"):
+            Webhook(aws.secret).verify(request.content, dict(request.headers))
+        assert request.content == own.content  # one body for every target
+        assert request.headers["webhook-id"] == own.headers["webhook-id"]
+    assert hosts.to("/successes") == [] and successes.id
+    deliveries = clients.job_store().get(job.id).deliveries
+    assert sorted((d.endpoint_id or "", d.outcome, d.attempt) for d in deliveries) == sorted(
+        [("", "delivered", 1), (failures.id, "delivered", 1), (everything.id, "delivered", 1)]
+    )
+
+
+def test_first_attempts_run_at_once(aws: Aws, hosts: Receivers) -> None:
+    for n in range(5):
+        endpoint(aws, f"/e{n}")
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    started = time.monotonic()
+    notify(job.id)
+    assert hosts.recording is not None and len(hosts.recording.requests) == 6
+    assert time.monotonic() - started < 6 * 0.2  # each receiver takes 0.2 s; together they overlap
+
+
+def test_a_failing_endpoint_gets_its_own_unit_and_the_others_are_done(aws: Aws, hosts: Receivers) -> None:
+    down = endpoint(aws, "/down")
+    endpoint(aws, "/up")
+    hosts.status["/down"] = 503
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+
+    assert notify(job.id) == "delivered"  # the job's own webhook's outcome
+
+    [unit] = aws.delivery_units()
+    msg_id = hosts.to("/down")[0].headers["webhook-id"]
+    assert unit["name"] == f"{msg_id}_{down.id}"
+    assert (unit["endpoint_id"], unit["step"], unit["done"]) == (down.id, 0, False)
+
+    hosts.status["/down"] = 204
+    deliver = load_handler("deliver").handler
+    out = deliver(
+        {"job_id": job.id, "event": unit["event"], "step": 0, "endpoint_id": down.id}, LambdaContext()
+    )
+    assert out["done"] is True and out["endpoint_id"] == down.id
+    [first, retry] = hosts.to("/down")
+    Webhook(down.secret).verify(retry.content, dict(retry.headers))
+    assert retry.content == first.content
+    down_attempts = [d for d in clients.job_store().get(job.id).deliveries if d.endpoint_id == down.id]
+    assert [(d.attempt, d.outcome) for d in down_attempts] == [(1, "retrying"), (2, "delivered")]
+    assert len(hosts.to("/hooks")) == 1 and len(hosts.to("/up")) == 1  # nobody else got it twice
+
+
+def test_an_endpoint_disabled_or_deleted_meanwhile_gets_nothing_more(aws: Aws, hosts: Receivers) -> None:
+    paused = endpoint(aws, "/paused")
+    gone = endpoint(aws, "/gone")
+    hosts.status["/paused"] = hosts.status["/gone"] = 503
+    job = queued_job(aws, status=JobStatus.SUCCEEDED)
+    notify(job.id)
+    clients.endpoint_store().update(aws.tenant, paused.id, EndpointUpdate(enabled=False))
+    clients.endpoint_store().delete(aws.tenant, gone.id)
+    deliver: Callable[..., dict[str, object]] = load_handler("deliver").handler
+    for target in (paused, gone):
+        out = deliver(
+            {"job_id": job.id, "event": "segmentation.succeeded", "step": 0, "endpoint_id": target.id},
+            LambdaContext(),
+        )
+        assert out["done"] is True
+    assert len(hosts.to("/paused")) == 1 and len(hosts.to("/gone")) == 1
+
+
+def test_a_job_without_a_webhook_url_still_reaches_the_endpoints(aws: Aws, hosts: Receivers) -> None:
+    only = endpoint(aws, "/only")
+    request = Prompts(prompt="the square")
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED, webhook_url=None, request=request)
+    assert notify(job.id) == "delivered"
+    [request] = hosts.to("/only")
+    Webhook(only.secret).verify(request.content, dict(request.headers))
+    assert hosts.to("/hooks") == [] and WEBHOOK.endswith("/hooks")  # the job's own URL, had it one
+
+
+def test_a_rotated_endpoint_signs_with_both_secrets_during_the_overlap(aws: Aws, hosts: Receivers) -> None:
+    before = endpoint(aws, "/rotating")
+    after = clients.endpoint_store().rotate_secret(aws.tenant, before.id)
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    notify(job.id)
+    [request] = hosts.to("/rotating")
+    for secret in (before.secret, after.secret):
+        Webhook(secret).verify(request.content, dict(request.headers))
+
+
+def test_cancel_and_redelivery_start_one_unit_per_target(aws: Aws, hosts: Receivers) -> None:
+    target = endpoint(aws, "/e")
+    endpoint(aws, "/only-successes", event_types=["segmentation.succeeded"])
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    notify(job.id)
+    from maskgate.steps.redeliver import redeliver
+
+    msg_id = redeliver(clients.job_store().get(job.id), notifier=clients.notifier())
+    names = sorted(u["name"] for u in aws.delivery_units())
+    assert names == sorted([f"{msg_id}-r3", f"{msg_id}_{target.id}-r3"])  # after two attempts
+    assert {u["endpoint_id"] for u in aws.delivery_units()} == {None, target.id}
