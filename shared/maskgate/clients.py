@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from maskgate.steps.callback import CallbackReceiver
     from maskgate.steps.on_upload import UploadIntake
     from maskgate.steps.reconcile import Reconciler
+    from maskgate.stores.attempt_log import AttemptLog
     from maskgate.stores.endpoints import EndpointStore
     from maskgate.stores.idempotency import Create, IdempotentCreate
     from maskgate.wavespeed.client import WaveSpeedClient
@@ -132,14 +133,29 @@ def delivery_units() -> DeliveryUnits:
 
 @cache
 def notifier() -> Notifier:
+    from maskgate.stores.attempt_log import EndpointHealth
     from maskgate.webhooks.notifier import Notifier
 
+    settings = get_settings()
     return Notifier(
         jobs=job_store(),
         tenants=tenant_store(),
         sender=webhook_sender(),
         units=delivery_units(),
-        settings=get_settings(),
+        settings=settings,
+        endpoints=endpoint_store(),
+        log=attempt_log(),
+        health=EndpointHealth(table=settings.table, client=dynamodb()),
+    )
+
+
+@cache
+def attempt_log() -> AttemptLog:
+    from maskgate.stores.attempt_log import AttemptLog
+
+    settings = get_settings()
+    return AttemptLog(
+        table=settings.table, client=dynamodb(), retention_days=settings.webhook_attempt_retention_days
     )
 
 

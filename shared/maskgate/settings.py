@@ -46,6 +46,8 @@ class Settings(BaseModel):
     webhook_dlq_url: str | None = None
     webhook_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhook_attempt_seconds: int = Field(default=10, ge=1, le=15)  # one attempt, end to end
+    endpoint_disable_after_seconds: int = Field(default=5 * 24 * 3600, ge=1)  # failing this long: disabled
+    webhook_attempt_retention_days: int = Field(default=30, ge=1)  # an endpoint's attempt log
     max_body_bytes: int = 5 * 1024 * 1024
     presign_seconds: int = Field(default=3600, ge=60)
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -109,6 +111,8 @@ _ENV = {
     "webhook_dlq_url": "MASKGATE_WEBHOOK_DLQ_URL",
     "webhook_schedule": "MASKGATE_WEBHOOK_SCHEDULE",
     "webhook_attempt_seconds": "MASKGATE_WEBHOOK_ATTEMPT_SECONDS",
+    "endpoint_disable_after_seconds": "MASKGATE_ENDPOINT_DISABLE_AFTER_SECONDS",
+    "webhook_attempt_retention_days": "MASKGATE_WEBHOOK_ATTEMPT_RETENTION_DAYS",
     "reconcile_interval_minutes": "MASKGATE_RECONCILE_INTERVAL_MINUTES",
     "reconcile_grace_seconds": "MASKGATE_RECONCILE_GRACE_SECONDS",
 }

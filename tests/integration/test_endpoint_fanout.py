@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from maskgate import clients
 from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from maskgate.contracts.job import JobError, JobStatus
 from maskgate.contracts.prompts import Prompts
+from maskgate.errors import InvalidRequest
 from maskgate.webhooks.sender import WebhookSender
 from tests.integration.conftest import Aws
 from tests.integration.seeds import WEBHOOK, queued_job
@@ -29,11 +31,13 @@ class Receivers:
     """Every receiver on one host, by path: the status each answers (204 unless set)."""
 
     status: dict[str, int] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)
     recording: Recording | None = None
 
     def answer(self, request: httpx.Request) -> httpx.Response:
         time.sleep(0.2)  # so attempts that run at once overlap
-        return httpx.Response(self.status.get(request.url.path, 204))
+        path = request.url.path
+        return httpx.Response(self.status.get(path, 204), text=self.text.get(path, ""))
 
     def to(self, path: str) -> list[httpx.Request]:
         assert self.recording is not None
@@ -172,3 +176,83 @@ def test_cancel_and_redelivery_start_one_unit_per_target(aws: Aws, hosts: Receiv
     names = sorted(u["name"] for u in aws.delivery_units())
     assert names == sorted([f"{msg_id}-r3", f"{msg_id}_{target.id}-r3"])  # after two attempts
     assert {u["endpoint_id"] for u in aws.delivery_units()} == {None, target.id}
+
+
+def test_every_attempt_to_an_endpoint_is_in_its_attempt_log_newest_first(aws: Aws, hosts: Receivers) -> None:
+    flaky = endpoint(aws, "/flaky")
+    hosts.status["/flaky"] = 503
+    hosts.text["/flaky"] = "down\n\x1b[2Jfor now"
+    jobs = [queued_job(aws, status=JobStatus.FAILED, error=FAILED) for _ in range(3)]
+    for job in jobs:
+        notify(job.id)
+    log = clients.attempt_log()
+    first, cursor = log.page(flaky.id, limit=2)
+    rest, end = log.page(flaky.id, limit=2, cursor=cursor)
+    assert end is None and len(first) == 2 and len(rest) == 1
+    logged = first + rest
+    assert [a.at for a in logged] == sorted((a.at for a in logged), reverse=True)
+    assert {a.job_id for a in logged} == {j.id for j in jobs}
+    newest = logged[0]
+    assert (newest.status, newest.status_code, newest.attempt) == ("failed", 503, 1)
+    assert newest.response == "down\\n\\x1b[2Jfor now" and newest.next_attempt_at is not None
+    assert log.page(flaky.id, status="succeeded")[0] == []
+    with pytest.raises(InvalidRequest, match="cursor"):
+        log.page(endpoint(aws, "/other").id, cursor=cursor)  # another endpoint's cursor
+    job_record = clients.job_store().get(jobs[0].id).model_dump_json()
+    assert "for now" not in job_record  # the answer is kept in the attempt log only
+
+
+def test_an_endpoint_that_answers_410_is_disabled_and_the_others_are_told(aws: Aws, hosts: Receivers) -> None:
+    gone = endpoint(aws, "/gone")
+    watcher = endpoint(aws, "/watcher", event_types=["endpoint.disabled"])
+    endpoint(aws, "/jobs-only", event_types=["segmentation.failed"])
+    hosts.status["/gone"] = 410
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    notify(job.id)
+
+    stored = clients.endpoint_store().get(aws.tenant, gone.id)
+    assert not stored.enabled and stored.disabled_reason == "the endpoint answered 410 Gone"
+    [told] = hosts.to("/watcher")
+    payload = Webhook(watcher.secret).verify(told.content, dict(told.headers))
+    assert payload["type"] == "endpoint.disabled"
+    assert payload["data"]["endpoint_id"] == gone.id and payload["data"]["reason"] == stored.disabled_reason
+    assert [r.content for r in hosts.to("/jobs-only")] != [] and len(hosts.to("/jobs-only")) == 1
+    assert clients.attempt_log().page(watcher.id)[0][0].event == "endpoint.disabled"
+
+    later = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    notify(later.id)
+    assert len(hosts.to("/gone")) == 1  # disabled: nothing more
+    enabled = clients.endpoint_store().update(aws.tenant, gone.id, EndpointUpdate(enabled=True))
+    assert enabled.enabled and enabled.disabled_reason is None and enabled.disabled_at is None
+
+
+def test_an_endpoint_failing_longer_than_the_window_is_disabled(
+    aws: Aws, hosts: Receivers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASKGATE_ENDPOINT_DISABLE_AFTER_SECONDS", "60")
+    _forget_clients()
+    failing = endpoint(aws, "/failing")
+    hosts.status["/failing"] = 500
+    notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)
+    assert clients.endpoint_store().get(aws.tenant, failing.id).enabled  # failing, not for long yet
+    long_ago = (datetime.now(UTC) - timedelta(seconds=61)).isoformat()
+    aws.client("dynamodb").update_item(
+        TableName=aws.table,
+        Key={"pk": {"S": f"HEALTH#{failing.id}"}},
+        UpdateExpression="SET failing_since = :t",
+        ExpressionAttributeValues={":t": {"S": long_ago}},
+    )
+    notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)
+    stored = clients.endpoint_store().get(aws.tenant, failing.id)
+    assert not stored.enabled and stored.disabled_reason is not None
+    assert stored.disabled_reason.startswith("every delivery failed since ")
+    clients.endpoint_store().update(aws.tenant, failing.id, EndpointUpdate(enabled=True))
+    notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)  # fails again: a new streak
+    assert clients.endpoint_store().get(aws.tenant, failing.id).enabled
+
+
+def _forget_clients() -> None:
+    from maskgate.settings import get_settings
+
+    get_settings.cache_clear()
+    clients.notifier.cache_clear()

@@ -99,6 +99,11 @@ class DeliveryAttempt(BaseModel):
     retry_after: int | None = Field(
         default=None, description="Seconds the receiver asked to wait (Retry-After)."
     )
+    response: str | None = Field(
+        default=None,
+        exclude=True,  # kept in a registered endpoint's attempt log only, not on the job
+        description="The first 1 KiB of the receiver's answer, control characters escaped.",
+    )
     next_attempt_at: datetime | None = Field(default=None, description="When the next attempt is due.")
     outcome: Literal["delivered", "retrying", "gave_up", "refused", "dead_lettered"] = Field(
         description="delivered (2xx); retrying (timeout, 429, 5xx); gave_up (another 4xx, e.g. 410); "

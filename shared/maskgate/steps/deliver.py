@@ -29,11 +29,11 @@ def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
         return done
     result = notifier.attempt(job, job.webhook_body, target)
     if result.outcome != "retrying":
-        notifier.jobs.record_delivery(job.id, result)
+        notifier.record(job, result)
         return done
     wait = next_wait(notifier.settings.webhook_schedule, step.step + 1, retry_after=result.retry_after)
     if wait is None:
-        notifier.jobs.record_delivery(job.id, result.model_copy(update={"outcome": "dead_lettered"}))
+        notifier.record(job, result.model_copy(update={"outcome": "dead_lettered"}))
         notifier.units.dead_letter(job_id=job.id, event=step.event, webhook_id=result.webhook_id, last=result)
         metrics.add_metric(name="WebhookDeadLettered", unit="Count", value=1)
         return done

@@ -37,11 +37,11 @@ def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
 def _follow_up(job: Job, result: DeliveryAttempt, notifier: Notifier) -> str:
     """Record one target's first attempt; a retryable one gets its delivery unit first."""
     if result.outcome != "retrying":
-        notifier.jobs.record_delivery(job.id, result)
+        notifier.record(job, result)
         return result.outcome
     wait = next_wait(notifier.settings.webhook_schedule, 0, retry_after=result.retry_after)
     if wait is None:  # an empty schedule: the first attempt was the only one
-        notifier.jobs.record_delivery(job.id, result.model_copy(update={"outcome": "gave_up"}))
+        notifier.record(job, result.model_copy(update={"outcome": "gave_up"}))
         return "gave_up"
     # the unit first: an invocation killed between the two leaves a running unit, never none
     notifier.units.start(

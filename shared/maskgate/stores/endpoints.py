@@ -74,11 +74,14 @@ class EndpointStore:
         return endpoint
 
     def update(self, tenant: str, endpoint_id: str, change: EndpointUpdate) -> Endpoint:
-        """The fields sent, changed; enabling clears the reason it was disabled."""
+        """The fields sent, changed; enabling clears why it was disabled and its failing streak."""
         fields = change.model_dump(exclude_unset=True)
         if fields.get("enabled"):
             fields |= {"disabled_at": None, "disabled_reason": None}
-        return self._changed(tenant, endpoint_id, lambda current: current.model_copy(update=fields))
+        updated = self._changed(tenant, endpoint_id, lambda current: current.model_copy(update=fields))
+        if fields.get("enabled"):  # its failing streak starts afresh: not disabled again at once
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": f"HEALTH#{endpoint_id}"}})
+        return updated
 
     def disable(self, tenant: str, endpoint_id: str, *, reason: str) -> Endpoint | None:
         """Disable the endpoint with a reason; None if it was disabled already (or is gone)."""

@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Literal
 
+from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.webhooks.signing import mask_token
 
@@ -27,6 +28,23 @@ def event_type(status: JobStatus) -> EventType:
 def webhook_id(job_id: str, event: str) -> str:
     """Stable per job and event: every retry and redelivery of it carries the same id."""
     return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
+
+
+def endpoint_disabled_body(endpoint: Endpoint, *, now: datetime) -> tuple[str, str]:
+    """The ``endpoint.disabled`` event and its webhook-id, told to the tenant's other endpoints."""
+    at = endpoint.disabled_at or now
+    event = {
+        "type": "endpoint.disabled",
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "endpoint_id": endpoint.id,
+            "url": endpoint.url,
+            "reason": endpoint.disabled_reason,
+            "disabled_at": at.isoformat().replace("+00:00", "Z"),
+        },
+    }
+    msg_id = f"msg_{endpoint.id}_disabled_{int(at.timestamp())}"
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False), msg_id
 
 
 def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_seconds: int) -> str:

@@ -16,9 +16,11 @@ from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import DeliveryAttempt, Job, utcnow
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
+from maskgate.stores.attempt_log import AttemptLog, EndpointHealth
+from maskgate.stores.endpoints import EndpointStore
 from maskgate.stores.jobs import JobStore
 from maskgate.stores.tenants import TenantStore
-from maskgate.webhooks.body import build_body, event_type, webhook_id
+from maskgate.webhooks.body import build_body, endpoint_disabled_body, event_type, webhook_id
 from maskgate.webhooks.sender import WebhookSender
 from maskgate.webhooks.units import DeliveryUnits
 
@@ -46,6 +48,9 @@ class Notifier:
     sender: WebhookSender
     units: DeliveryUnits
     settings: Settings
+    endpoints: EndpointStore
+    log: AttemptLog
+    health: EndpointHealth
     now: Callable[[], datetime] = utcnow
 
     def body(self, job: Job, *, api_url: str, secrets_: list[str] | None = None) -> str:
@@ -120,7 +125,48 @@ class Notifier:
     def record_retrying(self, job: Job, result: DeliveryAttempt, wait: int) -> None:
         """Record a retryable attempt with the time of the next one."""
         next_at = self.now() + timedelta(seconds=wait)
-        self.jobs.record_delivery(job.id, result.model_copy(update={"next_attempt_at": next_at}))
+        self.record(job, result.model_copy(update={"next_attempt_at": next_at}))
+
+    def record(self, job: Job, result: DeliveryAttempt) -> None:
+        """Record an attempt on the job; one to a registered endpoint also goes to the endpoint's
+        attempt log and health, which disable an endpoint that answers 410 or keeps failing."""
+        self.jobs.record_delivery(job.id, result)
+        if result.endpoint_id is None:
+            return
+        self.log.record(result, job_id=job.id)
+        failing_since = self.health.observe(result.endpoint_id, delivered=result.outcome == "delivered")
+        window = timedelta(seconds=self.settings.endpoint_disable_after_seconds)
+        if result.status_code == 410:
+            self.disable_endpoint(job.tenant, result.endpoint_id, reason="the endpoint answered 410 Gone")
+        elif failing_since is not None and self.now() - failing_since >= window:
+            since = failing_since.isoformat().replace("+00:00", "Z")
+            self.disable_endpoint(
+                job.tenant, result.endpoint_id, reason=f"every delivery failed since {since}"
+            )
+
+    def disable_endpoint(self, tenant: str, endpoint_id: str, *, reason: str) -> None:
+        """Disable an endpoint (once) and tell the tenant's other endpoints that take
+        ``endpoint.disabled``: one attempt each, kept in their attempt logs."""
+        disabled = self.endpoints.disable(tenant, endpoint_id, reason=reason)
+        if disabled is None:
+            return  # disabled already (another attempt got there first) or deleted
+        metrics.add_metric(name="WebhookEndpointDisabled", unit="Count", value=1)
+        logger.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
+        body, msg_id = endpoint_disabled_body(disabled, now=self.now())
+        now = self.now()
+        told = [
+            e for e in self.endpoints.list(tenant) if e.id != endpoint_id and e.receives("endpoint.disabled")
+        ]
+        for other in told:
+            result = self.sender.send(
+                other.url,
+                msg_id=msg_id,
+                body=body,
+                secrets_=other.secrets(now),
+                event="endpoint.disabled",
+                attempt=1,
+            ).model_copy(update={"endpoint_id": other.id})
+            self.log.record(result, job_id=None)
 
 
 def _target(endpoint: Endpoint, now: datetime) -> Target:

@@ -21,6 +21,7 @@ DEFAULT_ATTEMPT_SECONDS = 10.0  # the whole attempt, whatever each operation tak
 MAX_ATTEMPT_SECONDS = 15.0  # half the Notify Lambda's 30 s: the attempt must end before it does
 DEADLINE_ERROR = "AttemptDeadlineExceeded"
 MAX_RESPONSE_BYTES = 4096
+EXCERPT_BYTES = 1024  # what an endpoint's attempt log keeps of its answer
 
 
 class WebhookSender:
@@ -83,7 +84,7 @@ class WebhookSender:
             payload = body.encode()
             headers = _headers(msg_id, timestamp=int(started), payload=payload, secrets_=secrets_)
             try:
-                status, retry_after = self._post(checked, payload, headers, now=started)
+                status, retry_after, excerpt = self._post(checked, payload, headers, now=started)
             except httpx.HTTPError as exc:
                 error = _error_name(exc, budget)
                 return record.model_copy(
@@ -95,19 +96,22 @@ class WebhookSender:
                     "outcome": _outcome(status),
                     "latency_ms": budget.elapsed_ms(),
                     "retry_after": retry_after,
+                    "response": excerpt,
                 }
             )
 
     def _post(
         self, checked: CheckedUrl, payload: bytes, headers: dict[str, str], *, now: float
-    ) -> tuple[int, int | None]:
-        """POST the signed payload; the status and any ``Retry-After``, the answer's body drained."""
+    ) -> tuple[int, int | None, str]:
+        """POST the signed payload; the status, any ``Retry-After`` and the start of the answer (its
+        body drained, capped)."""
         with (
             self._client(checked) as client,
             client.stream("POST", checked.url, content=payload, headers=headers) as response,
         ):
-            _drain(response)
-        return response.status_code, _retry_after(response.headers.get("retry-after"), now=now)
+            head = _drain(response)
+        retry_after = _retry_after(response.headers.get("retry-after"), now=now)
+        return response.status_code, retry_after, excerpt(head)
 
 
 def _headers(msg_id: str, *, timestamp: int, payload: bytes, secrets_: list[str]) -> dict[str, str]:
@@ -146,10 +150,22 @@ def _retry_after(value: str | None, *, now: float) -> int | None:
         return None
 
 
-def _drain(response: httpx.Response) -> None:
-    """Read at most MAX_RESPONSE_BYTES of a receiver's answer (we never need more)."""
+def _drain(response: httpx.Response) -> bytes:
+    """Read at most MAX_RESPONSE_BYTES of a receiver's answer (we never need more); its first
+    EXCERPT_BYTES."""
+    head = b""
     read = 0
     for chunk in response.iter_bytes():
+        if len(head) < EXCERPT_BYTES:
+            head += chunk[: EXCERPT_BYTES - len(head)]
         read += len(chunk)
         if read >= MAX_RESPONSE_BYTES:
             break
+    return head
+
+
+def excerpt(head: bytes) -> str:
+    """The start of an answer as text a log can show: invalid UTF-8 replaced, every control
+    character (newlines and terminal escapes included) written as an escape."""
+    text = head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -1,0 +1,173 @@
+"""Every delivery attempt to a registered endpoint, and each endpoint's running health, in the jobs table.
+
+An attempt is one item (``ATTEMPT#<endpoint>#<webhook-id>#<n>``) found newest first through the
+table's ``tenant-created`` index under ``ATTEMPTS#<endpoint>``; the table's TTL removes it after the
+retention. An endpoint's health (``HEALTH#<endpoint>``) holds since when every attempt has failed,
+which is what disables an endpoint that has been failing too long (re-enabling it deletes it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maskgate.contracts.job import DeliveryAttempt, utcnow
+from maskgate.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+INDEX = "tenant-created"
+PAGE = 50
+
+
+class LoggedAttempt(BaseModel):
+    """One attempt to an endpoint, as ``GET /v1/webhook-endpoints/{id}/attempts`` lists it."""
+
+    model_config = ConfigDict(frozen=True)
+    at: datetime = Field(description="When the attempt started (UTC).")
+    webhook_id: str = Field(description="The webhook-id header: the same on every attempt of a message.")
+    event: str = Field(description="The event type.")
+    job_id: str | None = Field(default=None, description="The job the event is about, if any.")
+    attempt: int = Field(description="1 for a message's first attempt to this endpoint, counting up.")
+    status: Literal["succeeded", "failed"] = Field(description="succeeded: the endpoint answered 2xx.")
+    status_code: int | None = Field(default=None, description="The endpoint's HTTP status, if it answered.")
+    error: str | None = Field(default=None, description="Why there was no answer (e.g. ConnectError).")
+    latency_ms: int | None = Field(default=None, description="How long the attempt took.")
+    response: str | None = Field(
+        default=None,
+        description="The first 1 KiB of the endpoint's answer, control characters escaped.",
+    )
+    next_attempt_at: datetime | None = Field(default=None, description="When it is tried again, if it is.")
+
+
+@dataclass(frozen=True)
+class AttemptLog:
+    table: str
+    client: DynamoDBClient
+    retention_days: int = 30
+
+    def record(self, attempt: DeliveryAttempt, *, job_id: str | None) -> None:
+        """Keep one attempt to an endpoint (attempts to a job's own webhook_url are on the job)."""
+        if attempt.endpoint_id is None:
+            return
+        logged = LoggedAttempt(
+            at=attempt.at,
+            webhook_id=attempt.webhook_id,
+            event=attempt.event,
+            job_id=job_id,
+            attempt=attempt.attempt,
+            status="succeeded" if attempt.outcome == "delivered" else "failed",
+            status_code=attempt.status_code,
+            error=attempt.error,
+            latency_ms=attempt.latency_ms,
+            response=attempt.response,
+            next_attempt_at=attempt.next_attempt_at,
+        )
+        expires = attempt.at + timedelta(days=self.retention_days)
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"ATTEMPT#{attempt.endpoint_id}#{attempt.webhook_id}#{attempt.attempt}"},
+                "tenant": {"S": f"ATTEMPTS#{attempt.endpoint_id}"},
+                "created_at": {"S": f"{attempt.at.isoformat()}#{attempt.webhook_id}#{attempt.attempt}"},
+                "attempt_status": {"S": logged.status},
+                "record": {"S": logged.model_dump_json()},
+                "expires_at": {"N": str(int(expires.timestamp()))},
+            },
+        )
+
+    def page(
+        self,
+        endpoint_id: str,
+        *,
+        status: Literal["succeeded", "failed"] | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE,
+        since: datetime | None = None,
+    ) -> tuple[list[LoggedAttempt], str | None]:
+        """Newest first, ``limit`` at most; the cursor of the next page, None on the last."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "tenant = :log"
+            + (" AND created_at >= :since" if since is not None else ""),
+            "ExpressionAttributeValues": {":log": {"S": f"ATTEMPTS#{endpoint_id}"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if since is not None:
+            query["ExpressionAttributeValues"][":since"] = {"S": since.isoformat()}
+        if status is not None:
+            query["FilterExpression"] = "attempt_status = :status"
+            query["ExpressionAttributeValues"][":status"] = {"S": status}
+        found: list[LoggedAttempt] = []
+        start = _decoded(cursor, endpoint_id)
+        while len(found) < limit:
+            if start is not None:
+                query["ExclusiveStartKey"] = start
+            answer = self.client.query(**query)
+            found += [LoggedAttempt.model_validate_json(i["record"]["S"]) for i in answer.get("Items", [])]
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                break
+            query["Limit"] = limit - len(found)
+        return found[:limit], _encoded(start) if start is not None else None
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """Since when every attempt to an endpoint has failed (nothing once one succeeds)."""
+
+    table: str
+    client: DynamoDBClient
+    now: Callable[[], datetime] = utcnow
+
+    def observe(self, endpoint_id: str, *, delivered: bool) -> datetime | None:
+        """Count one attempt; since when the endpoint has failed without a success, or None."""
+        key = {"pk": {"S": f"HEALTH#{endpoint_id}"}}
+        at = self.now().isoformat()
+        if delivered:
+            self.client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET last_success_at = :at REMOVE failing_since",
+                ExpressionAttributeValues={":at": {"S": at}},
+            )
+            return None
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key=key,
+            UpdateExpression="SET failing_since = if_not_exists(failing_since, :at), last_failure_at = :at",
+            ExpressionAttributeValues={":at": {"S": at}},
+            ReturnValues="ALL_NEW",
+        )
+        return datetime.fromisoformat(answer["Attributes"]["failing_since"]["S"])
+
+
+def _encoded(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decoded(cursor: str | None, endpoint_id: str) -> dict[str, Any] | None:
+    """The index key a cursor holds, if it is one this log gave out for this endpoint."""
+    if cursor is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError:
+        key = None
+    shaped = (
+        isinstance(key, dict)
+        and set(key) == {"pk", "tenant", "created_at"}
+        and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
+    )
+    if not shaped or key["tenant"]["S"] != f"ATTEMPTS#{endpoint_id}":
+        raise InvalidRequest("the cursor is not one this API gave out for this endpoint")
+    return dict(key)
