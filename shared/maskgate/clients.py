@@ -134,6 +134,7 @@ def delivery_units() -> DeliveryUnits:
 @cache
 def notifier() -> Notifier:
     from maskgate.stores.attempt_log import EndpointHealth
+    from maskgate.stores.rate_limit import Throttle
     from maskgate.webhooks.notifier import Notifier
 
     settings = get_settings()
@@ -146,6 +147,7 @@ def notifier() -> Notifier:
         endpoints=endpoint_store(),
         log=attempt_log(),
         health=EndpointHealth(table=settings.table, client=dynamodb()),
+        throttle=Throttle(table=settings.table, client=dynamodb()),
     )
 
 

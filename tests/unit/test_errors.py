@@ -33,6 +33,8 @@ EXPECTED_TYPES = {
     "JobNotFound": "not_found",
     "ObjectNotFound": "not_found",
     "KeyNotFound": "not_found",
+    "EndpointNotFound": "not_found",
+    "EndpointLimit": "invalid_request",
     "ApiError": "internal_error",
     "MalformedJson": "malformed_json",
     "Unauthorized": "unauthorized",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.steps import DeliverInput, DeliveryStep
 from maskgate.errors import Missing
 from maskgate.observability import logger, metrics
+from maskgate.webhooks.notifier import Throttled
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
@@ -28,6 +30,14 @@ def deliver(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
         )
         return done
     result = notifier.attempt(job, job.webhook_body, target)
+    if isinstance(result, Throttled):  # the endpoint's turn is later: wait for it, no retry spent
+        return DeliveryStep(
+            job_id=job.id,
+            event=step.event,
+            step=step.step,
+            endpoint_id=step.endpoint_id,
+            wait_seconds=max(1, math.ceil(result.wait_seconds)),
+        )
     if result.outcome != "retrying":
         notifier.record(job, result)
         return done

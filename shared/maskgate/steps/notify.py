@@ -4,13 +4,14 @@ starts its own delivery unit."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.job import DeliveryAttempt, Job
 from maskgate.contracts.steps import JobRef, NotifyOutput
 from maskgate.errors import InvalidTransition
 from maskgate.webhooks.body import event_type
-from maskgate.webhooks.notifier import unit_name
+from maskgate.webhooks.notifier import Throttled, unit_name
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
@@ -34,8 +35,19 @@ def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
     return NotifyOutput(job_id=job.id, outcome=_summary(outcomes, own=job.webhook_url is not None))
 
 
-def _follow_up(job: Job, result: DeliveryAttempt, notifier: Notifier) -> str:
-    """Record one target's first attempt; a retryable one gets its delivery unit first."""
+def _follow_up(job: Job, result: DeliveryAttempt | Throttled, notifier: Notifier) -> str:
+    """Record one target's first attempt; a retryable one gets its delivery unit first, and so does
+    a throttled endpoint's (its unit makes the first attempt when the endpoint's turn comes)."""
+    if isinstance(result, Throttled):
+        notifier.units.start(
+            name=unit_name(result.webhook_id, result.endpoint_id),
+            job_id=job.id,
+            event=result.event,
+            step=0,
+            wait_seconds=math.ceil(result.wait_seconds),
+            endpoint_id=result.endpoint_id,
+        )
+        return "scheduled"
     if result.outcome != "retrying":
         notifier.record(job, result)
         return result.outcome

@@ -1,6 +1,7 @@
-"""Fixed one-minute windows counted in the jobs table (``<key>#<minute>``, expiring through the
-table's TTL): the per-tenant request rate limit (HTTP APIs have no usage plans, ``RATE#<tenant>``)
-and WaveSpeed's submits per minute (maskgate.stores.admission)."""
+"""Rates kept in the jobs table, expiring through its TTL: fixed one-minute windows (``<key>#<minute>``)
+for the per-tenant request rate limit (HTTP APIs have no usage plans, ``RATE#<tenant>``) and
+WaveSpeed's submits per minute (maskgate.stores.admission); and the spacing of sends to a throttled
+webhook endpoint (``Throttle``)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,37 @@ class RateLimiter:
                 f"over {self._limit} requests per minute for this tenant; retry after {retry_after} s",
                 retry_after=retry_after,
             )
+
+
+class Throttle:
+    """Spaces sends to a key (a registered webhook endpoint) at most ``per_second`` apart: each send
+    takes the next free instant (``THROTTLE#<key>``, one conditional write), so no one-second span
+    ever holds more than ``per_second`` sends, from however many invocations at once."""
+
+    def __init__(self, *, table: str, client: DynamoDBClient, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._client = client
+        self._clock = clock
+
+    def take(self, key: str, *, per_second: int) -> float | None:
+        """Take a send now: None when it is free, else the seconds until it will be (nothing taken)."""
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"THROTTLE#{key}"}},
+                UpdateExpression="SET next_at = :next, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(next_at) OR next_at <= :now",
+                ExpressionAttributeValues={
+                    ":now": {"N": repr(now)},
+                    ":next": {"N": repr(now + 1 / per_second)},
+                    ":expires": {"N": str(int(now) + 3600)},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            item = self._client.get_item(
+                TableName=self._table, Key={"pk": {"S": f"THROTTLE#{key}"}}, ConsistentRead=True
+            ).get("Item", {})
+            next_at = float(item.get("next_at", {}).get("N", now))
+            return max(0.001, next_at - now)
+        return None

@@ -6,6 +6,7 @@ expiry, cancel, redelivery) are in ``maskgate.steps``."""
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from maskgate.settings import Settings
 from maskgate.stores.attempt_log import AttemptLog, EndpointHealth
 from maskgate.stores.endpoints import EndpointStore
 from maskgate.stores.jobs import JobStore
+from maskgate.stores.rate_limit import Throttle
 from maskgate.stores.tenants import TenantStore
 from maskgate.webhooks.body import build_body, endpoint_disabled_body, event_type, webhook_id
 from maskgate.webhooks.sender import WebhookSender
@@ -32,6 +34,20 @@ class Target:
     url: str
     secrets: list[str]
     endpoint_id: str | None = None  # None: the job's own webhook_url, signed with the tenant's secrets
+    per_second: int | None = None  # the endpoint's rate limit
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A send to a throttled endpoint that has to wait: nothing was sent, nothing counts as failed."""
+
+    endpoint_id: str
+    event: str
+    webhook_id: str
+    wait_seconds: float
+
+
+THROTTLE_WAIT_SECONDS = 2.0  # how long an attempt waits in its invocation for its endpoint's turn
 
 
 def unit_name(msg_id: str, endpoint_id: str | None) -> str:
@@ -51,7 +67,9 @@ class Notifier:
     endpoints: EndpointStore
     log: AttemptLog
     health: EndpointHealth
+    throttle: Throttle
     now: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep
 
     def body(self, job: Job, *, api_url: str, secrets_: list[str] | None = None) -> str:
         """The event body, built once per job and kept: every retry sends these exact bytes."""
@@ -81,10 +99,14 @@ class Notifier:
         now = self.now()
         return next((_target(e, now) for e in endpoints if e.id == endpoint_id and e.enabled), None)
 
-    def attempt(self, job: Job, body: str, target: Target) -> DeliveryAttempt:
+    def attempt(self, job: Job, body: str, target: Target) -> DeliveryAttempt | Throttled:
         """One signed attempt of the job's final event to one target, numbered after that target's
-        earlier attempts."""
+        earlier attempts; for a throttled endpoint whose turn is more than a moment away, Throttled."""
         event = event_type(job.status)
+        if target.endpoint_id is not None and target.per_second is not None:
+            wait = self._turn(target.endpoint_id, target.per_second)
+            if wait is not None:
+                return Throttled(target.endpoint_id, event, webhook_id(job.id, event), wait)
         number = 1 + sum(
             1 for d in job.deliveries if d.event == event and d.endpoint_id == target.endpoint_id
         )
@@ -109,7 +131,18 @@ class Notifier:
             metrics.add_metric(name="WebhookDelivered", unit="Count", value=1)
         return result
 
-    def attempts(self, job: Job, body: str, targets: list[Target]) -> list[DeliveryAttempt]:
+    def _turn(self, endpoint_id: str, per_second: int) -> float | None:
+        """Wait for the endpoint's next free send for up to THROTTLE_WAIT_SECONDS; None once it is
+        taken, else how long it is still away."""
+        waited = 0.0
+        while (wait := self.throttle.take(endpoint_id, per_second=per_second)) is not None:
+            if waited + wait > THROTTLE_WAIT_SECONDS:
+                return wait
+            self.sleep(wait)
+            waited += wait
+        return None
+
+    def attempts(self, job: Job, body: str, targets: list[Target]) -> list[DeliveryAttempt | Throttled]:
         """One attempt to each target, all at once: together they take one attempt's budget."""
         if len(targets) == 1:
             return [self.attempt(job, body, targets[0])]
@@ -170,4 +203,9 @@ class Notifier:
 
 
 def _target(endpoint: Endpoint, now: datetime) -> Target:
-    return Target(url=endpoint.url, secrets=endpoint.secrets(now), endpoint_id=endpoint.id)
+    return Target(
+        url=endpoint.url,
+        secrets=endpoint.secrets(now),
+        endpoint_id=endpoint.id,
+        per_second=endpoint.rate_limit_per_second,
+    )
