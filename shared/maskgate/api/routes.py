@@ -340,7 +340,7 @@ async def update_webhook_endpoint(
     re-enables an endpoint maskgate disabled and clears ``disabled_at`` and ``disabled_reason``."""
     change = parse(EndpointUpdate, await json_body(request))
     store = clients.endpoint_store()
-    store.get(owner, _endpoint_id(endpoint_id))  # another tenant's, or none: 404 before any 422
+    store.get(owner, _endpoint_id(endpoint_id))  # another tenant's, or none: 404 before the URL check
     if "url" in change.model_fields_set:
         _check_endpoint_url(change.url)
     return endpoint_public(store.update(owner, endpoint_id, change))
@@ -354,7 +354,7 @@ async def update_webhook_endpoint(
     tags=["webhook endpoints"],
 )
 def delete_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> Response:
-    """Delete the webhook endpoint; events not yet sent to it are not sent."""
+    """Delete the webhook endpoint: it receives nothing from now on."""
     clients.endpoint_store().delete(owner, _endpoint_id(endpoint_id))
     return Response(status_code=204)
 
