@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NotRequired, TypedDict
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
@@ -110,6 +110,33 @@ class UploadForm(TypedDict):
 class JobPage(TypedDict):
     data: list[Job]
     next_cursor: str | None
+
+
+class Endpoint(TypedDict):
+    """A registered webhook endpoint as the API shows it (never its secret)."""
+
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    rate_limit_per_second: int | None
+    metadata: dict[str, str]
+    signature: str
+    created_at: str
+    updated_at: str
+    disabled_at: str | None
+    disabled_reason: str | None
+    public_key: NotRequired[str | None]
+
+
+class CreatedEndpoint(Endpoint):
+    secret: str  # in the create answer only
+
+
+class EndpointSecret(TypedDict):
+    secret: str
+    previous_secret_valid_until: str | None
 
 
 @dataclass(frozen=True)
@@ -307,6 +334,40 @@ class MaskgateClient:
         job: Job = self._call("DELETE", f"/v1/segmentations/{job_id}")
         return job
 
+    def create_endpoint(self, body: dict[str, Any]) -> CreatedEndpoint:
+        """``POST /v1/webhook-endpoints``: the endpoint with its secret (shown in this answer only)."""
+        endpoint: CreatedEndpoint = self._call("POST", "/v1/webhook-endpoints", json=body)
+        return endpoint
+
+    def list_endpoints(self) -> list[Endpoint]:
+        found: list[Endpoint] = self._call("GET", "/v1/webhook-endpoints")["data"]
+        return found
+
+    def get_endpoint(self, endpoint_id: str) -> Endpoint:
+        endpoint: Endpoint = self._call("GET", f"/v1/webhook-endpoints/{_segment(endpoint_id)}")
+        return endpoint
+
+    def update_endpoint(self, endpoint_id: str, change: dict[str, Any]) -> Endpoint:
+        """``PATCH /v1/webhook-endpoints/{id}``: only the fields in ``change`` change."""
+        path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}"
+        endpoint: Endpoint = self._call("PATCH", path, json=change)
+        return endpoint
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        response = self._send("DELETE", f"/v1/webhook-endpoints/{_segment(endpoint_id)}")
+        if response.status_code >= 300:
+            raise ApiProblem.from_response(response)
+
+    def endpoint_secret(self, endpoint_id: str) -> EndpointSecret:
+        secret: EndpointSecret = self._call("GET", f"/v1/webhook-endpoints/{_segment(endpoint_id)}/secret")
+        return secret
+
+    def rotate_endpoint_secret(self, endpoint_id: str) -> EndpointSecret:
+        """A new secret; the answer says until when the old one signs alongside."""
+        path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}/secret/rotate"
+        secret: EndpointSecret = self._call("POST", path)
+        return secret
+
     def mask_location(self, job_id: str, index: int) -> str:
         """``GET /v1/segmentations/{id}/masks/{n}``: the fresh presigned URL its 302 points to."""
         response = self._send("GET", f"/v1/segmentations/{job_id}/masks/{index}")
@@ -373,6 +434,11 @@ class MaskgateClient:
         if response.status_code >= 300:
             raise ApiProblem.from_response(response)
         return response.json()
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment (a ``/`` or ``?`` in an id the user typed stays in it)."""
+    return quote(value, safe="")
 
 
 def _idempotency(key: str | None) -> dict[str, str]:

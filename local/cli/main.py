@@ -173,6 +173,9 @@ def parser() -> argparse.ArgumentParser:
     from maskgate_local.cli.reconcile import add_reconcile_command
 
     add_reconcile_command(commands)
+    from maskgate_local.cli.endpoints import add_endpoints_command
+
+    add_endpoints_command(commands)
     return root
 
 

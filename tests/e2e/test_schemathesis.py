@@ -58,6 +58,9 @@ SEMANTIC_422 = [
     "POST /v1/uploads",
     # ``cursor`` is an opaque token only the API issues; any other string is refused
     "GET /v1/segmentations",
+    # the URL policy again (a webhook endpoint's url), at most 20 endpoints a tenant, v1 signatures only
+    "POST /v1/webhook-endpoints",
+    "PATCH /v1/webhook-endpoints/{endpoint_id}",
 ]
 ODD_BODIES = {
     "deeply nested array": b"[" * 10_000 + b"]" * 10_000,

@@ -1,4 +1,5 @@
-"""Examples for the OpenAPI document: a request, a finished job, a page, and a problem of every type."""
+"""Examples for the OpenAPI document: a request, a finished job, a page, a webhook endpoint, and a
+problem of every type."""
 
 from __future__ import annotations
 
@@ -43,6 +44,28 @@ JOB_EXAMPLE: dict[str, Any] = {
     "updated_at": "2026-12-07T01:02:05Z",
     "finished_at": "2026-12-07T01:02:05Z",
 }
+ENDPOINT_ID = "ep_3f9a1c0e7b2d4a65"
+ENDPOINT_CREATE_EXAMPLE: dict[str, Any] = {
+    "url": "https://example.com/hooks/maskgate",
+    "description": "order pipeline",
+    "event_types": ["segmentation.succeeded", "segmentation.failed"],
+    "rate_limit_per_second": 10,
+    "metadata": {"team": "vision"},
+}
+ENDPOINT_UPDATE_EXAMPLE: dict[str, Any] = {"enabled": True, "event_types": []}
+ENDPOINT_EXAMPLE: dict[str, Any] = {
+    "id": ENDPOINT_ID,
+    "object": "webhook_endpoint",
+    **ENDPOINT_CREATE_EXAMPLE,
+    "enabled": True,
+    "signature": "v1",
+    "public_key": None,
+    "created_at": "2026-12-07T01:02:03Z",
+    "updated_at": "2026-12-07T01:02:03Z",
+    "disabled_at": None,
+    "disabled_reason": None,
+}
+ENDPOINT_WHSEC = "whsec_9oLl9UUpdesc2og1TKGyvkoE/Co30IZCR6ecG9fHnDU="
 # status -> (type, detail, errors) of every problem the API answers with that status
 PROBLEM_EXAMPLES: dict[int, list[tuple[str, str, list[dict[str, str]]]]] = {
     400: [

@@ -12,7 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from maskgate.api import problems
-from maskgate.api.examples import JOB_EXAMPLE, PROBLEM_EXAMPLES
+from maskgate.api.examples import (
+    ENDPOINT_CREATE_EXAMPLE,
+    ENDPOINT_EXAMPLE,
+    ENDPOINT_UPDATE_EXAMPLE,
+    ENDPOINT_WHSEC,
+    JOB_EXAMPLE,
+    PROBLEM_EXAMPLES,
+)
+from maskgate.contracts.endpoints import EndpointCreate, EndpointUpdate
 from maskgate.contracts.examples import CREATE_EXAMPLE, UPLOAD_EXAMPLE
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate
 from maskgate.errors import ERRORS_BY_NAME, MaskgateError
@@ -23,6 +31,8 @@ Send an image and prompts (text, points, boxes) with `POST /v1/segmentations`, o
 upload with `POST /v1/uploads`; the job runs in the background and ends `succeeded` (masks stored),
 `failed` or `canceled`. Poll `GET /v1/segmentations/{job_id}` or give a `webhook_url`: maskgate then
 sends a [Standard Webhooks](https://www.standardwebhooks.com/) v1 signed event when the job ends.
+Endpoints registered with `POST /v1/webhook-endpoints` receive the events of every job, each signed
+with the endpoint's own secret.
 
 Every call but `/v1/health` needs an API key: `Authorization: Bearer mg_…`. Errors are RFC 9457
 `application/problem+json` documents whose `type` is a stable error name."""
@@ -30,6 +40,11 @@ TAGS = [
     {"name": "segmentations", "description": "Jobs: create, read, list, cancel, masks, redelivery."},
     {"name": "uploads", "description": "Direct uploads of images up to 20 MB to S3."},
     {"name": "webhooks", "description": "The tenant's webhook signing secret."},
+    {
+        "name": "webhook endpoints",
+        "description": "Registered endpoints that receive every job's events: create, read, list, "
+        "change, delete, and their own signing secrets.",
+    },
     {"name": "service", "description": "Liveness, and the callback WaveSpeed calls (not for clients)."},
 ]
 PROBLEM_CODES = {
@@ -102,6 +117,8 @@ def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
 
 CREATE_SCHEMA = _body("SegmentationCreate", CREATE_EXAMPLE)
 UPLOAD_SCHEMA = _body("UploadCreate", UPLOAD_EXAMPLE)
+ENDPOINT_CREATE_SCHEMA = _body("EndpointCreate", ENDPOINT_CREATE_EXAMPLE)
+ENDPOINT_UPDATE_SCHEMA = _body("EndpointUpdate", ENDPOINT_UPDATE_EXAMPLE)
 QUEUED_EXAMPLE = {
     **JOB_EXAMPLE,
     "status": "queued",
@@ -137,6 +154,19 @@ EXAMPLES: dict[str, Any] = {
         "previous_secret_valid_until": "2026-12-08T01:02:03Z",
     },
     "health": {"status": "ok"},
+    "create_webhook_endpoint": {**ENDPOINT_EXAMPLE, "secret": ENDPOINT_WHSEC},
+    "list_webhook_endpoints": {"object": "list", "data": [ENDPOINT_EXAMPLE]},
+    "get_webhook_endpoint": ENDPOINT_EXAMPLE,
+    "update_webhook_endpoint": {
+        **ENDPOINT_EXAMPLE,
+        **ENDPOINT_UPDATE_EXAMPLE,
+        "updated_at": "2026-12-07T02:00:00Z",
+    },
+    "get_webhook_endpoint_secret": {"secret": ENDPOINT_WHSEC, "previous_secret_valid_until": None},
+    "rotate_webhook_endpoint_secret": {
+        "secret": "whsec_rEo+sEKn+a4iYQ04wsC8Ek/wqgNYrAvpCBxS13TBHdM=",
+        "previous_secret_valid_until": "2026-12-08T02:00:00Z",
+    },
 }
 
 
@@ -161,7 +191,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
 def _complete(schema: dict[str, Any]) -> None:
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
-    for model in (SegmentationCreate, UploadCreate, problems.Problem):
+    for model in (SegmentationCreate, UploadCreate, EndpointCreate, EndpointUpdate, problems.Problem):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         models.update(body.pop("$defs", {}))
         models[model.__name__] = body

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from maskgate import clients
 from maskgate.api.auth import Credentials, Tenant, tenant_of
-from maskgate.api.openapi import CREATE_SCHEMA, PROBLEMS, UPLOAD_SCHEMA
+from maskgate.api.openapi import (
+    CREATE_SCHEMA,
+    ENDPOINT_CREATE_SCHEMA,
+    ENDPOINT_UPDATE_SCHEMA,
+    PROBLEMS,
+    UPLOAD_SCHEMA,
+)
 from maskgate.api.views import (
     Health,
     JobPage,
@@ -20,12 +27,27 @@ from maskgate.api.views import (
     PresignedPost,
     Redelivery,
     UploadPublic,
+    WebhookEndpointCreated,
+    WebhookEndpointList,
+    WebhookEndpointPublic,
+    WebhookEndpointSecret,
     WebhookSecret,
+    endpoint_public,
     job_public,
 )
-from maskgate.contracts.job import Job, JobStatus
+from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from maskgate.contracts.job import Job, JobStatus, utcnow
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
-from maskgate.errors import Conflict, InvalidTransition, JobNotFound, MalformedJson, NotFound
+from maskgate.errors import (
+    Conflict,
+    EndpointNotFound,
+    InvalidRequest,
+    InvalidTransition,
+    JobNotFound,
+    MalformedJson,
+    NotFound,
+)
+from maskgate.settings import get_settings
 from maskgate.steps.cancel import cancel
 from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.webhooks.signing import mask_token_valid
@@ -40,6 +62,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 JobIdPath = Annotated[str, Path(description="The job's id (seg_…).")]
+EndpointIdPath = Annotated[str, Path(description="The webhook endpoint's id (ep_…).")]
+ENDPOINT_ID = re.compile(r"ep_[0-9a-f]{16}")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
 
@@ -70,6 +94,9 @@ class Routes:
 
     def post(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
         return self._declare(path, "POST", options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
+        return self._declare(path, "PATCH", options)
 
     def delete(self, path: str, **options: Any) -> Callable[[EndpointT], EndpointT]:
         return self._declare(path, "DELETE", options)
@@ -247,6 +274,136 @@ def rotate_webhook_secret(owner: Tenant) -> WebhookSecret:
     """A new webhook signing secret, shown once; the old one keeps signing alongside for 24 hours."""
     secret, until = clients.tenant_store().rotate_secret(owner)
     return WebhookSecret(webhook_secret=secret, previous_secret_valid_until=until)
+
+
+@router.post(
+    "/v1/webhook-endpoints",
+    status_code=201,
+    response_model=WebhookEndpointCreated,
+    response_description="The endpoint, registered, with its signing secret",
+    openapi_extra=ENDPOINT_CREATE_SCHEMA,
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+async def create_webhook_endpoint(request: Request, owner: Tenant) -> JSONResponse:
+    """Register an endpoint that receives the events of every job of the tenant (those its
+    ``event_types`` name; none: every type), signed with a secret of its own, shown in this answer.
+    A tenant may have up to 20; the URL is checked as a job's ``webhook_url`` is."""
+    body = parse(EndpointCreate, await json_body(request))
+    if body.signature == "v1a":
+        raise InvalidRequest(
+            "signature v1a (Ed25519) is not available yet; use v1",
+            errors=[{"loc": "signature", "msg": "v1a is not available yet; use v1"}],
+        )
+    _check_endpoint_url(body.url)
+    endpoint = clients.endpoint_store().create(owner, body)
+    created = WebhookEndpointCreated(**endpoint_public(endpoint).model_dump(), secret=endpoint.secret)
+    return JSONResponse(created.model_dump(mode="json"), 201)
+
+
+@router.get(
+    "/v1/webhook-endpoints",
+    response_model=WebhookEndpointList,
+    response_description="Every webhook endpoint of the tenant, oldest first",
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+def list_webhook_endpoints(owner: Tenant) -> WebhookEndpointList:
+    """The tenant's webhook endpoints, oldest first (at most 20: one page), without their secrets."""
+    return WebhookEndpointList(data=[endpoint_public(e) for e in clients.endpoint_store().list(owner)])
+
+
+@router.get(
+    "/v1/webhook-endpoints/{endpoint_id}",
+    response_model=WebhookEndpointPublic,
+    response_description="The webhook endpoint",
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+def get_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointPublic:
+    """The webhook endpoint, without its secret (see its ``/secret``)."""
+    return endpoint_public(clients.endpoint_store().get(owner, _endpoint_id(endpoint_id)))
+
+
+@router.patch(
+    "/v1/webhook-endpoints/{endpoint_id}",
+    response_model=WebhookEndpointPublic,
+    response_description="The webhook endpoint, changed",
+    openapi_extra=ENDPOINT_UPDATE_SCHEMA,
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+async def update_webhook_endpoint(
+    endpoint_id: EndpointIdPath, request: Request, owner: Tenant
+) -> WebhookEndpointPublic:
+    """Change the fields sent, and only those; a new ``url`` is checked again. ``enabled: true``
+    re-enables an endpoint maskgate disabled and clears ``disabled_at`` and ``disabled_reason``."""
+    change = parse(EndpointUpdate, await json_body(request))
+    store = clients.endpoint_store()
+    store.get(owner, _endpoint_id(endpoint_id))  # another tenant's, or none: 404 before the URL check
+    if "url" in change.model_fields_set:
+        _check_endpoint_url(change.url)
+    return endpoint_public(store.update(owner, endpoint_id, change))
+
+
+@router.delete(
+    "/v1/webhook-endpoints/{endpoint_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted: the endpoint receives nothing from now on"}, **PROBLEMS},
+    tags=["webhook endpoints"],
+)
+def delete_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> Response:
+    """Delete the webhook endpoint: it receives nothing from now on."""
+    clients.endpoint_store().delete(owner, _endpoint_id(endpoint_id))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/webhook-endpoints/{endpoint_id}/secret",
+    response_model=WebhookEndpointSecret,
+    response_description="The endpoint's signing secret",
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+def get_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
+    """The endpoint's signing secret, and until when a rotated-out one still signs alongside."""
+    endpoint = clients.endpoint_store().get(owner, _endpoint_id(endpoint_id))
+    return _secret_of(endpoint)
+
+
+@router.post(
+    "/v1/webhook-endpoints/{endpoint_id}/secret/rotate",
+    response_model=WebhookEndpointSecret,
+    response_description="The new signing secret, and until when the old one still signs",
+    responses=PROBLEMS,
+    tags=["webhook endpoints"],
+)
+def rotate_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
+    """A new signing secret for the endpoint; the old one keeps signing alongside for 24 hours."""
+    endpoint = clients.endpoint_store().rotate_secret(owner, _endpoint_id(endpoint_id))
+    return _secret_of(endpoint)
+
+
+def _endpoint_id(endpoint_id: str) -> str:
+    """The id, if it can be an endpoint's (anything else names no endpoint: 404)."""
+    if not ENDPOINT_ID.fullmatch(endpoint_id):
+        raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")
+    return endpoint_id
+
+
+def _check_endpoint_url(url: str) -> None:
+    """url_not_allowed unless maskgate may send to the URL, as for a job's ``webhook_url``."""
+    from maskgate.egress.url_check import check_outbound_url
+
+    check_outbound_url(url, local=get_settings().is_local)
+
+
+def _secret_of(endpoint: Endpoint) -> WebhookEndpointSecret:
+    overlapping = len(endpoint.secrets(utcnow())) > 1
+    return WebhookEndpointSecret(
+        secret=endpoint.secret, previous_secret_valid_until=endpoint.previous_until if overlapping else None
+    )
 
 
 @router.get(

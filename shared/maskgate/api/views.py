@@ -1,4 +1,5 @@
-"""What the API shows of a job (``JobPublic``), with fresh presigned mask URLs."""
+"""What the API shows: a job (``JobPublic``, with fresh presigned mask URLs), a webhook endpoint
+(``WebhookEndpointPublic``, without its secrets), and the other answers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maskgate.api.examples import JOB_EXAMPLE
+from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
+from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.stores.bucket import Bucket
 
@@ -115,6 +117,59 @@ class WebhookSecret(BaseModel):
     )
 
 
+class WebhookEndpointPublic(BaseModel):
+    """A registered webhook endpoint as the API shows it: never its secrets."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_EXAMPLE]})
+
+    id: str = Field(description="The endpoint id: ep_ and 16 hex digits.")
+    object: str = Field(default="webhook_endpoint", description="Always webhook_endpoint.")
+    url: str = Field(description="Where events are POSTed (checked when set and again at every send).")
+    description: str = Field(description="What the endpoint is for, as you set it.")
+    event_types: list[EventName] = Field(description="The event types it receives; empty: every type.")
+    enabled: bool = Field(description="Whether it receives events; a disabled endpoint receives nothing.")
+    rate_limit_per_second: int | None = Field(
+        description="At most this many deliveries per second to it; null: no limit of its own."
+    )
+    metadata: dict[str, str] = Field(description="Your own string pairs, as you set them.")
+    signature: Signature = Field(
+        description="How its events are signed: v1, HMAC-SHA256 with its whsec_ secret (Standard Webhooks)."
+    )
+    public_key: str | None = Field(description="The key that verifies v1a signatures; null for v1.")
+    created_at: datetime = Field(description="When it was registered (UTC).")
+    updated_at: datetime = Field(description="Its last change (UTC).")
+    disabled_at: datetime | None = Field(description="When maskgate disabled it (UTC); null otherwise.")
+    disabled_reason: str | None = Field(
+        description="Why maskgate disabled it; cleared when it is enabled again."
+    )
+
+
+class WebhookEndpointCreated(WebhookEndpointPublic):
+    """A newly registered webhook endpoint, with its signing secret (shown in this answer only)."""
+
+    secret: str = Field(
+        description="Its signing secret (whsec_…): verify its events with it. Read it again with "
+        "GET /v1/webhook-endpoints/{endpoint_id}/secret."
+    )
+
+
+class WebhookEndpointList(BaseModel):
+    """The tenant's webhook endpoints (at most 20), oldest first."""
+
+    object: str = Field(default="list", description="Always list.")
+    data: list[WebhookEndpointPublic] = Field(description="Every endpoint of the tenant, oldest first.")
+
+
+class WebhookEndpointSecret(BaseModel):
+    """A webhook endpoint's signing secret, and until when the one it replaced still signs."""
+
+    secret: str = Field(description="The secret its events are signed with (whsec_…).")
+    previous_secret_valid_until: datetime | None = Field(
+        description="Until then the secret it replaced signs alongside (both signatures in "
+        "webhook-signature); null when no rotated-out secret signs any more."
+    )
+
+
 class Health(BaseModel):
     """The API answers."""
 
@@ -142,4 +197,11 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
+    )
+
+
+def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:
+    """The endpoint without its secrets."""
+    return WebhookEndpointPublic.model_validate(
+        endpoint.model_dump(exclude={"tenant", "secret", "previous_secret", "previous_until"})
     )

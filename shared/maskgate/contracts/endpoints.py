@@ -58,6 +58,14 @@ def _rate(default: object) -> Any:
     )
 
 
+def _enabled(default: object) -> Any:
+    return Field(
+        default,
+        description="Whether it receives events (disabled endpoints receive nothing); true re-enables "
+        "an endpoint maskgate disabled.",
+    )
+
+
 def _metadata(default: object) -> Any:
     return Field(default, max_length=16, description="Up to 16 string pairs of your own, shown back only.")
 
@@ -69,7 +77,7 @@ class EndpointCreate(BaseModel):
     url: str = _url()
     description: str = _description("")
     event_types: list[EventName] = _event_types([])
-    enabled: bool = Field(default=True, description="Disabled endpoints receive nothing.")
+    enabled: bool = _enabled(True)
     rate_limit_per_second: int | None = _rate(None)
     metadata: dict[MetadataKey, MetadataValue] = _metadata({})
     signature: Signature = Field(
@@ -79,16 +87,23 @@ class EndpointCreate(BaseModel):
     )
 
 
-class EndpointUpdate(BaseModel):
-    """``PATCH /v1/webhook-endpoints/{id}``: only the fields sent change."""
+def _left_out_is_unchanged(schema: dict[str, Any]) -> None:
+    """No field of a change has a default: one left out keeps its value."""
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    url: str | None = _url(None)
-    description: str | None = _description(None)
-    event_types: list[EventName] | None = _event_types(None)
-    enabled: bool | None = Field(default=None, description="true re-enables an auto-disabled endpoint.")
+
+class EndpointUpdate(BaseModel):
+    """``PATCH /v1/webhook-endpoints/{id}``: only the fields sent change. Only ``rate_limit_per_second``
+    may be sent as null (no limit of the endpoint's own); a field left out is unchanged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_left_out_is_unchanged)
+    url: str = _url(None)
+    description: str = _description(None)
+    event_types: list[EventName] = _event_types(None)
+    enabled: bool = _enabled(None)
     rate_limit_per_second: int | None = _rate(None)
-    metadata: dict[MetadataKey, MetadataValue] | None = _metadata(None)
+    metadata: dict[MetadataKey, MetadataValue] = _metadata(None)
 
 
 class Endpoint(BaseModel):
