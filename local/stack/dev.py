@@ -41,8 +41,8 @@ LOCAL_PARAMETERS = {
     # WaveSpeed admission stays on (the code path runs) but roomy: the emulator has no tiers
     "WaveSpeedConcurrency": "64",
     "WaveSpeedSubmitsPerMinute": "6000",
-    "ReconcileGraceSeconds": "2",
-    "EndpointDisableAfterSeconds": "30",  # an endpoint failing this long is disabled (AWS: 5 days)  # the sweep leaves a job alone this long after its last change
+    "ReconcileGraceSeconds": "2",  # the sweep leaves a job alone this long after its last change
+    "EndpointDisableAfterSeconds": "30",  # an endpoint failing this long is disabled (AWS: 5 days)
 }
 
 
