@@ -31,6 +31,8 @@ CACHED = (
     "dynamodb",
     "stepfunctions",
     "job_store",
+    "endpoint_store",
+    "attempt_log",
     "tenant_store",
     "bucket",
     "workflow",

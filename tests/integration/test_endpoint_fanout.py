@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -335,3 +336,95 @@ def test_a_throttled_endpoint_is_never_sent_more_than_its_rate_and_loses_nothing
     assert len(taken) == 8
     for first in taken:
         assert sum(1 for t in taken if first <= t < first + 0.95) <= 2
+
+
+def test_the_api_lists_attempts_recovers_what_failed_and_resends_one(aws: Aws, hosts: Receivers) -> None:
+    from tests.integration.test_webhook_endpoints import answer, call
+
+    def get(path: str, query: str = "") -> dict[str, object]:
+        response = (
+            call(api, "GET", path, key=aws.api_key) if not query else _with_query(api, path, query, aws)
+        )
+        return dict(answer(response, 200))
+
+    api = load_handler("api")
+    down = endpoint(aws, "/down")
+    hosts.status["/down"] = 503
+    jobs = [queued_job(aws, status=JobStatus.FAILED, error=FAILED) for _ in range(3)]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for job in jobs:
+        notify(job.id)
+    base = f"/v1/webhook-endpoints/{down.id}"
+
+    page: dict[str, Any] = get(f"{base}/attempts", "status=failed&limit=2")
+    assert len(page["data"]) == 2 and page["next_cursor"]
+    assert {a["status_code"] for a in page["data"]} == {503}
+    rest = get(f"{base}/attempts", f"status=failed&cursor={page['next_cursor']}")
+    assert len(rest["data"]) == 1 and rest["next_cursor"] is None
+    assert get(f"{base}/attempts", "status=succeeded")["data"] == []
+    shown = answer(call(api, "GET", base, key=aws.api_key), 200)
+    assert shown["stats"]["attempts"] == 3 and shown["stats"]["success_rate"] == 0.0
+    assert shown["stats"]["last_error"] == "503" and shown["stats"]["state"] == "failing"
+
+    units_before = {u["name"] for u in aws.delivery_units()}
+    recovered = answer(
+        call(api, "POST", f"{base}/recover", {"since": since.isoformat()}, key=aws.api_key), 202
+    )
+    assert recovered["messages"] == 3 and recovered["status"] == "scheduled"
+    started = [u for u in aws.delivery_units() if u["name"] not in units_before]
+    assert sorted(u["job_id"] for u in started) == sorted(j.id for j in jobs)
+    assert {u["endpoint_id"] for u in started} == {down.id}
+
+    msg_id = page["data"][0]["webhook_id"]
+    units_before = {u["name"] for u in aws.delivery_units()}
+    resent = answer(call(api, "POST", f"{base}/messages/{msg_id}/resend", key=aws.api_key), 202)
+    assert resent == {"webhook_id": msg_id, "endpoint_id": down.id, "status": "scheduled"}
+    [unit] = [u for u in aws.delivery_units() if u["name"] not in units_before]
+    assert unit["endpoint_id"] == down.id and unit["name"].startswith(f"{msg_id}_{down.id}-x")
+
+    hosts.status["/down"] = 204
+    deliver = load_handler("deliver").handler
+    deliver({k: unit[k] for k in ("job_id", "event", "step", "endpoint_id")}, LambdaContext())
+    assert answer(call(api, "GET", base, key=aws.api_key), 200)["stats"]["state"] == "healthy"
+    # a message that is no job event, or another tenant's, is not found; a bad since is a 422
+    missing = call(api, "POST", f"{base}/messages/msg_nope/resend", key=aws.api_key)
+    assert missing["statusCode"] == 404
+    bad = call(api, "POST", f"{base}/recover", {"since": "yesterday"}, key=aws.api_key)
+    assert bad["statusCode"] == 422
+    naive = call(api, "POST", f"{base}/recover", {"since": "2026-12-06T00:00:00"}, key=aws.api_key)
+    assert naive["statusCode"] == 422
+
+
+def test_recovery_resends_only_messages_whose_last_attempt_failed(aws: Aws, hosts: Receivers) -> None:
+    from maskgate.steps.recover import recover
+
+    flaky = endpoint(aws, "/flaky")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    hosts.status["/flaky"] = 503
+    failed_then_fixed, still_failed = (
+        queued_job(aws, status=JobStatus.FAILED, error=FAILED) for _ in range(2)
+    )
+    notify(failed_then_fixed.id)
+    notify(still_failed.id)
+    hosts.status["/flaky"] = 204
+    fixed = [u for u in aws.delivery_units() if u["job_id"] == failed_then_fixed.id and u["endpoint_id"]]
+    load_handler("deliver").handler(
+        {k: fixed[0][k] for k in ("job_id", "event", "step", "endpoint_id")}, LambdaContext()
+    )
+    before = {u["name"] for u in aws.delivery_units()}
+    stored = clients.endpoint_store().get(aws.tenant, flaky.id)
+    assert recover(stored, since=since, notifier=clients.notifier()) == 1
+    [again] = [u for u in aws.delivery_units() if u["name"] not in before]
+    assert again["job_id"] == still_failed.id
+
+
+def _with_query(api: Any, path: str, query: str, aws: Aws) -> dict[str, Any]:
+    from tests.support.artefacts import event
+
+    sample = event("api_get_segmentation")
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = path
+    sample["rawQueryString"] = query
+    sample["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+    sample["routeKey"] = f"GET {path}"
+    sample["headers"]["authorization"] = f"Bearer {aws.api_key}"
+    return dict(api.handler(sample, LambdaContext()))

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from maskgate.api import problems
+from maskgate.api import endpoint_messages, problems
 from maskgate.api.body_limit import BodySizeLimit
 from maskgate.api.openapi import openapi
 from maskgate.api.routes import router
@@ -33,6 +33,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_bytes=lambda: get_settings().max_body_bytes)
     problems.install(app)
     router.add_to(app)
+    endpoint_messages.router.add_to(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app

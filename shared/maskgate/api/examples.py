@@ -103,3 +103,24 @@ PROBLEM_EXAMPLES: dict[int, list[tuple[str, str, list[dict[str, str]]]]] = {
     429: [("rate_limited", "tenant acme is over its 600 requests per minute", [])],
     500: [("internal_error", "an internal error occurred; it has been logged", [])],
 }
+ENDPOINT_STATS_EXAMPLE: dict[str, Any] = {
+    "attempts": 140,
+    "success_rate": 0.9857,
+    "latency_p50_ms": 84,
+    "latency_p95_ms": 310,
+    "last_error": "503",
+    "state": "healthy",
+}
+ATTEMPT_EXAMPLE: dict[str, Any] = {
+    "at": "2026-12-07T01:02:05Z",
+    "webhook_id": "msg_01M9703JXKQ7QEQEC3Y5G4KPMJ_succeeded",
+    "event": "segmentation.succeeded",
+    "job_id": "seg_01M9703JXKQ7QEQEC3Y5G4KPMJ",
+    "attempt": 1,
+    "status": "failed",
+    "status_code": 503,
+    "error": None,
+    "latency_ms": 212,
+    "response": "upstream unavailable\\n",
+    "next_attempt_at": "2026-12-07T01:02:10Z",
+}

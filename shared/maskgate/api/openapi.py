@@ -13,8 +13,11 @@ from fastapi import FastAPI
 
 from maskgate.api import problems
 from maskgate.api.examples import (
+    ATTEMPT_EXAMPLE,
     ENDPOINT_CREATE_EXAMPLE,
     ENDPOINT_EXAMPLE,
+    ENDPOINT_ID,
+    ENDPOINT_STATS_EXAMPLE,
     ENDPOINT_UPDATE_EXAMPLE,
     ENDPOINT_WHSEC,
     JOB_EXAMPLE,
@@ -119,6 +122,7 @@ CREATE_SCHEMA = _body("SegmentationCreate", CREATE_EXAMPLE)
 UPLOAD_SCHEMA = _body("UploadCreate", UPLOAD_EXAMPLE)
 ENDPOINT_CREATE_SCHEMA = _body("EndpointCreate", ENDPOINT_CREATE_EXAMPLE)
 ENDPOINT_UPDATE_SCHEMA = _body("EndpointUpdate", ENDPOINT_UPDATE_EXAMPLE)
+RECOVER_SCHEMA = _body("RecoverRequest", {"since": "2026-12-06T00:00:00Z"})
 QUEUED_EXAMPLE = {
     **JOB_EXAMPLE,
     "status": "queued",
@@ -156,7 +160,23 @@ EXAMPLES: dict[str, Any] = {
     "health": {"status": "ok"},
     "create_webhook_endpoint": {**ENDPOINT_EXAMPLE, "secret": ENDPOINT_WHSEC},
     "list_webhook_endpoints": {"object": "list", "data": [ENDPOINT_EXAMPLE]},
-    "get_webhook_endpoint": ENDPOINT_EXAMPLE,
+    "get_webhook_endpoint": {**ENDPOINT_EXAMPLE, "stats": ENDPOINT_STATS_EXAMPLE},
+    "list_webhook_endpoint_attempts": {
+        "object": "list",
+        "data": [ATTEMPT_EXAMPLE],
+        "next_cursor": None,
+    },
+    "recover_webhook_endpoint": {
+        "endpoint_id": ENDPOINT_ID,
+        "since": "2026-12-06T00:00:00Z",
+        "messages": 12,
+        "status": "scheduled",
+    },
+    "resend_webhook_message": {
+        "webhook_id": ATTEMPT_EXAMPLE["webhook_id"],
+        "endpoint_id": ENDPOINT_ID,
+        "status": "scheduled",
+    },
     "update_webhook_endpoint": {
         **ENDPOINT_EXAMPLE,
         **ENDPOINT_UPDATE_EXAMPLE,

@@ -28,6 +28,7 @@ from maskgate.api.views import (
     Redelivery,
     UploadPublic,
     WebhookEndpointCreated,
+    WebhookEndpointDetail,
     WebhookEndpointList,
     WebhookEndpointPublic,
     WebhookEndpointSecret,
@@ -315,14 +316,19 @@ def list_webhook_endpoints(owner: Tenant) -> WebhookEndpointList:
 
 @router.get(
     "/v1/webhook-endpoints/{endpoint_id}",
-    response_model=WebhookEndpointPublic,
-    response_description="The webhook endpoint",
+    response_model=WebhookEndpointDetail,
+    response_description="The webhook endpoint and its last 24 hours",
     responses=PROBLEMS,
     tags=["webhook endpoints"],
 )
-def get_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointPublic:
-    """The webhook endpoint, without its secret (see its ``/secret``)."""
-    return endpoint_public(clients.endpoint_store().get(owner, _endpoint_id(endpoint_id)))
+def get_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointDetail:
+    """The webhook endpoint, without its secret (see its ``/secret``), and its ``stats``: attempts,
+    success rate, latency percentiles and last error over the last 24 hours, and its state."""
+    from maskgate.stores.attempt_log import endpoint_stats
+
+    endpoint = clients.endpoint_store().get(owner, endpoint_id_of(endpoint_id))
+    stats = endpoint_stats(clients.attempt_log(), endpoint.id, enabled=endpoint.enabled, now=utcnow())
+    return WebhookEndpointDetail(**endpoint_public(endpoint).model_dump(), stats=stats)
 
 
 @router.patch(
@@ -340,7 +346,7 @@ async def update_webhook_endpoint(
     re-enables an endpoint maskgate disabled and clears ``disabled_at`` and ``disabled_reason``."""
     change = parse(EndpointUpdate, await json_body(request))
     store = clients.endpoint_store()
-    store.get(owner, _endpoint_id(endpoint_id))  # another tenant's, or none: 404 before the URL check
+    store.get(owner, endpoint_id_of(endpoint_id))  # another tenant's, or none: 404 before the URL check
     if "url" in change.model_fields_set:
         _check_endpoint_url(change.url)
     return endpoint_public(store.update(owner, endpoint_id, change))
@@ -355,7 +361,7 @@ async def update_webhook_endpoint(
 )
 def delete_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> Response:
     """Delete the webhook endpoint: it receives nothing from now on."""
-    clients.endpoint_store().delete(owner, _endpoint_id(endpoint_id))
+    clients.endpoint_store().delete(owner, endpoint_id_of(endpoint_id))
     return Response(status_code=204)
 
 
@@ -368,7 +374,7 @@ def delete_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> Respo
 )
 def get_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
     """The endpoint's signing secret, and until when a rotated-out one still signs alongside."""
-    endpoint = clients.endpoint_store().get(owner, _endpoint_id(endpoint_id))
+    endpoint = clients.endpoint_store().get(owner, endpoint_id_of(endpoint_id))
     return _secret_of(endpoint)
 
 
@@ -381,11 +387,11 @@ def get_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> W
 )
 def rotate_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
     """A new signing secret for the endpoint; the old one keeps signing alongside for 24 hours."""
-    endpoint = clients.endpoint_store().rotate_secret(owner, _endpoint_id(endpoint_id))
+    endpoint = clients.endpoint_store().rotate_secret(owner, endpoint_id_of(endpoint_id))
     return _secret_of(endpoint)
 
 
-def _endpoint_id(endpoint_id: str) -> str:
+def endpoint_id_of(endpoint_id: str) -> str:
     """The id, if it can be an endpoint's (anything else names no endpoint: 404)."""
     if not ENDPOINT_ID.fullmatch(endpoint_id):
         raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
 
@@ -205,3 +206,41 @@ def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:
     return WebhookEndpointPublic.model_validate(
         endpoint.model_dump(exclude={"tenant", "secret", "previous_secret", "previous_until"})
     )
+
+
+class WebhookEndpointDetail(WebhookEndpointPublic):
+    """A registered webhook endpoint with how it has done over the last 24 hours."""
+
+    stats: EndpointStats = Field(description="Its last 24 hours, from its attempt log.")
+
+
+class AttemptPage(BaseModel):
+    """A page of an endpoint's delivery attempts, newest first."""
+
+    object: str = Field(default="list", description="Always list.")
+    data: list[LoggedAttempt] = Field(description="The attempts, newest first.")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class RecoverRequest(BaseModel):
+    """What to recover: every message whose last attempt to the endpoint failed since then."""
+
+    model_config = ConfigDict(extra="forbid")
+    since: AwareDatetime = Field(description="An RFC 3339 time with its offset, e.g. 2026-12-06T00:00:00Z.")
+
+
+class Recovery(BaseModel):
+    """Messages sent to the endpoint again, each through a delivery unit of its own."""
+
+    endpoint_id: str = Field(description="The endpoint.")
+    since: datetime = Field(description="The time asked for.")
+    messages: int = Field(description="How many messages are being sent again (at most 1,000 per call).")
+    status: str = Field(default="scheduled", description="Always scheduled: the deliveries run on their own.")
+
+
+class Resend(BaseModel):
+    """One message sent to the endpoint again, through a delivery unit of its own."""
+
+    webhook_id: str = Field(description="The message's webhook-id (the same as on every earlier attempt).")
+    endpoint_id: str = Field(description="The endpoint.")
+    status: str = Field(default="scheduled", description="Always scheduled: the delivery runs on its own.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,3 +172,52 @@ def _decoded(cursor: str | None, endpoint_id: str) -> dict[str, Any] | None:
     if not shaped or key["tenant"]["S"] != f"ATTEMPTS#{endpoint_id}":
         raise InvalidRequest("the cursor is not one this API gave out for this endpoint")
     return dict(key)
+
+
+class EndpointStats(BaseModel):
+    """How an endpoint has done over the last 24 hours, from its attempt log."""
+
+    model_config = ConfigDict(frozen=True)
+    attempts: int = Field(description="Attempts in the last 24 hours (counted up to 1,000).")
+    success_rate: float | None = Field(description="Share of them answered 2xx; null with no attempts.")
+    latency_p50_ms: int | None = Field(description="Median attempt latency; null with no answered attempt.")
+    latency_p95_ms: int | None = Field(description="95th percentile attempt latency.")
+    last_error: str | None = Field(
+        description="The newest failed attempt's status code or error, null when none failed."
+    )
+    state: Literal["healthy", "failing", "disabled"] = Field(
+        description="disabled: it receives nothing; failing: its newest attempt failed; else healthy."
+    )
+
+
+STATS_WINDOW = timedelta(hours=24)
+STATS_LIMIT = 1000
+
+
+def endpoint_stats(log: AttemptLog, endpoint_id: str, *, enabled: bool, now: datetime) -> EndpointStats:
+    """The endpoint's last 24 hours: attempts, success rate, latency percentiles, last error, state."""
+    recent, _ = log.page(endpoint_id, limit=STATS_LIMIT, since=now - STATS_WINDOW)
+    latencies = sorted(a.latency_ms for a in recent if a.latency_ms is not None)
+    failed = next((a for a in recent if a.status == "failed"), None)
+    last_error = None
+    if failed is not None:
+        last_error = str(failed.status_code) if failed.status_code is not None else failed.error
+    if not enabled:
+        state: Literal["healthy", "failing", "disabled"] = "disabled"
+    else:
+        state = "failing" if recent and recent[0].status == "failed" else "healthy"
+    return EndpointStats(
+        attempts=len(recent),
+        success_rate=round(sum(a.status == "succeeded" for a in recent) / len(recent), 4) if recent else None,
+        latency_p50_ms=_percentile(latencies, 0.50),
+        latency_p95_ms=_percentile(latencies, 0.95),
+        last_error=last_error,
+        state=state,
+    )
+
+
+def _percentile(ordered: list[int], q: float) -> int | None:
+    """Nearest-rank percentile of an ordered list."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
