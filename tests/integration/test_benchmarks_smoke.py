@@ -131,3 +131,18 @@ def test_throughput_part_reports_jobs_per_second_at_each_level_with_tiny_counts(
         for key in ("jobs_per_s", "wall_s", "cpu_s", "jobs_per_cpu_s", "accepted_to_webhook_p50_ms"):
             assert isinstance(level[key], int | float), (key, level)
         assert isinstance(level["succeeded"], int) and isinstance(level["webhooks"], int)
+
+
+def test_fanout_part_prices_each_extra_endpoint_with_tiny_counts(tmp_path: Path) -> None:
+    """Issue 13's part: cost per image and latency with 0 and 2 registered endpoints (values unchecked,
+    but every endpoint got every job's event, verified with its own secret)."""
+    stdout, report = run_benchmarks(
+        tmp_path, "--only", "fanout", "--fanout-levels", "0,2", "--fanout-jobs", "2"
+    )
+    assert "fan-out to registered endpoints" in stdout
+    levels = report["fanout"]["levels"]
+    assert [level["endpoints"] for level in levels] == [0, 2]
+    assert levels[1]["endpoint_deliveries_verified"] == 4 and levels[1]["succeeded"] == 2
+    assert isinstance(levels[1]["usd_per_extra_endpoint"], float)
+    for key in ("usd_per_image", "transitions", "accepted_to_all_webhooks_p50_ms"):
+        assert isinstance(levels[0][key], int | float)
