@@ -31,13 +31,18 @@ def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
         return NotifyOutput(job_id=job.id, outcome="no_webhook")
     api_url = notifier.settings.require("public_api_url")  # the webhook's mask links are built on it
     body = job.webhook_body or notifier.body(job, api_url=api_url, secrets_=secrets_)
-    outcomes = [_follow_up(job, result, notifier) for result in notifier.attempts(job, body, targets)]
+    followed = [_follow_up(job, result, notifier) for result in notifier.attempts(job, body, targets)]
+    notifier.record_all(job, [record for _, record in followed if record is not None])  # one write
+    outcomes = [outcome for outcome, _ in followed]
     return NotifyOutput(job_id=job.id, outcome=_summary(outcomes, own=job.webhook_url is not None))
 
 
-def _follow_up(job: Job, result: DeliveryAttempt | Throttled, notifier: Notifier) -> str:
-    """Record one target's first attempt; a retryable one gets its delivery unit first, and so does
-    a throttled endpoint's (its unit makes the first attempt when the endpoint's turn comes)."""
+def _follow_up(
+    job: Job, result: DeliveryAttempt | Throttled, notifier: Notifier
+) -> tuple[str, DeliveryAttempt | None]:
+    """One target's first attempt: its outcome and what to record of it. A retryable one gets its
+    delivery unit first, and so does a throttled endpoint's (its unit makes the first attempt when the
+    endpoint's turn comes; nothing is recorded for it yet)."""
     if isinstance(result, Throttled):
         notifier.units.start(
             name=unit_name(result.webhook_id, result.endpoint_id),
@@ -47,15 +52,13 @@ def _follow_up(job: Job, result: DeliveryAttempt | Throttled, notifier: Notifier
             wait_seconds=math.ceil(result.wait_seconds),
             endpoint_id=result.endpoint_id,
         )
-        return "scheduled"
+        return "scheduled", None
     if result.outcome != "retrying":
-        notifier.record(job, result)
-        return result.outcome
+        return result.outcome, result
     wait = next_wait(notifier.settings.webhook_schedule, 0, retry_after=result.retry_after)
     if wait is None:  # an empty schedule: the first attempt was the only one
-        notifier.record(job, result.model_copy(update={"outcome": "gave_up"}))
-        return "gave_up"
-    # the unit first: an invocation killed between the two leaves a running unit, never none
+        return "gave_up", result.model_copy(update={"outcome": "gave_up"})
+    # the unit first: an invocation killed before the record leaves a running unit, never none
     notifier.units.start(
         name=unit_name(result.webhook_id, result.endpoint_id),
         job_id=job.id,
@@ -64,8 +67,7 @@ def _follow_up(job: Job, result: DeliveryAttempt | Throttled, notifier: Notifier
         wait_seconds=wait,
         endpoint_id=result.endpoint_id,
     )
-    notifier.record_retrying(job, result, wait)
-    return "scheduled"
+    return "scheduled", notifier.retrying(result, wait)
 
 
 def _summary(outcomes: list[str], *, own: bool) -> str:

@@ -292,6 +292,13 @@ class JobStore:
     def record_delivery(self, job_id: str, attempt: DeliveryAttempt) -> None:
         """Append one webhook attempt to the job's delivery log (its delivery is no longer pending:
         it ended, or its delivery unit runs)."""
+        self.record_deliveries(job_id, [attempt])
+
+    def record_deliveries(self, job_id: str, attempts: list[DeliveryAttempt]) -> None:
+        """Append webhook attempts to the job's delivery log in one write (the first attempts of a
+        fan-out: one write of the item, not one per target)."""
+        if not attempts:
+            return
         self._client.update_item(
             TableName=self._table,
             Key={"pk": {"S": f"JOB#{job_id}"}},
@@ -299,7 +306,7 @@ class JobStore:
                 "SET deliveries = list_append(if_not_exists(deliveries, :empty), :a) REMOVE webhook_pending"
             ),
             ExpressionAttributeValues={
-                ":a": {"L": [{"S": attempt.model_dump_json()}]},
+                ":a": {"L": [{"S": attempt.model_dump_json()} for attempt in attempts]},
                 ":empty": {"L": []},
             },
         )

@@ -155,17 +155,28 @@ class Notifier:
             ]
             return [attempt.result() for attempt in running]
 
+    def retrying(self, result: DeliveryAttempt, wait: int) -> DeliveryAttempt:
+        """A retryable attempt with the time of the next one."""
+        return result.model_copy(update={"next_attempt_at": self.now() + timedelta(seconds=wait)})
+
     def record_retrying(self, job: Job, result: DeliveryAttempt, wait: int) -> None:
         """Record a retryable attempt with the time of the next one."""
-        next_at = self.now() + timedelta(seconds=wait)
-        self.record(job, result.model_copy(update={"next_attempt_at": next_at}))
+        self.record(job, self.retrying(result, wait))
 
     def record(self, job: Job, result: DeliveryAttempt) -> None:
-        """Record an attempt on the job; one to a registered endpoint also goes to the endpoint's
-        attempt log and health, which disable an endpoint that answers 410 or keeps failing."""
-        self.jobs.record_delivery(job.id, result)
-        if result.endpoint_id is None:
-            return
+        """Record an attempt (see ``record_all``)."""
+        self.record_all(job, [result])
+
+    def record_all(self, job: Job, results: list[DeliveryAttempt]) -> None:
+        """Record attempts on the job in one write; each one to a registered endpoint also goes to the
+        endpoint's attempt log and health, which disable an endpoint that answers 410 or keeps failing."""
+        self.jobs.record_deliveries(job.id, results)
+        for result in results:
+            if result.endpoint_id is not None:
+                self._after_endpoint_attempt(job, result)
+
+    def _after_endpoint_attempt(self, job: Job, result: DeliveryAttempt) -> None:
+        assert result.endpoint_id is not None  # noqa: S101 (the caller checked; narrows the type)
         self.log.record(result, job_id=job.id)
         failing_since = self.health.observe(result.endpoint_id, delivered=result.outcome == "delivered")
         window = timedelta(seconds=self.settings.endpoint_disable_after_seconds)
