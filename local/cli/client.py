@@ -131,11 +131,13 @@ class Endpoint(TypedDict):
 
 
 class CreatedEndpoint(Endpoint):
-    secret: str  # in the create answer only
+    secret: str | None  # in the create answer only; None for v1a (its private key is never shown)
 
 
 class EndpointSecret(TypedDict):
-    secret: str
+    secret: str | None  # None for v1a
+    public_key: NotRequired[str | None]
+    previous_public_key: NotRequired[str | None]
     previous_secret_valid_until: str | None
 
 

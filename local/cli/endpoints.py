@@ -2,8 +2,9 @@
 and read or rotate an endpoint's signing secret.
 
 An endpoint receives the events of every job of the tenant that its event types name (none: every
-type), signed with its own secret. The secret is printed by ``create``, by ``show --secret`` and by
-``rotate-secret``; never the API key."""
+type), signed with its own secret (v1) or its own Ed25519 key pair (``--signature v1a``). The secret is
+printed by ``create``, by ``show --secret`` and by ``rotate-secret``; a v1a endpoint's public key is
+printed instead (its private key never leaves maskgate); never the API key."""
 
 from __future__ import annotations
 
@@ -51,13 +52,21 @@ def _show(endpoint: Endpoint) -> None:
     out(f"rate limit   {f'{rate} per second' if rate else '-'}")
     out(f"metadata     {' '.join(f'{k}={v}' for k, v in metadata.items()) or '-'}")
     out(f"signature    {endpoint['signature']}")
+    if endpoint.get("public_key"):
+        out(f"public key   {endpoint['public_key']}")
     out(f"created      {_when(endpoint['created_at'])}")
     out(f"updated      {_when(endpoint['updated_at'])}")
 
 
 def _show_secret(secret: EndpointSecret) -> None:
-    out(f"secret       {secret['secret']}")
     until = secret["previous_secret_valid_until"]
+    if secret["secret"] is None:  # v1a: the public keys (the private key is never shown)
+        out(f"public key   {secret.get('public_key')}")
+        if until:
+            out(f"             the previous key pair keeps signing alongside until {_when(until)}:")
+            out(f"             {secret.get('previous_public_key')}")
+        return
+    out(f"secret       {secret['secret']}")
     if until:
         out(f"             the previous secret keeps signing alongside until {_when(until)}")
 
@@ -82,9 +91,14 @@ def _create(args: argparse.Namespace) -> int:
         body["metadata"] = _metadata(args.metadata)
     if args.disabled:
         body["enabled"] = False
+    if args.signature != "v1":
+        body["signature"] = args.signature
     with api_client(args) as client:
         created = client.create_endpoint(body)
     _show(created)
+    if created["secret"] is None:  # v1a: the public key, printed by _show, verifies its events
+        out("             verify its events with the public key (README: Verifying v1a)")
+        return 0
     out(f"secret       {created['secret']}")
     out(f"             verify its events with it ('maskgate endpoints show {created['id']} --secret')")
     return 0
@@ -178,6 +192,13 @@ def _fields(command: argparse.ArgumentParser, *, update: bool) -> None:
     )
     if not update:
         command.add_argument("--disabled", action="store_true", help="register it disabled")
+        command.add_argument(
+            "--signature",
+            choices=("v1", "v1a"),
+            default="v1",
+            help="v1: HMAC-SHA256 with a whsec_ secret (the default); v1a: Ed25519, verified with the "
+            "endpoint's public key",
+        )
         return
     command.add_argument("--url", help="a new URL (checked as at create)")
     command.add_argument("--all-events", action="store_true", help="receive every event type again")

@@ -89,3 +89,23 @@ def test_endpoints_refusals_are_problems_with_exit_code_2(endpoints: Run) -> Non
     assert code == 2 and err.startswith("invalid_request: ") and "  - rate_limit_per_second: " in err
     code, _, err = endpoints("create", "http://127.0.0.1:9/hook", "--metadata", "novalue")
     assert code == 2 and "KEY=VALUE" in err
+
+
+def test_a_v1a_endpoint_prints_its_public_keys_and_never_a_private_key(endpoints: Run) -> None:
+    code, out, _ = endpoints("create", "http://127.0.0.1:9/hooks/signed", "--signature", "v1a")
+    assert code == 0, out
+    endpoint_id, public = field(out, "id"), field(out, "public key")
+    assert field(out, "signature") == "v1a" and public.startswith("whpk_")
+    assert "secret " not in out and "whsk_" not in out
+
+    code, out, _ = endpoints("show", endpoint_id, "--secret")
+    assert code == 0 and field(out, "public key") == public and "whsk_" not in out
+
+    code, out, _ = endpoints("rotate-secret", endpoint_id)
+    assert code == 0 and "whsk_" not in out
+    new = field(out, "public key")
+    assert new.startswith("whpk_") and new != public
+    assert "the previous key pair keeps signing alongside until" in out and public in out
+    code, out, _ = endpoints("show", endpoint_id)
+    assert field(out, "public key") == new
+    assert endpoints("delete", endpoint_id)[0] == 0

@@ -1,8 +1,9 @@
 """Registered webhook endpoints through the api function on moto: create, read, list, change, delete,
-their secrets, and the rules (tenant scope, URL policy, the limit, v1 only)."""
+their secrets or (v1a) public keys, and the rules (tenant scope, URL policy, the limit)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 from maskgate import clients
 from maskgate.contracts.job import utcnow
 from maskgate.stores.endpoints import MAX_ENDPOINTS
+from maskgate.webhooks.signing import public_key
 from tests.integration.conftest import Aws, problem
 from tests.support.artefacts import LambdaContext, event, load_handler
 
@@ -222,7 +224,12 @@ def test_patch_to_another_allowed_url_is_kept(api: Any, aws: Aws) -> None:
 def test_secret_is_read_again_only_from_its_route(api: Any, aws: Aws) -> None:
     created = create(api, aws)
     secret = answer(call(api, "GET", f"/v1/webhook-endpoints/{created['id']}/secret", key=aws.api_key), 200)
-    assert secret == {"secret": created["secret"], "previous_secret_valid_until": None}
+    assert secret == {
+        "secret": created["secret"],
+        "public_key": None,
+        "previous_public_key": None,
+        "previous_secret_valid_until": None,
+    }
 
 
 def test_rotate_gives_a_new_secret_and_the_old_one_signs_for_a_day(api: Any, aws: Aws) -> None:
@@ -232,6 +239,7 @@ def test_rotate_gives_a_new_secret_and_the_old_one_signs_for_a_day(api: Any, aws
     rotated = answer(call(api, "POST", path + "/rotate", key=aws.api_key), 200)
     new, until = rotated["secret"], datetime.fromisoformat(rotated["previous_secret_valid_until"])
     assert new.startswith("whsec_") and new != created["secret"]
+    assert rotated["public_key"] is None and rotated["previous_public_key"] is None
     assert before + timedelta(hours=24) <= until <= utcnow() + timedelta(hours=24)
     assert answer(call(api, "GET", path, key=aws.api_key), 200) == rotated
     stored = clients.endpoint_store().get(aws.tenant, created["id"])
@@ -253,14 +261,50 @@ def test_a_tenant_may_register_at_most_20(api: Any, aws: Aws) -> None:
     create(api, aws, key=other)  # the limit is per tenant
 
 
-def test_v1a_signatures_are_refused_for_now(api: Any, aws: Aws) -> None:
-    response = call(api, "POST", "/v1/webhook-endpoints", {"url": HOOK, "signature": "v1a"}, key=aws.api_key)
-    assert response["statusCode"] == 422
-    found = problem(response)
-    assert found["type"] == "invalid_request"
-    assert found["detail"] == "signature v1a (Ed25519) is not available yet; use v1"
-    assert [e["loc"] for e in found["errors"]] == ["signature"]
-    assert clients.endpoint_store().list(aws.tenant) == []
+def test_a_v1a_endpoint_shows_its_public_key_and_never_its_private_key(api: Any, aws: Aws) -> None:
+    created = create(api, aws, signature="v1a")
+    assert set(created) == PUBLIC | {"secret"}
+    assert created["signature"] == "v1a" and created["secret"] is None
+    public = created["public_key"]
+    assert public.startswith("whpk_") and len(base64.b64decode(public.removeprefix("whpk_"))) == 32
+    stored = clients.endpoint_store().get(aws.tenant, created["id"])
+    assert stored.secret.startswith("whsk_") and public_key(stored.secret) == public
+    path = f"/v1/webhook-endpoints/{created['id']}"
+    shown = answer(call(api, "GET", path, key=aws.api_key), 200)
+    assert shown == {k: v for k, v in created.items() if k != "secret"}
+    secret = answer(call(api, "GET", path + "/secret", key=aws.api_key), 200)
+    assert secret == {
+        "secret": None,
+        "public_key": public,
+        "previous_public_key": None,
+        "previous_secret_valid_until": None,
+    }
+    listed = answer(call(api, "GET", "/v1/webhook-endpoints", key=aws.api_key), 200)
+    assert listed["data"] == [shown]
+    private = stored.secret.removeprefix("whsk_")
+    for body in (created, shown, secret, listed):
+        assert "whsk_" not in json.dumps(body) and private not in json.dumps(body)
+
+
+def test_rotating_a_v1a_endpoint_makes_a_new_key_pair_and_the_old_one_signs_for_a_day(
+    api: Any, aws: Aws
+) -> None:
+    created = create(api, aws, signature="v1a")
+    path = f"/v1/webhook-endpoints/{created['id']}"
+    before = clients.endpoint_store().get(aws.tenant, created["id"])
+    rotated = answer(call(api, "POST", path + "/secret/rotate", key=aws.api_key), 200)
+    assert rotated["secret"] is None and rotated["previous_public_key"] == created["public_key"]
+    new = rotated["public_key"]
+    assert new.startswith("whpk_") and new != created["public_key"]
+    until = datetime.fromisoformat(rotated["previous_secret_valid_until"])
+    assert utcnow() + timedelta(hours=23) < until <= utcnow() + timedelta(hours=24)
+    assert answer(call(api, "GET", path + "/secret", key=aws.api_key), 200) == rotated
+    assert answer(call(api, "GET", path, key=aws.api_key), 200)["public_key"] == new
+    stored = clients.endpoint_store().get(aws.tenant, created["id"])
+    assert stored.secrets(utcnow()) == [stored.secret, before.secret]
+    assert [public_key(k) for k in stored.secrets(utcnow())] == [new, created["public_key"]]
+    assert stored.secrets(until + timedelta(seconds=1)) == [stored.secret]
+    assert "whsk_" not in json.dumps(rotated)
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,7 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
     "disabled_reason": None,
 }
 ENDPOINT_WHSEC = "whsec_9oLl9UUpdesc2og1TKGyvkoE/Co30IZCR6ecG9fHnDU="
+ENDPOINT_WHPK = "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="  # a v1a endpoint's public key
 # status -> (type, detail, errors) of every problem the API answers with that status
 PROBLEM_EXAMPLES: dict[int, list[tuple[str, str, list[dict[str, str]]]]] = {
     400: [

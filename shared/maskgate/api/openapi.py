@@ -19,6 +19,7 @@ from maskgate.api.examples import (
     ENDPOINT_ID,
     ENDPOINT_STATS_EXAMPLE,
     ENDPOINT_UPDATE_EXAMPLE,
+    ENDPOINT_WHPK,
     ENDPOINT_WHSEC,
     JOB_EXAMPLE,
     PROBLEM_EXAMPLES,
@@ -35,7 +36,8 @@ upload with `POST /v1/uploads`; the job runs in the background and ends `succeed
 `failed` or `canceled`. Poll `GET /v1/segmentations/{job_id}` or give a `webhook_url`: maskgate then
 sends a [Standard Webhooks](https://www.standardwebhooks.com/) v1 signed event when the job ends.
 Endpoints registered with `POST /v1/webhook-endpoints` receive the events of every job, each signed
-with the endpoint's own secret.
+with the endpoint's own secret (v1), or with its own Ed25519 key pair and verified with its public key
+(`signature: "v1a"`, Standard Webhooks' asymmetric scheme).
 
 Every call but `/v1/health` needs an API key: `Authorization: Bearer mg_…`. Errors are RFC 9457
 `application/problem+json` documents whose `type` is a stable error name."""
@@ -182,9 +184,17 @@ EXAMPLES: dict[str, Any] = {
         **ENDPOINT_UPDATE_EXAMPLE,
         "updated_at": "2026-12-07T02:00:00Z",
     },
-    "get_webhook_endpoint_secret": {"secret": ENDPOINT_WHSEC, "previous_secret_valid_until": None},
+    "get_webhook_endpoint_secret": {
+        "secret": ENDPOINT_WHSEC,
+        "public_key": None,
+        "previous_public_key": None,
+        "previous_secret_valid_until": None,
+    },
+    # a v1a endpoint's: its private key is never shown, the public keys verify
     "rotate_webhook_endpoint_secret": {
-        "secret": "whsec_rEo+sEKn+a4iYQ04wsC8Ek/wqgNYrAvpCBxS13TBHdM=",
+        "secret": None,
+        "public_key": ENDPOINT_WHPK,
+        "previous_public_key": "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "previous_secret_valid_until": "2026-12-08T02:00:00Z",
     },
 }

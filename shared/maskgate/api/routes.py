@@ -33,7 +33,9 @@ from maskgate.api.views import (
     WebhookEndpointPublic,
     WebhookEndpointSecret,
     WebhookSecret,
+    endpoint_created,
     endpoint_public,
+    endpoint_secret,
     job_public,
 )
 from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
@@ -42,7 +44,6 @@ from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request
 from maskgate.errors import (
     Conflict,
     EndpointNotFound,
-    InvalidRequest,
     InvalidTransition,
     JobNotFound,
     MalformedJson,
@@ -288,18 +289,13 @@ def rotate_webhook_secret(owner: Tenant) -> WebhookSecret:
 )
 async def create_webhook_endpoint(request: Request, owner: Tenant) -> JSONResponse:
     """Register an endpoint that receives the events of every job of the tenant (those its
-    ``event_types`` name; none: every type), signed with a secret of its own, shown in this answer.
+    ``event_types`` name; none: every type), signed with a key of its own: v1, a secret shown in this
+    answer; v1a, an Ed25519 key pair whose ``public_key`` is shown (the private key never is).
     A tenant may have up to 20; the URL is checked as a job's ``webhook_url`` is."""
     body = parse(EndpointCreate, await json_body(request))
-    if body.signature == "v1a":
-        raise InvalidRequest(
-            "signature v1a (Ed25519) is not available yet; use v1",
-            errors=[{"loc": "signature", "msg": "v1a is not available yet; use v1"}],
-        )
     _check_endpoint_url(body.url)
     endpoint = clients.endpoint_store().create(owner, body)
-    created = WebhookEndpointCreated(**endpoint_public(endpoint).model_dump(), secret=endpoint.secret)
-    return JSONResponse(created.model_dump(mode="json"), 201)
+    return JSONResponse(endpoint_created(endpoint).model_dump(mode="json"), 201)
 
 
 @router.get(
@@ -368,12 +364,13 @@ def delete_webhook_endpoint(endpoint_id: EndpointIdPath, owner: Tenant) -> Respo
 @router.get(
     "/v1/webhook-endpoints/{endpoint_id}/secret",
     response_model=WebhookEndpointSecret,
-    response_description="The endpoint's signing secret",
+    response_description="The endpoint's signing secret (v1) or public keys (v1a)",
     responses=PROBLEMS,
     tags=["webhook endpoints"],
 )
 def get_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
-    """The endpoint's signing secret, and until when a rotated-out one still signs alongside."""
+    """The endpoint's signing secret (v1) or its public key (v1a: the private key is never shown), and
+    until when a rotated-out one still signs alongside (v1a: with its public key)."""
     endpoint = clients.endpoint_store().get(owner, endpoint_id_of(endpoint_id))
     return _secret_of(endpoint)
 
@@ -381,12 +378,14 @@ def get_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> W
 @router.post(
     "/v1/webhook-endpoints/{endpoint_id}/secret/rotate",
     response_model=WebhookEndpointSecret,
-    response_description="The new signing secret, and until when the old one still signs",
+    response_description="The new signing secret (v1) or public key (v1a), and until when the old one "
+    "still signs",
     responses=PROBLEMS,
     tags=["webhook endpoints"],
 )
 def rotate_webhook_endpoint_secret(endpoint_id: EndpointIdPath, owner: Tenant) -> WebhookEndpointSecret:
-    """A new signing secret for the endpoint; the old one keeps signing alongside for 24 hours."""
+    """A new signing secret for the endpoint (v1a: a new key pair, its public key shown); the old one
+    keeps signing alongside for 24 hours."""
     endpoint = clients.endpoint_store().rotate_secret(owner, endpoint_id_of(endpoint_id))
     return _secret_of(endpoint)
 
@@ -406,10 +405,7 @@ def _check_endpoint_url(url: str) -> None:
 
 
 def _secret_of(endpoint: Endpoint) -> WebhookEndpointSecret:
-    overlapping = len(endpoint.secrets(utcnow())) > 1
-    return WebhookEndpointSecret(
-        secret=endpoint.secret, previous_secret_valid_until=endpoint.previous_until if overlapping else None
-    )
+    return endpoint_secret(endpoint, now=utcnow())
 
 
 @router.get(

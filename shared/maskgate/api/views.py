@@ -134,9 +134,14 @@ class WebhookEndpointPublic(BaseModel):
     )
     metadata: dict[str, str] = Field(description="Your own string pairs, as you set them.")
     signature: Signature = Field(
-        description="How its events are signed: v1, HMAC-SHA256 with its whsec_ secret (Standard Webhooks)."
+        description="How its events are signed (Standard Webhooks): v1, HMAC-SHA256 with its whsec_ "
+        "secret; v1a, Ed25519 with a private key that never leaves maskgate, verified with public_key."
     )
-    public_key: str | None = Field(description="The key that verifies v1a signatures; null for v1.")
+    public_key: str | None = Field(
+        description="v1a: the whpk_ public key (base64 of the raw 32-byte Ed25519 key) that verifies its "
+        "signatures; after a rotation, the new one (the previous one is shown by its /secret until it "
+        "stops signing). null for v1."
+    )
     created_at: datetime = Field(description="When it was registered (UTC).")
     updated_at: datetime = Field(description="Its last change (UTC).")
     disabled_at: datetime | None = Field(description="When maskgate disabled it (UTC); null otherwise.")
@@ -148,9 +153,10 @@ class WebhookEndpointPublic(BaseModel):
 class WebhookEndpointCreated(WebhookEndpointPublic):
     """A newly registered webhook endpoint, with its signing secret (shown in this answer only)."""
 
-    secret: str = Field(
-        description="Its signing secret (whsec_…): verify its events with it. Read it again with "
-        "GET /v1/webhook-endpoints/{endpoint_id}/secret."
+    secret: str | None = Field(
+        description="v1: its signing secret (whsec_…): verify its events with it. Read it again with "
+        "GET /v1/webhook-endpoints/{endpoint_id}/secret. v1a: null (its private key is never shown: "
+        "verify with public_key)."
     )
 
 
@@ -162,12 +168,23 @@ class WebhookEndpointList(BaseModel):
 
 
 class WebhookEndpointSecret(BaseModel):
-    """A webhook endpoint's signing secret, and until when the one it replaced still signs."""
+    """A webhook endpoint's signing secret (v1) or public keys (v1a), and until when the one a rotation
+    replaced still signs."""
 
-    secret: str = Field(description="The secret its events are signed with (whsec_…).")
+    secret: str | None = Field(
+        description="v1: the secret its events are signed with (whsec_…). v1a: null, the private key is "
+        "never shown."
+    )
+    public_key: str | None = Field(
+        description="v1a: the public key (whpk_…) that verifies its signatures; null for v1."
+    )
+    previous_public_key: str | None = Field(
+        description="v1a: the public key of the key pair a rotation replaced, while that one still signs "
+        "alongside (until previous_secret_valid_until); null otherwise and for v1.",
+    )
     previous_secret_valid_until: datetime | None = Field(
-        description="Until then the secret it replaced signs alongside (both signatures in "
-        "webhook-signature); null when no rotated-out secret signs any more."
+        description="Until then the secret or key pair it replaced signs alongside (both signatures in "
+        "webhook-signature); null when no rotated-out one signs any more."
     )
 
 
@@ -205,6 +222,36 @@ def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:
     """The endpoint without its secrets."""
     return WebhookEndpointPublic.model_validate(
         endpoint.model_dump(exclude={"tenant", "secret", "previous_secret", "previous_until"})
+    )
+
+
+def endpoint_created(endpoint: Endpoint) -> WebhookEndpointCreated:
+    """A new endpoint with its v1 secret; a v1a endpoint's private key is never shown."""
+    secret = endpoint.secret if endpoint.signature == "v1" else None
+    return WebhookEndpointCreated(**endpoint_public(endpoint).model_dump(), secret=secret)
+
+
+def endpoint_secret(endpoint: Endpoint, *, now: datetime) -> WebhookEndpointSecret:
+    """v1: the endpoint's secret; v1a: its public key, and the previous one while it still signs."""
+    overlapping = len(endpoint.secrets(now)) > 1
+    until = endpoint.previous_until if overlapping else None
+    if endpoint.signature == "v1":
+        return WebhookEndpointSecret(
+            secret=endpoint.secret,
+            public_key=None,
+            previous_public_key=None,
+            previous_secret_valid_until=until,
+        )
+    previous = None
+    if overlapping and endpoint.previous_secret is not None:
+        from maskgate.webhooks.signing import public_key  # imports cryptography: v1a only
+
+        previous = public_key(endpoint.previous_secret)
+    return WebhookEndpointSecret(
+        secret=None,
+        public_key=endpoint.public_key,
+        previous_public_key=previous,
+        previous_secret_valid_until=until,
     )
 
 

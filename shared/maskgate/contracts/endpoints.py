@@ -1,8 +1,9 @@
 """Registered webhook endpoints: what a tenant sends to create or change one, and what is kept (no I/O).
 
 An endpoint receives every job event its filter matches (an empty filter matches every event), signed
-with a secret of its own. A job's own ``webhook_url`` still receives that job's events too, signed with
-the tenant's secret.
+with a key of its own: a ``whsec_`` secret (v1, HMAC-SHA256) or a ``whsk_`` Ed25519 private key (v1a),
+whose ``whpk_`` public key is shown. A job's own ``webhook_url`` still receives that job's events too,
+signed with the tenant's secret.
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ class EndpointUpdate(BaseModel):
 
 
 class Endpoint(BaseModel):
-    """An endpoint as it is kept, secrets included (never shown whole: see ``views``)."""
+    """An endpoint as it is kept, secrets included (never shown whole: see ``views``).
+
+    ``secret`` is the key that signs: a ``whsec_`` secret for v1, a ``whsk_`` Ed25519 private key for
+    v1a (never shown by the API; ``public_key`` is its ``whpk_`` public key). ``previous_secret`` is the
+    one a rotation replaced, signing alongside until ``previous_until``."""
 
     model_config = ConfigDict(frozen=True)
     id: EndpointId
@@ -133,7 +138,8 @@ class Endpoint(BaseModel):
         return self.enabled and (not self.event_types or event in self.event_types)
 
     def secrets(self, now: datetime) -> list[str]:
-        """The secrets that sign now: current first, then a rotated-out one inside its overlap."""
+        """The keys that sign now (``whsec_`` or ``whsk_``, each signs by its prefix): current first,
+        then a rotated-out one inside its overlap."""
         found = [self.secret]
         if self.previous_secret and self.previous_until and self.previous_until > now:
             found.append(self.previous_secret)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate, Signature
 from maskgate.contracts.job import utcnow
 from maskgate.errors import EndpointLimit, EndpointNotFound, InvalidTransition
-from maskgate.webhooks.signing import ROTATION_OVERLAP, new_secret
+from maskgate.webhooks.signing import ROTATION_OVERLAP, new_key_pair, new_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -32,6 +32,14 @@ def endpoints_of(item: dict[str, Any]) -> list[Endpoint]:
         Endpoint.model_validate_json(value["S"]) for name, value in item.items() if name.startswith(ATTRIBUTE)
     ]
     return sorted(found, key=lambda e: (e.created_at, e.id))
+
+
+def signing_key(signature: Signature) -> tuple[str, str | None]:
+    """A fresh signing key for the scheme: v1, a ``whsec_`` secret (no public key); v1a, an Ed25519
+    ``whsk_`` private key and its ``whpk_`` public key."""
+    if signature == "v1a":
+        return new_key_pair()
+    return new_secret(), None
 
 
 class EndpointStore:
@@ -56,11 +64,12 @@ class EndpointStore:
             raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")
         return Endpoint.model_validate_json(value["S"])
 
-    def create(self, tenant: str, request: EndpointCreate, *, public_key: str | None = None) -> Endpoint:
-        """A new endpoint with a fresh secret (``public_key`` is set for ``v1a`` signing)."""
+    def create(self, tenant: str, request: EndpointCreate) -> Endpoint:
+        """A new endpoint with a fresh signing key of its scheme (v1a: a key pair, its public key shown)."""
         if len(self.list(tenant)) >= MAX_ENDPOINTS:
             raise EndpointLimit(f"a tenant may register at most {MAX_ENDPOINTS} webhook endpoints")
         now = self._now()
+        secret, public_key = signing_key(request.signature)
         endpoint = Endpoint(
             id="ep_" + secrets.token_hex(8),
             tenant=tenant,
@@ -68,7 +77,7 @@ class EndpointStore:
             public_key=public_key,
             created_at=now,
             updated_at=now,
-            secret=new_secret(),
+            secret=secret,
         )
         self._write(endpoint, condition="attribute_not_exists(#e)")
         return endpoint
@@ -98,15 +107,22 @@ class EndpointStore:
             return None
 
     def rotate_secret(self, tenant: str, endpoint_id: str) -> Endpoint:
-        """A new secret; the old one keeps signing alongside for 24 hours."""
+        """A new signing key of the endpoint's scheme (v1a: a new key pair, its public key shown); the
+        old one keeps signing alongside for 24 hours."""
         until = self._now() + ROTATION_OVERLAP
-        return self._changed(
-            tenant,
-            endpoint_id,
-            lambda current: current.model_copy(
-                update={"secret": new_secret(), "previous_secret": current.secret, "previous_until": until}
-            ),
-        )
+
+        def rotated(current: Endpoint) -> Endpoint:
+            secret, public_key = signing_key(current.signature)
+            return current.model_copy(
+                update={
+                    "secret": secret,
+                    "public_key": public_key,
+                    "previous_secret": current.secret,
+                    "previous_until": until,
+                }
+            )
+
+        return self._changed(tenant, endpoint_id, rotated)
 
     def delete(self, tenant: str, endpoint_id: str) -> None:
         """Remove the endpoint; EndpointNotFound if there is none."""

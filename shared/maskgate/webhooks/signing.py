@@ -1,7 +1,15 @@
-"""Standard Webhooks v1 signing and the signed mask links (pure: no I/O).
+"""Standard Webhooks signing, v1 and v1a, and the signed mask links (pure: no I/O).
 
-A tenant secret is ``whsec_`` + base64 of 32 random bytes; a signature is
-``v1,<base64 HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>``, one per active secret.
+v1 (symmetric): a secret is ``whsec_`` + base64 of 32 random bytes; a signature is
+``v1,<base64 HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>``.
+
+v1a (asymmetric, an endpoint's choice): the signing key is ``whsk_`` + base64 of a raw 32-byte Ed25519
+private key (its seed), its public key ``whpk_`` + base64 of the raw 32-byte public key; a signature is
+``v1a,<base64 Ed25519 signature of "{webhook-id}.{webhook-timestamp}.{body}">`` (64 bytes). The prefix
+tells which scheme a key signs with, as the spec means it to, so a list of active keys may hold either.
+``cryptography`` is imported only when a v1a key is made or used: no function's cold start pays for it.
+
+``webhook-signature`` carries one space-separated signature per active key (rotation sends both).
 """
 
 from __future__ import annotations
@@ -11,8 +19,14 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format prefix)
+PRIVATE_KEY_PREFIX = "whsk_"
+PUBLIC_KEY_PREFIX = "whpk_"
 ROTATION_OVERLAP = timedelta(hours=24)  # a rotated-out secret keeps signing alongside the new one
 
 
@@ -32,9 +46,60 @@ def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def new_key_pair() -> tuple[str, str]:
+    """A v1a key pair: (``whsk_`` + base64 of the raw 32-byte private key, ``whpk_`` + base64 of the
+    raw 32-byte public key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return _encoded(Ed25519PrivateKey.generate())
+
+
+def public_key(private_key: str) -> str:
+    """The ``whpk_`` public key of a ``whsk_`` private key."""
+    return _encoded(_private(private_key))[1]
+
+
+def sign_v1a(private_key: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1a,<base64 Ed25519 signature of "{id}.{timestamp}.{body}">`` per Standard Webhooks."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1a," + base64.b64encode(_private(private_key).sign(signed)).decode()
+
+
 def signature_header(secrets_: list[str], *, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Space-separated signatures, one per active secret (rotation sends both)."""
-    return " ".join(sign(s, msg_id=msg_id, timestamp=timestamp, body=body) for s in secrets_)
+    """Space-separated signatures, one per active key (rotation sends both), each by its key's scheme:
+    ``v1a`` for a ``whsk_`` private key, ``v1`` for a ``whsec_`` secret."""
+    return " ".join(
+        (sign_v1a if s.startswith(PRIVATE_KEY_PREFIX) else sign)(
+            s, msg_id=msg_id, timestamp=timestamp, body=body
+        )
+        for s in secrets_
+    )
+
+
+def _private(private_key: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not private_key.startswith(PRIVATE_KEY_PREFIX):
+        raise ValueError("a v1a private key starts with whsk_")
+    return Ed25519PrivateKey.from_private_bytes(
+        base64.b64decode(private_key.removeprefix(PRIVATE_KEY_PREFIX))
+    )
+
+
+def _encoded(key: Ed25519PrivateKey) -> tuple[str, str]:
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
+    private = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return (
+        PRIVATE_KEY_PREFIX + base64.b64encode(private).decode(),
+        PUBLIC_KEY_PREFIX + base64.b64encode(public).decode(),
+    )
 
 
 def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:
