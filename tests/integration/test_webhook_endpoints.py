@@ -271,6 +271,7 @@ def test_a_v1a_endpoint_shows_its_public_key_and_never_its_private_key(api: Any,
     assert stored.secret.startswith("whsk_") and public_key(stored.secret) == public
     path = f"/v1/webhook-endpoints/{created['id']}"
     shown = answer(call(api, "GET", path, key=aws.api_key), 200)
+    assert shown.pop("stats")["state"] == "healthy"
     assert shown == {k: v for k, v in created.items() if k != "secret"}
     secret = answer(call(api, "GET", path + "/secret", key=aws.api_key), 200)
     assert secret == {
