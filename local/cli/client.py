@@ -112,6 +112,17 @@ class JobPage(TypedDict):
     next_cursor: str | None
 
 
+class EndpointStats(TypedDict):
+    """An endpoint's last 24 hours, from its attempt log (``GET`` of one endpoint only)."""
+
+    attempts: int
+    success_rate: float | None
+    latency_p50_ms: int | None
+    latency_p95_ms: int | None
+    last_error: str | None
+    state: str  # healthy, failing or disabled
+
+
 class Endpoint(TypedDict):
     """A registered webhook endpoint as the API shows it (never its secret)."""
 
@@ -128,6 +139,7 @@ class Endpoint(TypedDict):
     disabled_at: str | None
     disabled_reason: str | None
     public_key: NotRequired[str | None]
+    stats: NotRequired[EndpointStats]  # in the answer to a GET of one endpoint
 
 
 class CreatedEndpoint(Endpoint):
@@ -139,6 +151,40 @@ class EndpointSecret(TypedDict):
     public_key: NotRequired[str | None]
     previous_public_key: NotRequired[str | None]
     previous_secret_valid_until: str | None
+
+
+class Attempt(TypedDict):
+    """One delivery attempt to an endpoint, from its attempt log."""
+
+    at: str
+    webhook_id: str
+    event: str
+    job_id: str | None
+    attempt: int
+    status: str  # succeeded (2xx) or failed
+    status_code: int | None
+    error: str | None
+    latency_ms: int | None
+    response: str | None
+    next_attempt_at: str | None
+
+
+class AttemptPage(TypedDict):
+    data: list[Attempt]
+    next_cursor: str | None
+
+
+class Recovery(TypedDict):
+    endpoint_id: str
+    since: str
+    messages: int
+    status: str
+
+
+class Resend(TypedDict):
+    webhook_id: str
+    endpoint_id: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -369,6 +415,39 @@ class MaskgateClient:
         path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}/secret/rotate"
         secret: EndpointSecret = self._call("POST", path)
         return secret
+
+    def endpoint_attempts(
+        self,
+        endpoint_id: str,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AttemptPage:
+        """``GET /v1/webhook-endpoints/{id}/attempts``: its delivery attempts, newest first, one page."""
+        params: dict[str, str | int] = {}
+        if status:
+            params["status"] = status
+        if limit is not None:
+            params["limit"] = limit
+        if cursor:
+            params["cursor"] = cursor
+        path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}/attempts"
+        page: AttemptPage = self._call("GET", path, params=params)
+        return page
+
+    def recover_endpoint(self, endpoint_id: str, since: str) -> Recovery:
+        """``POST /v1/webhook-endpoints/{id}/recover``: resend every message whose last attempt to it
+        failed since ``since`` (RFC 3339); the answer counts them."""
+        path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}/recover"
+        recovery: Recovery = self._call("POST", path, json={"since": since})
+        return recovery
+
+    def resend_message(self, endpoint_id: str, webhook_id: str) -> Resend:
+        """``POST /v1/webhook-endpoints/{id}/messages/{webhook_id}/resend``: send one message again."""
+        path = f"/v1/webhook-endpoints/{_segment(endpoint_id)}/messages/{_segment(webhook_id)}/resend"
+        resent: Resend = self._call("POST", path)
+        return resent
 
     def mask_location(self, job_id: str, index: int) -> str:
         """``GET /v1/segmentations/{id}/masks/{n}``: the fresh presigned URL its 302 points to."""

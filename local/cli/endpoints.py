@@ -1,5 +1,6 @@
 """``maskgate endpoints``: register the tenant's webhook endpoints, list, show, change and delete them,
-and read or rotate an endpoint's signing secret.
+read or rotate an endpoint's signing secret, read its delivery attempts and send it again what it
+missed.
 
 An endpoint receives the events of every job of the tenant that its event types name (none: every
 type), signed with its own secret (v1) or its own Ed25519 key pair (``--signature v1a``). The secret is
@@ -14,7 +15,7 @@ from typing import Any
 
 from maskgate.contracts.endpoints import EVENT_TYPES
 from maskgate_local.cli.api import api_client, api_options, guarded, out
-from maskgate_local.cli.client import Endpoint, EndpointSecret
+from maskgate_local.cli.client import Attempt, Endpoint, EndpointSecret, EndpointStats
 from maskgate_local.cli.targets import Stop
 
 PROG = "maskgate endpoints"
@@ -56,6 +57,22 @@ def _show(endpoint: Endpoint) -> None:
         out(f"public key   {endpoint['public_key']}")
     out(f"created      {_when(endpoint['created_at'])}")
     out(f"updated      {_when(endpoint['updated_at'])}")
+    if "stats" in endpoint:
+        _show_stats(endpoint["stats"])
+
+
+def _ms(value: int | None) -> str:
+    return "-" if value is None else f"{value} ms"
+
+
+def _show_stats(stats: EndpointStats) -> None:
+    """The last 24 hours of the endpoint's attempt log, as the GET of one endpoint answers them."""
+    rate = stats["success_rate"]
+    succeeded = "" if rate is None else f", {rate * 100:.1f} % succeeded"
+    out(f"last 24 h    {stats['attempts']} attempts{succeeded}")
+    out(f"latency      p50 {_ms(stats['latency_p50_ms'])}, p95 {_ms(stats['latency_p95_ms'])}")
+    out(f"last error   {stats['last_error'] or '-'}")
+    out(f"health       {stats['state']}")
 
 
 def _show_secret(secret: EndpointSecret) -> None:
@@ -173,6 +190,64 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result(attempt: Attempt) -> str:
+    """The status code the endpoint answered, else why there was no answer."""
+    if attempt["status_code"] is not None:
+        return str(attempt["status_code"])
+    return attempt["error"] or attempt["status"]
+
+
+def _attempts(args: argparse.Namespace) -> int:
+    with api_client(args) as client:
+        page = client.endpoint_attempts(
+            args.endpoint_id, status=args.status, limit=args.limit, cursor=args.cursor
+        )
+    out(f"{'time':<23}  {'webhook-id':<43}  {'event':<22}  {'result':<8}  {'latency':>8}  next retry")
+    for attempt in page["data"]:
+        next_at = _when(attempt["next_attempt_at"])
+        out(
+            f"{_when(attempt['at']):<23}  {attempt['webhook_id']:<43}  {attempt['event']:<22}  "
+            f"{_result(attempt):<8}  {_ms(attempt['latency_ms']):>8}  {next_at}"
+        )
+    if not page["data"]:
+        out("no attempts")
+    if page["next_cursor"]:
+        out(f"more: --cursor {page['next_cursor']}")
+    return 0
+
+
+def _since(value: str) -> str:
+    """``value`` as given, once it reads as an RFC 3339 time with an offset."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise Stop(
+            2, f"{PROG} recover: --since takes an RFC 3339 time, e.g. 2026-12-06T00:00:00Z, not {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise Stop(2, f"{PROG} recover: --since needs its offset (Z or +hh:mm): {value!r}")
+    return value
+
+
+def _recover(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    with api_client(args) as client:
+        recovery = client.recover_endpoint(args.endpoint_id, since)
+    count = recovery["messages"]
+    out(
+        f"resending {count} message{'' if count == 1 else 's'} to {recovery['endpoint_id']} "
+        f"(each whose last attempt failed since {_when(recovery['since'])})"
+    )
+    return 0
+
+
+def _resend(args: argparse.Namespace) -> int:
+    with api_client(args) as client:
+        resent = client.resend_message(args.endpoint_id, args.webhook_id)
+    out(f"resending {resent['webhook_id']} to {resent['endpoint_id']}")
+    return 0
+
+
 def _fields(command: argparse.ArgumentParser, *, update: bool) -> None:
     command.add_argument("--description", help="what the endpoint is for (up to 256 characters)")
     command.add_argument(
@@ -215,11 +290,13 @@ def _fields(command: argparse.ArgumentParser, *, update: bool) -> None:
 
 
 def add_endpoints_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``endpoints`` (create, list, show, update, delete, rotate-secret) to the subcommands."""
+    """Add ``endpoints`` (create, list, show, update, delete, rotate-secret, attempts, recover, resend)
+    to the subcommands."""
     api = api_options()
     endpoints = commands.add_parser(
         "endpoints",
-        help="the tenant's registered webhook endpoints (create, list, show, update, delete, rotate-secret)",
+        help="the tenant's registered webhook endpoints (create, list, show, update, delete, "
+        "rotate-secret, attempts, recover, resend)",
         description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
     )
     actions = endpoints.add_subparsers(dest="endpoints_command", required=True)
@@ -234,7 +311,7 @@ def add_endpoints_command(commands: argparse._SubParsersAction[argparse.Argument
     listing = actions.add_parser("list", parents=[api], help="list the endpoints, oldest first")
     listing.set_defaults(run=guarded(_list))
 
-    show = actions.add_parser("show", parents=[api], help="show an endpoint")
+    show = actions.add_parser("show", parents=[api], help="show an endpoint and its last 24 hours")
     show.add_argument("endpoint_id", metavar="ENDPOINT_ID")
     show.add_argument("--secret", action="store_true", help="print its signing secret too")
     show.set_defaults(run=guarded(_get))
@@ -253,3 +330,28 @@ def add_endpoints_command(commands: argparse._SubParsersAction[argparse.Argument
     )
     rotate.add_argument("endpoint_id", metavar="ENDPOINT_ID")
     rotate.set_defaults(run=guarded(_rotate_secret))
+
+    attempts = actions.add_parser(
+        "attempts", parents=[api], help="its delivery attempts, newest first (one page)"
+    )
+    attempts.add_argument("endpoint_id", metavar="ENDPOINT_ID")
+    attempts.add_argument(
+        "--status", choices=("succeeded", "failed"), help="only those that succeeded (2xx) or failed"
+    )
+    attempts.add_argument("--limit", type=int, metavar="N", help="attempts on the page (1-100)")
+    attempts.add_argument("--cursor", metavar="C", help="the page after the one that printed it")
+    attempts.set_defaults(run=guarded(_attempts))
+
+    recover = actions.add_parser(
+        "recover", parents=[api], help="resend every message whose last attempt failed since a time"
+    )
+    recover.add_argument("endpoint_id", metavar="ENDPOINT_ID")
+    recover.add_argument(
+        "--since", required=True, metavar="RFC3339", help="e.g. 2026-12-06T00:00:00Z (with its offset)"
+    )
+    recover.set_defaults(run=guarded(_recover))
+
+    resend = actions.add_parser("resend", parents=[api], help="send one message to the endpoint again")
+    resend.add_argument("endpoint_id", metavar="ENDPOINT_ID")
+    resend.add_argument("webhook_id", metavar="WEBHOOK_ID", help="its webhook-id (msg_…)")
+    resend.set_defaults(run=guarded(_resend))

@@ -230,6 +230,20 @@ def test_an_endpoint_that_answers_410_is_disabled_and_the_others_are_told(aws: A
     assert enabled.enabled and enabled.disabled_reason is None and enabled.disabled_at is None
 
 
+def test_the_endpoints_told_of_a_disabling_are_told_at_once(aws: Aws, hosts: Receivers) -> None:
+    """Up to 19 other endpoints may take endpoint.disabled: told one after another, a few slow ones
+    would outlast the invocation's 30 s; side by side they take one attempt's budget."""
+    endpoint(aws, "/gone", event_types=["segmentation.failed"])
+    for n in range(5):
+        endpoint(aws, f"/watcher{n}", event_types=["endpoint.disabled"])
+    hosts.status["/gone"] = 410
+    job = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    started = time.monotonic()
+    notify(job.id)
+    assert all(len(hosts.to(f"/watcher{n}")) == 1 for n in range(5))
+    assert time.monotonic() - started < 6 * 0.2  # each receiver takes 0.2 s; the five notices overlap
+
+
 def test_an_endpoint_failing_longer_than_the_window_is_disabled(
     aws: Aws, hosts: Receivers, monkeypatch: pytest.MonkeyPatch
 ) -> None:

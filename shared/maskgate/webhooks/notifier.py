@@ -190,7 +190,8 @@ class Notifier:
 
     def disable_endpoint(self, tenant: str, endpoint_id: str, *, reason: str) -> None:
         """Disable an endpoint (once) and tell the tenant's other endpoints that take
-        ``endpoint.disabled``: one attempt each, kept in their attempt logs."""
+        ``endpoint.disabled``: one attempt each, all at once (together one attempt's budget, so a
+        few slow ones cannot outlast the invocation), kept in their attempt logs."""
         disabled = self.endpoints.disable(tenant, endpoint_id, reason=reason)
         if disabled is None:
             return  # disabled already (another attempt got there first) or deleted
@@ -201,8 +202,9 @@ class Notifier:
         told = [
             e for e in self.endpoints.list(tenant) if e.id != endpoint_id and e.receives("endpoint.disabled")
         ]
-        for other in told:
-            result = self.sender.send(
+
+        def tell(other: Endpoint) -> DeliveryAttempt:
+            return self.sender.send(
                 other.url,
                 msg_id=msg_id,
                 body=body,
@@ -210,6 +212,13 @@ class Notifier:
                 event="endpoint.disabled",
                 attempt=1,
             ).model_copy(update={"endpoint_id": other.id})
+
+        if not told:
+            return
+        with ThreadPoolExecutor(max_workers=len(told), thread_name_prefix="webhook") as pool:
+            running = [pool.submit(contextvars.copy_context().run, tell, other) for other in told]
+            results = [attempt.result() for attempt in running]
+        for result in results:
             self.log.record(result, job_id=None)
 
 
