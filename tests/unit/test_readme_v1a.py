@@ -24,7 +24,7 @@ BODY = b'{"type":"segmentation.succeeded","timestamp":"2026-12-07T01:02:03Z","da
 def _snippet(language: str) -> str:
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("**Verifying v1a.**") :]
-    section = section[: section.index("<!-- endpoints-delivery -->")]
+    section = section[: section.index("**Delivery to endpoints.**")]
     [code] = re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
     return code
 
