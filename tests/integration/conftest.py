@@ -15,7 +15,6 @@ import pytest
 from moto import mock_aws
 
 from maskgate import clients
-from maskgate.settings import get_settings
 from maskgate.stores.tenants import TenantStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.webhooks.sender import WebhookSender
@@ -26,26 +25,6 @@ from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
 REGION = "us-east-1"
 BUCKET = "maskgate-123456789012-us-east-1"
 SECRET_NAME = "maskgate/wavespeed-api-key"
-CACHED = (
-    "s3",
-    "dynamodb",
-    "stepfunctions",
-    "job_store",
-    "tenant_store",
-    "bucket",
-    "workflow",
-    "request_intake",
-    "upload_intake",
-    "webhook_sender",
-    "_wavespeed_for",
-    "callback_receiver",
-    "sqs",
-    "delivery_units",
-    "upload_expiries",
-    "rate_limiter",
-    "notifier",
-    "admission",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -87,14 +66,6 @@ class Aws:
         url = os.environ["MASKGATE_WEBHOOK_DLQ_URL"]
         found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in found]
-
-
-def _clear_caches() -> None:
-    get_settings.cache_clear()
-    for name in CACHED:
-        clear = getattr(getattr(clients, name), "cache_clear", None)  # a test may have patched it
-        if clear is not None:
-            clear()
 
 
 def _create_table(name: str) -> None:
@@ -179,7 +150,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         dlq = boto3.client("sqs", region_name=REGION).create_queue(QueueName="webhook-dlq")["QueueUrl"]
         monkeypatch.setenv("MASKGATE_WEBHOOK_DLQ_URL", dlq)
         monkeypatch.setenv("MASKGATE_WEBHOOK_SCHEDULE", "5,300,1800")
-        _clear_caches()
+        clients.reset()
         key = TenantStore(table="jobs", client=boto3.client("dynamodb", region_name=REGION)).create_key(
             "default"
         )
@@ -192,7 +163,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             tenant="default",
             secret=secret,
         )
-        _clear_caches()
+        clients.reset()
 
 
 @pytest.fixture

@@ -127,10 +127,7 @@ def test_the_slots_item_is_one_item_beside_the_jobs(aws: Aws) -> None:
 @pytest.fixture
 def one_slot(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
-    from maskgate.settings import get_settings
-
-    get_settings.cache_clear()
-    clients.admission.cache_clear()
+    clients.reset()
 
 
 def test_submit_waits_for_a_slot_and_sends_nothing_meanwhile(
