@@ -3,8 +3,6 @@ required paging fields, filters, newest first, the past 7 days only (its app on 
 
 from __future__ import annotations
 
-import base64
-import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.emulator.models import Faults
 from maskgate_local.stack.servers import serve_in_thread
+from tests.support.images import white_png_data_url
 
 API_KEY = "ws-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -34,12 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def _image() -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 12), (255, 255, 255)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -82,7 +74,7 @@ def client(base_url: str, clock: Clock) -> Iterator[httpx.Client]:
 
 def _submit(client: httpx.Client, clock: Clock, at: datetime) -> str:
     clock.now = at
-    response = client.post(SUBMIT, json={"image": _image(), "prompt": "x"}, headers=AUTH)
+    response = client.post(SUBMIT, json={"image": white_png_data_url((16, 12)), "prompt": "x"}, headers=AUTH)
     assert response.status_code == 200, response.text
     prediction_id: str = response.json()["data"]["id"]
     return prediction_id
