@@ -19,7 +19,7 @@ from maskgate.stores.tenants import TenantStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.webhooks.sender import WebhookSender
 from tests.support import iam
-from tests.support.artefacts import ASL, template_resource
+from tests.support.artefacts import ASL, load_handler, template_resource
 from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
 
 REGION = "us-east-1"
@@ -164,6 +164,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             secret=secret,
         )
         clients.reset()
+
+
+@pytest.fixture
+def api(aws: Aws) -> Any:
+    """The api function, imported as Lambda would (a test module may override it, e.g. to fix a secret)."""
+    return load_handler("api")
 
 
 @pytest.fixture

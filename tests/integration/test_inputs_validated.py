@@ -30,11 +30,6 @@ class Killed(BaseException):
 
 
 @pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
-
-
-@pytest.fixture
 def crash_once() -> Iterator[Callable[[str], list[str]]]:
     """Arm one crash point: the first invocation that reaches it is killed there."""
     reached: list[str] = []
