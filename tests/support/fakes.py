@@ -53,7 +53,7 @@ class FakeWaveSpeed:
             return httpx.Response(401, json={"code": 401, "message": "Unauthorized", "data": None})
         if request.method == "POST" and request.url.path == "/api/v3/wavespeed-ai/sam3-image":
             return self._submit(request)
-        prefix, _, rest = request.url.path.partition("/api/v3/predictions/")
+        _, _, rest = request.url.path.partition("/api/v3/predictions/")
         prediction_id = rest.removesuffix("/result")
         if prediction_id in self.predictions and self.read_status != 200:
             return httpx.Response(

@@ -263,7 +263,7 @@ def test_validate_refuses_jpeg_without_eoi_sos_or_with_junk_after_eoi():
     sos = data.index(b"\xff\xda")
     with pytest.raises(InvalidImage, match="EOI"):
         validate_image(data[:-2])
-    with pytest.raises(InvalidImage, match="no frame header|no scan"):
+    with pytest.raises(InvalidImage, match=r"no frame header|no scan"):
         validate_image(data[:sos] + b"\xff\xd9")
     with pytest.raises(InvalidImage, match="follow the end-of-image"):
         validate_image(data + b"PK\x03\x04 a zip")
