@@ -231,10 +231,10 @@ class FakeTasks:
     gone: bool = False
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    def send_task_success(self, *, taskToken: str, output: str) -> None:  # noqa: N803 (boto3 names)
+    def send_task_success(self, *, taskToken: str, output: str) -> None:  # boto3 names
         self._answer(("success", taskToken, json.loads(output)))
 
-    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:
         self._answer(("failure", taskToken, {"error": error, "cause": cause}))
 
     def _answer(self, call: tuple[str, str, Any]) -> None:
