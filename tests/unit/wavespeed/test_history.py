@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -230,17 +231,18 @@ def emulator_url() -> Iterator[tuple[WaveSpeedEmulator, str]]:
 
 def test_wavespeed_client_list_predictions_reads_the_emulators_history(emulator_url):
     _, url = emulator_url
-    client = WaveSpeedClient(base_url=url, api_key="ws-key", output_hosts=(), local=True)
     started = datetime.now(UTC) - timedelta(seconds=1)  # the wire carries milliseconds only
 
-    submitted = [
-        client.submit(parse_prompts({"prompt": "x"}), image_url=white_png_data_url((8, 8))).id
-        for _ in range(3)
-    ]
-    ended = datetime.now(UTC) + timedelta(seconds=1)
+    with closing(WaveSpeedClient(base_url=url, api_key="ws-key", output_hosts=(), local=True)) as client:
+        submitted = [
+            client.submit(parse_prompts({"prompt": "x"}), image_url=white_png_data_url((8, 8))).id
+            for _ in range(3)
+        ]
+        ended = datetime.now(UTC) + timedelta(seconds=1)
 
-    found = client.list_predictions(created_after=started, created_before=ended)
+        found = client.list_predictions(created_after=started, created_before=ended)
+        later = client.list_predictions(created_after=ended, created_before=ended + timedelta(minutes=1))
 
     assert [p.id for p in found] == submitted[::-1]
     assert all(p.created_at is not None and started <= p.created_at <= ended for p in found)
-    assert client.list_predictions(created_after=ended, created_before=ended + timedelta(minutes=1)) == []
+    assert later == []
