@@ -34,7 +34,7 @@ test: lint validate
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/contract -q
+	$(BIN)/pytest tests/unit tests/tooling tests/contract -q
 
 ## The quick loop while you work (about 2 minutes): lint, types, unit and contract tests; `make test` before you push.
 test-fast: lint unit

@@ -182,7 +182,7 @@ def run(
     command += ["--jobs", str(jobs), "--in-flight", str(in_flight)]
     with tempfile.TemporaryDirectory(prefix="maskgate-fanout-") as tmp:
         out = Path(tmp) / "report.json"
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
         )
         if done.returncode != 0 or not out.exists():

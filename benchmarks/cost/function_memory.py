@@ -42,7 +42,7 @@ def peak_rss_mb(code_dirs: Mapping[str, Path], *, parallel: int = 2) -> dict[str
     env = function_env()
 
     def one(code_dir: Path) -> float:
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             [sys.executable, "-c", _CHILD, str(code_dir)],
             env=env,
             capture_output=True,

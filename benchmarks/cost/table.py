@@ -53,8 +53,8 @@ def render(cost: Mapping[str, Any]) -> str:
         f"  {'total':<33} {'budget ' + format(BUDGET_SHARE, '.0%') + ': ' + verdicts:<{COUNTED}}{totals}"
     ]
     image_bytes = next(iter(paths.values()))["counts"].get("input_image_bytes", 0.0)
-    lines += _per_megabyte(cost.get("per_image_mb"), image_bytes) + [""]
-    lines += _alternatives(paths) + [""] + _functions(cost, paths) + _memory(paths) + [""]
+    lines += [*_per_megabyte(cost.get("per_image_mb"), image_bytes), ""]
+    lines += [*_alternatives(paths), "", *_functions(cost, paths), *_memory(paths), ""]
     lines += _detail(paths) + _notes()
     return "\n".join(lines)
 

@@ -212,7 +212,7 @@ def _sfn(ready: Ready) -> Any:
         endpoint_url=ready.aws_endpoint_url,
         region_name=ready.region,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's placeholder credentials)
+        aws_secret_access_key="testing",  # moto's placeholder credentials
     )
 
 

@@ -89,7 +89,7 @@ class Receivers:
         self._webhook = Webhook(secret)
         self._image = image
         self.behaviour = behaviour or Behaviour()
-        self._rng = random.Random(self.behaviour.seed)  # noqa: S311 - delays, not secrets
+        self._rng = random.Random(self.behaviour.seed)  # delays, not secrets
         self._lock = threading.Lock()
         self._arrived: dict[str, threading.Event] = {}
         self._trickled: set[str] = set()

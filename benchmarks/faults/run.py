@@ -113,7 +113,7 @@ RETRIED_STATUSES = (409, 500, 502, 503, 504)  # retried with the same Idempotenc
 def plan_specs(jobs: int, seed: int) -> list[Spec]:
     """The jobs to send: a way in and a receiver each; every API request with an Idempotency-Key (sent
     twice for some, in sequence or at once), and for some S3 uploads the event delivered twice."""
-    rng = random.Random(seed)  # noqa: S311 - a workload, not a secret
+    rng = random.Random(seed)  # a workload, not a secret
     run = f"{seed:x}{rng.getrandbits(24):06x}"
     specs = []
     for index in range(jobs):
@@ -487,7 +487,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="maskgate-faults-") as tmp:
         out, log = Path(tmp) / "faults.json", Path(tmp) / "faults.log"
         with log.open("w") as sink:
-            done = subprocess.run(  # noqa: S603
+            done = subprocess.run(
                 [*command, "--json", str(out)], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, check=False
             )
         text = log.read_text(errors="replace")

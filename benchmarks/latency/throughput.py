@@ -102,7 +102,7 @@ def run(
     command += ["--warmup", str(warmup)]
     with tempfile.TemporaryDirectory(prefix="maskgate-throughput-") as tmp:
         out = Path(tmp) / "report.json"
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
         )
         if done.returncode != 0 or not out.exists():

@@ -56,7 +56,7 @@ def _import_handler(job: dict[str, Any], result: dict[str, Any]) -> Handler:
     # child: its profile is the handler's import alone)
     if boto3 is None and "importtime" not in sys._xoptions:
         started = time.perf_counter()
-        import boto3  # noqa: F401 (its import is the figure)
+        import boto3  # its import is the figure
         import botocore.config  # noqa: F401
 
         result["sdk_deferred_s"] = time.perf_counter() - started
@@ -143,7 +143,7 @@ def _first_invoke(
     if kind == "handler":
         recorder.install()
     else:
-        calls = pickle.loads(Path(job["calls"]).read_bytes()) if job.get("calls") else []  # noqa: S301
+        calls = pickle.loads(Path(job["calls"]).read_bytes()) if job.get("calls") else []
         replay["run"] = lambda_env.replayer(calls)
         event = lambda_env.bare_event(key, event)
         boto3.DEFAULT_SESSION = None  # the client of the timed import must not warm the invoke

@@ -46,7 +46,7 @@ class ChildRunner:
 
     def run(self, job: dict[str, Any], *, flags: Sequence[str] = ()) -> dict[str, Any]:
         argv = [sys.executable, *self.flags, *flags, str(CHILD), json.dumps({**job, "root": str(ROOT)})]
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
         )
         self.children += 1

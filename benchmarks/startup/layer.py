@@ -55,7 +55,7 @@ def build_layer(target: Path) -> float:
     started = time.monotonic()
     argv = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"]
     argv += ["--target", str(target), "-r", str(ROOT / "shared" / "requirements.txt")]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"pip install for the layer failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -133,7 +133,7 @@ def run(*, runs: int = DEFAULT_RUNS) -> dict[str, Any]:
         runner.run({**KINDS["api"][0], "sys_path": [str(layer), str(runtime)]})  # uncounted: page cache
         without = _samples(runner, layer, runtime, pyc=False, runs=runs)
         started = time.monotonic()
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             [sys.executable, *COMPILEALL, str(layer)],
             capture_output=True,
             text=True,

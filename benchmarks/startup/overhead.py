@@ -112,7 +112,7 @@ def run(*, iterations: int = DEFAULT_ITERATIONS, warmup: int = DEFAULT_WARMUP) -
         out = Path(tmp) / "overhead.json"
         argv = [sys.executable, "-m", "benchmarks.startup.overhead", "--iterations", str(iterations)]
         argv += ["--warmup", str(warmup), "--json", str(out)]
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             argv,
             env=env,
             cwd=ROOT,

@@ -29,7 +29,7 @@ TIMED_OUT = "Sandbox.Timedout"  # the errorType Lambda reports when the runtime 
 _FRAMEWORK_LOGGERS = ("mangum.http",)
 
 
-class InjectedCrash(BaseException):  # noqa: N818 (named as what happened, like KeyboardInterrupt)
+class InjectedCrash(BaseException):  # named as what happened, like KeyboardInterrupt
     """The local stack ended the invocation at a crash point, as the Lambda runtime ends one at a timeout."""
 
     def __init__(self, point: str) -> None:

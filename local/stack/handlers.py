@@ -19,7 +19,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -129,8 +130,7 @@ class HandlerRunner:
         when a framework inside the handler caught it and went on to return an answer.
         """
         context = self.context()
-        _ensure_event_loop()
-        with invocation() as current:
+        with _event_loop(), invocation() as current:
             try:
                 payload, errored = self._call(event, context)
             except BaseException as exc:
@@ -160,13 +160,23 @@ class HandlerRunner:
         return json.dumps(timed_out_payload(point, self.spec.timeout))
 
 
-def _ensure_event_loop() -> None:
+@contextmanager
+def _event_loop() -> Iterator[None]:
     """Lambda runs a handler on a thread that has an event loop (Mangum relies on it); moto's
-    request threads have none, so give each one its own."""
+    request threads have none, so such a thread gets one for the invocation, closed after it (a loop
+    left to the garbage collector leaks its self-pipe sockets)."""
     try:
         asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    else:
+        yield
 
 
 def _import_handler(spec: FunctionSpec) -> Handler:

@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import boto3
 
@@ -115,7 +115,7 @@ def provision(
 class _Walker:
     """Creates the translated resources in dependency order and remembers what it made."""
 
-    _CREATORS = {  # in dependency order
+    _CREATORS: ClassVar[dict[str, str]] = {  # in dependency order
         "AWS::IAM::Role": "_role",
         "AWS::SQS::Queue": "_queue",
         "AWS::DynamoDB::Table": "_table",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from maskgate.settings import get_settings
 from maskgate.stores.admission import Admission
@@ -268,3 +268,35 @@ def _wavespeed_for(api_key: str) -> WaveSpeedClient:
         output_hosts=settings.wavespeed_output_hosts,
         local=settings.is_local,
     )
+
+
+def reset() -> None:
+    """Forget every client, store and setting built so far, as a fresh container would: every cached
+    factory of this module, the callback secret and the settings. For tests, which change the
+    environment and the AWS endpoint within one process; a Lambda container never calls it."""
+    global _secret_cache
+    get_settings.cache_clear()
+    for factory in _CACHED:
+        factory.cache_clear()
+    _secret_cache = None
+
+
+class _Cached(Protocol):
+    def cache_clear(self) -> None: ...
+
+
+def _cached_factories() -> tuple[_Cached, ...]:
+    """Every ``functools.cache``/``lru_cache`` function defined in this module (found, not listed: a
+    factory added later is reset with the rest), taken at import so a test's stand-in cannot hide one."""
+    found: list[Any] = [
+        value
+        for value in globals().values()
+        if callable(value)
+        and not isinstance(value, type)
+        and hasattr(value, "cache_clear")
+        and getattr(value, "__module__", None) == __name__
+    ]
+    return tuple(found)
+
+
+_CACHED = _cached_factories()  # last in the module: after every factory

@@ -120,15 +120,18 @@ def test_execution_input_carries_what_the_workflow_reads() -> None:
     from maskgate.workflow.timings import Timings
 
     class Capture:
-        inputs: list[dict[str, Any]] = []
+        def __init__(self) -> None:
+            self.inputs: list[dict[str, Any]] = []
 
-        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> None:  # noqa: N803, A002
+        # boto3's parameter names
+        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> None:
             self.inputs.append(json.loads(input))
 
-    Workflow(state_machine_arn="arn:sm", client=Capture(), timings=Timings()).start(  # type: ignore[arg-type]
+    capture = Capture()
+    Workflow(state_machine_arn="arn:sm", client=capture, timings=Timings()).start(  # type: ignore[arg-type]
         "seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X", created_at=datetime(2026, 11, 25, tzinfo=UTC)
     )
-    [sent] = Capture.inputs
+    [sent] = capture.inputs
     backoff = {k.removesuffix(".$") for k in asl()["States"]["Backoff"]["Parameters"]}
     assert set(sent) == backoff  # Submit and Backoff read exactly what the starter sends
     assert asl()["States"]["Submit"]["TimeoutSecondsPath"] == "$.wait_seconds"

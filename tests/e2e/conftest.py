@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thre
 
 START_TIMEOUT_S = 120.0
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+Crashes = Callable[[dict[str, float]], dict[str, Any]]  # the ``crashes`` fixture: rates in, the table out
 
 
 @dataclass
@@ -148,8 +149,13 @@ def faults(stack: Stack) -> Iterator[Any]:
     stack.emulator("POST", "/_emulator/reset")
 
 
+def injected(stack: Stack, point: str) -> int:
+    """How many crashes the stack has injected at ``point`` so far."""
+    return int(stack.control("GET", "/crashes").json()["points"][point]["injected"])
+
+
 @pytest.fixture
-def crashes(stack: Stack) -> Iterator[Any]:
+def crashes(stack: Stack) -> Iterator[Crashes]:
     """Set crash rates for one test; every rate and count is reset after it."""
 
     def apply(rates: dict[str, float]) -> dict[str, Any]:

@@ -154,7 +154,8 @@ def test_listen_prints_and_verifies_each_webhook(
     command += ["--ready-file", str(tmp_path / "ready.json")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         ready_line = _read_until(lines, "maskgate listen: http://127.0.0.1:", seen)
@@ -181,6 +182,9 @@ def test_listen_prints_and_verifies_each_webhook(
         _read_until(lines, "signature NOT verified", seen)
     finally:
         stop(process, signal.SIGINT, timeout=10)
+        reader.join(timeout=10)  # the pipe ends with the process: every line is queued
+        assert process.stdout is not None
+        process.stdout.close()
     assert process.returncode == 0
     _read_until(lines, "maskgate listen: stopped", seen, timeout=5)
 

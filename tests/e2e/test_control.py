@@ -11,19 +11,14 @@ from typing import Any
 import pytest
 
 from maskgate import crashpoints
-from tests.e2e.conftest import Stack, aws_client, dev_subprocess
+from tests.e2e.conftest import Crashes, Stack, aws_client, dev_subprocess, injected
 from tests.e2e.test_vertical_slice import BOX, data_uri
 
 pytestmark = pytest.mark.e2e
-Crashes = Callable[[dict[str, float]], dict[str, Any]]
 
 
 def segmentation(stack: Stack) -> Any:
     return stack.api("POST", "/v1/segmentations", json={"image": data_uri(), "box_prompts": [BOX]})
-
-
-def injected(stack: Stack, point: str) -> int:
-    return int(stack.control("GET", "/crashes").json()["points"][point]["injected"])
 
 
 def test_control_lists_every_crash_point_with_its_rate_and_count(stack: Stack) -> None:

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from maskgate_local.demo.receiver import Delivery, WebhookReceiver
 from maskgate_local.stack.servers import serve_in_thread
-from tests.e2e.conftest import Stack, dev_subprocess
+from tests.e2e.conftest import Crashes, Stack, dev_subprocess, injected
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 
 pytestmark = pytest.mark.e2e
-Crashes = Callable[[dict[str, float]], dict[str, Any]]
 SETTLE_TIMEOUT_S = 30.0
 SLOTS_KEY = "LIMIT#wavespeed"  # the admission slots item in the jobs table (maskgate.stores.admission)
-
-
-def injected(stack: Stack, point: str) -> int:
-    return int(stack.control("GET", "/crashes").json()["points"][point]["injected"])
 
 
 def submit(stack: Stack) -> str:

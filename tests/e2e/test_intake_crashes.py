@@ -4,22 +4,14 @@ exactly one job, which succeeds with its webhook."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 import pytest
 
 from maskgate_local.demo.sample import scene_png
-from tests.e2e.conftest import TIMEOUT, Stack
+from tests.e2e.conftest import TIMEOUT, Crashes, Stack, injected
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
 
 pytestmark = pytest.mark.e2e
-Crashes = Callable[[dict[str, float]], dict[str, Any]]
-
-
-def injected(stack: Stack, point: str) -> int:
-    return int(stack.control("GET", "/crashes").json()["points"][point]["injected"])
 
 
 def jobs_tagged(stack: Stack, tag: str) -> list[str]:

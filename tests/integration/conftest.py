@@ -15,39 +15,16 @@ import pytest
 from moto import mock_aws
 
 from maskgate import clients
-from maskgate.settings import get_settings
 from maskgate.stores.tenants import TenantStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.webhooks.sender import WebhookSender
 from tests.support import iam
-from tests.support.artefacts import ASL, template_resource
+from tests.support.artefacts import ASL, load_handler, template_resource, template_variables
 from tests.support.fakes import OUTPUT_HOST, FakeWaveSpeed, Receiver
 
 REGION = "us-east-1"
 BUCKET = "maskgate-123456789012-us-east-1"
 SECRET_NAME = "maskgate/wavespeed-api-key"
-CACHED = (
-    "s3",
-    "dynamodb",
-    "stepfunctions",
-    "job_store",
-    "endpoint_store",
-    "attempt_log",
-    "tenant_store",
-    "bucket",
-    "workflow",
-    "request_intake",
-    "upload_intake",
-    "webhook_sender",
-    "_wavespeed_for",
-    "callback_receiver",
-    "sqs",
-    "delivery_units",
-    "upload_expiries",
-    "rate_limiter",
-    "notifier",
-    "admission",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -89,14 +66,6 @@ class Aws:
         url = os.environ["MASKGATE_WEBHOOK_DLQ_URL"]
         found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in found]
-
-
-def _clear_caches() -> None:
-    get_settings.cache_clear()
-    for name in CACHED:
-        clear = getattr(getattr(clients, name), "cache_clear", None)  # a test may have patched it
-        if clear is not None:
-            clear()
 
 
 def _create_table(name: str) -> None:
@@ -147,41 +116,78 @@ def _create_state_machine() -> str:
     ]
 
 
+# What a function's environment holds here: every variable template.yaml gives a function (Globals' and
+# each function's own), by name, each with its test value; MOTO: set by the aws fixture once moto has
+# made the resource; None: left unset, so the setting's default applies. A variable the template sets
+# and this table misses fails every test of the folder (test_fixture_environment.py names it).
+MOTO = object()
+ENVIRONMENT: dict[str, str | object | None] = {
+    "POWERTOOLS_SERVICE_NAME": "maskgate",
+    "POWERTOOLS_METRICS_NAMESPACE": "maskgate",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "MASKGATE_ENVIRONMENT": "local",
+    "MASKGATE_TABLE": "jobs",
+    "MASKGATE_BUCKET": BUCKET,
+    "MASKGATE_STATE_MACHINE_ARN": MOTO,
+    "MASKGATE_DELIVERY_STATE_MACHINE_ARN": MOTO,
+    "MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN": MOTO,
+    "MASKGATE_WEBHOOK_DLQ_URL": MOTO,
+    "MASKGATE_WEBHOOK_SCHEDULE": "5,300,1800",
+    "MASKGATE_DEFAULT_TENANT": "default",
+    "MASKGATE_DEFAULT_REQUEST": None,
+    "MASKGATE_PUBLIC_API_URL": "http://127.0.0.1:3000",
+    "MASKGATE_UPLOAD_SECONDS": None,
+    "MASKGATE_TENANT_REQUESTS_PER_MINUTE": None,
+    "MASKGATE_FINISHED_JOB_TTL_DAYS": None,
+    "MASKGATE_POLL_INITIAL_SECONDS": None,
+    "MASKGATE_POLL_MAX_SECONDS": None,
+    "MASKGATE_JOB_DEADLINE_SECONDS": None,
+    "MASKGATE_RECONCILE_INTERVAL_MINUTES": None,
+    "MASKGATE_RECONCILE_GRACE_SECONDS": None,
+    "WAVESPEED_CONCURRENCY": None,
+    "WAVESPEED_SUBMITS_PER_MINUTE": None,
+    "WAVESPEED_BASE_URL": "https://api.wavespeed.test",
+    "WAVESPEED_API_KEY_SECRET": SECRET_NAME,
+    "WAVESPEED_OUTPUT_HOSTS": OUTPUT_HOST,
+}
+AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def _function_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template's variables from ENVIRONMENT: a name it misses fails here, naming it."""
+    missing = sorted(template_variables() - ENVIRONMENT.keys())
+    assert not missing, f"template.yaml sets {missing}: give each a test value in ENVIRONMENT"
+    for name, value in ENVIRONMENT.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+        elif value is MOTO:
+            monkeypatch.setenv(name, "set once moto has made it")
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_SERVICE_NAME": "maskgate",
-        "POWERTOOLS_METRICS_NAMESPACE": "maskgate",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "MASKGATE_ENVIRONMENT": "local",
-        "MASKGATE_TABLE": "jobs",
-        "MASKGATE_BUCKET": BUCKET,
-        "MASKGATE_DEFAULT_TENANT": "default",
-        "MASKGATE_PUBLIC_API_URL": "http://127.0.0.1:3000",
-        "WAVESPEED_BASE_URL": "https://api.wavespeed.test",
-        "WAVESPEED_API_KEY_SECRET": SECRET_NAME,
-        "WAVESPEED_OUTPUT_HOSTS": OUTPUT_HOST,
-    }.items():
+    for key, value in AWS_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    _function_environment(monkeypatch)
     with mock_aws():
         _create_table("jobs")
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=SECRET_NAME, SecretString=FakeWaveSpeed.api_key
         )
-        monkeypatch.setenv("MASKGATE_DELIVERY_STATE_MACHINE_ARN", "set below")
-        monkeypatch.setenv("MASKGATE_UPLOAD_EXPIRY_STATE_MACHINE_ARN", "set below")
-        arn = _create_state_machine()
+        arn = _create_state_machine()  # and the delivery and upload-expiry machines
         monkeypatch.setenv("MASKGATE_STATE_MACHINE_ARN", arn)
         dlq = boto3.client("sqs", region_name=REGION).create_queue(QueueName="webhook-dlq")["QueueUrl"]
         monkeypatch.setenv("MASKGATE_WEBHOOK_DLQ_URL", dlq)
-        monkeypatch.setenv("MASKGATE_WEBHOOK_SCHEDULE", "5,300,1800")
-        _clear_caches()
+        clients.reset()
         key = TenantStore(table="jobs", client=boto3.client("dynamodb", region_name=REGION)).create_key(
             "default"
         )
@@ -194,7 +200,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             tenant="default",
             secret=secret,
         )
-        _clear_caches()
+        clients.reset()
+
+
+@pytest.fixture
+def api(aws: Aws) -> Any:
+    """The api function, imported as Lambda would (a test module may override it, e.g. to fix a secret)."""
+    return load_handler("api")
 
 
 @pytest.fixture
@@ -219,10 +231,10 @@ class FakeTasks:
     gone: bool = False
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    def send_task_success(self, *, taskToken: str, output: str) -> None:  # noqa: N803 (boto3 names)
+    def send_task_success(self, *, taskToken: str, output: str) -> None:  # boto3 names
         self._answer(("success", taskToken, json.loads(output)))
 
-    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:  # noqa: N803
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:
         self._answer(("failure", taskToken, {"error": error, "cause": cause}))
 
     def _answer(self, call: tuple[str, str, Any]) -> None:

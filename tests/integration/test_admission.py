@@ -16,19 +16,13 @@ from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
 from tests.integration.seeds import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
-from tests.support.fakes import FakeWaveSpeed
+from tests.support.fakes import Clock, FakeWaveSpeed
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+NOW = 1_800_000_000.0
 
 
 def admission(
-    aws: Aws, *, concurrency: int = 2, per_minute: int = 0, clock: Clock | None = None
+    aws: Aws, *, concurrency: int = 2, per_minute: int = 0, clock: Clock[float] | None = None
 ) -> Admission:
     return Admission(
         table=aws.table,
@@ -36,7 +30,7 @@ def admission(
         concurrency=concurrency,
         per_minute=per_minute,
         stale_after_seconds=900,
-        clock=clock or Clock(),
+        clock=clock or Clock(NOW),
     )
 
 
@@ -51,7 +45,7 @@ def test_slots_admit_up_to_the_limit_then_defer(aws: Aws) -> None:
 
 
 def test_a_job_that_holds_a_slot_is_admitted_again_without_a_second_one(aws: Aws) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     gate = admission(aws, concurrency=2, clock=clock)
     gate.admit("seg_a")
     clock.now += 30
@@ -76,7 +70,7 @@ def test_release_before_any_job_was_admitted_is_a_no_op(aws: Aws) -> None:
 
 
 def test_stale_slots_are_reclaimed_only_when_full(aws: Aws) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     gate = admission(aws, concurrency=2, clock=clock)
     gate.admit("seg_crashed")
     clock.now += 900  # the deadline: a live job may still hold it
@@ -89,7 +83,7 @@ def test_stale_slots_are_reclaimed_only_when_full(aws: Aws) -> None:
 
 
 def test_submits_per_minute_defer_until_the_next_minute(aws: Aws) -> None:
-    clock = Clock(1_800_000_000.0 + 45)  # 45 s into a minute
+    clock = Clock(NOW + 45)  # 45 s into a minute
     gate = admission(aws, concurrency=5, per_minute=2, clock=clock)
     gate.admit("seg_a")
     gate.admit("seg_b")
@@ -127,10 +121,7 @@ def test_the_slots_item_is_one_item_beside_the_jobs(aws: Aws) -> None:
 @pytest.fixture
 def one_slot(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
-    from maskgate.settings import get_settings
-
-    get_settings.cache_clear()
-    clients.admission.cache_clear()
+    clients.reset()
 
 
 def test_submit_waits_for_a_slot_and_sends_nothing_meanwhile(

@@ -6,17 +6,10 @@ import base64
 import json
 from typing import Any
 
-import pytest
-
 from maskgate import clients
 from tests.integration.conftest import Aws, problem
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import image_bytes
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
 
 
 def create_event(

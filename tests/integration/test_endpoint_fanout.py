@@ -248,7 +248,7 @@ def test_an_endpoint_failing_longer_than_the_window_is_disabled(
     aws: Aws, hosts: Receivers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MASKGATE_ENDPOINT_DISABLE_AFTER_SECONDS", "60")
-    _forget_clients()
+    clients.reset()
     failing = endpoint(aws, "/failing")
     hosts.status["/failing"] = 500
     notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)
@@ -267,13 +267,6 @@ def test_an_endpoint_failing_longer_than_the_window_is_disabled(
     clients.endpoint_store().update(aws.tenant, failing.id, EndpointUpdate(enabled=True))
     notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)  # fails again: a new streak
     assert clients.endpoint_store().get(aws.tenant, failing.id).enabled
-
-
-def _forget_clients() -> None:
-    from maskgate.settings import get_settings
-
-    get_settings.cache_clear()
-    clients.notifier.cache_clear()
 
 
 @pytest.fixture

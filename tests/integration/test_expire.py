@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from standardwebhooks import Webhook
 
 from maskgate import clients
@@ -14,11 +13,6 @@ from tests.integration.conftest import Aws
 from tests.integration.test_uploads import register, uploaded
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver, image_bytes
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
 
 
 def test_expire_fails_a_job_still_waiting_and_notifies(api: Any, aws: Aws, receiver: Receiver) -> None:

@@ -12,8 +12,6 @@ import base64
 import io
 import json
 import string
-import struct
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
@@ -29,6 +27,7 @@ from maskgate.ids import new_job_id
 from tests.integration.conftest import Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import image_bytes
+from tests.support.images import png_header
 
 MOTO = settings(
     max_examples=40,
@@ -48,11 +47,6 @@ API_TYPES = {
 JOB_ERRORS = {"invalid_request", "missing_prompt", "invalid_image", "image_too_large", "url_not_allowed"}
 
 
-def _png_header(width: int, height: int) -> bytes:
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
 def _encoded(fmt: str, size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (10, 200, 30)).save(buffer, fmt)
@@ -66,7 +60,7 @@ image_files = st.one_of(
     st.sampled_from(VALID),
     st.sampled_from(VALID).flatmap(lambda d: st.integers(0, len(d) - 1).map(lambda cut: d[:cut])),
     st.sampled_from(VALID).flatmap(lambda d: st.binary(min_size=1, max_size=64).map(lambda tail: d + tail)),
-    st.builds(_png_header, st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1)),
+    st.builds(png_header, st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1)),
     st.binary(max_size=256),
 )
 json_values = st.recursive(

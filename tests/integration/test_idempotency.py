@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from maskgate import clients
 from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, problem
 from tests.integration.test_api import create_event, sample_body
-from tests.support.artefacts import LambdaContext, load_handler
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
+from tests.support.artefacts import LambdaContext
 
 
 def post(api: Any, aws: Aws, body: dict[str, Any], key: str, api_key: str | None = None) -> dict[str, Any]:

@@ -5,8 +5,6 @@ for is refused, S3's test event is ignored, and crash points leave re-runs that 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,17 +20,13 @@ from tests.integration.test_uploads import register, uploaded
 from tests.support import iam
 from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import image_bytes
+from tests.support.images import png_header
 
 REQUEST = {"maskgate": json.dumps({"prompt": "the cat"})}
 
 
 class Killed(BaseException):
     """What the runtime does to an invocation at a crash point: nothing after it runs."""
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
 
 
 @pytest.fixture
@@ -146,16 +140,11 @@ def test_a_registered_upload_written_again_while_it_is_read_takes_the_newest(api
     assert s3_body(aws, str(stored.image.key)) == newer
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
 @pytest.mark.parametrize(
     ("body", "error"),
     [
         pytest.param(b"\x89PNG\r\n\x1a\n", "invalid_image", id="signature-only"),
-        pytest.param(_png_header_only(60_000, 60_000), "invalid_image", id="bomb-header"),
+        pytest.param(png_header(60_000, 60_000), "invalid_image", id="bomb-header"),
         pytest.param(image_bytes()[:-20], "invalid_image", id="truncated"),
         pytest.param(image_bytes() + b"PK\x03\x04zip", "invalid_image", id="polyglot"),
         pytest.param(image_bytes(size=(9000, 8)), "image_too_large", id="too-wide"),
@@ -177,7 +166,7 @@ def test_an_upload_checked_only_by_its_header_before_is_now_refused(
     ("image", "error"),
     [
         pytest.param(b"\x89PNG\r\n\x1a\n", "invalid_image", id="signature-only"),
-        pytest.param(_png_header_only(60_000, 60_000), "invalid_image", id="bomb-header"),
+        pytest.param(png_header(60_000, 60_000), "invalid_image", id="bomb-header"),
         pytest.param(image_bytes()[:-1], "invalid_image", id="truncated"),
         pytest.param(image_bytes(size=(8193, 8)), "image_too_large", id="too-wide"),
     ],

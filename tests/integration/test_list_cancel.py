@@ -5,17 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from maskgate import clients
 from tests.integration.conftest import Aws, FakeTasks, problem
 from tests.integration.test_api import create_event
-from tests.support.artefacts import LambdaContext, event, load_handler
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
+from tests.support.artefacts import LambdaContext, event
 
 
 def call(api: Any, method: str, path: str, *, key: str, query: str = "") -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +25,6 @@ from tests.support.fakes import Receiver
 
 WEBHOOK = "http://127.0.0.1:8765/hooks"
 SUCCEEDED = "segmentation.succeeded"
-
-
-@pytest.fixture(autouse=True)
-def fresh_reconciler() -> Iterator[None]:
-    clients.reconciler.cache_clear()  # built per test: each test has its own moto
-    yield
-    clients.reconciler.cache_clear()
 
 
 def reconcile(**fields: Any) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import pytest
 
 from maskgate import clients, errors
 from maskgate.contracts.job import Job
-from maskgate.settings import get_settings
 from tests.integration.conftest import Aws
 from tests.integration.seeds import queued_job, submit_event, submitted
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -57,8 +56,7 @@ def _submit_without_a_slot(
     aws: Aws, wavespeed: FakeWaveSpeed, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
-    get_settings.cache_clear()
-    clients.admission.cache_clear()
+    clients.reset()
     load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # holds the one slot
     return submit_event(queued_job(aws))
 

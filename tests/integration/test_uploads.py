@@ -7,8 +7,6 @@ import json
 import os
 from typing import Any
 
-import pytest
-
 from maskgate import clients
 from maskgate.contracts.job import JobStatus
 from tests.integration.conftest import Aws, problem
@@ -16,11 +14,6 @@ from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import Receiver, image_bytes
 
 WEBHOOK = "http://127.0.0.1:8765/hooks"
-
-
-@pytest.fixture
-def api(aws: Aws) -> Any:
-    return load_handler("api")
 
 
 def register(api: Any, aws: Aws, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from maskgate.contracts.job import utcnow
 from maskgate.stores.endpoints import MAX_ENDPOINTS
 from maskgate.webhooks.signing import public_key
 from tests.integration.conftest import Aws, problem
-from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.artefacts import LambdaContext, event
 
 HOOK = "http://127.0.0.1:8765/hooks/endpoint"
 PUBLIC = {
@@ -35,13 +34,6 @@ PUBLIC = {
     "disabled_at",
     "disabled_reason",
 }
-
-
-@pytest.fixture
-def api(aws: Aws) -> Iterator[Any]:
-    clients.endpoint_store.cache_clear()  # its client belongs to the moto of this test
-    yield load_handler("api")
-    clients.endpoint_store.cache_clear()
 
 
 def call(api: Any, method: str, path: str, body: Any = None, *, key: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -39,6 +40,17 @@ def template_resource(logical_id: str) -> dict[str, Any]:
     """The Properties of one resource of template.yaml (short tags in long form)."""
     template = sam.load_template(TEMPLATE)
     return dict(template["Resources"][logical_id]["Properties"])
+
+
+@functools.cache
+def template_variables() -> frozenset[str]:
+    """Every environment variable template.yaml gives a function: Globals' and each function's own."""
+    template = sam.load_template(TEMPLATE)
+    found = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            found |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    return frozenset(found)
 
 
 class LambdaContext:

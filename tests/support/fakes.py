@@ -1,4 +1,4 @@
-"""Plain-function fakes for httpx.MockTransport: a WaveSpeed API and a webhook receiver."""
+"""Plain-function fakes for httpx.MockTransport (a WaveSpeed API, a webhook receiver) and a clock."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from PIL import Image
 
 OUTPUT_HOST = "cdn.wavespeed.test"
+T = TypeVar("T")
 
 
 def image_bytes(fmt: str = "png", size: tuple[int, int] = (64, 48), color: int = 255) -> bytes:
@@ -52,7 +53,7 @@ class FakeWaveSpeed:
             return httpx.Response(401, json={"code": 401, "message": "Unauthorized", "data": None})
         if request.method == "POST" and request.url.path == "/api/v3/wavespeed-ai/sam3-image":
             return self._submit(request)
-        prefix, _, rest = request.url.path.partition("/api/v3/predictions/")
+        _, _, rest = request.url.path.partition("/api/v3/predictions/")
         prediction_id = rest.removesuffix("/result")
         if prediction_id in self.predictions and self.read_status != 200:
             return httpx.Response(
@@ -108,3 +109,13 @@ class Recording:
         request.read()
         self.requests.append(request)
         return self.answer(request)
+
+
+class Clock(Generic[T]):
+    """A clock the test sets: calling it answers ``now`` (seconds, or a datetime), until moved."""
+
+    def __init__(self, now: T) -> None:
+        self.now = now
+
+    def __call__(self) -> T:
+        return self.now

@@ -15,6 +15,7 @@ from PIL import Image
 
 from maskgate.errors import ImageTooLarge, InvalidImage
 from maskgate.images import MAX_PIXELS, MAX_SIDE, MIN_SIDE, ImageInfo, validate_image
+from tests.support.images import PNG_SIGNATURE, png_chunk
 
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 # (Pillow format, mode, save options, our format name)
@@ -129,16 +130,12 @@ def test_a_valid_image_followed_by_other_data_is_refused(name, tail):
         validate_image(SAMPLES[name] + tail)
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def bomb(fmt: str, width: int, height: int) -> bytes:
     """A tiny, otherwise well-formed file whose header claims ``width`` x ``height``."""
     if fmt == "png":
         ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
         idat = zlib.compress(bytes(64))
-        return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+        return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
     if fmt == "gif":
         screen = struct.pack("<HHBBB", width & 0xFFFF, height & 0xFFFF, 0, 0, 0)
         frame = (

@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import struct
-import zlib
 
 import pytest
 from PIL import Image
 
 from maskgate.errors import ImageTooLarge, InvalidImage
 from maskgate.images import MAX_IMAGE_BYTES, SNIFF_BYTES, ImageInfo, inspect_image
+from tests.support.images import png_header
 
 SIZES = [(1, 1), (17, 9), (640, 480), (3, 1000)]
 TWENTY_MB = 20 * 1024 * 1024
@@ -184,16 +183,10 @@ def test_inspect_image_refuses_empty_input():
         inspect_image(b"")
 
 
-def _png_header(width: int, height: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-
-
 @pytest.mark.parametrize(("width", "height"), [(0, 10), (10, 0), (0, 0)])
 def test_inspect_image_refuses_zero_dimensions(width, height):
     with pytest.raises(InvalidImage):
-        inspect_image(_png_header(width, height))
+        inspect_image(png_header(width, height))
 
 
 # --- size ------------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ class BackendTransport(httpx.HTTPTransport):
     """``httpx.HTTPTransport`` whose connection pool connects through the given network backend.
 
     httpx does not expose httpcore's ``network_backend``, so the pool the base class builds is
-    replaced by an equivalent one that has it (tests/unit/test_pinned.py guards the seam). Proxies
+    replaced by an equivalent one that has it (tests/unit/egress/test_pinned.py guards the seam). Proxies
     from the environment are never used: a proxy would open the connections itself.
     """
 

@@ -12,20 +12,13 @@ import httpx
 import pytest
 
 from maskgate.egress.pinned import Deadline, DeadlineBackend, DeadlineTransport
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import Clock
 
 
 class RecordingStream(httpcore.NetworkStream):
     """Records the timeout of each operation; reading advances the clock by ``cost``."""
 
-    def __init__(self, clock: Clock, cost: float) -> None:
+    def __init__(self, clock: Clock[float], cost: float) -> None:
         self.clock = clock
         self.cost = cost
         self.timeouts: list[tuple[str, float | None]] = []
@@ -69,11 +62,11 @@ class RecordingBackend(httpcore.NetworkBackend):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Clock[float]:
+    return Clock(100.0)
 
 
-def _backend(clock: Clock, cost: float = 0.0) -> tuple[Deadline, RecordingBackend, DeadlineBackend]:
+def _backend(clock: Clock[float], cost: float = 0.0) -> tuple[Deadline, RecordingBackend, DeadlineBackend]:
     deadline = Deadline(clock=clock)
     inner = RecordingBackend(RecordingStream(clock, cost))
     return deadline, inner, DeadlineBackend(deadline, inner=inner)

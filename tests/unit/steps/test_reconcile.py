@@ -107,7 +107,7 @@ def test_execution_input_is_the_first_starts() -> None:
     sent: dict[str, Any] = {}
 
     class Client:
-        class exceptions:  # noqa: N801 (boto3's name)
+        class exceptions:  # boto3's name
             ExecutionAlreadyExists = KeyError
 
         def start_execution(self, **call: Any) -> None:

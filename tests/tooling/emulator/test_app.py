@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.stack.servers import RunningServer, serve_in_thread
+from tests.support.waiting import eventually
 
 API_KEY = "ws-test-key"
 SECRET = "whsec_c2VjcmV0LWZvci10aGUtZW11bGF0b3I"
@@ -66,15 +67,6 @@ class Peer:
         with self._changed:
             self.deliveries.clear()
             self.images.clear()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        pause.wait(0.005)
 
 
 @pytest.fixture(scope="module")

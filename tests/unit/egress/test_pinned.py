@@ -50,7 +50,7 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+        def log_message(self, format: str, *args: object) -> None:  # stdlib's name
             pass
 
     return Handler
@@ -242,11 +242,11 @@ class FakeStream(httpcore.NetworkStream):
         self.written = b""
         self.tls: list[tuple[ssl.SSLContext, str | None]] = []
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ARG002
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         chunk, self.reply = self.reply[:max_bytes], self.reply[max_bytes:]
         return chunk
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ARG002
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self.written += buffer
 
     def close(self) -> None:
@@ -256,12 +256,12 @@ class FakeStream(httpcore.NetworkStream):
         self,
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ARG002
+        timeout: float | None = None,
     ) -> FakeStream:
         self.tls.append((ssl_context, server_hostname))
         return self
 
-    def get_extra_info(self, info: str) -> None:  # noqa: ARG002 (no TLS object: plain HTTP/1.1)
+    def get_extra_info(self, info: str) -> None:  # no TLS object: plain HTTP/1.1
         return None
 
 
@@ -277,9 +277,9 @@ class FakeBackend(httpcore.NetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,  # noqa: ARG002
-        local_address: str | None = None,  # noqa: ARG002
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,  # noqa: ARG002
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         self.connects.append((host, port))
         if host in self.down:

@@ -15,7 +15,7 @@ from maskgate_local.template.parameter_overrides import (
     parse_parameter_overrides,
 )
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 def test_overrides_read_separate_items() -> None:

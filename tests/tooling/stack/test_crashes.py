@@ -17,7 +17,7 @@ from maskgate_local.stack.aws import ASYNC_ATTEMPTS, LocalAws
 from maskgate_local.stack.crashes import CrashRegistry, InjectedCrash, InvalidRates
 from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = Path(__file__).resolve().parents[3] / "events"
 
 
 @pytest.fixture

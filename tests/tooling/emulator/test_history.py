@@ -3,21 +3,19 @@ required paging fields, filters, newest first, the past 7 days only (its app on 
 
 from __future__ import annotations
 
-import base64
-import io
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.emulator.models import Faults
 from maskgate_local.stack.servers import serve_in_thread
+from tests.support.fakes import Clock
+from tests.support.images import white_png_data_url
+from tests.support.waiting import eventually
 
 API_KEY = "ws-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -26,32 +24,7 @@ SUBMIT = "/api/v3/wavespeed-ai/sam3-image"
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    """The emulator's wall clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _image() -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 12), (255, 255, 255)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        pause.wait(0.005)
-
-
-CLOCK = Clock()
+CLOCK = Clock(T0)  # the emulator's wall clock, moved by the test
 
 
 @pytest.fixture(scope="module")
@@ -68,21 +41,21 @@ def base_url(emulator: WaveSpeedEmulator) -> Iterator[str]:
 
 
 @pytest.fixture
-def clock(emulator: WaveSpeedEmulator) -> Clock:
+def clock(emulator: WaveSpeedEmulator) -> Clock[datetime]:
     emulator.reset()
     CLOCK.now = T0
     return CLOCK
 
 
 @pytest.fixture
-def client(base_url: str, clock: Clock) -> Iterator[httpx.Client]:
+def client(base_url: str, clock: Clock[datetime]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=10) as client:
         yield client
 
 
-def _submit(client: httpx.Client, clock: Clock, at: datetime) -> str:
+def _submit(client: httpx.Client, clock: Clock[datetime], at: datetime) -> str:
     clock.now = at
-    response = client.post(SUBMIT, json={"image": _image(), "prompt": "x"}, headers=AUTH)
+    response = client.post(SUBMIT, json={"image": white_png_data_url((16, 12)), "prompt": "x"}, headers=AUTH)
     assert response.status_code == 200, response.text
     prediction_id: str = response.json()["data"]["id"]
     return prediction_id

@@ -3,16 +3,14 @@ is always retryable. Against ``httpx.MockTransport``, and once against the emula
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from maskgate.contracts.prompts import parse_prompts
 from maskgate.errors import UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
@@ -20,6 +18,7 @@ from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.wavespeed.prediction import PAGE_SIZE
 from maskgate_local.emulator.app import WaveSpeedEmulator
 from maskgate_local.stack.servers import serve_in_thread
+from tests.support.images import white_png_data_url
 
 AFTER = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BEFORE = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
@@ -230,22 +229,20 @@ def emulator_url() -> Iterator[tuple[WaveSpeedEmulator, str]]:
     emulator.close()
 
 
-def _png() -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (255, 255, 255)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def test_wavespeed_client_list_predictions_reads_the_emulators_history(emulator_url):
     _, url = emulator_url
-    client = WaveSpeedClient(base_url=url, api_key="ws-key", output_hosts=(), local=True)
     started = datetime.now(UTC) - timedelta(seconds=1)  # the wire carries milliseconds only
 
-    submitted = [client.submit(parse_prompts({"prompt": "x"}), image_url=_png()).id for _ in range(3)]
-    ended = datetime.now(UTC) + timedelta(seconds=1)
+    with closing(WaveSpeedClient(base_url=url, api_key="ws-key", output_hosts=(), local=True)) as client:
+        submitted = [
+            client.submit(parse_prompts({"prompt": "x"}), image_url=white_png_data_url((8, 8))).id
+            for _ in range(3)
+        ]
+        ended = datetime.now(UTC) + timedelta(seconds=1)
 
-    found = client.list_predictions(created_after=started, created_before=ended)
+        found = client.list_predictions(created_after=started, created_before=ended)
+        later = client.list_predictions(created_after=ended, created_before=ended + timedelta(minutes=1))
 
     assert [p.id for p in found] == submitted[::-1]
     assert all(p.created_at is not None and started <= p.created_at <= ended for p in found)
-    assert client.list_predictions(created_after=ended, created_before=ended + timedelta(minutes=1)) == []
+    assert later == []
