@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from maskgate import clients
+from maskgate.contracts.endpoints import EndpointCreate
 from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
@@ -267,6 +268,73 @@ def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> Non
     }
     assert item(aws, job.id)["delivery_unit"] == {"S": f"{msg_id}-s1"}
     assert reconcile()["repairs"] == []  # its unit runs
+
+
+def _stopped_endpoint_delivery(job: Job, endpoint_id: str) -> str:
+    """Two retrying attempts to the endpoint, long overdue, whose unit stopped; the webhook-id."""
+    msg_id = webhook_id(job.id, SUCCEEDED)
+    long_ago = datetime.now(UTC) - timedelta(minutes=4)
+    for number in (1, 2):
+        retrying = DeliveryAttempt(
+            webhook_id=msg_id,
+            event=SUCCEEDED,
+            attempt=number,
+            at=long_ago,
+            url="http://127.0.0.1:8765/endpoint",
+            endpoint_id=endpoint_id,
+            outcome="retrying",
+            next_attempt_at=long_ago + timedelta(seconds=5),
+        )
+        clients.job_store().record_delivery(job.id, retrying)
+    return msg_id
+
+
+def test_reconcile_starts_a_unit_for_an_endpoint_whose_delivery_stopped(aws: Aws, receiver: Receiver) -> None:
+    endpoint = clients.endpoint_store().create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
+    )
+    job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
+    clients.job_store().record_delivery(  # the job's own webhook was delivered
+        job.id,
+        DeliveryAttempt(
+            webhook_id=webhook_id(job.id, SUCCEEDED),
+            event=SUCCEEDED,
+            attempt=1,
+            at=datetime.now(UTC) - timedelta(minutes=4),
+            url=WEBHOOK,
+            outcome="delivered",
+        ),
+    )
+    msg_id = _stopped_endpoint_delivery(job, endpoint.id)
+    name = f"{msg_id}_{endpoint.id}-s1"
+    assert [(r["kind"], r["action"], r["detail"]) for r in reconcile()["repairs"]] == [
+        ("webhook", "start_unit", name)
+    ]
+    unit = json.loads(execution("webhook-delivery", name)["input"])
+    assert (unit["endpoint_id"], unit["step"], unit["wait_seconds"]) == (endpoint.id, 1, 0)
+    stop("webhook-delivery", name)
+    assert [r["detail"] for r in reconcile()["repairs"]] == [f"{msg_id}_{endpoint.id}-s2"]
+
+
+def test_reconcile_leaves_an_endpoint_that_was_disabled(aws: Aws, receiver: Receiver) -> None:
+    endpoint = clients.endpoint_store().create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
+    )
+    job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
+    clients.job_store().record_delivery(
+        job.id,
+        DeliveryAttempt(
+            webhook_id=webhook_id(job.id, SUCCEEDED),
+            event=SUCCEEDED,
+            attempt=1,
+            at=datetime.now(UTC) - timedelta(minutes=4),
+            url=WEBHOOK,
+            outcome="delivered",
+        ),
+    )
+    _stopped_endpoint_delivery(job, endpoint.id)
+    clients.endpoint_store().disable(aws.tenant, endpoint.id, reason="the endpoint answered 410 Gone")
+    assert reconcile()["repairs"] == []
 
 
 def test_reconcile_leaves_a_delivery_whose_unit_runs(aws: Aws, receiver: Receiver) -> None:

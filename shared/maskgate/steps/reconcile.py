@@ -17,7 +17,10 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
   killed (``webhook_pending``), Notify never ran (no body, no attempt), or the last attempt said
   "retrying" and its time has passed while no unit runs. With no attempt and no unit yet it is
   notified again (the first attempt, then the unit on failure); otherwise a new delivery unit
-  ``<webhook_id>-s<n>`` carries on with the schedule (recorded as ``delivery_unit``).
+  ``<webhook_id>-s<n>`` carries on with the schedule (recorded as ``delivery_unit``). The same holds
+  for each registered endpoint the event went to: one whose last attempt said "retrying" and whose
+  time has passed gets a new unit ``<webhook_id>_<endpoint id>-s<n>`` (unless it was disabled or
+  deleted meanwhile).
 
 A job updated within the grace period is left to the normal flow. The sweep never scans the table:
 it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
@@ -30,12 +33,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from maskgate.contracts.job import JobError, JobStatus, utcnow
+from maskgate.contracts.job import DeliveryAttempt, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
 from maskgate.errors import InvalidTransition, MaskgateError
 from maskgate.observability import logger, metrics
@@ -46,7 +50,7 @@ from maskgate.stores.admission import Admission
 from maskgate.stores.job_index import JobIndex, Seen
 from maskgate.stores.jobs import JobStore
 from maskgate.webhooks.body import event_type, webhook_id
-from maskgate.webhooks.notifier import Notifier
+from maskgate.webhooks.notifier import Notifier, unit_name
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
 from maskgate.workflow.timings import execution_input, timings_of
 
@@ -137,11 +141,13 @@ def stalled(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | No
 def undelivered(seen: Seen, running: frozenset[str], policy: Policy) -> Finding | None:
     """A finished job's final webhook that nothing delivers (its own execution is not running)."""
     job = seen.job
-    if not job.status.terminal or job.webhook_url is None or seen.execution_name in running:
+    if not job.status.terminal or seen.execution_name in running:
+        return None
+    if job.webhook_url is None and job.webhook_pending is None:  # endpoints alone: see stopped_endpoints
         return None
     if not policy.settled(job.finished_at or job.updated_at):
         return None
-    attempts = [d for d in job.deliveries if d.event == event_type(job.status)]
+    attempts = [d for d in job.deliveries if d.event == event_type(job.status) and d.endpoint_id is None]
     last = attempts[-1] if attempts else None
     overdue = (
         last is not None
@@ -151,6 +157,26 @@ def undelivered(seen: Seen, running: frozenset[str], policy: Policy) -> Finding 
     if job.webhook_pending or overdue or (job.webhook_body is None and not attempts):
         return Finding("webhook", "start_unit" if attempts else "notify")
     return None
+
+
+def stopped_endpoints(seen: Seen, policy: Policy) -> dict[str, int]:
+    """The registered endpoints of a finished job whose delivery nothing carries on: their last
+    attempt said "retrying" and its time, and the grace, have passed. Each with the retries made."""
+    job = seen.job
+    if not job.status.terminal:
+        return {}
+    event = event_type(job.status)
+    last: dict[str, DeliveryAttempt] = {}
+    made: Counter[str] = Counter()
+    for attempt in job.deliveries:
+        if attempt.event == event and attempt.endpoint_id is not None:
+            last[attempt.endpoint_id] = attempt
+            made[attempt.endpoint_id] += 1
+    return {
+        endpoint_id: made[endpoint_id] - 1
+        for endpoint_id, attempt in last.items()
+        if attempt.outcome == "retrying" and policy.settled(attempt.next_attempt_at or attempt.at)
+    }
 
 
 def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
@@ -189,6 +215,10 @@ class Reconciler:
             finding = stalled(one, running, policy) or undelivered(one, running, policy)
             if finding is not None:
                 repairs.append(self._guarded(one.job.id, finding.kind, self._repair, policy, request.dry_run))
+            for endpoint_id in stopped_endpoints(one, policy):
+                repairs.append(
+                    self._guarded(one.job.id, "webhook", self._endpoint, endpoint_id, policy, request.dry_run)
+                )
         slots = self.admission.in_flight()
         owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
         for job_id in orphaned(slots, owners, policy):
@@ -305,6 +335,33 @@ class Reconciler:
 
         name, started = self._start_first_free(machine, names, start)
         self.index.record(job.id, "delivery_unit", name)
+        return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _endpoint(self, job_id: str, endpoint_id: str, policy: Policy, dry_run: bool) -> Repair | None:
+        """A new delivery unit for one endpoint whose delivery stopped, confirmed on a fresh read."""
+        fresh = self.index.get(job_id)
+        if fresh is None or endpoint_id not in (stopped := stopped_endpoints(fresh, policy)):
+            return None
+        job, machine = fresh.job, self.settings.require("delivery_state_machine_arn")
+        if self.notifier.target(job, endpoint_id) is None:
+            return None  # disabled or deleted meanwhile: it gets nothing more
+        event = event_type(job.status)
+        base = unit_name(webhook_id(job.id, event), endpoint_id)
+        names = [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
+        if dry_run:
+            return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
+
+        def start(name: str) -> bool:
+            return self.notifier.units.start(
+                name=name,
+                job_id=job.id,
+                event=event,
+                step=stopped[endpoint_id],
+                wait_seconds=0,
+                endpoint_id=endpoint_id,
+            )
+
+        name, started = self._start_first_free(machine, names, start)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
 
     def _release(self, job_id: str, dry_run: bool) -> Repair | None:
