@@ -54,7 +54,7 @@ class WebhookReceiver:
 
     def wait_for(self, job_id: str, *, timeout: float = 60.0) -> Delivery:
         """The first verified delivery for ``job_id``, waiting up to ``timeout`` seconds."""
-        return self.wait_until(lambda p: p["data"]["id"] == job_id, timeout=timeout, what=job_id)
+        return self.wait_until(lambda p: p["data"].get("id") == job_id, timeout=timeout, what=job_id)
 
     def wait_until(
         self, matches: Callable[[dict[str, Any]], bool], *, timeout: float = 60.0, what: str = "a webhook"
@@ -74,4 +74,4 @@ class WebhookReceiver:
 
     def for_job(self, job_id: str) -> list[Delivery]:
         with self._changed:
-            return [d for d in self.deliveries if d.payload and d.payload["data"]["id"] == job_id]
+            return [d for d in self.deliveries if d.payload and d.payload["data"].get("id") == job_id]
