@@ -61,6 +61,8 @@ SEMANTIC_422 = [
     # the URL policy again (a webhook endpoint's url), at most 20 endpoints a tenant, v1 signatures only
     "POST /v1/webhook-endpoints",
     "PATCH /v1/webhook-endpoints/{endpoint_id}",
+    # ``cursor`` again: only the attempt log issues its cursors, each for one endpoint
+    "GET /v1/webhook-endpoints/{endpoint_id}/attempts",
 ]
 ODD_BODIES = {
     "deeply nested array": b"[" * 10_000 + b"]" * 10_000,

@@ -219,9 +219,19 @@ def openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _complete(schema: dict[str, Any]) -> None:
+    from maskgate.api.views import RecoverRequest  # a body the route parses itself, as the others
+
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
-    for model in (SegmentationCreate, UploadCreate, EndpointCreate, EndpointUpdate, problems.Problem):
+    bodies = (
+        SegmentationCreate,
+        UploadCreate,
+        EndpointCreate,
+        EndpointUpdate,
+        RecoverRequest,
+        problems.Problem,
+    )
+    for model in bodies:
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         models.update(body.pop("$defs", {}))
         models[model.__name__] = body
