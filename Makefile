@@ -9,7 +9,7 @@ TOOLS  := .venv-tools
 CHECKOV_VERSION := 3.3.30
 SAM_VERSION := 1.170.0
 
-.PHONY: install demo dev test test-fast unit lint fmt validate bench clean
+.PHONY: install demo dev test test-fast unit lint fmt validate validate-sam validate-checkov validate-build bench clean FORCE
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "maskgate needs Python 3.11+"'
@@ -29,7 +29,10 @@ dev: $(STAMP)
 	$(BIN)/maskgate dev
 
 ## Every test and gate: lint, types, template lint, then pytest (unit, contract, integration, e2e).
-test: lint validate
+## The gates run side by side (the two tools venvs install at the same time on a clean clone); pytest
+## runs alone after them, so no timing in a test shares the machine with a gate.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint validate
 	@$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
@@ -65,15 +68,26 @@ $(TOOLS)/sam/.installed-stamp:
 ## (generated roles and permissions). Every checkov skip is justified next to its resource.
 ## W1020 is ignored on the translated copy only: offline translation resolves parameters inside
 ## a Sub (LayerName) and leaves a Sub with no variables, which is SAM's output, not our template.
-validate: $(STAMP) $(TOOLS)/checkov/.installed-stamp $(TOOLS)/sam/.installed-stamp
+## Run side by side under `make -j`: the SAM checks, checkov, and the build check.
+validate: validate-sam validate-checkov validate-build
+
+.validate/translated.json: $(STAMP) template.yaml FORCE
+	@mkdir -p .validate
+	$(BIN)/python -m maskgate_local.template.translate > $@
+
+validate-sam: $(TOOLS)/sam/.installed-stamp .validate/translated.json
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
-	@mkdir -p .validate
-	$(BIN)/python -m maskgate_local.template.translate > .validate/translated.json
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint --ignore-checks W1020 -- .validate/translated.json
+
+validate-checkov: $(TOOLS)/checkov/.installed-stamp .validate/translated.json
 	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
 	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f .validate/translated.json
+
+validate-build: $(TOOLS)/sam/.installed-stamp
 	scripts/sam-build-check $(TOOLS)/sam/bin/sam
+
+FORCE:
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
