@@ -38,7 +38,13 @@ def test_an_event_about_no_job_is_kept_and_not_mistaken_for_a_jobs() -> None:
     disabled = {"type": "endpoint.disabled", "data": {"endpoint_id": "ep_0123456789abcdef"}}
     job = {"type": "segmentation.succeeded", "data": {"id": "seg_X", "status": "succeeded"}}
     messages = {"msg_ep_disabled": disabled, "msg_X_succeeded": job}
-    assert asyncio.run(_post_all(receiver, secret, messages)) == [204, 204]
+    # a loop of its own, never made the thread's current one: asyncio.run would replace (and so drop,
+    # unclosed) the loop an earlier test's Mangum handler left as this thread's
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(_post_all(receiver, secret, messages)) == [204, 204]
+    finally:
+        loop.close()
     assert [d.payload for d in receiver.for_job("seg_X")] == [job]
     assert receiver.wait_for("seg_X", timeout=1).payload == job
     found = receiver.wait_until(lambda p: p["type"] == "endpoint.disabled", timeout=1)
