@@ -4,14 +4,13 @@ delivery unit of its own with the same webhook-id and body, as a redelivery is."
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from maskgate.contracts.endpoints import Endpoint
 from maskgate.errors import Conflict, JobNotFound, NotFound
-from maskgate.webhooks.body import webhook_id
+from maskgate.webhooks.body import job_event_of
 from maskgate.webhooks.notifier import unit_name
 
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 RECOVER_PER_SECOND = 10  # units started by a recovery begin at most this many a second apart
 RECOVER_MAX = 1000  # messages one recovery resends (recover again from where it stopped)
-_JOB_MESSAGE = re.compile(r"msg_(?P<job>[0-9A-HJKMNP-TV-Z]{26})_(?P<event>succeeded|failed|canceled)")
 
 
 def recover(endpoint: Endpoint, *, since: datetime, notifier: Notifier) -> int:
@@ -50,15 +48,15 @@ def resend(endpoint: Endpoint, msg_id: str, *, notifier: Notifier) -> str:
 
 
 def _resend(endpoint: Endpoint, msg_id: str, *, notifier: Notifier, wait_seconds: int) -> None:
-    found = _JOB_MESSAGE.fullmatch(msg_id)
+    found = job_event_of(msg_id)
     if found is None:
         raise NotFound(f"no message {msg_id}: only job events can be resent")
-    event = f"segmentation.{found['event']}"
+    job_id, event = found
     try:
-        job = notifier.jobs.get(f"seg_{found['job']}")
+        job = notifier.jobs.get(job_id)
     except JobNotFound:
         raise NotFound(f"no message {msg_id}: its job is gone") from None
-    if job.tenant != endpoint.tenant or webhook_id(job.id, event) != msg_id or job.webhook_body is None:
+    if job.tenant != endpoint.tenant or job.webhook_body is None:
         raise NotFound(f"no message {msg_id} for this endpoint")
     if not endpoint.receives(event):
         raise Conflict(f"webhook endpoint {endpoint.id} does not take {event} events")

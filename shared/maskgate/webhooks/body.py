@@ -8,11 +8,13 @@ receivers can dedupe.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import Job, JobStatus
+from maskgate.ids import PATTERN
 from maskgate.webhooks.signing import mask_token
 
 EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
@@ -28,6 +30,20 @@ def event_type(status: JobStatus) -> EventType:
 def webhook_id(job_id: str, event: str) -> str:
     """Stable per job and event: every retry and redelivery of it carries the same id."""
     return f"msg_{job_id.removeprefix('seg_')}_{event.rsplit('.', 1)[-1]}"
+
+
+def job_event_of(msg_id: str) -> tuple[str, EventType] | None:
+    """The (job id, event type) a job event's webhook-id names, as ``webhook_id`` made it; None for
+    any other id (an ``endpoint.disabled`` notice, or no webhook-id of ours)."""
+    _, _, rest = msg_id.partition("msg_")
+    job, _, outcome = rest.rpartition("_")
+    event = f"segmentation.{outcome}"
+    if not msg_id.startswith("msg_") or event not in get_args(EventType):
+        return None
+    job_id = f"seg_{job}"
+    if not re.fullmatch(PATTERN, job_id) or webhook_id(job_id, event) != msg_id:
+        return None
+    return job_id, event  # type: ignore[return-value]
 
 
 def endpoint_disabled_body(endpoint: Endpoint, *, now: datetime) -> tuple[str, str]:
