@@ -349,10 +349,7 @@ def test_the_api_lists_attempts_recovers_what_failed_and_resends_one(aws: Aws, h
     from tests.integration.test_webhook_endpoints import answer, call
 
     def get(path: str, query: str = "") -> dict[str, object]:
-        response = (
-            call(api, "GET", path, key=aws.api_key) if not query else _with_query(api, path, query, aws)
-        )
-        return dict(answer(response, 200))
+        return dict(answer(call(api, "GET", path, key=aws.api_key, query=query), 200))
 
     api = load_handler("api")
     down = endpoint(aws, "/down")
@@ -423,15 +420,3 @@ def test_recovery_resends_only_messages_whose_last_attempt_failed(aws: Aws, host
     assert recover(stored, since=since, notifier=clients.notifier()) == 1
     [again] = [u for u in aws.delivery_units() if u["name"] not in before]
     assert again["job_id"] == still_failed.id
-
-
-def _with_query(api: Any, path: str, query: str, aws: Aws) -> dict[str, Any]:
-    from tests.support.artefacts import event
-
-    sample = event("api_get_segmentation")
-    sample["rawPath"] = sample["requestContext"]["http"]["path"] = path
-    sample["rawQueryString"] = query
-    sample["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
-    sample["routeKey"] = f"GET {path}"
-    sample["headers"]["authorization"] = f"Bearer {aws.api_key}"
-    return dict(api.handler(sample, LambdaContext()))

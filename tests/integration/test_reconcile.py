@@ -270,6 +270,20 @@ def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> Non
     assert reconcile()["repairs"] == []  # its unit runs
 
 
+def _own_webhook_delivered(job: Job) -> None:
+    clients.job_store().record_delivery(
+        job.id,
+        DeliveryAttempt(
+            webhook_id=webhook_id(job.id, SUCCEEDED),
+            event=SUCCEEDED,
+            attempt=1,
+            at=datetime.now(UTC) - timedelta(minutes=4),
+            url=WEBHOOK,
+            outcome="delivered",
+        ),
+    )
+
+
 def _stopped_endpoint_delivery(job: Job, endpoint_id: str) -> str:
     """Two retrying attempts to the endpoint, long overdue, whose unit stopped; the webhook-id."""
     msg_id = webhook_id(job.id, SUCCEEDED)
@@ -294,17 +308,7 @@ def test_reconcile_starts_a_unit_for_an_endpoint_whose_delivery_stopped(aws: Aws
         aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
     )
     job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
-    clients.job_store().record_delivery(  # the job's own webhook was delivered
-        job.id,
-        DeliveryAttempt(
-            webhook_id=webhook_id(job.id, SUCCEEDED),
-            event=SUCCEEDED,
-            attempt=1,
-            at=datetime.now(UTC) - timedelta(minutes=4),
-            url=WEBHOOK,
-            outcome="delivered",
-        ),
-    )
+    _own_webhook_delivered(job)
     msg_id = _stopped_endpoint_delivery(job, endpoint.id)
     name = f"{msg_id}_{endpoint.id}-s1"
     assert [(r["kind"], r["action"], r["detail"]) for r in reconcile()["repairs"]] == [
@@ -321,17 +325,7 @@ def test_reconcile_leaves_an_endpoint_that_was_disabled(aws: Aws, receiver: Rece
         aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
     )
     job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
-    clients.job_store().record_delivery(
-        job.id,
-        DeliveryAttempt(
-            webhook_id=webhook_id(job.id, SUCCEEDED),
-            event=SUCCEEDED,
-            attempt=1,
-            at=datetime.now(UTC) - timedelta(minutes=4),
-            url=WEBHOOK,
-            outcome="delivered",
-        ),
-    )
+    _own_webhook_delivered(job)
     _stopped_endpoint_delivery(job, endpoint.id)
     clients.endpoint_store().disable(aws.tenant, endpoint.id, reason="the endpoint answered 410 Gone")
     assert reconcile()["repairs"] == []

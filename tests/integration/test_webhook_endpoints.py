@@ -36,9 +36,12 @@ PUBLIC = {
 }
 
 
-def call(api: Any, method: str, path: str, body: Any = None, *, key: str) -> dict[str, Any]:
+def call(api: Any, method: str, path: str, body: Any = None, *, key: str, query: str = "") -> dict[str, Any]:
     sample = event("api_get_segmentation")
     sample["rawPath"] = sample["requestContext"]["http"]["path"] = path
+    if query:
+        sample["rawQueryString"] = query
+        sample["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
     sample["requestContext"]["http"]["method"] = method
     sample["routeKey"] = f"{method} {path}"
     sample["headers"]["authorization"] = f"Bearer {key}"
