@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,3 +268,22 @@ def receiver(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Receiver:
 def problem(response: dict[str, Any]) -> dict[str, Any]:
     assert response["headers"]["content-type"] == "application/problem+json"
     return dict(json.loads(response["body"]))
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies a conditional write atomically; moto in this process, called from several
+    threads at once, does not (the local stack serialises its DynamoDB requests for the same reason)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("put_item", "get_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(
+            *args: object, _original: Callable[..., object] = original, **kwargs: object
+        ) -> object:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)

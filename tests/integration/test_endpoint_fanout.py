@@ -3,7 +3,6 @@ whose filter takes the event, each signed with its own secret, one delivery unit
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -267,25 +266,6 @@ def test_an_endpoint_failing_longer_than_the_window_is_disabled(
     clients.endpoint_store().update(aws.tenant, failing.id, EndpointUpdate(enabled=True))
     notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)  # fails again: a new streak
     assert clients.endpoint_store().get(aws.tenant, failing.id).enabled
-
-
-@pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies a conditional write atomically; moto in this process, called from several
-    threads at once, does not (the local stack serialises its DynamoDB requests for the same reason)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("put_item", "get_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialised(
-            *args: object, _original: Callable[..., object] = original, **kwargs: object
-        ) -> object:
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
 
 
 @pytest.mark.usefixtures("atomic_dynamodb")

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from maskgate import clients
+from maskgate.contracts.endpoints import EndpointCreate
 from maskgate.contracts.job import utcnow
+from maskgate.errors import EndpointLimit
 from maskgate.stores.endpoints import MAX_ENDPOINTS
 from maskgate.webhooks.signing import public_key
 from tests.integration.conftest import Aws, problem
@@ -254,6 +257,28 @@ def test_a_tenant_may_register_at_most_20(api: Any, aws: Aws) -> None:
     assert "at most 20" in found["detail"]
     other = clients.tenant_store().create_key("other").key
     create(api, aws, key=other)  # the limit is per tenant
+    gone = answer(call(api, "GET", "/v1/webhook-endpoints", key=aws.api_key), 200)["data"][0]["id"]
+    assert call(api, "DELETE", f"/v1/webhook-endpoints/{gone}", key=aws.api_key)["statusCode"] == 204
+    create(api, aws)  # a deleted endpoint frees its place
+
+
+@pytest.mark.usefixtures("atomic_dynamodb")
+def test_creates_racing_each_other_never_pass_the_limit(aws: Aws) -> None:
+    store = clients.endpoint_store()
+    for _ in range(MAX_ENDPOINTS - 3):
+        store.create(aws.tenant, EndpointCreate(url=HOOK))
+
+    def one() -> bool:
+        try:
+            store.create(aws.tenant, EndpointCreate(url=HOOK))
+        except EndpointLimit:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(pool.map(lambda _: one(), range(8)))
+    assert made.count(True) == 3
+    assert len(store.list(aws.tenant)) == MAX_ENDPOINTS
 
 
 def test_a_v1a_endpoint_shows_its_public_key_and_never_its_private_key(api: Any, aws: Aws) -> None:

@@ -4,7 +4,8 @@ Each endpoint is one attribute ``endpoint#<id>`` of ``TENANT#<tenant>`` holding 
 so the one consistent read that fetches the tenant's webhook secrets for a job's event also yields
 every endpoint the event fans out to: registering endpoints adds no read to a job. Every change is a
 conditional write on that one attribute (a PATCH of a deleted endpoint is ``EndpointNotFound``; two
-rotations racing: one wins).
+rotations racing: one wins). ``endpoint_count`` on the same item counts them, in the same writes that
+add and remove one, so creates racing each other can never pass ``MAX_ENDPOINTS``.
 """
 
 from __future__ import annotations
@@ -66,8 +67,6 @@ class EndpointStore:
 
     def create(self, tenant: str, request: EndpointCreate) -> Endpoint:
         """A new endpoint with a fresh signing key of its scheme (v1a: a key pair, its public key shown)."""
-        if len(self.list(tenant)) >= MAX_ENDPOINTS:
-            raise EndpointLimit(f"a tenant may register at most {MAX_ENDPOINTS} webhook endpoints")
         now = self._now()
         secret, public_key = signing_key(request.signature)
         endpoint = Endpoint(
@@ -79,7 +78,24 @@ class EndpointStore:
             updated_at=now,
             secret=secret,
         )
-        self._write(endpoint, condition="attribute_not_exists(#e)")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"TENANT#{tenant}"}},
+                UpdateExpression="SET #e = :record, "
+                "endpoint_count = if_not_exists(endpoint_count, :zero) + :one",
+                ConditionExpression="attribute_not_exists(#e) AND "
+                "(attribute_not_exists(endpoint_count) OR endpoint_count < :max)",
+                ExpressionAttributeNames={"#e": ATTRIBUTE + endpoint.id},
+                ExpressionAttributeValues={
+                    ":record": {"S": endpoint.model_dump_json()},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":max": {"N": str(MAX_ENDPOINTS)},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise EndpointLimit(f"a tenant may register at most {MAX_ENDPOINTS} webhook endpoints") from None
         return endpoint
 
     def update(self, tenant: str, endpoint_id: str, change: EndpointUpdate) -> Endpoint:
@@ -130,9 +146,10 @@ class EndpointStore:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"TENANT#{tenant}"}},
-                UpdateExpression="REMOVE #e",
+                UpdateExpression="REMOVE #e SET endpoint_count = if_not_exists(endpoint_count, :one) - :one",
                 ConditionExpression="attribute_exists(#e)",
                 ExpressionAttributeNames={"#e": ATTRIBUTE + endpoint_id},
+                ExpressionAttributeValues={":one": {"N": "1"}},
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             raise EndpointNotFound(f"no webhook endpoint {endpoint_id}") from None
