@@ -10,7 +10,7 @@ import pytest
 
 from maskgate import clients
 from maskgate.errors import RateLimited
-from maskgate.stores.rate_limit import RateLimiter
+from maskgate.stores.rate_limit import RateLimiter, Throttle
 from tests.integration.conftest import REGION, Aws, problem
 from tests.support.artefacts import LambdaContext, event, load_handler
 
@@ -53,3 +53,18 @@ def test_api_answers_429_problem_with_retry_after(aws: Aws, monkeypatch: pytest.
     assert answers[2]["headers"]["retry-after"] == "61"
     assert problem(answers[2])["type"] == "rate_limited"
     assert json.loads(answers[0]["body"])["object"] == "list"
+
+
+def test_a_throttled_send_learns_its_wait_from_the_refused_write_alone(aws: Aws) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    reads: list[str] = []
+    client.meta.events.register("before-call.dynamodb.GetItem", lambda **_: reads.append("GetItem"))
+    clock = [1_795_791_840.0]
+    throttle = Throttle(table=aws.table, client=client, clock=lambda: clock[0])
+    assert throttle.take("ep_1", per_second=4) is None
+    clock[0] += 0.1
+    assert throttle.take("ep_1", per_second=4) == pytest.approx(0.15)
+    assert throttle.take("ep_2", per_second=4) is None  # each key is spaced on its own
+    clock[0] += 0.15
+    assert throttle.take("ep_1", per_second=4) is None
+    assert reads == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskgate.errors import RateLimited
 
@@ -63,7 +63,8 @@ class RateLimiter:
 class Throttle:
     """Spaces sends to a key (a registered webhook endpoint) at most ``per_second`` apart: each send
     takes the next free instant (``THROTTLE#<key>``, one conditional write), so no one-second span
-    ever holds more than ``per_second`` sends, from however many invocations at once."""
+    ever holds more than ``per_second`` sends, from however many invocations at once. A send that
+    has to wait learns how long from the refused write itself."""
 
     def __init__(self, *, table: str, client: DynamoDBClient, clock: Callable[[], float] = time.time) -> None:
         self._table = table
@@ -84,11 +85,11 @@ class Throttle:
                     ":next": {"N": repr(now + 1 / per_second)},
                     ":expires": {"N": str(int(now) + 3600)},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            item = self._client.get_item(
-                TableName=self._table, Key={"pk": {"S": f"THROTTLE#{key}"}}, ConsistentRead=True
-            ).get("Item", {})
-            next_at = float(item.get("next_at", {}).get("N", now))
+        except self._client.exceptions.ConditionalCheckFailedException as taken:
+            # the refusal carries the item as it was: when the next send is free, without a read
+            item: dict[str, Any] = dict(taken.response.get("Item") or {})  # type: ignore[call-overload]
+            next_at = float(item.get("next_at", {}).get("N", now + 1 / per_second))
             return max(0.001, next_at - now)
         return None
