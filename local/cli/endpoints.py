@@ -76,15 +76,15 @@ def _show_stats(stats: EndpointStats) -> None:
 
 
 def _show_secret(secret: EndpointSecret) -> None:
-    until = secret["previous_secret_valid_until"]
-    if secret["secret"] is None:  # v1a: the public keys (the private key is never shown)
+    if secret["secret"] is None:  # v1a: the public key (the private key is never shown)
         out(f"public key   {secret.get('public_key')}")
-        if until:
-            out(f"             the previous key pair keeps signing alongside until {_when(until)}:")
-            out(f"             {secret.get('previous_public_key')}")
-        return
-    out(f"secret       {secret['secret']}")
-    if until:
+    else:
+        out(f"secret       {secret['secret']}")
+    until, previous = secret["previous_secret_valid_until"], secret.get("previous_public_key")
+    if until and previous:
+        out(f"             the previous key pair keeps signing alongside until {_when(until)}:")
+        out(f"             {previous}")
+    elif until:
         out(f"             the previous secret keeps signing alongside until {_when(until)}")
 
 
@@ -146,11 +146,14 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace) -> dict[str, Any]:
-    change: dict[str, Any] = {}
-    if args.url is not None:
-        change["url"] = args.url
-    if args.description is not None:
-        change["description"] = args.description
+    given = {
+        "url": args.url,
+        "description": args.description,
+        "metadata": None if args.metadata is None else _metadata(args.metadata),
+        "enabled": args.enabled,
+        "signature": args.signature,
+    }
+    change: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     if args.all_events:
         change["event_types"] = []
     elif args.event:
@@ -159,10 +162,6 @@ def _change(args: argparse.Namespace) -> dict[str, Any]:
         change["rate_limit_per_second"] = None
     elif args.rate is not None:
         change["rate_limit_per_second"] = args.rate
-    if args.metadata is not None:
-        change["metadata"] = _metadata(args.metadata)
-    if args.enabled is not None:
-        change["enabled"] = args.enabled
     if not change:
         raise Stop(2, f"{PROG} update: nothing to change (see --help)")
     return change
@@ -171,7 +170,10 @@ def _change(args: argparse.Namespace) -> dict[str, Any]:
 def _update(args: argparse.Namespace) -> int:
     change = _change(args)
     with api_client(args) as client:
-        _show(client.update_endpoint(args.endpoint_id, change))
+        updated = client.update_endpoint(args.endpoint_id, change)
+        _show(updated)
+        if change.get("signature") == "v1":  # a new whsec_ secret: shown here, as at create
+            _show_secret(client.endpoint_secret(args.endpoint_id))
     return 0
 
 
@@ -265,15 +267,17 @@ def _fields(command: argparse.ArgumentParser, *, update: bool) -> None:
         help="a string pair of your own (repeat for more, up to 16"
         + ("; replaces them all)" if update else ")"),
     )
+    command.add_argument(
+        "--signature",
+        choices=("v1", "v1a"),
+        default=None if update else "v1",
+        help="switch to another scheme: a key of the new one, the old key signing alongside for 24 hours"
+        if update
+        else "v1: HMAC-SHA256 with a whsec_ secret (the default); v1a: Ed25519, verified with the "
+        "endpoint's public key",
+    )
     if not update:
         command.add_argument("--disabled", action="store_true", help="register it disabled")
-        command.add_argument(
-            "--signature",
-            choices=("v1", "v1a"),
-            default="v1",
-            help="v1: HMAC-SHA256 with a whsec_ secret (the default); v1a: Ed25519, verified with the "
-            "endpoint's public key",
-        )
         return
     command.add_argument("--url", help="a new URL (checked as at create)")
     command.add_argument("--all-events", action="store_true", help="receive every event type again")

@@ -108,4 +108,9 @@ def test_a_v1a_endpoint_prints_its_public_keys_and_never_a_private_key(endpoints
     assert "the previous key pair keeps signing alongside until" in out and public in out
     code, out, _ = endpoints("show", endpoint_id)
     assert field(out, "public key") == new
+
+    code, out, _ = endpoints("update", endpoint_id, "--signature", "v1")  # switching prints the new secret
+    assert code == 0 and field(out, "signature") == "v1" and "whsk_" not in out
+    assert field(out, "secret").startswith("whsec_")
+    assert "the previous key pair keeps signing alongside until" in out and new in out
     assert endpoints("delete", endpoint_id)[0] == 0

@@ -14,8 +14,9 @@ from nacl.signing import VerifyKey
 from standardwebhooks import Webhook
 
 from maskgate import clients
-from maskgate.contracts.endpoints import Endpoint, EndpointCreate
-from maskgate.contracts.job import JobError, JobStatus
+from maskgate.api.views import endpoint_secret
+from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from maskgate.contracts.job import JobError, JobStatus, utcnow
 from maskgate.webhooks.sender import WebhookSender
 from tests.integration.conftest import Aws
 from tests.integration.seeds import queued_job
@@ -133,6 +134,33 @@ def test_during_a_rotation_both_key_pairs_sign_and_each_public_key_verifies(
     tampered = request.content + b" "
     assert not verifies(after.public_key, request, body=tampered)
     assert not verifies(before.public_key, request, body=tampered)
+
+
+@pytest.mark.parametrize(("first", "then"), [("v1", "v1a"), ("v1a", "v1")])
+def test_switching_the_scheme_signs_with_both_until_the_overlap_ends(
+    aws: Aws, received: Recording, first: str, then: str
+) -> None:
+    before = endpoint(aws, "/switching", signature=first)
+    after = clients.endpoint_store().update(aws.tenant, before.id, EndpointUpdate(signature=then))  # type: ignore[arg-type]
+    assert after.signature == then and after.previous_secret == before.secret
+    assert (after.public_key is None) == (then == "v1") and after.secret.startswith(
+        "whsec_" if then == "v1" else "whsk_"
+    )
+
+    notify(queued_job(aws, status=JobStatus.FAILED, error=FAILED).id)
+
+    [request] = to(received, "/switching")
+    assert sorted(v for v, _ in signatures(request)) == ["v1", "v1a"]
+    hmac, ed25519 = (before, after) if first == "v1" else (after, before)
+    assert (
+        Webhook(hmac.secret).verify(request.content, dict(request.headers))["type"] == "segmentation.failed"
+    )
+    assert verifies(ed25519.public_key, request)
+    shown = endpoint_secret(after, now=utcnow())
+    assert shown.previous_secret_valid_until == after.previous_until
+    assert shown.previous_public_key == (before.public_key if first == "v1a" else None)
+    unchanged = clients.endpoint_store().update(aws.tenant, before.id, EndpointUpdate(signature=then))  # type: ignore[arg-type]
+    assert unchanged.secret == after.secret  # the scheme it has already: no new key
 
 
 def test_endpoint_disabled_is_signed_for_a_v1a_watcher_with_its_key(aws: Aws, received: Recording) -> None:

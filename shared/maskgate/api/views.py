@@ -232,26 +232,19 @@ def endpoint_created(endpoint: Endpoint) -> WebhookEndpointCreated:
 
 
 def endpoint_secret(endpoint: Endpoint, *, now: datetime) -> WebhookEndpointSecret:
-    """v1: the endpoint's secret; v1a: its public key, and the previous one while it still signs."""
+    """v1: the endpoint's secret; v1a: its public key; and, while a rotated-out Ed25519 key still
+    signs, its public key (a rotated-out v1 secret is the one the receiver already has)."""
     overlapping = len(endpoint.secrets(now)) > 1
-    until = endpoint.previous_until if overlapping else None
-    if endpoint.signature == "v1":
-        return WebhookEndpointSecret(
-            secret=endpoint.secret,
-            public_key=None,
-            previous_public_key=None,
-            previous_secret_valid_until=until,
-        )
     previous = None
-    if overlapping and endpoint.previous_secret is not None:
+    if overlapping and endpoint.previous_secret and endpoint.previous_secret.startswith("whsk_"):
         from maskgate.webhooks.signing import public_key  # imports cryptography: v1a only
 
         previous = public_key(endpoint.previous_secret)
     return WebhookEndpointSecret(
-        secret=None,
+        secret=endpoint.secret if endpoint.signature == "v1" else None,
         public_key=endpoint.public_key,
         previous_public_key=previous,
-        previous_secret_valid_until=until,
+        previous_secret_valid_until=endpoint.previous_until if overlapping else None,
     )
 
 

@@ -67,6 +67,16 @@ def _enabled(default: object) -> Any:
     )
 
 
+def _signature(default: object) -> Any:
+    return Field(
+        default,
+        description="v1: HMAC-SHA256 with the endpoint's whsec_ secret (Standard Webhooks); "
+        "v1a: Ed25519 with the endpoint's key pair, verified with its public_key. Changing it (PATCH) "
+        "makes a key of the new scheme; the old key keeps signing alongside for 24 hours, so every "
+        "delivery carries both signatures while receivers switch.",
+    )
+
+
 def _metadata(default: object) -> Any:
     return Field(default, max_length=16, description="Up to 16 string pairs of your own, shown back only.")
 
@@ -81,11 +91,7 @@ class EndpointCreate(BaseModel):
     enabled: bool = _enabled(True)
     rate_limit_per_second: int | None = _rate(None)
     metadata: dict[MetadataKey, MetadataValue] = _metadata({})
-    signature: Signature = Field(
-        default="v1",
-        description="v1: HMAC-SHA256 with the endpoint's whsec_ secret (Standard Webhooks); "
-        "v1a: Ed25519 with the endpoint's key pair, verified with its public_key.",
-    )
+    signature: Signature = _signature("v1")
 
 
 def _left_out_is_unchanged(schema: dict[str, Any]) -> None:
@@ -105,6 +111,7 @@ class EndpointUpdate(BaseModel):
     enabled: bool = _enabled(None)
     rate_limit_per_second: int | None = _rate(None)
     metadata: dict[MetadataKey, MetadataValue] = _metadata(None)
+    signature: Signature = _signature(None)
 
 
 class Endpoint(BaseModel):

@@ -43,6 +43,19 @@ def signing_key(signature: Signature) -> tuple[str, str | None]:
     return new_secret(), None
 
 
+def _rekeyed(endpoint: Endpoint, *, previous: str, until: datetime) -> Endpoint:
+    """A new signing key of the endpoint's scheme; ``previous`` keeps signing alongside until then."""
+    secret, public_key = signing_key(endpoint.signature)
+    return endpoint.model_copy(
+        update={
+            "secret": secret,
+            "public_key": public_key,
+            "previous_secret": previous,
+            "previous_until": until,
+        }
+    )
+
+
 class EndpointStore:
     def __init__(self, *, table: str, client: DynamoDBClient, now: Callable[[], datetime] = utcnow) -> None:
         self._table = table
@@ -99,11 +112,20 @@ class EndpointStore:
         return endpoint
 
     def update(self, tenant: str, endpoint_id: str, change: EndpointUpdate) -> Endpoint:
-        """The fields sent, changed; enabling clears why it was disabled and its failing streak."""
+        """The fields sent, changed; enabling clears why it was disabled and its failing streak; a new
+        ``signature`` scheme gets a key of its own, the old key signing alongside for 24 hours."""
         fields = change.model_dump(exclude_unset=True)
         if fields.get("enabled"):
             fields |= {"disabled_at": None, "disabled_reason": None}
-        updated = self._changed(tenant, endpoint_id, lambda current: current.model_copy(update=fields))
+        until = self._now() + ROTATION_OVERLAP
+
+        def changed(current: Endpoint) -> Endpoint:
+            updated = current.model_copy(update=fields)
+            if updated.signature == current.signature:
+                return updated
+            return _rekeyed(updated, previous=current.secret, until=until)
+
+        updated = self._changed(tenant, endpoint_id, changed)
         if fields.get("enabled"):  # its failing streak starts afresh: not disabled again at once
             self._client.delete_item(TableName=self._table, Key={"pk": {"S": f"HEALTH#{endpoint_id}"}})
         return updated
@@ -127,18 +149,9 @@ class EndpointStore:
         old one keeps signing alongside for 24 hours."""
         until = self._now() + ROTATION_OVERLAP
 
-        def rotated(current: Endpoint) -> Endpoint:
-            secret, public_key = signing_key(current.signature)
-            return current.model_copy(
-                update={
-                    "secret": secret,
-                    "public_key": public_key,
-                    "previous_secret": current.secret,
-                    "previous_until": until,
-                }
-            )
-
-        return self._changed(tenant, endpoint_id, rotated)
+        return self._changed(
+            tenant, endpoint_id, lambda current: _rekeyed(current, previous=current.secret, until=until)
+        )
 
     def delete(self, tenant: str, endpoint_id: str) -> None:
         """Remove the endpoint; EndpointNotFound if there is none."""
