@@ -400,3 +400,34 @@ def test_recovery_resends_only_messages_whose_last_attempt_failed(aws: Aws, host
     assert recover(stored, since=since, notifier=clients.notifier()) == 1
     [again] = [u for u in aws.delivery_units() if u["name"] not in before]
     assert again["job_id"] == still_failed.id
+
+
+def test_events_while_disabled_are_logged_as_missed_and_recovered_after_enabling(
+    aws: Aws, hosts: Receivers
+) -> None:
+    from maskgate.steps.recover import recover
+    from maskgate.stores.attempt_log import endpoint_stats
+
+    paused = endpoint(aws, "/paused", event_types=["segmentation.failed"])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    clients.endpoint_store().update(aws.tenant, paused.id, EndpointUpdate(enabled=False))
+    missed = queued_job(aws, status=JobStatus.FAILED, error=FAILED)
+    notify(missed.id)
+    notify(missed.id)  # a Notify run twice (a retried step) keeps one entry
+    notify(queued_job(aws, status=JobStatus.SUCCEEDED).id)  # its filter never takes this one
+
+    assert hosts.to("/paused") == []
+    [logged], _ = clients.notifier().log.page(paused.id)
+    assert (logged.job_id, logged.event, logged.attempt) == (missed.id, "segmentation.failed", 0)
+    assert (logged.status, logged.error, logged.status_code) == ("failed", "EndpointDisabled", None)
+    stats = endpoint_stats(clients.notifier().log, paused.id, enabled=False, now=datetime.now(UTC))
+    assert stats.attempts == 0 and stats.last_error is None  # nothing was sent
+
+    enabled = clients.endpoint_store().update(aws.tenant, paused.id, EndpointUpdate(enabled=True))
+    assert recover(enabled, since=since, notifier=clients.notifier()) == 1
+    [unit] = [u for u in aws.delivery_units() if u["endpoint_id"] == paused.id]
+    load_handler("deliver").handler(
+        {k: unit[k] for k in ("job_id", "event", "step", "endpoint_id")}, LambdaContext()
+    )
+    [request] = hosts.to("/paused")
+    assert request.headers["webhook-id"] == logged.webhook_id

@@ -141,8 +141,12 @@ class Endpoint(BaseModel):
     previous_until: datetime | None = None
 
     def receives(self, event: str) -> bool:
-        """Enabled, and the event passes its filter (an empty filter passes every event)."""
-        return self.enabled and (not self.event_types or event in self.event_types)
+        """Enabled, and the event passes its filter."""
+        return self.enabled and self.takes(event)
+
+    def takes(self, event: str) -> bool:
+        """The event passes its filter (an empty filter passes every event), enabled or not."""
+        return not self.event_types or event in self.event_types
 
     def secrets(self, now: datetime) -> list[str]:
         """The keys that sign now (``whsec_`` or ``whsk_``, each signs by its prefix): current first,

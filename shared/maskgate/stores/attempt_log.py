@@ -2,8 +2,10 @@
 
 An attempt is one item (``ATTEMPT#<endpoint>#<webhook-id>#<n>``) found newest first through the
 table's ``tenant-created`` index under ``ATTEMPTS#<endpoint>``; the table's TTL removes it after the
-retention. An endpoint's health (``HEALTH#<endpoint>``) holds since when every attempt has failed,
-which is what disables an endpoint that has been failing too long (re-enabling it deletes it).
+retention. An event that happened while the endpoint was disabled is kept as attempt 0, failed with
+``EndpointDisabled`` and never sent, so a recovery after re-enabling finds it. An endpoint's health
+(``HEALTH#<endpoint>``) holds since when every attempt has failed, which is what disables an endpoint
+that has been failing too long (re-enabling it deletes it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 INDEX = "tenant-created"
 PAGE = 50
+MISSED = "EndpointDisabled"  # the error of an event a disabled endpoint was never sent
 
 
 class LoggedAttempt(BaseModel):
@@ -36,7 +39,10 @@ class LoggedAttempt(BaseModel):
     webhook_id: str = Field(description="The webhook-id header: the same on every attempt of a message.")
     event: str = Field(description="The event type.")
     job_id: str | None = Field(default=None, description="The job the event is about, if any.")
-    attempt: int = Field(description="1 for a message's first attempt to this endpoint, counting up.")
+    attempt: int = Field(
+        description="1 for a message's first attempt to this endpoint, counting up; 0: not sent, the "
+        "endpoint was disabled when the event happened (a recovery after re-enabling sends it)."
+    )
     status: Literal["succeeded", "failed"] = Field(description="succeeded: the endpoint answered 2xx.")
     status_code: int | None = Field(default=None, description="The endpoint's HTTP status, if it answered.")
     error: str | None = Field(default=None, description="Why there was no answer (e.g. ConnectError).")
@@ -82,6 +88,25 @@ class AttemptLog:
                 "record": {"S": logged.model_dump_json()},
                 "expires_at": {"N": str(int(expires.timestamp()))},
             },
+        )
+
+    def record_missed(
+        self, endpoint_id: str, *, webhook_id: str, event: str, job_id: str, at: datetime
+    ) -> None:
+        """Keep an event the disabled endpoint was not sent (attempt 0, failed): one item per message,
+        the same however often it is missed."""
+        self.record(
+            DeliveryAttempt(
+                webhook_id=webhook_id,
+                event=event,
+                attempt=0,
+                at=at,
+                url="",
+                endpoint_id=endpoint_id,
+                error=MISSED,
+                outcome="gave_up",
+            ),
+            job_id=job_id,
         )
 
     def page(
@@ -196,7 +221,8 @@ STATS_LIMIT = 1000
 
 def endpoint_stats(log: AttemptLog, endpoint_id: str, *, enabled: bool, now: datetime) -> EndpointStats:
     """The endpoint's last 24 hours: attempts, success rate, latency percentiles, last error, state."""
-    recent, _ = log.page(endpoint_id, limit=STATS_LIMIT, since=now - STATS_WINDOW)
+    logged, _ = log.page(endpoint_id, limit=STATS_LIMIT, since=now - STATS_WINDOW)
+    recent = [a for a in logged if a.attempt > 0]  # what was sent, not what a disabled endpoint missed
     latencies = sorted(a.latency_ms for a in recent if a.latency_ms is not None)
     failed = next((a for a in recent if a.status == "failed"), None)
     last_error = None

@@ -84,11 +84,17 @@ class Notifier:
     def targets(self, job: Job, event: str) -> tuple[list[str], list[Target]]:
         """In one read of the tenant: its secrets (the body's mask links are signed with the first)
         and every target of the event: the job's own webhook_url first, then each enabled endpoint
-        whose filter takes the event."""
+        whose filter takes the event. A disabled one whose filter takes it has the event logged as
+        missed."""
         secrets_, endpoints = self.tenants.webhook_targets(job.tenant)
         found = [Target(url=str(job.webhook_url), secrets=secrets_)] if job.webhook_url is not None else []
         now = self.now()
         found += [_target(e, now) for e in endpoints if e.receives(event)]
+        for missed in (e for e in endpoints if not e.enabled and e.takes(event)):
+            # kept in its attempt log as never sent: a recovery after re-enabling it finds the event
+            self.log.record_missed(
+                missed.id, webhook_id=webhook_id(job.id, event), event=event, job_id=job.id, at=now
+            )
         return secrets_, found
 
     def target(self, job: Job, endpoint_id: str | None) -> Target | None:
