@@ -135,6 +135,7 @@ def delivery_units() -> DeliveryUnits:
 def notifier() -> Notifier:
     from maskgate.stores.attempt_log import EndpointHealth
     from maskgate.stores.rate_limit import Throttle
+    from maskgate.stores.tenant_events import TenantEvents
     from maskgate.webhooks.notifier import Notifier
 
     settings = get_settings()
@@ -147,6 +148,11 @@ def notifier() -> Notifier:
         endpoints=endpoint_store(),
         log=attempt_log(),
         health=EndpointHealth(table=settings.table, client=dynamodb()),
+        events=TenantEvents(
+            table=settings.table,
+            client=dynamodb(),
+            retention_days=settings.webhook_attempt_retention_days,
+        ),
         throttle=Throttle(table=settings.table, client=dynamodb()),
     )
 

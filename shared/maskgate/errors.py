@@ -17,7 +17,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── JobNotFound                no such job
     │   ├── ObjectNotFound             no such object in the bucket
     │   ├── KeyNotFound                the tenant has no API key with that id
-    │   └── EndpointNotFound           the tenant has no webhook endpoint with that id
+    │   ├── EndpointNotFound           the tenant has no webhook endpoint with that id
+    │   └── EventNotFound              no kept tenant event with that webhook-id
     ├── ApiError                       HTTP-only
     │   ├── MalformedJson              malformed_json (400)
     │   ├── Unauthorized               unauthorized (401)
@@ -133,6 +134,10 @@ class KeyNotFound(Missing):
 
 class EndpointNotFound(Missing):
     """The tenant has no webhook endpoint with this id."""
+
+
+class EventNotFound(Missing):
+    """No kept tenant event (one about no job, e.g. ``endpoint.disabled``) with this webhook-id."""
 
 
 class ApiError(MaskgateError):

@@ -260,6 +260,7 @@ def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> Non
     unit = execution("webhook-delivery", f"{msg_id}-s1")
     assert json.loads(unit["input"]) == {
         "job_id": job.id,
+        "message_id": None,
         "event": SUCCEEDED,
         "step": 1,  # one retry made: the unit carries on with the schedule
         "endpoint_id": None,

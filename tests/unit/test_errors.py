@@ -34,6 +34,7 @@ EXPECTED_TYPES = {
     "ObjectNotFound": "not_found",
     "KeyNotFound": "not_found",
     "EndpointNotFound": "not_found",
+    "EventNotFound": "not_found",
     "EndpointLimit": "invalid_request",
     "ApiError": "internal_error",
     "MalformedJson": "malformed_json",

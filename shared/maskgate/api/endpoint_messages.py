@@ -53,10 +53,10 @@ def list_webhook_endpoint_attempts(
     tags=["webhook endpoints"],
 )
 async def recover_webhook_endpoint(endpoint_id: EndpointIdPath, request: Request, owner: Tenant) -> Recovery:
-    """Send the endpoint, again, every job event whose last attempt to it failed since ``since`` (an
-    endpoint back from an outage gets what it missed): the same webhook-ids and bodies, each through
-    a delivery unit with the usual retries, started at most 10 a second apart (or at the endpoint's
-    own rate)."""
+    """Send the endpoint, again, every event (a job's, or endpoint.disabled) whose last attempt to it
+    failed since ``since`` (an endpoint back from an outage gets what it missed, and a re-enabled one
+    what happened while it was disabled): the same webhook-ids and bodies, each through a delivery
+    unit with the usual retries, started at most 10 a second apart (or at the endpoint's own rate)."""
     from maskgate.steps.recover import recover
 
     asked = parse(RecoverRequest, await json_body(request))
@@ -74,8 +74,8 @@ async def recover_webhook_endpoint(endpoint_id: EndpointIdPath, request: Request
     tags=["webhook endpoints"],
 )
 def resend_webhook_message(endpoint_id: EndpointIdPath, webhook_id: WebhookIdPath, owner: Tenant) -> Resend:
-    """Send one job event to the endpoint again now, with its webhook-id and body, through a delivery
-    unit with the usual retries."""
+    """Send one event (a job's, or endpoint.disabled) to the endpoint again now, with its webhook-id
+    and body, through a delivery unit with the usual retries."""
     from maskgate.steps.recover import resend
 
     endpoint = clients.endpoint_store().get(owner, endpoint_id_of(endpoint_id))

@@ -8,9 +8,9 @@ a ``DeliveryStep`` between attempts; ``statemachine/upload-expiry.asl.json`` pas
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maskgate.contracts.job import JobId, JobStatus
 
@@ -109,24 +109,35 @@ class NotifyOutput(StepModel):
 # --- the webhook delivery unit ---------------------------------------------------------------
 
 
-class DeliveryStep(BaseModel):
-    """The delivery unit's state between attempts (its execution input and the Deliver output)."""
+class _Unit(BaseModel):
+    """What a delivery unit delivers: a job's event (``job_id``) or a tenant's event that is about
+    no job (``message_id``, its webhook-id, e.g. ``endpoint.disabled``); exactly one of the two."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    job_id: JobId
+    job_id: JobId | None = None
+    message_id: str | None = Field(default=None, max_length=128)
     event: str
     step: int  # retries made so far; indexes the schedule
     endpoint_id: str | None = None  # the registered endpoint it delivers to; None: the job's webhook_url
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Self:
+        if (self.job_id is None) == (self.message_id is None):
+            raise ValueError("a delivery unit delivers either a job's event or a tenant event")
+        if self.message_id is not None and self.endpoint_id is None:
+            raise ValueError("a tenant event goes to a registered endpoint")
+        return self
+
+
+class DeliveryStep(_Unit):
+    """The delivery unit's state between attempts (its execution input and the Deliver output)."""
+
     wait_seconds: int = 0
     done: bool = False
 
 
-class DeliverInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    job_id: JobId
-    event: str
-    step: int
-    endpoint_id: str | None = None
+class DeliverInput(_Unit):
+    """What the delivery unit's Deliver task is given."""
 
 
 # --- the reconcile sweep -----------------------------------------------------------------------

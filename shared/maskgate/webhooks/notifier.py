@@ -6,6 +6,7 @@ expiry, cancel, redelivery) are in ``maskgate.steps``."""
 from __future__ import annotations
 
 import contextvars
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,10 @@ from maskgate.stores.attempt_log import AttemptLog, EndpointHealth
 from maskgate.stores.endpoints import EndpointStore
 from maskgate.stores.jobs import JobStore
 from maskgate.stores.rate_limit import Throttle
+from maskgate.stores.tenant_events import TenantEvent, TenantEvents
 from maskgate.stores.tenants import TenantStore
 from maskgate.webhooks.body import build_body, endpoint_disabled_body, event_type, webhook_id
+from maskgate.webhooks.schedule import next_wait
 from maskgate.webhooks.sender import WebhookSender
 from maskgate.webhooks.units import DeliveryUnits
 
@@ -68,6 +71,7 @@ class Notifier:
     log: AttemptLog
     health: EndpointHealth
     throttle: Throttle
+    events: TenantEvents
     now: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
 
@@ -109,20 +113,21 @@ class Notifier:
         """One signed attempt of the job's final event to one target, numbered after that target's
         earlier attempts; for a throttled endpoint whose turn is more than a moment away, Throttled."""
         event = event_type(job.status)
-        if target.endpoint_id is not None and target.per_second is not None:
-            wait = self._turn(target.endpoint_id, target.per_second)
-            if wait is not None:
-                return Throttled(target.endpoint_id, event, webhook_id(job.id, event), wait)
         number = 1 + sum(
             1 for d in job.deliveries if d.event == event and d.endpoint_id == target.endpoint_id
         )
+        return self.send(target, msg_id=webhook_id(job.id, event), body=body, event=event, number=number)
+
+    def send(
+        self, target: Target, *, msg_id: str, body: str, event: str, number: int
+    ) -> DeliveryAttempt | Throttled:
+        """One signed attempt of an event to one target, after its turn if the endpoint is throttled."""
+        if target.endpoint_id is not None and target.per_second is not None:
+            wait = self._turn(target.endpoint_id, target.per_second)
+            if wait is not None:
+                return Throttled(target.endpoint_id, event, msg_id, wait)
         result = self.sender.send(
-            target.url,
-            msg_id=webhook_id(job.id, event),
-            body=body,
-            secrets_=target.secrets,
-            event=event,
-            attempt=number,
+            target.url, msg_id=msg_id, body=body, secrets_=target.secrets, event=event, attempt=number
         ).model_copy(update={"endpoint_id": target.endpoint_id})
         crashpoints.reached("notify.after_send")
         logger.info(
@@ -165,10 +170,6 @@ class Notifier:
         """A retryable attempt with the time of the next one."""
         return result.model_copy(update={"next_attempt_at": self.now() + timedelta(seconds=wait)})
 
-    def record_retrying(self, job: Job, result: DeliveryAttempt, wait: int) -> None:
-        """Record a retryable attempt with the time of the next one."""
-        self.record(job, self.retrying(result, wait))
-
     def record(self, job: Job, result: DeliveryAttempt) -> None:
         """Record an attempt (see ``record_all``)."""
         self.record_all(job, [result])
@@ -177,55 +178,103 @@ class Notifier:
         """Record attempts on the job in one write; each one to a registered endpoint also goes to the
         endpoint's attempt log and health, which disable an endpoint that answers 410 or keeps failing."""
         self.jobs.record_deliveries(job.id, results)
-        for result in results:
-            if result.endpoint_id is not None:
-                self._after_endpoint_attempt(job, result)
+        self._after(job.tenant, results, job_id=job.id)
 
-    def _after_endpoint_attempt(self, job: Job, result: DeliveryAttempt) -> None:
-        assert result.endpoint_id is not None  # noqa: S101 (the caller checked; narrows the type)
-        self.log.record(result, job_id=job.id)
-        failing_since = self.health.observe(result.endpoint_id, delivered=result.outcome == "delivered")
+    def record_event(self, event: TenantEvent, result: DeliveryAttempt) -> None:
+        """Record an attempt of a tenant event in its endpoint's attempt log and health."""
+        self._after(event.tenant, [result], job_id=None)
+
+    def _after(self, tenant: str, results: list[DeliveryAttempt], *, job_id: str | None) -> None:
+        """Log each attempt to an endpoint and count it in the endpoint's health; then disable, all
+        together, every endpoint that answered 410 or has failed for the whole window."""
+        disabling: dict[str, str] = {}
         window = timedelta(seconds=self.settings.endpoint_disable_after_seconds)
-        if result.status_code == 410:
-            self.disable_endpoint(job.tenant, result.endpoint_id, reason="the endpoint answered 410 Gone")
-        elif failing_since is not None and self.now() - failing_since >= window:
-            since = failing_since.isoformat().replace("+00:00", "Z")
-            self.disable_endpoint(
-                job.tenant, result.endpoint_id, reason=f"every delivery failed since {since}"
-            )
-
-    def disable_endpoint(self, tenant: str, endpoint_id: str, *, reason: str) -> None:
-        """Disable an endpoint (once) and tell the tenant's other endpoints that take
-        ``endpoint.disabled``: one attempt each, all at once (together one attempt's budget, so a
-        few slow ones cannot outlast the invocation), kept in their attempt logs."""
-        disabled = self.endpoints.disable(tenant, endpoint_id, reason=reason)
-        if disabled is None:
-            return  # disabled already (another attempt got there first) or deleted
-        metrics.add_metric(name="WebhookEndpointDisabled", unit="Count", value=1)
-        logger.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
-        body, msg_id = endpoint_disabled_body(disabled, now=self.now())
-        now = self.now()
-        told = [
-            e for e in self.endpoints.list(tenant) if e.id != endpoint_id and e.receives("endpoint.disabled")
-        ]
-
-        def tell(other: Endpoint) -> DeliveryAttempt:
-            return self.sender.send(
-                other.url,
-                msg_id=msg_id,
-                body=body,
-                secrets_=other.secrets(now),
-                event="endpoint.disabled",
-                attempt=1,
-            ).model_copy(update={"endpoint_id": other.id})
-
-        if not told:
-            return
-        with ThreadPoolExecutor(max_workers=len(told), thread_name_prefix="webhook") as pool:
-            running = [pool.submit(contextvars.copy_context().run, tell, other) for other in told]
-            results = [attempt.result() for attempt in running]
         for result in results:
-            self.log.record(result, job_id=None)
+            if result.endpoint_id is None:
+                continue
+            self.log.record(result, job_id=job_id)
+            failing_since = self.health.observe(result.endpoint_id, delivered=result.outcome == "delivered")
+            if result.status_code == 410:
+                disabling[result.endpoint_id] = "the endpoint answered 410 Gone"
+            elif failing_since is not None and self.now() - failing_since >= window:
+                since = failing_since.isoformat().replace("+00:00", "Z")
+                disabling[result.endpoint_id] = f"every delivery failed since {since}"
+        if disabling:
+            self.disable_endpoints(tenant, disabling)
+
+    def disable_endpoints(self, tenant: str, reasons: dict[str, str]) -> None:
+        """Disable endpoints (each once; id → reason) and tell the tenant's other enabled endpoints
+        that take ``endpoint.disabled``: every notice is kept, then all are attempted at once (together
+        one attempt's budget), and each that fails retries in a delivery unit of its own."""
+        disabled = [d for d in (self.endpoints.disable(tenant, i, reason=r) for i, r in reasons.items()) if d]
+        if not disabled:
+            return  # disabled already (another attempt got there first) or deleted
+        now = self.now()
+        for endpoint in disabled:
+            metrics.add_metric(name="WebhookEndpointDisabled", unit="Count", value=1)
+            logger.warning(
+                "webhook endpoint disabled",
+                extra={"endpoint_id": endpoint.id, "reason": endpoint.disabled_reason},
+            )
+        told = [e for e in self.endpoints.list(tenant) if e.receives("endpoint.disabled")]
+        notices: list[tuple[TenantEvent, Target]] = []
+        for endpoint in disabled:
+            body, msg_id = endpoint_disabled_body(endpoint, now=now)
+            notice = TenantEvent(webhook_id=msg_id, tenant=tenant, type="endpoint.disabled", body=body)
+            self.events.keep(notice, at=now)  # first: every retry sends these bytes
+            notices += [(notice, _target(other, now)) for other in told if other.id != endpoint.id]
+        if not notices:
+            return
+        with ThreadPoolExecutor(max_workers=len(notices), thread_name_prefix="webhook") as pool:
+            running = [
+                pool.submit(
+                    contextvars.copy_context().run,
+                    self.send,
+                    target,
+                    msg_id=notice.webhook_id,
+                    body=notice.body,
+                    event=notice.type,
+                    number=1,
+                )
+                for notice, target in notices
+            ]
+            results = [attempt.result() for attempt in running]
+        kept = [self._follow_up(notice, result) for (notice, _), result in zip(notices, results, strict=True)]
+        self._after(tenant, [r for r in kept if r is not None], job_id=None)
+
+    def _follow_up(self, event: TenantEvent, result: DeliveryAttempt | Throttled) -> DeliveryAttempt | None:
+        """A tenant event's first attempt to an endpoint: a retryable or throttled one gets its
+        delivery unit (started before anything is recorded); what to record of it."""
+        if isinstance(result, Throttled):
+            self._start_unit(event, result.endpoint_id, step=0, wait=math.ceil(result.wait_seconds))
+            return None
+        if result.outcome != "retrying":
+            return result
+        wait = next_wait(self.settings.webhook_schedule, 0, retry_after=result.retry_after)
+        if wait is None:
+            return result.model_copy(update={"outcome": "gave_up"})
+        assert result.endpoint_id is not None  # noqa: S101 (tenant events go to endpoints only)
+        self._start_unit(event, result.endpoint_id, step=0, wait=wait)
+        return self.retrying(result, wait)
+
+    def _start_unit(self, event: TenantEvent, endpoint_id: str, *, step: int, wait: int) -> None:
+        self.units.start(
+            name=unit_name(event.webhook_id, endpoint_id),
+            message_id=event.webhook_id,
+            event=event.type,
+            step=step,
+            wait_seconds=wait,
+            endpoint_id=endpoint_id,
+        )
+
+    def event_target(self, event: TenantEvent, endpoint_id: str) -> Target | None:
+        """The endpoint a tenant event's unit delivers to, as it is now (None: gone, disabled, or its
+        filter no longer takes the event)."""
+        now = self.now()
+        found = (
+            e for e in self.endpoints.list(event.tenant) if e.id == endpoint_id and e.receives(event.type)
+        )
+        return next((_target(e, now) for e in found), None)
 
 
 def _target(endpoint: Endpoint, now: datetime) -> Target:
