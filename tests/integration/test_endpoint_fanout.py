@@ -17,6 +17,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from maskgate import clients
+from maskgate.api.views import endpoint_public
 from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from maskgate.contracts.job import JobError, JobStatus
 from maskgate.contracts.prompts import Prompts
@@ -526,3 +527,26 @@ def test_an_endpoint_disabled_notice_can_be_resent_and_is_recovered(aws: Aws, ho
     other = clients.endpoint_store().create("other", EndpointCreate(url="http://127.0.0.1:8765/x"))
     with pytest.raises(NotFound):
         resend(other, msg_id, notifier=clients.notifier())  # another tenant's message is none of its own
+
+
+def test_a_disabling_whose_invocation_died_before_telling_is_told_at_the_next_event(
+    aws: Aws, hosts: Receivers
+) -> None:
+    gone = endpoint(aws, "/gone", event_types=["segmentation.failed"])
+    watcher = endpoint(aws, "/watcher", event_types=["endpoint.disabled"])
+    # what a Lambda killed right after the disabling write leaves: disabled, nobody told
+    disabled = clients.endpoint_store().disable(aws.tenant, gone.id, reason="the endpoint answered 410 Gone")
+    assert disabled is not None and disabled.disabled_notice_pending
+    assert "disabled_notice_pending" not in endpoint_public(disabled).model_dump()
+
+    notify(queued_job(aws, status=JobStatus.SUCCEEDED).id)  # any event of the tenant's
+    [told] = hosts.to("/watcher")
+    assert Webhook(watcher.secret).verify(told.content, dict(told.headers))["data"]["endpoint_id"] == gone.id
+    assert not clients.endpoint_store().get(aws.tenant, gone.id).disabled_notice_pending
+    notify(queued_job(aws, status=JobStatus.SUCCEEDED).id)
+    assert len(hosts.to("/watcher")) == 1  # told once
+
+    again = clients.notifier()
+    again.tell_disabled(aws.tenant, [disabled])  # told again (a retried step): the same message
+    [_, repeated] = hosts.to("/watcher")
+    assert repeated.content == told.content and repeated.headers["webhook-id"] == told.headers["webhook-id"]

@@ -221,7 +221,9 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
 def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:
     """The endpoint without its secrets."""
     return WebhookEndpointPublic.model_validate(
-        endpoint.model_dump(exclude={"tenant", "secret", "previous_secret", "previous_until"})
+        endpoint.model_dump(
+            exclude={"tenant", "secret", "previous_secret", "previous_until", "disabled_notice_pending"}
+        )
     )
 
 

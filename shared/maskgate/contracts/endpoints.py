@@ -136,6 +136,8 @@ class Endpoint(BaseModel):
     updated_at: datetime
     disabled_at: datetime | None = None
     disabled_reason: str | None = None
+    # set in the write that disables it, cleared once the other endpoints have been told
+    disabled_notice_pending: bool = False
     secret: str = Field(repr=False)
     previous_secret: str | None = Field(default=None, repr=False)
     previous_until: datetime | None = None

@@ -116,7 +116,7 @@ class EndpointStore:
         ``signature`` scheme gets a key of its own, the old key signing alongside for 24 hours."""
         fields = change.model_dump(exclude_unset=True)
         if fields.get("enabled"):
-            fields |= {"disabled_at": None, "disabled_reason": None}
+            fields |= {"disabled_at": None, "disabled_reason": None, "disabled_notice_pending": False}
         until = self._now() + ROTATION_OVERLAP
 
         def changed(current: Endpoint) -> Endpoint:
@@ -137,12 +137,34 @@ class EndpointStore:
         def disabled(current: Endpoint) -> Endpoint | None:
             if not current.enabled:
                 return None
-            return current.model_copy(update={"enabled": False, "disabled_at": at, "disabled_reason": reason})
+            return current.model_copy(
+                update={
+                    "enabled": False,
+                    "disabled_at": at,
+                    "disabled_reason": reason,
+                    "disabled_notice_pending": True,
+                }
+            )
 
         try:
             return self._change(tenant, endpoint_id, disabled)
         except EndpointNotFound:
             return None
+
+    def notice_sent(self, tenant: str, endpoint_id: str) -> None:
+        """The other endpoints have been told it was disabled (their failed notices retry in units)."""
+
+        def told(current: Endpoint) -> Endpoint | None:
+            return (
+                current.model_copy(update={"disabled_notice_pending": False})
+                if current.disabled_notice_pending
+                else None
+            )
+
+        try:
+            self._change(tenant, endpoint_id, told)
+        except EndpointNotFound:
+            return
 
     def rotate_secret(self, tenant: str, endpoint_id: str) -> Endpoint:
         """A new signing key of the endpoint's scheme (v1a: a new key pair, its public key shown); the

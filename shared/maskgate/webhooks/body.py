@@ -47,11 +47,12 @@ def job_event_of(msg_id: str) -> tuple[str, EventType] | None:
 
 
 def endpoint_disabled_body(endpoint: Endpoint, *, now: datetime) -> tuple[str, str]:
-    """The ``endpoint.disabled`` event and its webhook-id, told to the tenant's other endpoints."""
+    """The ``endpoint.disabled`` event and its webhook-id, told to the tenant's other endpoints: both
+    made from the disabled endpoint alone, so telling them again makes the same bytes and id."""
     at = endpoint.disabled_at or now
     event = {
         "type": "endpoint.disabled",
-        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "timestamp": at.isoformat().replace("+00:00", "Z"),
         "data": {
             "endpoint_id": endpoint.id,
             "url": endpoint.url,

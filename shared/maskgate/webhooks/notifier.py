@@ -94,6 +94,9 @@ class Notifier:
         found = [Target(url=str(job.webhook_url), secrets=secrets_)] if job.webhook_url is not None else []
         now = self.now()
         found += [_target(e, now) for e in endpoints if e.receives(event)]
+        untold = [e for e in endpoints if e.disabled_notice_pending]
+        if untold:  # an invocation died between disabling them and telling the others: tell them now
+            self.tell_disabled(job.tenant, untold)
         for missed in (e for e in endpoints if not e.enabled and e.takes(event)):
             # kept in its attempt log as never sent: a recovery after re-enabling it finds the event
             self.log.record_missed(
@@ -203,19 +206,24 @@ class Notifier:
             self.disable_endpoints(tenant, disabling)
 
     def disable_endpoints(self, tenant: str, reasons: dict[str, str]) -> None:
-        """Disable endpoints (each once; id → reason) and tell the tenant's other enabled endpoints
-        that take ``endpoint.disabled``: every notice is kept, then all are attempted at once (together
-        one attempt's budget), and each that fails retries in a delivery unit of its own."""
+        """Disable endpoints (each once; id → reason) and tell the tenant's other endpoints."""
         disabled = [d for d in (self.endpoints.disable(tenant, i, reason=r) for i, r in reasons.items()) if d]
-        if not disabled:
-            return  # disabled already (another attempt got there first) or deleted
-        now = self.now()
         for endpoint in disabled:
             metrics.add_metric(name="WebhookEndpointDisabled", unit="Count", value=1)
             logger.warning(
                 "webhook endpoint disabled",
                 extra={"endpoint_id": endpoint.id, "reason": endpoint.disabled_reason},
             )
+        if disabled:
+            self.tell_disabled(tenant, disabled)
+
+    def tell_disabled(self, tenant: str, disabled: list[Endpoint]) -> None:
+        """Tell the tenant's other enabled endpoints that take ``endpoint.disabled`` of each disabled
+        endpoint: every notice is kept, then all are attempted at once (together one attempt's budget),
+        each that fails retries in a delivery unit of its own, and then the endpoint's notice is marked
+        sent. An invocation that dies before that leaves the mark: the next read of the tenant's
+        targets tells them again, with the same bytes and webhook-id (receivers dedupe)."""
+        now = self.now()
         told = [e for e in self.endpoints.list(tenant) if e.receives("endpoint.disabled")]
         notices: list[tuple[TenantEvent, Target]] = []
         for endpoint in disabled:
@@ -223,24 +231,25 @@ class Notifier:
             notice = TenantEvent(webhook_id=msg_id, tenant=tenant, type="endpoint.disabled", body=body)
             self.events.keep(notice, at=now)  # first: every retry sends these bytes
             notices += [(notice, _target(other, now)) for other in told if other.id != endpoint.id]
-        if not notices:
-            return
-        with ThreadPoolExecutor(max_workers=len(notices), thread_name_prefix="webhook") as pool:
-            running = [
-                pool.submit(
-                    contextvars.copy_context().run,
-                    self.send,
-                    target,
-                    msg_id=notice.webhook_id,
-                    body=notice.body,
-                    event=notice.type,
-                    number=1,
-                )
-                for notice, target in notices
-            ]
-            results = [attempt.result() for attempt in running]
-        kept = [self._follow_up(notice, result) for (notice, _), result in zip(notices, results, strict=True)]
-        self._after(tenant, [r for r in kept if r is not None], job_id=None)
+        if notices:
+            with ThreadPoolExecutor(max_workers=len(notices), thread_name_prefix="webhook") as pool:
+                running = [
+                    pool.submit(
+                        contextvars.copy_context().run,
+                        self.send,
+                        target,
+                        msg_id=notice.webhook_id,
+                        body=notice.body,
+                        event=notice.type,
+                        number=1,
+                    )
+                    for notice, target in notices
+                ]
+                results = [attempt.result() for attempt in running]
+            kept = [self._follow_up(notice, r) for (notice, _), r in zip(notices, results, strict=True)]
+            self._after(tenant, [r for r in kept if r is not None], job_id=None)
+        for endpoint in disabled:
+            self.endpoints.notice_sent(tenant, endpoint.id)
 
     def _follow_up(self, event: TenantEvent, result: DeliveryAttempt | Throttled) -> DeliveryAttempt | None:
         """A tenant event's first attempt to an endpoint: a retryable or throttled one gets its
