@@ -94,6 +94,7 @@ class LocalAws:
         self._dynamodb = threading.Lock()  # one DynamoDB request at a time (see the module's docstring)
         self._idle = threading.Condition()
         self._pending = 0
+        self._notifications_paused = False
         self._workers: ThreadPoolExecutor | None = None
         self._observer: Callable[[WsgiApp], WsgiApp] | None = None
         self._app: WsgiApp | None = None  # moto's WSGI app with this class's middleware
@@ -175,6 +176,15 @@ class LocalAws:
         if _active is self:
             _active = None
 
+    @contextlib.contextmanager
+    def notifications_paused(self) -> Iterator[None]:
+        """S3 notifications raised inside are dropped (objects written back from a saved state)."""
+        self._notifications_paused = True
+        try:
+            yield
+        finally:
+            self._notifications_paused = False
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued async invoke has finished; False if `timeout` passed first."""
         with self._idle:
@@ -254,6 +264,8 @@ class LocalAws:
         return payload, errored
 
     def _on_s3_event(self, event: dict[str, Any], function_arn: str) -> None:
+        if self._notifications_paused:
+            return
         batch: _S3Batch | None = getattr(self._request, "batch", None)
         if batch is None:  # not inside a request (nothing to wait for): dispatch now
             self._submit([(function_arn, event)])
