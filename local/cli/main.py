@@ -20,6 +20,7 @@ from maskgate_local.stack.dev import (
     write_ready_file,
 )
 from maskgate_local.stack.servers import PortBusy, free_port, port_free
+from maskgate_local.stack.state import StateDirError
 from maskgate_local.template.parameter_overrides import (
     ParameterOverrideError,
     check_declared,
@@ -42,13 +43,16 @@ def _dev(args: argparse.Namespace) -> int:
     except PortBusy as exc:  # taken between the check and the start
         print(f"maskgate dev: {PortBusy(exc.port, _flag_for(args, exc.port))}", file=sys.stderr)
         return 2
+    except StateDirError as exc:
+        print(f"maskgate dev: --state-dir: {exc}", file=sys.stderr)
+        return 2
     ready_file = Path(args.ready_file) if args.ready_file else None
     if not args.quiet:
         _activity(stack, ready)
     try:
         if ready_file is not None:
             write_ready_file(ready_file, ready)
-        _banner(ready, ready_file)
+        _banner(ready, ready_file, stack)
         stop.wait()
     finally:
         stack.stop()
@@ -100,11 +104,15 @@ def dev_stack(args: argparse.Namespace) -> DevStack:
     api, aws, wavespeed = (port or free_port() for port in chosen)  # 0 picks a free port
     ports = StackPorts(api=api, aws=aws, wavespeed=wavespeed, control=args.control_port)
     return DevStack(
-        ports=ports, parameters=parameters, wavespeed_seed=args.wavespeed_seed, crash_seed=args.crash_seed
+        ports=ports,
+        parameters=parameters,
+        wavespeed_seed=args.wavespeed_seed,
+        crash_seed=args.crash_seed,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
 
 
-def _banner(ready: Ready, ready_file: Path | None) -> None:
+def _banner(ready: Ready, ready_file: Path | None, stack: DevStack) -> None:
     endpoints = f"api {ready.api_url}  aws {ready.aws_endpoint_url}  wavespeed {ready.wavespeed_url}"
     print(f"{READY_LINE}: {endpoints}")
     print(f"  bucket   {ready.bucket} (put images under {ready.upload_prefix} to start jobs)")
@@ -113,6 +121,9 @@ def _banner(ready: Ready, ready_file: Path | None) -> None:
     print(f"  control  {ready.control_url}/crashes   (injected crashes: GET lists, PUT sets rates)")
     if ready_file is not None:
         print(f"  ready    {ready_file} (the maskgate commands read it; removed when the stack stops)")
+    if stack.state_dir is not None:
+        items, objects = (stack.restored.items, stack.restored.objects) if stack.restored else (0, 0)
+        print(f"  state    {stack.state_dir} (restored {items} items, {objects} objects; saved at stop)")
     print("  Ctrl-C stops the stack. A line per job transition and webhook attempt follows.", flush=True)
 
 
@@ -141,6 +152,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--control-port", type=int, default=0, help="the control server (0: any free port)")
     dev.add_argument(
         "--quiet", action="store_true", help="print no line per job transition and webhook attempt"
+    )
+    dev.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep tables and objects (jobs, keys, masks) in DIR across restarts: saved when the stack "
+        "stops, restored when it starts (default: in memory only)",
     )
     dev.add_argument("--wavespeed-seed", type=int, help="seed the emulator's fault draws (repeatable tests)")
     dev.add_argument(

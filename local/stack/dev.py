@@ -13,15 +13,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskgate.errors import Unauthorized
 from maskgate.stores.bucket import UPLOAD_PREFIX
 from maskgate.stores.tenants import TenantStore
 from maskgate_local.emulator.app import WaveSpeedEmulator
+from maskgate_local.stack import state
 from maskgate_local.stack.aws import LocalAws
 from maskgate_local.stack.control import ControlServer
 from maskgate_local.stack.crashes import CrashRegistry
 from maskgate_local.stack.gateway import ApiGatewayEmulator, FunctionError, Route
 from maskgate_local.stack.provision import Provisioned, provision
 from maskgate_local.stack.servers import RunningServer, free_port, serve_in_thread
+from maskgate_local.stack.state import Restored
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -86,6 +89,9 @@ class DevStack:
     crashes: CrashRegistry | None = None
     emulator: WaveSpeedEmulator | None = None
     provisioned: Provisioned | None = None
+    state_dir: Path | None = None  # keep tables and objects here across restarts (saved at stop)
+    restored: Restored | None = None  # what the start found in state_dir
+    _ready: Ready | None = None
     _servers: list[RunningServer] = field(default_factory=list)
     _lambda_client: Any = None
     _lambda_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,7 +130,9 @@ class DevStack:
         )
         tenants = TenantStore(table=prov.table, client=self.aws.client("dynamodb"))
         tenant = prov.parameters["DefaultTenant"]
-        api_key = tenants.create_key(tenant).key
+        if self.state_dir is not None:
+            self.restored = self._load_state(self.aws, self.state_dir)
+        api_key = self._saved_key(tenants) or tenants.create_key(tenant).key
         webhook_secret = tenants.webhook_secrets(tenant)[0]
         gateway = ApiGatewayEmulator(
             routes=[Route(r.method, r.path, r.function_name) for r in prov.routes],
@@ -132,7 +140,7 @@ class DevStack:
             api_id=prov.api_id,
         )
         self._servers.append(serve_in_thread(gateway.app, port=self.ports.api))
-        return Ready(
+        self._ready = Ready(
             api_url=api_url,
             aws_endpoint_url=self.aws.endpoint_url,
             region=self.region,
@@ -144,6 +152,36 @@ class DevStack:
             control_url=control_url,
             table=prov.table,
             state_machine_arn=prov.state_machine_arn,
+        )
+        return self._ready
+
+    def _load_state(self, aws: LocalAws, directory: Path) -> Restored:
+        """The saved tables and objects back in moto, without the S3 notifications of a new upload."""
+        with aws.notifications_paused():
+            restored = state.load(directory, dynamodb=aws.client("dynamodb"), s3=aws.client("s3"))
+        log.info("restored %d items and %d objects from %s", restored.items, restored.objects, directory)
+        return restored
+
+    def _saved_key(self, tenants: TenantStore) -> str | None:
+        """The API key of the restored state, if it is still valid (not revoked, not expired)."""
+        key = self.restored.api_key if self.restored is not None else None
+        if key is None:
+            return None
+        try:
+            tenants.tenant_for_key(key)
+        except Unauthorized:
+            return None
+        return key
+
+    def save_state(self) -> None:
+        """Write tables and objects to ``state_dir`` (a no-op without one, or before a full start)."""
+        if self.state_dir is None or self.aws is None or self._ready is None:
+            return
+        state.save(
+            self.state_dir,
+            dynamodb=self.aws.client("dynamodb"),
+            s3=self.aws.client("s3"),
+            api_key=self._ready.api_key,
         )
 
     def template_parameters(self, wavespeed_url: str) -> dict[str, str]:
@@ -186,6 +224,11 @@ class DevStack:
             self.crashes.uninstall()
             self.crashes = None
         self._lambda_client = None
+        try:
+            self.save_state()  # after the gateway stopped taking requests, before moto goes
+        except Exception:  # the stack still stops; the previous snapshot stays whole
+            log.exception("could not save the local stack's state to %s", self.state_dir)
+        self._ready = None
         if self.aws is not None:
             self.aws.stop()
             self.aws = None

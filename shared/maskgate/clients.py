@@ -16,6 +16,7 @@ from maskgate.workflow.executions import UploadExpiries, Workflow
 from maskgate.workflow.timings import timings_of
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from botocore.config import Config
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
@@ -257,10 +258,18 @@ def webhook_sender() -> WebhookSender:
 
 def wavespeed() -> WaveSpeedClient:
     """The WaveSpeed client for the current API key (read through Powertools, cached 5 minutes)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    key = parameters.get_secret(get_settings().wavespeed_api_key_secret, max_age=300)
+    key = _secrets().get(get_settings().wavespeed_api_key_secret, max_age=300)
     return _wavespeed_for(str(key))
+
+
+@cache
+def _secrets() -> SecretsProvider:
+    """Powertools' Secrets Manager provider on a client with this module's timeouts, built once (its
+    module-level default builds a client of its own, with none)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_config("secretsmanager")))
 
 
 @lru_cache(maxsize=2)
