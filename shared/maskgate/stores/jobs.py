@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -93,23 +93,42 @@ class JobStore:
         client: DynamoDBClient,
         ttl_days: int = 30,
         now: Callable[[], datetime] = utcnow,
+        on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         self._table = table
         self._client = client
         self._ttl = timedelta(days=ttl_days)
         self._now = now
+        # told of every job this store moves to a terminal status (its price and quota places are
+        # given back there: maskgate.steps.limits)
+        self._on_finish = on_finish
 
-    def create(self, job: Job) -> bool:
-        """Store a new job; False (and no write) if a job with that id exists already."""
+    def create(self, job: Job, *, also: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Store a new job; False (and no write) if a job with that id exists already.
+
+        ``also``: transaction items written with it, all or nothing (the job's price reserved against
+        its tenant's cap); one whose condition fails raises ``TransactionCanceledException``."""
         item = _to_item(job)
         if job.status.terminal:
             item["expires_at"] = {"N": str(int((job.updated_at + self._ttl).timestamp()))}
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         try:
-            self._client.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
+            if not also:
+                self._client.put_item(**put)
+            else:
+                transaction: list[Any] = [{"Put": put}, *also]
+                self._client.transact_write_items(TransactItems=transaction)
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
+        except self._client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False  # the job exists: whatever else refused, this create is a retry
+            raise
         return True
 
     def get(self, job_id: str) -> Job:
@@ -162,7 +181,10 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
-        return job_from_item(updated["Attributes"])
+        moved = job_from_item(updated["Attributes"])
+        if target.terminal and self._on_finish is not None:
+            self._on_finish(moved)
+        return moved
 
     def page(
         self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
