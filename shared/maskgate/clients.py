@@ -210,6 +210,7 @@ def reconciler() -> Reconciler:
         admission=admission(),
         executions=Executions(client=stepfunctions()),
         settings=settings,
+        gate=gate(),
     )
 
 

@@ -71,14 +71,22 @@ class LimitStore:
         self._defaults = defaults
 
     def get(self, tenant: str) -> TenantLimits:
+        """The tenant's limits: its own, and the deployment's defaults for the rest."""
+        own = self._own(tenant)
+        return self._defaults.model_copy(update=own) if own else self._defaults
+
+    def own(self, tenant: str) -> set[str]:
+        """The limits the tenant was given itself."""
+        return set(self._own(tenant))
+
+    def _own(self, tenant: str) -> dict[str, Any]:
         item = self._client.get_item(
             TableName=self._table,
             Key={"pk": {"S": f"TENANT#{tenant}"}},
             ProjectionExpression=", ".join(f"#{n}" for n in LIMIT_FIELDS),
             ExpressionAttributeNames={f"#{n}": n for n in LIMIT_FIELDS},
         ).get("Item", {})
-        own = {name: _decode(value) for name, value in item.items() if name in LIMIT_FIELDS}
-        return self._defaults.model_copy(update=own) if own else self._defaults
+        return {name: _decode(value) for name, value in item.items() if name in LIMIT_FIELDS}
 
     def set(self, tenant: str, changes: dict[str, Any]) -> TenantLimits:
         """Give the tenant these limits (the others keep theirs); the tenant is created if needed."""
