@@ -101,8 +101,8 @@ def gate() -> Gate:
         ledger=SpendLedger(table=settings.table, client=dynamodb()),
         settings=settings,
         tenants=tenant_store(),
-        sender=webhook_sender,
-        attempt_log=attempt_log,
+        sender=lambda: webhook_sender(),  # looked up when used: built only when a notice is sent
+        attempt_log=lambda: attempt_log(),
     )
 
 

@@ -72,7 +72,9 @@ class SpendLedger:
                 ":exp": {"N": str(int(job.created_at.timestamp()) + USAGE_RETENTION_SECONDS)},
             },
         }
-        if cap_micros is not None:
+        if cap_micros is not None and cap_micros < price:  # not even one job fits: a condition never met
+            update["ConditionExpression"] = "attribute_exists(pk) AND attribute_not_exists(pk)"
+        elif cap_micros is not None:
             update["ConditionExpression"] = "attribute_not_exists(committed) OR committed <= :room"
             update["ExpressionAttributeValues"][":room"] = {"N": str(cap_micros - price)}
         return {"Update": update}
