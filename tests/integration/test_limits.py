@@ -293,3 +293,28 @@ def test_a_quota_refusal_takes_no_place_and_counts_nothing(aws: Aws) -> None:
     with pytest.raises(QuotaExceeded):
         gate.quotas.take(aws.tenant, "seg_second", limits)
     assert list(gate.quotas.in_flight(aws.tenant)) == ["seg_first"]
+
+
+def test_a_create_that_meets_another_transaction_is_tried_again(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = clients.dynamodb()
+    transact = client.transact_write_items
+    met: list[int] = []
+
+    def busy_once(**request: Any) -> Any:
+        if not met:
+            met.append(1)
+            raise client.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return transact(**request)
+
+    monkeypatch.setattr(client, "transact_write_items", busy_once)
+    job = unsaved_job(aws)
+    assert clients.gate().create(job, clients.job_store())
+    assert met == [1] and counters(aws)["accepted"] == 1

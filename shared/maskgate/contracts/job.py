@@ -144,7 +144,9 @@ class Job(BaseModel):
     # job's creation, then spent when WaveSpeed is called or released when it ends before that.
     price_micros: int | None = None
     charge: Literal["reserved", "spent", "released"] | None = None
-    quota_taken: bool | None = None  # it holds a place in its tenant's quotas (jobs in flight)
+    # True: it holds a place in its tenant's quotas (jobs in flight); False: its quotas were checked at
+    # intake; None (a raw upload): Submit takes them
+    quota_taken: bool | None = None
 
     @model_validator(mode="after")
     def _from_request(self) -> Job:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextvars
 import json
+import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from maskgate.errors import QuotaDeferred, QuotaExceeded, SpendCapReached
 from maskgate.observability import logger, metrics
 from maskgate.settings import Settings
 from maskgate.stores.limits import LimitStore, Quotas
-from maskgate.stores.spend import SpendLedger
+from maskgate.stores.spend import CONFLICT_TRIES, SpendLedger
 
 if TYPE_CHECKING:
     from maskgate.stores.attempt_log import AttemptLog
@@ -75,13 +77,13 @@ class Gate:
             update={
                 "price_micros": self.settings.price_micros(),
                 "charge": "reserved",
-                "quota_taken": True if taken else None,
+                # True: it holds a place in flight; False: its quotas were checked here (Submit leaves
+                # it alone); None (a raw upload): Submit takes them
+                "quota_taken": taken if take_quotas else None,
             }
         )
         try:
-            created = jobs.create(
-                priced, also=[self.ledger.reserve_item(priced, cap_micros=limits.cap_micros)]
-            )
+            created = self._reserve(priced, jobs, limits)
         except Exception as exc:
             if not self.ledger.reserve_refused(exc):
                 raise
@@ -93,6 +95,19 @@ class Gate:
             tenant_metric("TenantSpend", job.tenant, usd(priced.price_micros or 0), "None")
             self._threshold(job.tenant, month_of(job.created_at), limits)
         return created
+
+    def _reserve(self, priced: Job, jobs: JobStore, limits: TenantLimits) -> bool:
+        """The job written with its price reserved, in one transaction; tried again (jittered) while it
+        only meets other requests' transactions on the tenant's month."""
+        reserve = [self.ledger.reserve_item(priced, cap_micros=limits.cap_micros)]
+        for attempt in range(CONFLICT_TRIES - 1):
+            try:
+                return jobs.create(priced, also=reserve)
+            except Exception as exc:
+                if not self.ledger.conflicted(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 (jitter, not a secret)
+        return jobs.create(priced, also=reserve)
 
     def create_upload(self, job: Job, jobs: JobStore) -> bool:
         """Create a raw upload's job with its price reserved (its quotas wait for Submit); over the
@@ -111,7 +126,7 @@ class Gate:
     def admit_queued(self, job: Job) -> None:
         """At Submit: take the quotas of a job that has not taken them (a raw upload); QuotaDeferred
         while they are full (the job waits queued)."""
-        if job.quota_taken:
+        if job.quota_taken is not None:
             return
         limits = self.limits.get(job.tenant)
         if not Quotas.enabled(limits):

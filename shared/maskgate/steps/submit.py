@@ -72,9 +72,8 @@ def submit(
     prediction = _post(
         jobs, admission, job, attempt, wavespeed, image_url, bound_callback_url(settings, job.id, token)
     )
-    if gate is not None:
-        gate.ledger.settle(job)  # WaveSpeed was called (or may have been): the reserved price is spent
     if prediction is None:
+        _settle(job, gate)
         return SubmitOutput(job_id=job.id, prediction_id=None)
     crashpoints.reached("submit.after_post")
     metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
@@ -87,14 +86,22 @@ def submit(
         admission.release(job.id)
         logger.info("job finished while it was submitted", extra={"prediction_id": prediction.id})
     crashpoints.reached("submit.after_record")
+    _settle(job, gate)
     return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
+
+
+def _settle(job: Job, gate: Gate | None) -> None:
+    """WaveSpeed was called (or may have been): the job's reserved price is spent. Only once the
+    prediction is recorded, so that nothing here can stand between a POST and its record; a Submit
+    that dies first settles on its retry (or the job's end, or the reconcile sweep does)."""
+    if gate is not None and job.charge == "reserved":
+        gate.ledger.settle(job)
 
 
 def _under_way(job: Job, gate: Gate | None) -> SubmitOutput:
     """Submitted before (a retry, or an invocation that outlived its wait): never again."""
     logger.info("submit already under way; waiting for its prediction", extra={"attempt": job.submit_attempt})
-    if gate is not None and job.charge == "reserved":
-        gate.ledger.settle(job)  # a Submit that died after its POST: its price is spent
+    _settle(job, gate)  # a Submit that died after its POST: its price is spent
     return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -189,7 +190,11 @@ class JobStore:
     def page(
         self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
-        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers."""
+        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers.
+
+        The index holds the jobs' keys only (so a job's updates never write it): the page's jobs are
+        read from the table in one BatchGetItem, and ``status`` keeps those in it (a page can hold
+        fewer than ``limit`` jobs)."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "tenant-created",
@@ -198,16 +203,32 @@ class JobStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if status is not None:
-            query["FilterExpression"] = "#status = :status"
-            query["ExpressionAttributeNames"] = {"#status": "status"}
-            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
         if cursor:
             query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant)
         found = self._client.query(**query)
-        jobs = [job_from_item(item) for item in found.get("Items", [])]
+        order = [item["pk"]["S"] for item in found.get("Items", [])]
+        items = self._batch_get(order)
+        jobs = [job_from_item(items[pk]) for pk in order if pk in items]
+        if status is not None:
+            jobs = [job for job in jobs if job.status is status]
         after = found.get("LastEvaluatedKey")
         return jobs, _encode_cursor(after) if after else None
+
+    def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The items of these keys that exist (read consistently), by key."""
+        found: dict[str, dict[str, Any]] = {}
+        pending: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
+        for attempt in range(8):
+            if not keys:
+                break
+            answer = self._client.batch_get_item(RequestItems=pending)
+            for item in answer.get("Responses", {}).get(self._table, []):
+                found[item["pk"]["S"]] = item
+            pending = answer.get("UnprocessedKeys")
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks for a backoff
+        return found
 
     def set_task_token(self, job_id: str, token: str) -> Job:
         """Record the token of the task now waiting on the job's prediction (unless it finished)."""

@@ -19,6 +19,8 @@ finished job still holds; the reconcile sweep calls it for a job whose step cras
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 USAGE_PREFIX = "USAGE#"
+CONFLICT_TRIES = 5  # a transaction that met another on the same item is tried again, jittered
 USAGE_RETENTION_SECONDS = 400 * 24 * 3600  # a month's usage is kept for a year and a bit
 COUNTERS = (
     "committed",
@@ -54,10 +57,18 @@ def usage_key(tenant: str, month: str) -> dict[str, Any]:
 
 
 class SpendLedger:
-    def __init__(self, *, table: str, client: DynamoDBClient, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        table: str,
+        client: DynamoDBClient,
+        now: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._table = table
         self._client = client
         self._now = now
+        self._sleep = sleep
 
     def reserve_item(self, job: Job, *, cap_micros: int | None) -> dict[str, Any]:
         """The transaction item that reserves the job's price in its month, only if it fits the cap."""
@@ -81,10 +92,12 @@ class SpendLedger:
 
     def reserve_refused(self, exc: Exception) -> bool:
         """Whether a create's transaction was refused by its reservation (the cap), not by the job."""
-        if not isinstance(exc, self._client.exceptions.TransactionCanceledException):
-            return False
-        reasons = exc.response.get("CancellationReasons", [])
-        return len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed"
+        return _reasons(self._client, exc)[1:2] == ["ConditionalCheckFailed"]
+
+    def conflicted(self, exc: Exception) -> bool:
+        """Whether a transaction was canceled only because another one held an item (DynamoDB's
+        ``TransactionConflict``, when requests race for one tenant's month): it may be tried again."""
+        return "TransactionConflict" in _reasons(self._client, exc)
 
     def settle(self, job: Job) -> bool:
         """Move a reserved price to spent (WaveSpeed is being paid); False if it was not reserved."""
@@ -149,35 +162,52 @@ class SpendLedger:
         return True
 
     def _move(self, job: Job, to: str, usage_update: str) -> bool:
-        """In one transaction: the job's charge from reserved to ``to``, and its month's counters."""
+        """In one transaction: the job's charge from reserved to ``to``, and its month's counters.
+        False when it was not reserved (moved already), or kept meeting other transactions (then the
+        job's end, or the reconcile sweep, moves it)."""
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                self._transact_move(job, to, usage_update)
+            except self._client.exceptions.TransactionCanceledException as exc:
+                if not self.conflicted(exc):
+                    return False  # settled or released already (a retry, or a concurrent step)
+                self._sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 (jitter, not a secret)
+            else:
+                return True
+        return False
+
+    def _transact_move(self, job: Job, to: str, usage_update: str) -> None:
         price = job.price_micros or 0
         values = {":p": {"N": str(price)}, ":neg": {"N": str(-price)}, ":one": {"N": "1"}}
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": f"JOB#{job.id}"}},
-                            "UpdateExpression": "SET #charge = :to",
-                            "ConditionExpression": "#charge = :reserved",
-                            "ExpressionAttributeNames": {"#charge": "charge"},
-                            "ExpressionAttributeValues": {":to": {"S": to}, ":reserved": {"S": "reserved"}},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": usage_key(job.tenant, month_of(job.created_at)),
-                            "UpdateExpression": usage_update,
-                            # DynamoDB refuses values the expression does not use
-                            "ExpressionAttributeValues": {
-                                k: v for k, v in values.items() if k in usage_update.replace(",", " ").split()
-                            },
-                        }
-                    },
-                ]
-            )
-        except self._client.exceptions.TransactionCanceledException:
-            return False  # settled or released already (a retry, or a concurrent step)
-        return True
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"pk": {"S": f"JOB#{job.id}"}},
+                        "UpdateExpression": "SET #charge = :to",
+                        "ConditionExpression": "#charge = :reserved",
+                        "ExpressionAttributeNames": {"#charge": "charge"},
+                        "ExpressionAttributeValues": {":to": {"S": to}, ":reserved": {"S": "reserved"}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": usage_key(job.tenant, month_of(job.created_at)),
+                        "UpdateExpression": usage_update,
+                        # DynamoDB refuses values the expression does not use
+                        "ExpressionAttributeValues": {
+                            k: v for k, v in values.items() if k in usage_update.replace(",", " ").split()
+                        },
+                    }
+                },
+            ]
+        )
+
+
+def _reasons(client: DynamoDBClient, exc: Exception) -> list[str]:
+    """The cancellation reason of each item of a canceled transaction (empty for any other error)."""
+    if not isinstance(exc, client.exceptions.TransactionCanceledException):
+        return []
+    return [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
