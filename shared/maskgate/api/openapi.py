@@ -136,7 +136,6 @@ def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
 DRY_RUN_RESPONSE: dict[str, Any] = {
     "model": DryRun,
     "description": "dry_run=true: the request is valid; its price and what it would meet now (no job)",
-    "content": {"application/json": {"example": DRY_RUN_EXAMPLE}},
 }
 CREATE_SCHEMA = _body("SegmentationCreate", CREATE_EXAMPLE)
 UPLOAD_SCHEMA = _body("UploadCreate", UPLOAD_EXAMPLE)
@@ -271,6 +270,8 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     example = EXAMPLES.get(operation.get("operationId", ""))
     for status, answer in operation.get("responses", {}).items():
         content = answer.get("content", {}).get("application/json")
+        if operation.get("operationId") == "create_segmentation" and status == "200" and content is not None:
+            content["example"] = DRY_RUN_EXAMPLE  # the dry run's answer
         if (
             example is not None
             and status.startswith("2")
