@@ -318,3 +318,13 @@ def test_a_create_that_meets_another_transaction_is_tried_again(
     job = unsaved_job(aws)
     assert clients.gate().create(job, clients.job_store())
     assert met == [1] and counters(aws)["accepted"] == 1
+
+
+def test_a_cache_hit_gives_its_reservation_back_and_counts_what_it_saved(api: Any, aws: Aws) -> None:
+    job = unsaved_job(aws)
+    assert clients.gate().create(job, clients.job_store())
+    assert clients.gate().ledger.release(clients.job_store().get(job.id), cache_hit=True)
+    clients.job_store().transition(job.id, JobStatus.SUCCEEDED)  # the hit's end counts once, as any end
+    usage = json.loads(api.handler(usage_event(aws), LambdaContext())["body"])
+    assert (usage["jobs"]["cache_hits"], usage["cache_saved_usd"], usage["reserved_usd"]) == (1, 0.005, 0.0)
+    assert (usage["jobs"]["released"], usage["jobs"]["succeeded"], usage["wavespeed_usd"]) == (1, 1, 0.0)

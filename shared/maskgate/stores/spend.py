@@ -121,7 +121,10 @@ class SpendLedger:
         if job.charge == "reserved" and submitted:
             self.settle(job)
         elif job.charge == "reserved":
-            self._move(job, "released", f"ADD committed :neg, reserved :neg, released :one, {outcome} :one")
+            update = f"ADD committed :neg, reserved :neg, released :one, {outcome} :one"
+            if getattr(job, "cache", None) == "hit":  # answered from the result cache: nothing was paid
+                update += ", cache_hits :one, cache_saved :p"
+            self._move(job, "released", update)
             return
         self.count(job.tenant, month_of(job.created_at), outcome)
 
