@@ -100,9 +100,7 @@ def gate() -> Gate:
         ),
         ledger=SpendLedger(table=settings.table, client=dynamodb()),
         settings=settings,
-        tenants=tenant_store(),
-        sender=lambda: webhook_sender(),  # looked up when used: built only when a notice is sent
-        attempt_log=lambda: attempt_log(),
+        notifier=lambda: notifier(),  # looked up when used: built only when a notice is sent
     )
 
 

@@ -281,8 +281,8 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     threads at once, does not (the local stack serialises its DynamoDB requests for the same reason)."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    lock = threading.Lock()
-    for name in ("put_item", "get_item", "update_item"):
+    lock = threading.RLock()  # re-entrant: a transaction may apply its items through the others
+    for name in ("put_item", "get_item", "update_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         def serialised(

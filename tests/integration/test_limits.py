@@ -4,8 +4,6 @@ usage and dry runs, through the real handlers."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,25 +28,6 @@ from tests.support.artefacts import LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed, Receiver, image_bytes
 
 PRICE = 5_000  # micro-dollars: sam3-image's $0.005
-
-
-@pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies a conditional write (and a transaction) atomically; moto in this process,
-    called from several threads at once, does not."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "get_item", "update_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialised(
-            *args: object, _original: Callable[..., object] = original, **kwargs: object
-        ) -> object:
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
 
 
 def unsaved_job(aws: Aws, at: datetime | None = None) -> Job:
@@ -270,6 +249,9 @@ def test_the_spend_threshold_is_sent_once_a_month_to_the_endpoints_that_take_it(
         "month_spend_usd": 0.01,
     }
     assert counters(aws)["threshold_at"] is not None
+    # kept, as every tenant event is: its retries (and a resend) send these same bytes
+    kept = clients.notifier().events.get(f"msg_spend_threshold_{month_of(datetime.now(UTC))}")
+    assert kept.body.encode() == sent.content and kept.type == "tenant.spend_threshold"
 
 
 def test_reconcile_releases_the_price_a_finished_job_still_holds(aws: Aws) -> None:

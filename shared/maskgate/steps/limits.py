@@ -15,12 +15,10 @@ released as jobs go on, the monthly threshold notice, usage, and dry runs.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -34,10 +32,8 @@ from maskgate.stores.limits import LimitStore, Quotas
 from maskgate.stores.spend import CONFLICT_TRIES, SpendLedger
 
 if TYPE_CHECKING:
-    from maskgate.stores.attempt_log import AttemptLog
     from maskgate.stores.jobs import JobStore
-    from maskgate.stores.tenants import TenantStore
-    from maskgate.webhooks.sender import WebhookSender
+    from maskgate.webhooks.notifier import Notifier
 
 THRESHOLD_EVENT = "tenant.spend_threshold"
 
@@ -58,9 +54,7 @@ class Gate:
     quotas: Quotas
     ledger: SpendLedger
     settings: Settings
-    tenants: TenantStore
-    sender: Callable[[], WebhookSender]
-    attempt_log: Callable[[], AttemptLog]
+    notifier: Callable[[], Notifier]  # built when a notice is sent
     now: Callable[[], datetime] = utcnow
 
     def create(self, job: Job, jobs: JobStore, *, take_quotas: bool = True) -> bool:
@@ -217,15 +211,15 @@ class Gate:
             return  # another request got there first
         tenant_metric("SpendThresholdReached", tenant)
         logger.info("spend threshold reached", extra={"tenant": tenant, "month": month})
-        self._send_threshold(tenant, month, limits, counters["committed"])
+        try:
+            self._send_threshold(tenant, month, limits, counters["committed"])
+        except Exception:  # a notice never fails the request that crossed it (its job is written)
+            logger.exception("spend threshold notice not sent", extra={"tenant": tenant, "month": month})
 
     def _send_threshold(self, tenant: str, month: str, limits: TenantLimits, committed: int) -> None:
-        """One attempt to each of the tenant's endpoints that take the event (kept in their attempt
-        logs); the tenant's usage shows when it was sent."""
-        _, endpoints = self.tenants.webhook_targets(tenant)
-        told = [e for e in endpoints if e.enabled and e.receives(THRESHOLD_EVENT)]
-        if not told:
-            return
+        """To each of the tenant's endpoints that take the event, retried as any tenant event is."""
+        from maskgate.stores.tenant_events import TenantEvent
+
         now = self.now()
         body = json.dumps(
             {
@@ -241,21 +235,10 @@ class Gate:
             },
             separators=(",", ":"),
         )
-        msg_id = f"msg_spend_threshold_{month}"
-        sender = self.sender()
-
-        def tell(endpoint_secrets: list[str], url: str, endpoint_id: str) -> None:
-            result = sender.send(
-                url, msg_id=msg_id, body=body, secrets_=endpoint_secrets, event=THRESHOLD_EVENT, attempt=1
-            ).model_copy(update={"endpoint_id": endpoint_id})
-            self.attempt_log().record(result, job_id=None)
-
-        with ThreadPoolExecutor(max_workers=len(told), thread_name_prefix="webhook") as pool:
-            running = [
-                pool.submit(contextvars.copy_context().run, tell, e.secrets(now), e.url, e.id) for e in told
-            ]
-            for attempt in running:
-                attempt.result()
+        event = TenantEvent(
+            webhook_id=f"msg_spend_threshold_{month}", tenant=tenant, type=THRESHOLD_EVENT, body=body
+        )
+        self.notifier().tell(event)
 
 
 def _model() -> str:
