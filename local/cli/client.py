@@ -312,6 +312,19 @@ class MaskgateClient:
         job: Job = self._call("POST", "/v1/segmentations", json=body, headers=_idempotency(idempotency_key))
         return job
 
+    def dry_run(self, image: str, prompts: Prompts) -> dict[str, Any]:
+        """``POST /v1/segmentations?dry_run=true``: the request checked, its price and what it would
+        meet now; no job is created, nothing is spent."""
+        answer: dict[str, Any] = self._call(
+            "POST", "/v1/segmentations", params={"dry_run": "true"}, json={"image": image, **prompts}
+        )
+        return answer
+
+    def usage(self, month: str | None = None) -> dict[str, Any]:
+        """``GET /v1/usage``: the tenant's usage in a month (default: this one)."""
+        answer: dict[str, Any] = self._call("GET", "/v1/usage", params={"month": month} if month else {})
+        return answer
+
     def register_upload(
         self, filename: str, content_type: str, prompts: Prompts, *, idempotency_key: str | None = None
     ) -> tuple[Job, UploadForm]:

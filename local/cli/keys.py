@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskgate_local.cli.targets import (
     DEFAULT_READY_FILE,
@@ -38,24 +38,50 @@ def _store(args: argparse.Namespace) -> tuple[TenantStore, str, tuple[Path, str]
     ready file and endpoint (for the hint when nothing answers there)."""
     from maskgate.stores.tenants import TenantStore
 
+    table, client, where, stale = table_target(args, PROG)
+    return TenantStore(table=table, client=client), where, stale
+
+
+def table_target(args: argparse.Namespace, prog: str) -> tuple[str, Any, str, tuple[Path, str] | None]:
+    """The jobs table of the chosen stack and a DynamoDB client for it, a phrase naming where it is,
+    and for the local stack its ready file and endpoint (for the hint when nothing answers there)."""
     table = args.table or os.environ.get("MASKGATE_TABLE")
     if args.stack is not None and table:
-        raise Stop(2, f"{PROG}: give --stack or --table (MASKGATE_TABLE), not both")
+        raise Stop(2, f"{prog}: give --stack or --table (MASKGATE_TABLE), not both")
     if table or args.stack is not None:
         import boto3
 
-        table = table or stack_output(args.stack, TABLE_OUTPUT, prog=PROG)
-        client = aws_call(lambda: boto3.client("dynamodb"), f"table {table}", prog=PROG)
-        return TenantStore(table=table, client=client), f"table {table}", None
+        table = table or stack_output(args.stack, TABLE_OUTPUT, prog=prog)
+        client = aws_call(lambda: boto3.client("dynamodb"), f"table {table}", prog=prog)
+        return table, client, f"table {table}", None
     ready, path = read_ready(
-        args.ready_file, prog=PROG, otherwise="name a deployed stack with --stack (or its table with --table)"
+        args.ready_file, prog=prog, otherwise="name a deployed stack with --stack (or its table with --table)"
     )
-    client = local_client(ready, path, "dynamodb", prog=PROG)
+    client = local_client(ready, path, "dynamodb", prog=prog)
     table = str(ready.get("table") or "")
     if not table:
-        raise Stop(2, f"{PROG}: the ready file {path} has no table (restart 'maskgate dev')")
+        raise Stop(2, f"{prog}: the ready file {path} has no table (restart 'maskgate dev')")
     endpoint = str(client.meta.endpoint_url)
-    return TenantStore(table=table, client=client), f"the local stack at {endpoint}", (path, endpoint)
+    return table, client, f"the local stack at {endpoint}", (path, endpoint)
+
+
+def add_table_options(command: argparse.ArgumentParser) -> None:
+    """The options naming the stack whose jobs table an operator command works on."""
+    where = command.add_argument_group("which stack (default: the local one, from its ready file)")
+    where.add_argument(
+        "--ready-file", metavar="PATH", help=f"the local stack's ready file (./{DEFAULT_READY_FILE})"
+    )
+    where.add_argument(
+        "--stack",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help=f"a deployed stack, by its {TABLE_OUTPUT} output (no NAME: the stack_name in "
+        f"./{SAMCONFIG}); uses the usual AWS_* environment",
+    )
+    where.add_argument(
+        "--table", help="the jobs table by name (default: $MASKGATE_TABLE); the usual AWS_* environment"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,21 +159,7 @@ def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
             name, help=helptext, formatter_class=argparse.ArgumentDefaultsHelpFormatter
         )
         command.add_argument("--tenant", required=True)
-        where = command.add_argument_group("which stack (default: the local one, from its ready file)")
-        where.add_argument(
-            "--ready-file", metavar="PATH", help=f"the local stack's ready file (./{DEFAULT_READY_FILE})"
-        )
-        where.add_argument(
-            "--stack",
-            nargs="?",
-            const="",
-            metavar="NAME",
-            help=f"a deployed stack, by its {TABLE_OUTPUT} output (no NAME: the stack_name in "
-            f"./{SAMCONFIG}); uses the usual AWS_* environment",
-        )
-        where.add_argument(
-            "--table", help="the jobs table by name (default: $MASKGATE_TABLE); the usual AWS_* environment"
-        )
+        add_table_options(command)
         if name == "create":
             command.add_argument(
                 "--expires-in-days", type=int, help="the key stops working after this many days"

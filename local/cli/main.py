@@ -193,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
     from maskgate_local.cli.endpoints import add_endpoints_command
 
     add_endpoints_command(commands)
+    from maskgate_local.cli.tenants import add_tenants_commands
+
+    add_tenants_commands(commands)
     return root
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -118,9 +119,40 @@ def _send(client: MaskgateClient, source: str, prompts: Prompts, key: str | None
     return upload.job, f"uploaded {path.name} ({size:,} bytes, {upload.content_type})"
 
 
+def _dry_run(client: MaskgateClient, source: str, prompts: Prompts) -> int:
+    """Check the request and print its price and what it would meet; nothing is created or spent."""
+    image = source
+    if not source.startswith(("https://", "http://", "data:")):
+        path = Path(source)
+        if not path.is_file():
+            raise Stop(2, f"maskgate submit: no such file {path}")
+        data = path.read_bytes()
+        kind = sniff_content_type(data[:16])
+        if kind is None:
+            raise Stop(2, f"invalid_image: {path} is not a PNG, JPEG, WEBP, GIF, BMP or TIFF image")
+        image = f"data:{kind};base64," + base64.b64encode(data).decode()
+        if len(image) > MAX_BODY_BYTES:
+            raise Stop(2, f"maskgate submit: {path} is too large for a dry run's request body (5 MB)")
+    answer = client.dry_run(image, prompts)
+    remaining = answer.get("remaining_usd")
+    out(f"price          ${answer['price_usd']} ({answer['model']})")
+    out(f"would run      {'yes' if answer['would_run'] else 'no'}")
+    if not answer["would_run"]:
+        retry = f" (retry after {answer['retry_after']} s)" if answer.get("retry_after") else ""
+        out(f"refused by     {answer['refused_by']}: {answer['detail']}{retry}")
+    cap = "none" if answer.get("cap_usd") is None else f"${answer['cap_usd']}"
+    out(f"spend cap      {cap}; this month ${answer['month_spend_usd']} spent and reserved")
+    if remaining is not None:
+        out(f"remaining      ${remaining}")
+    out(f"cache          {answer.get('cache', 'unknown')}")
+    return 0 if answer["would_run"] else 2
+
+
 def _submit(args: argparse.Namespace) -> int:
     prompts = _prompts(args)
     with api_client(args) as client:
+        if args.dry_run:
+            return _dry_run(client, args.image, prompts)
         job, how = _send(client, args.image, prompts, args.idempotency_key)
         out(job["id"])
         if not (args.wait or args.out):
@@ -228,6 +260,12 @@ def add_submit_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     submit.add_argument("--webhook", metavar="URL", help="where to send the signed webhook")
     submit.add_argument("--metadata", type=metadata_item, action="append", metavar="K=V", help="repeatable")
     submit.add_argument("--idempotency-key", metavar="K", help="same key and request within 24 h: same job")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the request and show its price and whether the quotas and spend cap would let it "
+        "through now; nothing is created or spent (exit 2 if it would be refused)",
+    )
     submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
     submit.add_argument(
         "--out", metavar="DIR", help="save the masks here as <job_id>_mask_<n>.<ext> (implies --wait)"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from maskgate.steps.api import RequestIntake
     from maskgate.steps.callback import CallbackReceiver
+    from maskgate.steps.limits import Gate
     from maskgate.steps.on_upload import UploadIntake
     from maskgate.steps.reconcile import Reconciler
     from maskgate.stores.attempt_log import AttemptLog
@@ -75,7 +76,33 @@ def stepfunctions() -> SFNClient:
 @cache
 def job_store() -> JobStore:
     settings = get_settings()
-    return JobStore(table=settings.table, client=dynamodb(), ttl_days=settings.finished_job_ttl_days)
+    return JobStore(
+        table=settings.table,
+        client=dynamodb(),
+        ttl_days=settings.finished_job_ttl_days,
+        on_finish=lambda job: gate().finish(job),
+    )
+
+
+@cache
+def gate() -> Gate:
+    """The tenants' limits at work: quotas, the spend cap, usage and dry runs."""
+    from maskgate.steps.limits import Gate
+    from maskgate.stores.limits import LimitStore, Quotas, default_limits
+    from maskgate.stores.spend import SpendLedger
+
+    settings = get_settings()
+    return Gate(
+        limits=LimitStore(
+            table=settings.table, client=dynamodb(), tenants=tenant_store(), defaults=default_limits(settings)
+        ),
+        quotas=Quotas(
+            table=settings.table, client=dynamodb(), stale_after_seconds=settings.job_deadline_seconds
+        ),
+        ledger=SpendLedger(table=settings.table, client=dynamodb()),
+        settings=settings,
+        notifier=lambda: notifier(),  # looked up when used: built only when a notice is sent
+    )
 
 
 @cache
@@ -182,6 +209,7 @@ def reconciler() -> Reconciler:
         admission=admission(),
         executions=Executions(client=stepfunctions()),
         settings=settings,
+        gate=gate(),
     )
 
 
@@ -238,14 +266,18 @@ _secret_cache: tuple[float, str] | None = None
 def request_intake() -> RequestIntake:
     from maskgate.steps.api import RequestIntake  # not at import: GET routes and the workers never need it
 
-    return RequestIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
+    return RequestIntake(
+        jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings(), gate=gate()
+    )
 
 
 @cache
 def upload_intake() -> UploadIntake:
     from maskgate.steps.on_upload import UploadIntake
 
-    return UploadIntake(jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings())
+    return UploadIntake(
+        jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings(), gate=gate()
+    )
 
 
 @cache

@@ -26,11 +26,14 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── MethodNotAllowed           method_not_allowed (405, with Allow)
     │   ├── Conflict                   conflict (409)
     │   ├── PayloadTooLarge            payload_too_large (413)
-    │   └── RateLimited                rate_limited (429, with Retry-After)
+    │   ├── RateLimited                rate_limited (429, with Retry-After)
+    │   ├── QuotaExceeded              quota_exceeded (429, with Retry-After: a tenant quota is full)
+    │   └── SpendCapReached            spend_cap_reached (402: the month's spend cap is reached)
     ├── Retryable                      transient: the workflow retries these by name
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
     │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
+    │   │   └── QuotaDeferred          quota_exceeded (the tenant's quota is full: the job waits queued)
     │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
     ├── UpstreamOutcomeUnknown         upstream_outcome_unknown (a submit that may have landed and
     │                                  whose prediction never showed itself: never submitted again)
@@ -192,6 +195,30 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class QuotaExceeded(ApiError):
+    """A tenant quota (jobs in flight, per minute, per day) is full: nothing was created."""
+
+    type = "quota_exceeded"
+    status = 429
+    title = "Quota exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SpendCapReached(ApiError):
+    """The job's price does not fit under the tenant's monthly spend cap: nothing was created."""
+
+    type = "spend_cap_reached"
+    status = 402
+    title = "Spend cap reached"
+
+    def __init__(self, message: str, *, cap_usd: float, month_spend_usd: float, month: str) -> None:
+        super().__init__(message)
+        self.extensions = {"cap_usd": cap_usd, "month_spend_usd": month_spend_usd, "month": month}
+
+
 class Retryable(MaskgateError):
     """Transient: the workflow may retry it."""
 
@@ -214,6 +241,14 @@ class AdmissionDeferred(Retryable):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaDeferred(AdmissionDeferred):
+    """A job that came through S3 does not fit the tenant's quotas yet: it waits queued (the workflow
+    retries it as it retries AdmissionDeferred) and fails quota_exceeded if it never fits."""
+
+    type = "quota_exceeded"
+    title = "Quota exceeded"
 
 
 class PredictionNotReady(Retryable):

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maskgate.errors import NotConfigured
 
+MODEL = "wavespeed-ai/sam3-image"  # the one model maskgate sends jobs to
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -53,6 +55,16 @@ class Settings(BaseModel):
     mask_link_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     reconcile_interval_minutes: int = Field(default=15, ge=1, le=1440)  # how often the sweep runs
     reconcile_grace_seconds: int = Field(default=120, ge=0)  # younger jobs are left to the normal flow
+    # every tenant's limits unless `maskgate tenants set-limits` gave it its own (0: no quota)
+    tenant_max_jobs_in_flight: int = Field(default=0, ge=0)
+    tenant_jobs_per_minute: int = Field(default=0, ge=0)
+    tenant_images_per_day: int = Field(default=0, ge=0)
+    tenant_monthly_spend_cap_usd: float | None = Field(default=100.0, ge=0)  # None: no cap
+    tenant_spend_threshold: float = Field(default=0.8, gt=0, le=1)
+    # the price of one image at WaveSpeed, per model, in micro-dollars ($0.005 = 5,000)
+    model_prices_micros: dict[str, int] = {"wavespeed-ai/sam3-image": 5_000}
+    # AWS cost of one job on the callback path, from the cost model (benchmarks/cost), in micro-dollars
+    aws_cost_per_job_micros: int = 95
 
     @field_validator(
         "default_request",
@@ -61,6 +73,7 @@ class Settings(BaseModel):
         "delivery_state_machine_arn",
         "upload_expiry_state_machine_arn",
         "webhook_dlq_url",
+        "tenant_monthly_spend_cap_usd",
         mode="before",
     )
     @classmethod
@@ -78,6 +91,10 @@ class Settings(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
+
+    def price_micros(self, model: str = MODEL) -> int:
+        """What one image costs at WaveSpeed with this model, in micro-dollars."""
+        return self.model_prices_micros[model]
 
     def callback_url(self, job_id: str) -> str | None:
         """Where WaveSpeed calls back for this job (None when the API URL is unknown: poll only)."""
@@ -115,6 +132,11 @@ _ENV = {
     "webhook_attempt_retention_days": "MASKGATE_WEBHOOK_ATTEMPT_RETENTION_DAYS",
     "reconcile_interval_minutes": "MASKGATE_RECONCILE_INTERVAL_MINUTES",
     "reconcile_grace_seconds": "MASKGATE_RECONCILE_GRACE_SECONDS",
+    "tenant_max_jobs_in_flight": "MASKGATE_TENANT_MAX_JOBS_IN_FLIGHT",
+    "tenant_jobs_per_minute": "MASKGATE_TENANT_JOBS_PER_MINUTE",
+    "tenant_images_per_day": "MASKGATE_TENANT_IMAGES_PER_DAY",
+    "tenant_monthly_spend_cap_usd": "MASKGATE_TENANT_MONTHLY_SPEND_CAP_USD",
+    "tenant_spend_threshold": "MASKGATE_TENANT_SPEND_THRESHOLD",
 }
 
 

@@ -94,4 +94,4 @@ def test_no_runtime_crash_ends_a_job_unretried() -> None:
 def test_only_typed_final_errors_and_a_spent_admission_wait_reach_fail_from_submit() -> None:
     states = json.loads(ASL.read_text())["States"]
     to_fail = {e for e in workflow_errors() if route(states["Submit"], e).endswith("→ Fail")}
-    assert to_fail == {"UpstreamRejected", "UpstreamFailed", "AdmissionDeferred"}
+    assert to_fail == {"UpstreamRejected", "UpstreamFailed", "AdmissionDeferred", "QuotaDeferred"}

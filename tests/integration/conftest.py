@@ -139,6 +139,11 @@ ENVIRONMENT: dict[str, str | object | None] = {
     "MASKGATE_PUBLIC_API_URL": "http://127.0.0.1:3000",
     "MASKGATE_UPLOAD_SECONDS": None,
     "MASKGATE_TENANT_REQUESTS_PER_MINUTE": None,
+    "MASKGATE_TENANT_MAX_JOBS_IN_FLIGHT": None,
+    "MASKGATE_TENANT_JOBS_PER_MINUTE": None,
+    "MASKGATE_TENANT_IMAGES_PER_DAY": None,
+    "MASKGATE_TENANT_MONTHLY_SPEND_CAP_USD": None,
+    "MASKGATE_TENANT_SPEND_THRESHOLD": None,
     "MASKGATE_FINISHED_JOB_TTL_DAYS": None,
     "MASKGATE_ENDPOINT_DISABLE_AFTER_SECONDS": None,
     "MASKGATE_WEBHOOK_ATTEMPT_RETENTION_DAYS": None,
@@ -276,8 +281,8 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     threads at once, does not (the local stack serialises its DynamoDB requests for the same reason)."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    lock = threading.Lock()
-    for name in ("put_item", "get_item", "update_item"):
+    lock = threading.RLock()  # re-entrant: a transaction may apply its items through the others
+    for name in ("put_item", "get_item", "update_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         def serialised(

@@ -128,7 +128,24 @@ def allowed(step: str, action: str, resource: str | None) -> bool:
     return False
 
 
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
 def _dynamodb(operation: str, params: dict[str, Any]) -> list[tuple[str, str | None]]:
+    if "TransactItems" in params:  # TransactWriteItems: each item's own action, as IAM checks them
+        return [
+            (
+                f"dynamodb:{TRANSACT_ACTIONS[kind]}",
+                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{item['TableName']}",
+            )
+            for entry in params["TransactItems"]
+            for kind, item in entry.items()
+        ]
     if "RequestItems" in params:  # BatchGetItem, BatchWriteItem: one table or more
         return [
             (f"dynamodb:{operation}", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{t}")

@@ -44,6 +44,9 @@ EXPECTED_TYPES = {
     "Conflict": "conflict",
     "PayloadTooLarge": "payload_too_large",
     "RateLimited": "rate_limited",
+    "QuotaExceeded": "quota_exceeded",
+    "SpendCapReached": "spend_cap_reached",
+    "QuotaDeferred": "quota_exceeded",
     "Retryable": "upstream_unavailable",
     "UpstreamRateLimited": "upstream_unavailable",
     "AdmissionDeferred": "upstream_unavailable",
@@ -75,6 +78,8 @@ DOCUMENTED_JOB_TYPES = {
     "timeout",
     "output_invalid",
     "canceled",
+    "quota_exceeded",
+    "spend_cap_reached",
 }
 DOCUMENTED_API_TYPES = {
     "method_not_allowed",

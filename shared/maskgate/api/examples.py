@@ -101,7 +101,18 @@ PROBLEM_EXAMPLES: dict[int, list[tuple[str, str, list[dict[str, str]]]]] = {
         ("image_too_large", "the image is 31,457,280 bytes; images may be at most 20,971,520", []),
         ("url_not_allowed", "the webhook URL resolves to a private address", []),
     ],
-    429: [("rate_limited", "tenant acme is over its 600 requests per minute", [])],
+    402: [
+        (
+            "spend_cap_reached",
+            "the job's price ($0.005) does not fit under the tenant's monthly spend cap of $50.0 "
+            "($49.998 spent and reserved in 2026-12)",
+            [],
+        )
+    ],
+    429: [
+        ("rate_limited", "tenant acme is over its 600 requests per minute", []),
+        ("quota_exceeded", "over the tenant's quota of 10 jobs in flight", []),
+    ],
     500: [("internal_error", "an internal error occurred; it has been logged", [])],
 }
 ENDPOINT_STATS_EXAMPLE: dict[str, Any] = {
@@ -124,4 +135,53 @@ ATTEMPT_EXAMPLE: dict[str, Any] = {
     "latency_ms": 212,
     "response": "upstream unavailable\\n",
     "next_attempt_at": "2026-12-07T01:02:10Z",
+}
+# problem types that carry members of their own (RFC 9457 extensions), by type
+PROBLEM_EXTENSIONS: dict[str, dict[str, Any]] = {
+    "spend_cap_reached": {"cap_usd": 50.0, "month_spend_usd": 49.998, "month": "2026-12"},
+}
+USAGE_EXAMPLE: dict[str, Any] = {
+    "object": "usage",
+    "tenant": "acme",
+    "month": "2026-12",
+    "jobs": {
+        "accepted": 1204,
+        "submitted": 1180,
+        "released": 24,
+        "succeeded": 1171,
+        "failed": 31,
+        "canceled": 2,
+        "cache_hits": 0,
+        "quota_rejections": 3,
+        "cap_rejections": 0,
+    },
+    "wavespeed_usd": 5.9,
+    "reserved_usd": 0.0,
+    "aws_estimated_usd": 0.1121,
+    "cache_saved_usd": 0.0,
+    "cap_usd": 50.0,
+    "remaining_usd": 44.1,
+    "spend_threshold": 0.8,
+    "threshold_notified_at": None,
+    "limits": {
+        "max_jobs_in_flight": 10,
+        "jobs_per_minute": 60,
+        "images_per_day": 0,
+        "monthly_spend_cap_usd": 50.0,
+        "spend_threshold": 0.8,
+        "cache_enabled": True,
+    },
+}
+DRY_RUN_EXAMPLE: dict[str, Any] = {
+    "object": "dry_run",
+    "model": "wavespeed-ai/sam3-image",
+    "price_usd": 0.005,
+    "would_run": True,
+    "refused_by": None,
+    "detail": None,
+    "retry_after": None,
+    "cap_usd": 50.0,
+    "month_spend_usd": 5.9,
+    "remaining_usd": 44.1,
+    "cache": "unknown",
 }

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from maskgate.api import problems
 from maskgate.api.examples import (
     ATTEMPT_EXAMPLE,
+    DRY_RUN_EXAMPLE,
     ENDPOINT_CREATE_EXAMPLE,
     ENDPOINT_EXAMPLE,
     ENDPOINT_ID,
@@ -23,9 +24,12 @@ from maskgate.api.examples import (
     ENDPOINT_WHSEC,
     JOB_EXAMPLE,
     PROBLEM_EXAMPLES,
+    PROBLEM_EXTENSIONS,
+    USAGE_EXAMPLE,
 )
 from maskgate.contracts.endpoints import EndpointCreate, EndpointUpdate
 from maskgate.contracts.examples import CREATE_EXAMPLE, UPLOAD_EXAMPLE
+from maskgate.contracts.limits import DryRun
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate
 from maskgate.errors import ERRORS_BY_NAME, MaskgateError
 
@@ -50,17 +54,23 @@ TAGS = [
         "description": "Registered endpoints that receive every job's events: create, read, list, "
         "change, delete, and their own signing secrets.",
     },
+    {
+        "name": "usage",
+        "description": "The tenant's monthly usage: jobs, dollars spent and reserved, the spend cap.",
+    },
     {"name": "service", "description": "Liveness, and the callback WaveSpeed calls (not for clients)."},
 ]
 PROBLEM_CODES = {
     400: "Malformed JSON",
     401: "No, unknown, revoked or expired API key",
+    402: "The job's price does not fit under the tenant's monthly spend cap (the body carries the cap, "
+    "the month and what it has spent and reserved)",
     404: "No such resource (or another tenant's)",
     405: "Method not allowed on this path (the Allow header lists the ones that are)",
     409: "Conflict: a finished job, or an Idempotency-Key reused with another body",
     413: "Body over 5 MB: send the image with POST /v1/uploads",
     422: "Invalid request: the error type says which rule",
-    429: "Over the tenant's rate limit; Retry-After says when to come back",
+    429: "Over the tenant's rate limit or one of its quotas; Retry-After says when to come back",
     500: "An internal error (logged)",
 }
 # the job error types a failed or canceled job can carry (JobError.type)
@@ -71,6 +81,8 @@ JOB_ERROR_TYPES = [
     "image_too_large",
     "url_not_allowed",
     "upload_expired",
+    "quota_exceeded",
+    "spend_cap_reached",
     "upstream_rejected",
     "upstream_unavailable",
     "upstream_failed",
@@ -94,6 +106,7 @@ def _problem_response(status: int) -> dict[str, Any]:
                 "status": status,
                 "detail": detail,
                 "errors": errors,
+                **PROBLEM_EXTENSIONS.get(kind, {}),
             },
         }
         for kind, detail, errors in PROBLEM_EXAMPLES[status]
@@ -120,6 +133,10 @@ def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+DRY_RUN_RESPONSE: dict[str, Any] = {
+    "model": DryRun,
+    "description": "dry_run=true: the request is valid; its price and what it would meet now (no job)",
+}
 CREATE_SCHEMA = _body("SegmentationCreate", CREATE_EXAMPLE)
 UPLOAD_SCHEMA = _body("UploadCreate", UPLOAD_EXAMPLE)
 ENDPOINT_CREATE_SCHEMA = _body("EndpointCreate", ENDPOINT_CREATE_EXAMPLE)
@@ -160,6 +177,7 @@ EXAMPLES: dict[str, Any] = {
         "previous_secret_valid_until": "2026-12-08T01:02:03Z",
     },
     "health": {"status": "ok"},
+    "get_usage": USAGE_EXAMPLE,
     "create_webhook_endpoint": {**ENDPOINT_EXAMPLE, "secret": ENDPOINT_WHSEC},
     "list_webhook_endpoints": {"object": "list", "data": [ENDPOINT_EXAMPLE]},
     "get_webhook_endpoint": {**ENDPOINT_EXAMPLE, "stats": ENDPOINT_STATS_EXAMPLE},
@@ -252,7 +270,14 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     example = EXAMPLES.get(operation.get("operationId", ""))
     for status, answer in operation.get("responses", {}).items():
         content = answer.get("content", {}).get("application/json")
-        if example is not None and status.startswith("2") and content is not None:
+        if operation.get("operationId") == "create_segmentation" and status == "200" and content is not None:
+            content["example"] = DRY_RUN_EXAMPLE  # the dry run's answer
+        if (
+            example is not None
+            and status.startswith("2")
+            and content is not None
+            and "example" not in content
+        ):
             content["example"] = example
     if path.endswith("/masks/{index}"):  # the API key, or the webhook link's token
         operation["security"] = [{"bearer": []}, {"maskToken": []}]

@@ -18,6 +18,7 @@ from maskgate.errors import (
     MethodNotAllowed,
     Missing,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     RequestError,
 )
@@ -43,6 +44,14 @@ class Problem(BaseModel):
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong in this request, for people.")
     errors: list[ProblemDetail] = Field(default=[], description="The fields that broke a rule (422).")
+    cap_usd: float | None = Field(
+        default=None, description="spend_cap_reached only: the tenant's monthly spend cap, in USD."
+    )
+    month_spend_usd: float | None = Field(
+        default=None,
+        description="spend_cap_reached only: what the month's jobs have spent and reserved, in USD.",
+    )
+    month: str | None = Field(default=None, description="spend_cap_reached only: the UTC month, YYYY-MM.")
 
 
 def problem_response(error: MaskgateError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -52,8 +61,11 @@ def problem_response(error: MaskgateError, headers: dict[str, str] | None = None
         status=error.status,
         detail=error.message,
         errors=[ProblemDetail(**e) for e in error.errors],
+        **getattr(error, "extensions", {}),
     )
-    return JSONResponse(body.model_dump(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _validation_error(exc: RequestValidationError) -> InvalidRequest:
@@ -82,7 +94,9 @@ def install(app: FastAPI) -> None:
             logger.info("request refused", extra={"error_type": exc.type, "status": exc.status})
         else:
             logger.exception("request failed")
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited | QuotaExceeded) else None
+        )
         return problem_response(exc, headers)
 
     @app.exception_handler(RequestValidationError)

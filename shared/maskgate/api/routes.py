@@ -15,6 +15,7 @@ from maskgate import clients
 from maskgate.api.auth import Credentials, Tenant, tenant_of
 from maskgate.api.openapi import (
     CREATE_SCHEMA,
+    DRY_RUN_RESPONSE,
     ENDPOINT_CREATE_SCHEMA,
     ENDPOINT_UPDATE_SCHEMA,
     PROBLEMS,
@@ -40,6 +41,7 @@ from maskgate.api.views import (
 )
 from maskgate.contracts.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from maskgate.contracts.job import Job, JobStatus, utcnow
+from maskgate.contracts.limits import Usage, month_of
 from maskgate.contracts.prompts import SegmentationCreate, UploadCreate, request_error, strict_json
 from maskgate.errors import (
     Conflict,
@@ -129,16 +131,29 @@ def health() -> Health:
     status_code=202,
     response_model=JobPublic,
     openapi_extra=CREATE_SCHEMA,
-    responses=PROBLEMS,
+    responses={200: DRY_RUN_RESPONSE, **PROBLEMS},
     tags=["segmentations"],
 )
 async def create_segmentation(
-    request: Request, owner: Tenant, idempotency_key: IdempotencyKey = None
+    request: Request,
+    owner: Tenant,
+    idempotency_key: IdempotencyKey = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="true: validate the request and answer 200 with its price and whether the "
+            "tenant's quotas and spend cap would let it through now; no job is created, nothing is spent."
+        ),
+    ] = False,
 ) -> JSONResponse:
     """Accept a segmentation job: the image as an https URL or a data URI, and at least one prompt.
 
     With an ``Idempotency-Key`` header the same key and body within 24 hours return the same job;
-    the same key with another body is 409."""
+    the same key with another body is 409. Over a quota: 429 ``quota_exceeded`` (with Retry-After);
+    over the monthly spend cap: 402 ``spend_cap_reached``."""
+    if dry_run:
+        body = parse(SegmentationCreate, await json_body(request))
+        return JSONResponse(clients.request_intake().preview(body, tenant=owner).model_dump(mode="json"))
 
     def create(payload: Any) -> dict[str, Any]:
         job = clients.request_intake().accept_request(parse(SegmentationCreate, payload), tenant=owner)
@@ -206,6 +221,19 @@ def _current(answer: dict[str, Any]) -> dict[str, Any]:
     if "upload" in answer:
         now["upload"] = answer["upload"] if job.status is JobStatus.AWAITING_UPLOAD else None
     return now
+
+
+@router.get("/v1/usage", response_model=Usage, responses=PROBLEMS, tags=["usage"])
+def get_usage(
+    owner: Tenant,
+    month: Annotated[
+        str | None,
+        Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The UTC month, YYYY-MM; default: this one."),
+    ] = None,
+) -> Usage:
+    """The tenant's usage in a month: jobs by outcome, WaveSpeed dollars spent and reserved, estimated
+    AWS dollars, cache hits and the dollars they saved, the spend cap and what remains of it."""
+    return clients.gate().usage(owner, month or month_of(utcnow()))
 
 
 @router.get("/v1/segmentations", response_model=JobPage, responses=PROBLEMS, tags=["segmentations"])

@@ -20,9 +20,14 @@ EVENT_TYPES = (
     "segmentation.failed",
     "segmentation.canceled",
     "endpoint.disabled",
+    "tenant.spend_threshold",
 )
 EventName = Literal[
-    "segmentation.succeeded", "segmentation.failed", "segmentation.canceled", "endpoint.disabled"
+    "segmentation.succeeded",
+    "segmentation.failed",
+    "segmentation.canceled",
+    "endpoint.disabled",
+    "tenant.spend_threshold",
 ]
 EndpointId = Annotated[str, StringConstraints(pattern=r"^ep_[0-9a-f]{16}$")]
 Signature = Literal["v1", "v1a"]

@@ -140,6 +140,13 @@ class Job(BaseModel):
     # recorded, so one left behind by a killed invocation is found and delivered by the reconcile sweep.
     webhook_pending: str | None = None
     execution: str | None = None  # the workflow's execution when the reconcile sweep restarted it
+    # The job's price against its tenant's monthly spend cap (maskgate.stores.spend): reserved with the
+    # job's creation, then spent when WaveSpeed is called or released when it ends before that.
+    price_micros: int | None = None
+    charge: Literal["reserved", "spent", "released"] | None = None
+    # True: it holds a place in its tenant's quotas (jobs in flight); False: its quotas were checked at
+    # intake; None (a raw upload): Submit takes them
+    quota_taken: bool | None = None
 
     @model_validator(mode="after")
     def _from_request(self) -> Job:

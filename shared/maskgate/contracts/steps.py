@@ -142,7 +142,7 @@ class DeliverInput(_Unit):
 
 # --- the reconcile sweep -----------------------------------------------------------------------
 
-Kind = Literal["stalled", "upload_expired", "slot", "webhook"]
+Kind = Literal["stalled", "upload_expired", "slot", "webhook", "charge"]
 Action = Literal["restart", "fail", "expire", "release", "notify", "start_unit", "error"]
 
 

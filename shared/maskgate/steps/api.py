@@ -15,13 +15,13 @@ import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskgate import crashpoints
 from maskgate.contracts.job import ImageLocation, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts, SegmentationCreate, UploadCreate
 from maskgate.egress.url_check import check_image_url, check_outbound_url
-from maskgate.errors import InvalidImage, JobNotFound
+from maskgate.errors import InvalidImage, JobNotFound, NotConfigured
 from maskgate.ids import job_id_claim, new_job_id
 from maskgate.images import MAX_IMAGE_BYTES, ImageInfo, validate_image
 from maskgate.observability import logger, metrics
@@ -29,6 +29,10 @@ from maskgate.settings import Settings
 from maskgate.stores.bucket import Bucket, upload_key
 from maskgate.stores.jobs import JobStore
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, UploadExpiries, Workflow
+
+if TYPE_CHECKING:
+    from maskgate.contracts.limits import DryRun
+    from maskgate.steps.limits import Gate
 
 
 def decode_data_uri(uri: str) -> tuple[bytes, ImageInfo]:
@@ -65,9 +69,20 @@ class RequestIntake:
     workflow: Workflow
     settings: Settings
     now: Callable[[], datetime] = utcnow
+    gate: Gate | None = None  # the tenant's quotas and spend cap (None: no limits)
 
-    def accept_request(self, body: SegmentationCreate, *, tenant: str) -> Job:
-        """Validate an API request, store its image, record the job and start it."""
+    def preview(self, body: SegmentationCreate, *, tenant: str) -> DryRun:
+        """Validate the request as ``accept_request`` does and say what it would cost and meet; nothing
+        is stored, created or spent."""
+        self._checked(body)
+        if self.gate is None:
+            raise NotConfigured("a dry run needs the tenants' limits")
+        return self.gate.preview(tenant)
+
+    def _checked(
+        self, body: SegmentationCreate
+    ) -> tuple[Prompts, tuple[bytes, ImageInfo] | None, str | None]:
+        """The request's prompts and its image: decoded and validated (a data URI) or checked (a URL)."""
         prompts = self._prompts(body, exclude={"image"})
         decoded, url = None, None
         if body.image.startswith("data:"):
@@ -75,6 +90,15 @@ class RequestIntake:
             prompts.check_inside(decoded[1].width or 0, decoded[1].height or 0)
         else:
             url = check_image_url(body.image, local=self.settings.is_local)
+        return prompts, decoded, url
+
+    def _create(self, job: Job) -> bool:
+        """Record the job, within its tenant's quotas and spend cap (QuotaExceeded, SpendCapReached)."""
+        return self.jobs.create(job) if self.gate is None else self.gate.create(job, self.jobs)
+
+    def accept_request(self, body: SegmentationCreate, *, tenant: str) -> Job:
+        """Validate an API request, store its image, record the job and start it."""
+        prompts, decoded, url = self._checked(body)
         job_id, at, claimed_before = _claimed_id(self.now())
         adopted = self._adoptable(job_id) if claimed_before else None
         if adopted is not None:
@@ -89,7 +113,7 @@ class RequestIntake:
             created_at=at,
             updated_at=at,
         )
-        if not self.jobs.create(job):
+        if not self._create(job):
             return self._start_api_job(self.jobs.get(job_id))  # a concurrent retry wrote it first
         crashpoints.reached("api.after_job")
         metrics.add_metric(name="JobAccepted", unit="Count", value=1)
@@ -144,7 +168,7 @@ class RequestIntake:
                 created_at=at,
                 updated_at=at,
             )
-            self.jobs.create(job)
+            self._create(job)
         # idempotent (named after the job): a retry of a registration that crashed starts it too
         expiries.start(job_id, seconds=self.settings.upload_seconds + UPLOAD_GRACE_SECONDS)
         return job, post

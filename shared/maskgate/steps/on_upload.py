@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
@@ -47,6 +47,9 @@ from maskgate.stores.bucket import UPLOAD_PREFIX, Bucket, StoredObject, upload_k
 from maskgate.stores.jobs import JobStore
 from maskgate.workflow.executions import Workflow
 
+if TYPE_CHECKING:
+    from maskgate.steps.limits import Gate
+
 METADATA_KEY = "maskgate"
 
 
@@ -59,6 +62,7 @@ class UploadIntake:
     workflow: Workflow
     settings: Settings
     now: Callable[[], datetime] = utcnow
+    gate: Gate | None = None  # the tenant's spend cap (None: no limits)
 
     def accept_event(self, event: UploadEvent) -> UploadOutput:
         """The jobs of an S3 event's records; a record that does not parse is logged and skipped, and
@@ -127,7 +131,8 @@ class UploadIntake:
                 updated_at=at,
                 finished_at=at,
             )
-        if self.jobs.create(job):
+        # its price reserved against the cap in the same write (over it: failed / spend_cap_reached)
+        if self.jobs.create(job) if self.gate is None else self.gate.create_upload(job, self.jobs):
             crashpoints.reached("on_upload.after_job")
             return job
         return self.jobs.get(job_id)  # a concurrent delivery of the same event wrote it first

@@ -13,6 +13,8 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
 - ``upload_expired``: a job still awaiting its upload after the upload time, whose expiry execution
   is not running: failed ``upload_expired`` and notified.
 - ``slot``: a WaveSpeed admission slot whose job is finished or gone: released.
+- ``charge``: a finished job whose price is still reserved (its step died between the job's last
+  write and the ledger's): settled if it was submitted, else released, and its place in flight freed.
 - ``webhook``: a finished job's final webhook that nothing is delivering: its first attempt was
   killed (``webhook_pending``), Notify never ran (no body, no attempt), or the last attempt said
   "retrying" and its time has passed while no unit runs. With no attempt and no unit yet it is
@@ -37,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskgate.contracts.job import DeliveryAttempt, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
@@ -53,6 +55,9 @@ from maskgate.webhooks.body import event_type, webhook_id
 from maskgate.webhooks.notifier import Notifier, unit_name
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
 from maskgate.workflow.timings import execution_input, timings_of
+
+if TYPE_CHECKING:
+    from maskgate.steps.limits import Gate
 
 WINDOW_MARGIN = timedelta(minutes=10)
 MAX_RESTARTS = 5
@@ -203,6 +208,7 @@ class Reconciler:
     executions: Executions
     settings: Settings
     now: Callable[[], datetime] = utcnow
+    gate: Gate | None = None  # the tenants' spend ledger and quotas
 
     def run(self, request: ReconcileInput) -> ReconcileReport:
         """One sweep: find, confirm and (unless a dry run) repair."""
@@ -215,6 +221,12 @@ class Reconciler:
             finding = stalled(one, running, policy) or undelivered(one, running, policy)
             if finding is not None:
                 repairs.append(self._guarded(one.job.id, finding.kind, self._repair, policy, request.dry_run))
+            if (
+                one.job.status.terminal
+                and one.job.charge == "reserved"
+                and policy.settled(one.job.updated_at)
+            ):
+                repairs.append(self._guarded(one.job.id, "charge", self._charge, request.dry_run))
             for endpoint_id in stopped_endpoints(one, policy):
                 repairs.append(
                     self._guarded(one.job.id, "webhook", self._endpoint, endpoint_id, policy, request.dry_run)
@@ -363,6 +375,16 @@ class Reconciler:
 
         name, started = self._start_first_free(machine, names, start)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _charge(self, job_id: str, dry_run: bool) -> Repair | None:
+        job = self.jobs.get(job_id)
+        if self.gate is None or job.charge != "reserved":
+            return None
+        if not dry_run:
+            self.gate.finish(job)
+        return Repair(
+            job_id=job_id, kind="charge", action="release", detail="reserved price settled or released"
+        )
 
     def _release(self, job_id: str, dry_run: bool) -> Repair | None:
         fresh = self.index.get(job_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from maskgate import crashpoints
 from maskgate.contracts.job import Job, JobError, JobStatus
@@ -29,6 +30,9 @@ from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.wavespeed.prediction import Prediction
 
+if TYPE_CHECKING:
+    from maskgate.steps.limits import Gate
+
 
 def submit(
     step: SubmitInput,
@@ -39,6 +43,7 @@ def submit(
     settings: Settings,
     admission: Admission,
     new_attempt: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+    gate: Gate | None = None,
 ) -> SubmitOutput:
     """Record the waiting task's token, then submit the prediction at most once, ever.
 
@@ -54,19 +59,11 @@ def submit(
         raise JobNotSubmittable(f"job is already {job.status.value}")
     job = jobs.set_task_token(job.id, step.task_token)
     if job.prediction_id is not None or job.submit_attempt is not None:
-        # submitted before (this is a retry, or an invocation that outlived its wait): never again
-        logger.info(
-            "submit already under way; waiting for its prediction", extra={"attempt": job.submit_attempt}
-        )
-        return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
+        return _under_way(job, gate)
     if job.request is None or job.image is None:
         raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
-    try:
-        admission.admit(job.id)
-    except AdmissionDeferred:
-        metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)
-        raise
+    _admit(job, admission, gate)
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
         job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token)
@@ -76,6 +73,7 @@ def submit(
         jobs, admission, job, attempt, wavespeed, image_url, bound_callback_url(settings, job.id, token)
     )
     if prediction is None:
+        _settle(job, gate)
         return SubmitOutput(job_id=job.id, prediction_id=None)
     crashpoints.reached("submit.after_post")
     metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
@@ -88,7 +86,34 @@ def submit(
         admission.release(job.id)
         logger.info("job finished while it was submitted", extra={"prediction_id": prediction.id})
     crashpoints.reached("submit.after_record")
+    _settle(job, gate)
     return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
+
+
+def _settle(job: Job, gate: Gate | None) -> None:
+    """WaveSpeed was called (or may have been): the job's reserved price is spent. Only once the
+    prediction is recorded, so that nothing here can stand between a POST and its record; a Submit
+    that dies first settles on its retry (or the job's end, or the reconcile sweep does)."""
+    if gate is not None and job.charge == "reserved":
+        gate.ledger.settle(job)
+
+
+def _under_way(job: Job, gate: Gate | None) -> SubmitOutput:
+    """Submitted before (a retry, or an invocation that outlived its wait): never again."""
+    logger.info("submit already under way; waiting for its prediction", extra={"attempt": job.submit_attempt})
+    _settle(job, gate)  # a Submit that died after its POST: its price is spent
+    return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
+
+
+def _admit(job: Job, admission: Admission, gate: Gate | None) -> None:
+    """The tenant's quotas (a raw upload waits queued while they are full), then the WaveSpeed tier."""
+    try:
+        if gate is not None:
+            gate.admit_queued(job)
+        admission.admit(job.id)
+    except AdmissionDeferred:
+        metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)
+        raise
 
 
 def _claim_lost(jobs: JobStore, admission: Admission, job_id: str) -> SubmitOutput:

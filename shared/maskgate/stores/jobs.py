@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -93,23 +94,42 @@ class JobStore:
         client: DynamoDBClient,
         ttl_days: int = 30,
         now: Callable[[], datetime] = utcnow,
+        on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         self._table = table
         self._client = client
         self._ttl = timedelta(days=ttl_days)
         self._now = now
+        # told of every job this store moves to a terminal status (its price and quota places are
+        # given back there: maskgate.steps.limits)
+        self._on_finish = on_finish
 
-    def create(self, job: Job) -> bool:
-        """Store a new job; False (and no write) if a job with that id exists already."""
+    def create(self, job: Job, *, also: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Store a new job; False (and no write) if a job with that id exists already.
+
+        ``also``: transaction items written with it, all or nothing (the job's price reserved against
+        its tenant's cap); one whose condition fails raises ``TransactionCanceledException``."""
         item = _to_item(job)
         if job.status.terminal:
             item["expires_at"] = {"N": str(int((job.updated_at + self._ttl).timestamp()))}
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         try:
-            self._client.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
+            if not also:
+                self._client.put_item(**put)
+            else:
+                transaction: list[Any] = [{"Put": put}, *also]
+                self._client.transact_write_items(TransactItems=transaction)
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
+        except self._client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False  # the job exists: whatever else refused, this create is a retry
+            raise
         return True
 
     def get(self, job_id: str) -> Job:
@@ -162,12 +182,19 @@ class JobStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise InvalidTransition(f"job {job_id} cannot move to {target.value}") from exc
-        return job_from_item(updated["Attributes"])
+        moved = job_from_item(updated["Attributes"])
+        if target.terminal and self._on_finish is not None:
+            self._on_finish(moved)
+        return moved
 
     def page(
         self, tenant: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
-        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers."""
+        """The tenant's jobs, newest first, a page at a time; the cursor is opaque to callers.
+
+        The index holds the jobs' keys only (so a job's updates never write it): the page's jobs are
+        read from the table in one BatchGetItem, and ``status`` keeps those in it (a page can hold
+        fewer than ``limit`` jobs)."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "tenant-created",
@@ -176,16 +203,32 @@ class JobStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if status is not None:
-            query["FilterExpression"] = "#status = :status"
-            query["ExpressionAttributeNames"] = {"#status": "status"}
-            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
         if cursor:
             query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant)
         found = self._client.query(**query)
-        jobs = [job_from_item(item) for item in found.get("Items", [])]
+        order = [item["pk"]["S"] for item in found.get("Items", [])]
+        items = self._batch_get(order)
+        jobs = [job_from_item(items[pk]) for pk in order if pk in items]
+        if status is not None:
+            jobs = [job for job in jobs if job.status is status]
         after = found.get("LastEvaluatedKey")
         return jobs, _encode_cursor(after) if after else None
+
+    def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The items of these keys that exist (read consistently), by key."""
+        found: dict[str, dict[str, Any]] = {}
+        pending: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
+        for attempt in range(8):
+            if not keys:
+                break
+            answer = self._client.batch_get_item(RequestItems=pending)
+            for item in answer.get("Responses", {}).get(self._table, []):
+                found[item["pk"]["S"]] = item
+            pending = answer.get("UnprocessedKeys")
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks for a backoff
+        return found
 
     def set_task_token(self, job_id: str, token: str) -> Job:
         """Record the token of the task now waiting on the job's prediction (unless it finished)."""

@@ -231,6 +231,21 @@ class Notifier:
             notice = TenantEvent(webhook_id=msg_id, tenant=tenant, type="endpoint.disabled", body=body)
             self.events.keep(notice, at=now)  # first: every retry sends these bytes
             notices += [(notice, _target(other, now)) for other in told if other.id != endpoint.id]
+        self._send_events(tenant, notices)
+        for endpoint in disabled:
+            self.endpoints.notice_sent(tenant, endpoint.id)
+
+    def tell(self, event: TenantEvent) -> None:
+        """Send a tenant event (about no job, e.g. ``tenant.spend_threshold``) to each of the tenant's
+        enabled endpoints that take it, as ``endpoint.disabled`` is sent: kept first, all attempted at
+        once, each that fails retried by a delivery unit of its own."""
+        now = self.now()
+        self.events.keep(event, at=now)
+        told = [e for e in self.endpoints.list(event.tenant) if e.receives(event.type)]
+        self._send_events(event.tenant, [(event, _target(e, now)) for e in told])
+
+    def _send_events(self, tenant: str, notices: list[tuple[TenantEvent, Target]]) -> None:
+        """The first attempt of each (event, endpoint), all at once; follow-ups and records."""
         if notices:
             with ThreadPoolExecutor(max_workers=len(notices), thread_name_prefix="webhook") as pool:
                 running = [
@@ -248,8 +263,6 @@ class Notifier:
                 results = [attempt.result() for attempt in running]
             kept = [self._follow_up(notice, r) for (notice, _), r in zip(notices, results, strict=True)]
             self._after(tenant, [r for r in kept if r is not None], job_id=None)
-        for endpoint in disabled:
-            self.endpoints.notice_sent(tenant, endpoint.id)
 
     def _follow_up(self, event: TenantEvent, result: DeliveryAttempt | Throttled) -> DeliveryAttempt | None:
         """A tenant event's first attempt to an endpoint: a retryable or throttled one gets its

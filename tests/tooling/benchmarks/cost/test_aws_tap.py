@@ -98,6 +98,53 @@ def test_a_failed_conditional_write_is_billed_for_the_existing_item() -> None:
     assert tap.usage.dynamodb_failed_conditions == {"UpdateItem": 1}
 
 
+class FakeTransactions(FakeTable):
+    """A fake app applying a TransactWriteItems' Puts, or canceling it."""
+
+    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = json.loads(environ["wsgi.input"].read())
+        if self.fail_condition:
+            start_response("400 Bad Request", [])
+            return [b'{"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"}']
+        for entry in request["TransactItems"]:
+            if "Put" in entry:
+                self.items[entry["Put"]["Item"]["pk"]["S"]] = entry["Put"]["Item"]
+        start_response("200 OK", [])
+        return [b"{}"]
+
+
+def test_a_transaction_bills_each_item_twice_and_its_index_writes_once() -> None:
+    # given
+    table = FakeTransactions()
+    tap = AwsTap(tables={"jobs": SPEC}, read_item=table.read)
+    tap.counting = True
+    usage = {"pk": {"S": "USAGE#t#2026-12"}, "committed": {"N": "5000"}}
+    # when: a job of 1,127 bytes is put with a small counter item, in one transaction
+    request = {
+        "TransactItems": [
+            {"Put": {"TableName": "jobs", "Item": _job(1100)}},
+            {"Put": {"TableName": "jobs", "Item": usage}},
+        ]
+    }
+    _serve(tap(table.app), _dynamodb("TransactWriteItems", request))
+    # then: 2 x 2 units for the job, 2 x 1 for the counter; the job enters the index once (2 KB: 2 units)
+    assert tap.usage.dynamodb_wru == {"PutItem (transaction)": 6, "PutItem (transaction, indexes)": 2}
+    assert tap.usage.calls == {"dynamodb.TransactWriteItems": 1}
+    assert len(tap.usage.created_items) == 2
+
+
+def test_a_canceled_transaction_bills_each_items_check() -> None:
+    table = FakeTransactions()
+    table.items["JOB#1"] = _job(1500)
+    table.fail_condition = True
+    tap = AwsTap(tables={"jobs": SPEC}, read_item=table.read)
+    tap.counting = True
+    request = {"TransactItems": [{"Put": {"TableName": "jobs", "Item": _job(1)}}]}
+    _serve(tap(table.app), _dynamodb("TransactWriteItems", request))
+    assert tap.usage.dynamodb_wru == {"PutItem (transaction)": 4, "PutItem (transaction, indexes)": 0}
+    assert tap.usage.dynamodb_failed_conditions == {"TransactWriteItems": 1}
+
+
 def test_a_consistent_get_of_a_missing_item_costs_one_read_unit() -> None:
     table = FakeTable()
     tap = AwsTap(tables={"jobs": SPEC}, read_item=table.read)
