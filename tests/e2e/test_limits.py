@@ -112,7 +112,16 @@ def test_a_tenant_over_its_quota_gets_429_and_a_place_frees_when_a_job_ends(
     name, key = tenants()
     assert (
         cli(
-            "tenants", "set-limits", "--tenant", name, "--max-in-flight", "1", "--ready-file", str(ready_file)
+            "tenants",
+            "set-limits",
+            "--tenant",
+            name,
+            "--max-in-flight",
+            "1",
+            "--images-per-day",
+            "2",
+            "--ready-file",
+            str(ready_file),
         )[0]
         == 0
     )
@@ -123,6 +132,7 @@ def test_a_tenant_over_its_quota_gets_429_and_a_place_frees_when_a_job_ends(
     assert int(refused.headers["retry-after"]) >= 1
     _wait_finished(stack, key, first.json()["id"])
     assert create(stack, key).status_code == 202
+    # two jobs accepted today: the dry run is refused whether or not the second has finished
     code, out, _ = cli(
         "submit",
         "--api-url",
@@ -134,7 +144,7 @@ def test_a_tenant_over_its_quota_gets_429_and_a_place_frees_when_a_job_ends(
         "10,20,200,180",
         IMAGE,
     )
-    assert code == 2 and "refused by     quota_exceeded" in out
+    assert code == 2 and "refused by     quota_exceeded" in out, out
 
 
 def test_the_spend_threshold_reaches_the_tenants_endpoint_once(
