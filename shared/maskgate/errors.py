@@ -31,6 +31,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
     │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
     │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
+    ├── AdmissionQueued                upstream_unavailable; workflow routing: every WaveSpeed slot is
+    │                                  taken, the job waits in the fair line (AwaitSlot) until woken
     ├── UpstreamOutcomeUnknown         upstream_outcome_unknown (a submit that may have landed and
     │                                  whose prediction never showed itself: never submitted again)
     ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
@@ -209,6 +211,14 @@ class AdmissionDeferred(Retryable):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AdmissionQueued(MaskgateError):
+    """Every WaveSpeed slot is taken: the job waits in line (maskgate.stores.admission) until a
+    released slot is handed to it and it is woken; nothing was sent."""
+
+    type = "upstream_unavailable"
+    title = "Waiting for a WaveSpeed slot"
 
 
 class PredictionNotReady(Retryable):
