@@ -14,6 +14,8 @@ Submit asks here first. One item, ``LIMIT#wavespeed``, holds:
   conditional write, and that job's parked workflow is woken (``wake``); a job never takes a free
   slot ahead of the rule's pick either. Every write that changes the line or the slots from a read
   of it is conditional on the item's ``version``, so the rule is applied to what is really there.
+- **served** (tenant → when it last got a slot, ms): the rule's tie-break between tenants holding
+  as many slots (served least recently first).
 - **job_seconds**: how long a slot is held, a running mean measured at each release while jobs wait
   (``estimated_start`` in the API).
 
@@ -230,16 +232,17 @@ class Admission:
                 TableName=self._table,
                 Key={"pk": {"S": SLOTS_KEY}},
                 UpdateExpression=(
-                    "SET slots.#job = if_not_exists(slots.#job, :now), held_by.#job = :tenant "
-                    "ADD version :one"
+                    "SET slots.#job = if_not_exists(slots.#job, :now), held_by.#job = :tenant, "
+                    "served.#tenant = :turn ADD version :one"
                 ),
                 ConditionExpression=(
                     "attribute_exists(held_by) AND attribute_exists(served) AND attribute_exists(waiting) "
                     "AND (attribute_exists(slots.#job) OR (size(slots) < :limit AND size(waiting) = :zero))"
                 ),
-                ExpressionAttributeNames={"#job": job_id},
+                ExpressionAttributeNames={"#job": job_id, "#tenant": tenant},
                 ExpressionAttributeValues={
                     ":now": {"N": str(int(self._clock()))},
+                    ":turn": {"N": str(self._turn())},
                     ":tenant": {"S": tenant},
                     ":limit": {"N": str(self._concurrency)},
                     ":zero": {"N": "0"},
@@ -286,7 +289,7 @@ class Admission:
         values: dict[str, Any] = {":one": {"N": "1"}, ":version": {"N": str(tier.version)}}
         if admitted:
             values[":now"] = {"N": str(int(self._clock()))}
-        served = tier.version + 1  # this write's version: later than any tenant's last turn
+        served = max([self._turn(), *[turn + 1 for turn in tier.served.values()]])
         for index, job_id in enumerate(admitted):
             tenant = waiting[job_id]
             names[f"#a{index}"] = job_id
@@ -323,6 +326,10 @@ class Admission:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def _turn(self) -> int:
+        """When a tenant is served, for the rule's tie-break: the clock in milliseconds."""
+        return int(self._clock() * 1000)
 
     def _wake_all(self, job_ids: Any) -> None:
         """Wake the parked workflows of jobs just handed a slot. A wake that fails is not lost: the
