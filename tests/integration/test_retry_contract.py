@@ -52,12 +52,12 @@ def _submit_refused(code: int) -> Scenario:
     return scenario
 
 
-def _submit_without_a_slot(
+def _submit_over_the_minute(
     aws: Aws, wavespeed: FakeWaveSpeed, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
-    monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
+    monkeypatch.setenv("WAVESPEED_SUBMITS_PER_MINUTE", "1")
     clients.reset()
-    load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # holds the one slot
+    load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # this minute's one
     return submit_event(queued_job(aws))
 
 
@@ -96,7 +96,7 @@ def _store_before_the_prediction_finished(
 RAISED: dict[tuple[str, str], list[Scenario]] = {
     ("Submit", "UpstreamRateLimited"): [_submit_refused(429)],
     ("Submit", "UpstreamUnavailable"): [_submit_refused(503)],
-    ("Submit", "AdmissionDeferred"): [_submit_without_a_slot],
+    ("Submit", "AdmissionDeferred"): [_submit_over_the_minute],
     ("Poll", "UpstreamRateLimited"): [_poll_refused(429)],
     ("Poll", "UpstreamUnavailable"): [_poll_refused(503)],
     ("Store", "UpstreamRateLimited"): [_store_refused(429)],
