@@ -103,7 +103,7 @@ def _admit(job: Job, *, admission: Admission, settings: Settings, now: Callable[
     try:
         admission.admit(job.id, tenant=job.tenant)
     except AdmissionQueued:
-        metrics.add_metric(name="AdmissionQueued", unit="Count", value=1)
+        metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)  # waiting for the tier, in line
         if now() >= _deadline(job, settings):
             admission.release(job.id)  # out of the line: it will never start
             raise PredictionTimedOut("the job waited for a WaveSpeed slot past its deadline") from None
