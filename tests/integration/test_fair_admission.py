@@ -193,3 +193,17 @@ def test_the_api_shows_a_waiting_jobs_place_in_line_and_null_otherwise(
     start = datetime.fromisoformat(shown["estimated_start"])
     assert start.tzinfo is not None and start >= datetime.now(UTC) - timedelta(seconds=5)
     assert get(running.id)["queue_position"] is None and get(running.id)["estimated_start"] is None
+
+
+def test_a_slots_item_from_before_the_line_gets_its_maps_on_first_use(aws: Aws) -> None:
+    """A deployment upgraded under a job that holds a slot: its release, the first write, works."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.put_item(
+        TableName=aws.table, Item={"pk": {"S": SLOTS_KEY}, "slots": {"M": {"seg_old": {"N": "1"}}}}
+    )
+    woken: list[str] = []
+    gate = line(aws, woken, concurrency=1)
+    gate.release("seg_old")
+    gate.admit("seg_a1", tenant="a")
+    queue(gate, "seg_b1", "b")
+    assert set(gate.in_flight()) == {"seg_a1"} and set(gate.waiters()) == {"seg_b1"}

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from maskgate.errors import AdmissionDeferred, AdmissionQueued
 from maskgate.ids import job_id_time
 from maskgate.observability import logger
@@ -171,22 +173,35 @@ class Admission:
         hand what is free to the next jobs in line."""
         if self._concurrency <= 0:
             return
-        try:
-            old = self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": SLOTS_KEY}},
-                UpdateExpression="REMOVE slots.#job, held_by.#job, waiting.#job ADD version :one",
-                ConditionExpression="attribute_exists(slots.#job) OR attribute_exists(waiting.#job)",
-                ExpressionAttributeNames={"#job": job_id},
-                ExpressionAttributeValues={":one": {"N": "1"}},
-                ReturnValues="ALL_OLD",
-            )["Attributes"]
-        except self._client.exceptions.ConditionalCheckFailedException:
+        old = self._remove(job_id)
+        if old is None:
             return  # it holds no slot and waits in no line: released already, or never admitted
         before = _tier(old)
         if set(before.waiting) - {job_id}:
             taken = before.slots.get(job_id)
             self._hand_over(None if taken is None else self._clock() - taken)
+
+    def _remove(self, job_id: str) -> dict[str, Any] | None:
+        """Take the job's slot and place in line out; the item as it was, or None if it had neither."""
+        for _ in range(2):
+            try:
+                return self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": SLOTS_KEY}},
+                    UpdateExpression="REMOVE slots.#job, held_by.#job, waiting.#job ADD version :one",
+                    ConditionExpression="attribute_exists(slots.#job) OR attribute_exists(waiting.#job)",
+                    ExpressionAttributeNames={"#job": job_id},
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                    ReturnValues="ALL_OLD",
+                )["Attributes"]
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return None
+            except ClientError as exc:
+                tier = self._read()
+                if exc.response["Error"]["Code"] != "ValidationException" or tier is None or tier.has_line:
+                    raise
+                self._create(tier)  # an item from before the line: its maps are added, then again
+        return None
 
     def place(self, job_id: str, *, now: datetime | None = None) -> Place | None:
         """The job's place in line and when it should start; None when it is not waiting."""
