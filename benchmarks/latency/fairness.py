@@ -228,7 +228,7 @@ def render(part: dict[str, Any]) -> str:
         f"{part['slots']} slots, {part['job_seconds']:.0f} s a job ±20 %; the real Admission on moto, "
         "virtual clock)",
         f"  {'rule':<11} {'B p50 s':>8} {'B p95 s':>8} {'B max s':>8} {'B p95 / job':>11} "
-        f"{'A p95 s':>8} {'failed':>6} {'waiting transitions/job':>23}",
+        f"{'A p95 s':>8} {'failed':>6} {'admission transitions/job':>25}",
     ]
     for name, key in (("fair", "fair"), ("first-come", "first_come")):
         r = part[key]
@@ -236,7 +236,7 @@ def render(part: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<11} {b['wait_p50_s']:>8.1f} {b['wait_p95_s']:>8.1f} {b['wait_max_s']:>8.1f} "
             f"{b['wait_p95_job_durations']:>11.2f} {a['wait_p95_s']:>8.1f} {r['failed']:>6} "
-            f"{r['transitions_per_job']:>23.2f}"
+            f"{r['transitions_per_job']:>25.2f}"
         )
     ratio = part["first_come"]["b"]["wait_p95_s"] / max(part["fair"]["b"]["wait_p95_s"], 1e-9)
     lines.append(f"  B's p95 wait, first-come / fair: {ratio:.1f}x")

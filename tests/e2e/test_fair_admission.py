@@ -1,6 +1,6 @@
 """Fair admission on the local stack: two tenants share a tier of 2 WaveSpeed slots while one floods.
 
-Tenant A queues 40 jobs at once; tenant B then sends a few. Each of B's jobs is handed one of the
+Tenant A queues 24 jobs at once; tenant B then sends a few. Each of B's jobs is handed one of the
 next slots freed (not queued behind A's backlog), the line shows on ``GET /v1/segmentations/{id}``,
 and every job ends succeeded with no slot or place in line left behind.
 """
@@ -26,7 +26,7 @@ from tests.e2e.test_vertical_slice import data_uri
 
 pytestmark = pytest.mark.e2e
 SLOTS = 2
-FLOOD = 40
+FLOOD = 24
 B_JOBS = 3
 
 
@@ -36,7 +36,7 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     overrides = f"WaveSpeedConcurrency={SLOTS} JobDeadlineSeconds=900 PollInitialSeconds=5"
     with dev_subprocess(folder, "--parameter-overrides", overrides) as (ready, _):
         # every prediction takes about half a second, so A's flood really queues
-        faults = {"latency_s": [0.4, 0.5]}
+        faults = {"latency_s": [0.3, 0.4]}
         httpx.put(
             ready["wavespeed_url"] + "/_emulator/faults", json=faults, timeout=TIMEOUT
         ).raise_for_status()
