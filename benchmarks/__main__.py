@@ -20,7 +20,7 @@ from benchmarks.cost.transitions import record_histories
 from benchmarks.faults import check as fault_check
 from benchmarks.faults import run as fault_run
 from benchmarks.harness import running_bench
-from benchmarks.latency import throughput
+from benchmarks.latency import fairness, throughput
 from benchmarks.latency.webhook import JobSample, run_jobs, set_path
 from benchmarks.report import build, header, machine_header, render_all
 from benchmarks.startup import coldstart, layer, overhead
@@ -31,7 +31,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "faults")
+PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "fairness", "faults")
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
 # minutes: only with --only
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         help="endpoint counts of the fanout part (default 0,1,3,10)",
     )
     parser.add_argument(
+        "--fairness-flood",
+        type=int,
+        default=fairness.FLOOD,
+        help=f"jobs tenant A queues at once in the fairness part ({fairness.FLOOD})",
+    )
+    parser.add_argument(
         "--fault-jobs", type=int, default=fault_run.DEFAULT_JOBS, help="jobs of the faults part (1000)"
     )
     parser.add_argument(
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
         ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         ("fanout", lambda: fanout.run(levels=args.fanout_levels, jobs=args.fanout_jobs)),
+        ("fairness", lambda: fairness.run(flood=args.fairness_flood)),
         (
             "faults",
             lambda: fault_run.run(
@@ -208,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         rendered += "\n\n" + throughput.render(report["throughput"])
     if "fanout" in report:
         rendered += "\n\n" + fanout.render(report["fanout"])
+    if "fairness" in report:
+        rendered += "\n\n" + fairness.render(report["fairness"])
     if "faults" in report:  # its own section, after the others
         rendered += "\n\n" + fault_check.render(report["faults"])
     print(rendered, flush=True)
@@ -224,8 +233,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--jobs, --poll-jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
     if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
         parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
-    if args.fanout_jobs < 1:
-        parser.error("--fanout-jobs must be >= 1")
+    if args.fanout_jobs < 1 or args.fairness_flood < 1:
+        parser.error("--fanout-jobs and --fairness-flood must be >= 1")
     if args.throughput_warmup < 0:
         parser.error("--throughput-warmup must be >= 0")
     if args.fault_jobs < 1 or args.fault_concurrency < 1:

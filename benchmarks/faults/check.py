@@ -196,14 +196,16 @@ def _dead_letters(stack: DevStack) -> Counter[str]:
 
 
 def _slots(stack: DevStack, ready: Ready) -> dict[str, float]:
-    """The admission slots map (maskgate.stores.admission, ``LIMIT#wavespeed``) as the table holds it."""
+    """The admission slots map (maskgate.stores.admission, ``LIMIT#wavespeed``) as the table holds it,
+    with the jobs still in its line (a place in line left behind is a leak too)."""
     if stack.aws is None:
         raise RuntimeError("the local stack is not running")
     item = stack.aws.client("dynamodb").get_item(
         TableName=ready.table, Key={"pk": {"S": "LIMIT#wavespeed"}}, ConsistentRead=True
     )
     slots = item.get("Item", {}).get("slots", {}).get("M", {})
-    return {job: float(value["N"]) for job, value in slots.items()}
+    waiting = item.get("Item", {}).get("waiting", {}).get("M", {})
+    return {**dict.fromkeys(waiting, 0.0), **{job: float(value["N"]) for job, value in slots.items()}}
 
 
 def _sfn(ready: Ready) -> Any:

@@ -24,5 +24,6 @@ def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
         bucket=clients.bucket(),
         settings=get_settings(),
         admission=clients.admission(),
+        workflow=clients.workflow(),
         gate=clients.gate(),
     ).model_dump(mode="json")

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +177,27 @@ def _wait(client: MaskgateClient, job_id: str, timeout: float) -> Job:
     with _progress(job_id) as update:
 
         def on_poll(job: Job, elapsed: float) -> None:
-            if not seen or seen[-1] != job["status"]:
-                seen.append(job["status"])
-                update(job["status"], elapsed, True)
+            label = progress_label(job)
+            if not seen or seen[-1] != label:
+                seen.append(label)
+                update(label, elapsed, True)
             else:
-                update(job["status"], elapsed, False)
+                update(label, elapsed, False)
 
         return client.wait(job_id, timeout=timeout, on_poll=on_poll)
+
+
+def progress_label(job: Job) -> str:
+    """The job's status; while it waits for a WaveSpeed slot, its place in line and estimated start."""
+    position = job.get("queue_position")
+    if job["status"] != "queued" or position is None:
+        return str(job["status"])
+    start = job.get("estimated_start")
+    when = ""
+    if start:
+        at = datetime.fromisoformat(str(start)).astimezone(UTC)
+        when = f", estimated start {at:%H:%M:%S} UTC"
+    return f"queued, {position} in line{when}"
 
 
 def _rich_console() -> Any | None:

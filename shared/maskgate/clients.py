@@ -230,7 +230,15 @@ def admission() -> Admission:
         concurrency=settings.wavespeed_concurrency,
         per_minute=settings.wavespeed_submits_per_minute,
         stale_after_seconds=settings.job_deadline_seconds,
+        wake=wake_waiter,
     )
+
+
+def wake_waiter(job_id: str) -> None:
+    """Wake the parked workflow of a job just handed a WaveSpeed slot (its AwaitSlot task)."""
+    job = job_store().get(job_id)
+    if job.task_token is not None and not job.status.terminal:
+        workflow().wake(job.task_token)
 
 
 @cache

@@ -35,6 +35,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
     │   │   └── QuotaDeferred          quota_exceeded (the tenant's quota is full: the job waits queued)
     │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
+    ├── AdmissionQueued                upstream_unavailable; workflow routing: every WaveSpeed slot is
+    │                                  taken, the job waits in the fair line (AwaitSlot) until woken
     ├── UpstreamOutcomeUnknown         upstream_outcome_unknown (a submit that may have landed and
     │                                  whose prediction never showed itself: never submitted again)
     ├── UpstreamRejected               upstream_rejected (400 or bad credentials)
@@ -249,6 +251,14 @@ class QuotaDeferred(AdmissionDeferred):
 
     type = "quota_exceeded"
     title = "Quota exceeded"
+
+
+class AdmissionQueued(MaskgateError):
+    """Every WaveSpeed slot is taken: the job waits in line (maskgate.stores.admission) until a
+    released slot is handed to it and it is woken; nothing was sent."""
+
+    type = "upstream_unavailable"
+    title = "Waiting for a WaveSpeed slot"
 
 
 class PredictionNotReady(Retryable):

@@ -33,7 +33,14 @@ STEP_MODELS: dict[str, type[BaseModel]] = {
     "expire": JobRef,
     "on_upload": UploadEvent,
 }
-ASL_TASK_STEP = {"Submit": "submit", "Poll": "poll", "Store": "store", "Fail": "fail", "Notify": "notify"}
+ASL_TASK_STEP = {
+    "Submit": "submit",
+    "AwaitSlot": "submit",
+    "Poll": "poll",
+    "Store": "store",
+    "Fail": "fail",
+    "Notify": "notify",
+}
 
 
 def template() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from maskgate.errors import ERRORS_BY_NAME, ApiError, MaskgateError, Missing, Re
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "segmentation.asl.json"
 README = ROOT / "README.md"
-TASKS = ("Submit", "Poll", "Store", "Fail", "Notify")
+TASKS = ("Submit", "AwaitSlot", "Poll", "Store", "Fail", "Notify")
 # What the Lambda runtime and Step Functions themselves end a Task with: a crash or timeout of the
 # invocation, a runtime failure, an AWS call throttled past the SDK's retries, the task's own wait.
 RUNTIME_ERRORS = ("Sandbox.Timedout", "Lambda.Unknown", "ThrottlingException", "States.Timeout")
@@ -94,4 +94,18 @@ def test_no_runtime_crash_ends_a_job_unretried() -> None:
 def test_only_typed_final_errors_and_a_spent_admission_wait_reach_fail_from_submit() -> None:
     states = json.loads(ASL.read_text())["States"]
     to_fail = {e for e in workflow_errors() if route(states["Submit"], e).endswith("→ Fail")}
-    assert to_fail == {"UpstreamRejected", "UpstreamFailed", "AdmissionDeferred", "QuotaDeferred"}
+    assert to_fail == {
+        "UpstreamRejected",
+        "UpstreamFailed",
+        "AdmissionDeferred",
+        "QuotaDeferred",
+        "PredictionTimedOut",
+    }
+
+
+def test_a_job_in_line_parks_in_await_slot_and_every_way_out_goes_back_to_submit() -> None:
+    states = json.loads(ASL.read_text())["States"]
+    assert route(states["Submit"], "AdmissionQueued") == "→ AwaitSlot"
+    assert states["AwaitSlot"]["Next"] == "Submit"
+    for error in workflow_errors():
+        assert route(states["AwaitSlot"], error).endswith("→ Submit"), error

@@ -10,7 +10,7 @@ import pytest
 
 from maskgate import clients
 from maskgate.contracts.job import JobError, JobStatus
-from maskgate.errors import AdmissionDeferred, UpstreamRejected
+from maskgate.errors import AdmissionDeferred, AdmissionQueued, UpstreamRejected
 from maskgate.steps.cancel import cancel
 from maskgate.stores.admission import SLOTS_KEY, Admission
 from tests.integration.conftest import REGION, Aws, FakeTasks
@@ -34,33 +34,33 @@ def admission(
     )
 
 
-def test_slots_admit_up_to_the_limit_then_defer(aws: Aws) -> None:
+def test_slots_admit_up_to_the_limit_then_queue(aws: Aws) -> None:
     gate = admission(aws, concurrency=2)
-    gate.admit("seg_a")
-    gate.admit("seg_b")
-    with pytest.raises(AdmissionDeferred, match="2 predictions already in flight") as caught:
-        gate.admit("seg_c")
-    assert caught.value.type == "upstream_unavailable" and caught.value.retry_after > 0
+    gate.admit("seg_a", tenant="t")
+    gate.admit("seg_b", tenant="t")
+    with pytest.raises(AdmissionQueued, match="2 predictions already in flight"):
+        gate.admit("seg_c", tenant="t")
     assert set(gate.in_flight()) == {"seg_a", "seg_b"}
+    assert set(gate.waiters()) == {"seg_c"}
 
 
 def test_a_job_that_holds_a_slot_is_admitted_again_without_a_second_one(aws: Aws) -> None:
     clock = Clock(NOW)
     gate = admission(aws, concurrency=2, clock=clock)
-    gate.admit("seg_a")
+    gate.admit("seg_a", tenant="t")
     clock.now += 30
-    gate.admit("seg_a")  # a retried Submit (WaveSpeed answered 429)
-    gate.admit("seg_b")
+    gate.admit("seg_a", tenant="t")  # a retried Submit (WaveSpeed answered 429)
+    gate.admit("seg_b", tenant="t")
     assert gate.in_flight() == {"seg_a": 1_800_000_000.0, "seg_b": 1_800_000_030.0}
 
 
 def test_release_frees_the_slot_and_is_idempotent(aws: Aws) -> None:
     gate = admission(aws, concurrency=1)
-    gate.admit("seg_a")
+    gate.admit("seg_a", tenant="t")
     gate.release("seg_a")
     gate.release("seg_a")
     gate.release("seg_never_admitted")
-    gate.admit("seg_b")
+    gate.admit("seg_b", tenant="t")
     assert set(gate.in_flight()) == {"seg_b"}
 
 
@@ -72,27 +72,27 @@ def test_release_before_any_job_was_admitted_is_a_no_op(aws: Aws) -> None:
 def test_stale_slots_are_reclaimed_only_when_full(aws: Aws) -> None:
     clock = Clock(NOW)
     gate = admission(aws, concurrency=2, clock=clock)
-    gate.admit("seg_crashed")
+    gate.admit("seg_crashed", tenant="t")
     clock.now += 900  # the deadline: a live job may still hold it
-    gate.admit("seg_live")
-    with pytest.raises(AdmissionDeferred):
-        gate.admit("seg_new")
+    gate.admit("seg_live", tenant="t")
+    with pytest.raises(AdmissionQueued):
+        gate.admit("seg_new", tenant="t")
     clock.now += 61  # deadline + a minute after the crashed one took it
-    gate.admit("seg_new")
+    gate.admit("seg_new", tenant="t")
     assert set(gate.in_flight()) == {"seg_live", "seg_new"}
 
 
 def test_submits_per_minute_defer_until_the_next_minute(aws: Aws) -> None:
     clock = Clock(NOW + 45)  # 45 s into a minute
     gate = admission(aws, concurrency=5, per_minute=2, clock=clock)
-    gate.admit("seg_a")
-    gate.admit("seg_b")
+    gate.admit("seg_a", tenant="t")
+    gate.admit("seg_b", tenant="t")
     with pytest.raises(AdmissionDeferred, match="2 used this minute") as caught:
-        gate.admit("seg_c")
+        gate.admit("seg_c", tenant="t")
     assert caught.value.retry_after == 16
     assert set(gate.in_flight()) == {"seg_a", "seg_b"}  # the slot taken for seg_c was given back
     clock.now += 16
-    gate.admit("seg_c")
+    gate.admit("seg_c", tenant="t")
 
 
 def test_limits_of_zero_touch_nothing(aws: Aws) -> None:
@@ -105,12 +105,12 @@ def test_limits_of_zero_touch_nothing(aws: Aws) -> None:
     )  # type: ignore[arg-type]
     assert not gate.enabled
     for _ in range(5):
-        gate.admit("seg_a")
+        gate.admit("seg_a", tenant="t")
     gate.release("seg_a")
 
 
 def test_the_slots_item_is_one_item_beside_the_jobs(aws: Aws) -> None:
-    admission(aws).admit("seg_a")
+    admission(aws).admit("seg_a", tenant="t")
     item = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": SLOTS_KEY}})["Item"]
     assert set(item["slots"]["M"]) == {"seg_a"}
 
@@ -130,7 +130,7 @@ def test_submit_waits_for_a_slot_and_sends_nothing_meanwhile(
     submit = load_handler("submit").handler
     first, second = queued_job(aws), queued_job(aws)
     submit(submit_event(first), LambdaContext())
-    with pytest.raises(AdmissionDeferred):
+    with pytest.raises(AdmissionQueued):
         submit(submit_event(second), LambdaContext())
     assert len(wavespeed.submissions) == 1
     assert clients.job_store().get(second.id).status is JobStatus.QUEUED

@@ -146,3 +146,16 @@ def test_fanout_part_prices_each_extra_endpoint_with_tiny_counts(tmp_path: Path)
     assert isinstance(levels[1]["usd_per_extra_endpoint"], float)
     for key in ("usd_per_image", "transitions", "accepted_to_all_webhooks_p50_ms"):
         assert isinstance(levels[0][key], int | float)
+
+
+def test_fairness_part_compares_tenant_bs_wait_under_a_flood_fair_vs_first_come(tmp_path: Path) -> None:
+    """Fair admission's part with a small flood: both rules ran on the same arrivals; on the virtual
+    clock (deterministic, not wall time) every job of the fair run started and B's p95 wait stayed
+    within two job durations, while first-come kept B behind A's backlog."""
+    stdout, report = run_benchmarks(tmp_path, "--only", "fairness", "--fairness-flood", "30")
+    assert "fair admission: tenant B's wait" in stdout
+    part = report["fairness"]
+    fair, first = part["fair"], part["first_come"]
+    assert fair["failed"] == 0 and fair["b"]["never_started"] == 0 and fair["a"]["never_started"] == 0
+    assert fair["b"]["wait_p95_job_durations"] <= 2.0
+    assert first["b"]["wait_p95_s"] > fair["b"]["wait_p95_s"]

@@ -119,8 +119,8 @@ def test_submit_of_a_job_canceled_after_admission_pays_nothing_and_gives_the_slo
     admission = clients.admission()
     real_admit = admission.admit
 
-    def admit_then_cancel(job_id: str) -> None:
-        real_admit(job_id)
+    def admit_then_cancel(job_id: str, *, tenant: str) -> None:
+        real_admit(job_id, tenant=tenant)
         clients.job_store().transition(job_id, JobStatus.CANCELED)  # the cancel lands here
 
     monkeypatch.setattr(admission, "admit", admit_then_cancel)
@@ -203,7 +203,7 @@ def test_cancel_before_any_prediction_gives_the_slot_back(
     aws: Aws, wavespeed: FakeWaveSpeed, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = queued_job(aws)
-    clients.admission().admit(job.id)
+    clients.admission().admit(job.id, tenant=job.tenant)
     canceled = cancel(
         job,
         notifier=clients.notifier(),

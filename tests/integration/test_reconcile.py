@@ -88,7 +88,7 @@ def take_slot(aws: Aws, job_id: str, *, ago: float = 300) -> None:
         per_minute=0,
         stale_after_seconds=900,
         clock=lambda: time.time() - ago,
-    ).admit(job_id)
+    ).admit(job_id, tenant=aws.tenant)
 
 
 def started(job: Job) -> Job:

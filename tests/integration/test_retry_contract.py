@@ -52,13 +52,23 @@ def _submit_refused(code: int) -> Scenario:
     return scenario
 
 
-def _submit_without_a_slot(
+def _submit_over_the_minute(
     aws: Aws, wavespeed: FakeWaveSpeed, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
-    monkeypatch.setenv("WAVESPEED_CONCURRENCY", "1")
+    monkeypatch.setenv("WAVESPEED_SUBMITS_PER_MINUTE", "1")
     clients.reset()
-    load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # holds the one slot
+    load_handler("submit").handler(submit_event(queued_job(aws)), LambdaContext())  # this minute's one
     return submit_event(queued_job(aws))
+
+
+def _submit_over_the_tenants_quota(
+    aws: Aws, wavespeed: FakeWaveSpeed, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    gate = clients.gate()
+    gate.limits.set(aws.tenant, {"max_jobs_in_flight": 1})
+    holder = queued_job(aws)
+    gate.quotas.take(aws.tenant, holder.id, gate.limits.get(aws.tenant))  # the tenant's one place
+    return submit_event(queued_job(aws, source="upload"))  # an upload's job takes its quota at Submit
 
 
 def _poll_refused(code: int) -> Scenario:
@@ -96,7 +106,8 @@ def _store_before_the_prediction_finished(
 RAISED: dict[tuple[str, str], list[Scenario]] = {
     ("Submit", "UpstreamRateLimited"): [_submit_refused(429)],
     ("Submit", "UpstreamUnavailable"): [_submit_refused(503)],
-    ("Submit", "AdmissionDeferred"): [_submit_without_a_slot],
+    ("Submit", "AdmissionDeferred"): [_submit_over_the_minute],
+    ("Submit", "QuotaDeferred"): [_submit_over_the_tenants_quota],
     ("Poll", "UpstreamRateLimited"): [_poll_refused(429)],
     ("Poll", "UpstreamUnavailable"): [_poll_refused(503)],
     ("Store", "UpstreamRateLimited"): [_store_refused(429)],

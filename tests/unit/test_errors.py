@@ -50,6 +50,7 @@ EXPECTED_TYPES = {
     "Retryable": "upstream_unavailable",
     "UpstreamRateLimited": "upstream_unavailable",
     "AdmissionDeferred": "upstream_unavailable",
+    "AdmissionQueued": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",
     "PredictionNotReady": "upstream_unavailable",
     "UpstreamOutcomeUnknown": "upstream_outcome_unknown",

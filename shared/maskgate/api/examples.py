@@ -43,6 +43,20 @@ JOB_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-12-07T01:02:03Z",
     "updated_at": "2026-12-07T01:02:05Z",
     "finished_at": "2026-12-07T01:02:05Z",
+    "queue_position": None,
+    "estimated_start": None,
+}
+# A job waiting for a WaveSpeed slot: every slot of the tier is taken, two jobs go before it.
+QUEUED_JOB_EXAMPLE: dict[str, Any] = {
+    **JOB_EXAMPLE,
+    "status": "queued",
+    "prediction_id": None,
+    "masks": [],
+    "deliveries": [],
+    "updated_at": "2026-12-07T01:02:03Z",
+    "finished_at": None,
+    "queue_position": 3,
+    "estimated_start": "2026-12-07T01:02:18Z",
 }
 ENDPOINT_ID = "ep_3f9a1c0e7b2d4a65"
 ENDPOINT_CREATE_EXAMPLE: dict[str, Any] = {

@@ -54,6 +54,7 @@ from maskgate.errors import (
 from maskgate.settings import get_settings
 from maskgate.steps.cancel import cancel
 from maskgate.steps.redeliver import redeliver as redeliver_job
+from maskgate.stores.admission import Place
 from maskgate.webhooks.signing import mask_token_valid
 
 IdempotencyKey = Annotated[
@@ -247,7 +248,17 @@ def list_segmentations(
 ) -> JobPage:
     """The tenant's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     jobs, after = clients.job_store().page(owner, status=status, limit=limit, cursor=cursor)
-    return JobPage(data=[job_public(j, bucket=clients.bucket()) for j in jobs], next_cursor=after)
+    places = _places(jobs)
+    return JobPage(
+        data=[job_public(j, bucket=clients.bucket(), place=places.get(j.id)) for j in jobs],
+        next_cursor=after,
+    )
+
+
+def _places(jobs: list[Job]) -> dict[str, Place]:
+    """The places in line of those jobs that wait for a WaveSpeed slot (one read, none if none may)."""
+    queued = [job.id for job in jobs if job.status is JobStatus.QUEUED and job.submit_attempt is None]
+    return clients.admission().places(queued) if queued else {}
 
 
 @router.delete(
@@ -282,7 +293,7 @@ def _own_job(job_id: str, owner: str) -> Job:
 def get_segmentation(job_id: JobIdPath, owner: Tenant) -> JobPublic:
     """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
     job = _own_job(job_id, owner)
-    return job_public(job, bucket=clients.bucket())
+    return job_public(job, bucket=clients.bucket(), place=_places([job]).get(job.id))
 
 
 @router.post(

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
+from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE, QUEUED_JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.stores.admission import Place
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
@@ -50,7 +51,7 @@ class ImagePublic(BaseModel):
 class JobPublic(BaseModel):
     """A segmentation job as the API shows it."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE, QUEUED_JOB_EXAMPLE]})
 
     id: str = Field(description="The job id: seg_ and 26 time-sortable characters.")
     object: str = Field(default="segmentation", description="Always segmentation.")
@@ -70,6 +71,20 @@ class JobPublic(BaseModel):
     created_at: datetime = Field(description="When the job was accepted (UTC).")
     updated_at: datetime = Field(description="The job's last change (UTC).")
     finished_at: datetime | None = Field(description="When it reached a final status (UTC).")
+    queue_position: int | None = Field(
+        default=None,
+        description="While the job waits for a WaveSpeed slot (status queued, every slot of the "
+        "account's tier taken): its place in line, 1 being the next admitted, in the order the fair "
+        "rule admits jobs (the next slot goes to the tenant holding the fewest). null when not waiting.",
+        examples=[3],
+    )
+    estimated_start: datetime | None = Field(
+        default=None,
+        description="While the job waits for a WaveSpeed slot: when it should start (RFC 3339, UTC), "
+        "from its place, the tier's slots and submits per minute, and how long a slot is held "
+        "(measured at each release while jobs wait; 10 s until then). null when not waiting.",
+        examples=["2026-12-04T10:15:42Z"],
+    )
 
 
 class PresignedPost(BaseModel):
@@ -194,7 +209,8 @@ class Health(BaseModel):
     status: str = Field(description="Always ok.")
 
 
-def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
+def job_public(job: Job, *, bucket: Bucket, place: Place | None = None) -> JobPublic:
+    """The job as the API shows it; ``place``: its place in line for a WaveSpeed slot, if waiting."""
     image = None
     if job.image is not None:
         image = job.image.model_dump(exclude_none=True, exclude={"bucket", "key"})
@@ -215,6 +231,8 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
+        queue_position=place.queue_position if place else None,
+        estimated_start=place.estimated_start if place else None,
     )
 
 

@@ -34,6 +34,7 @@ class UploadOutput(StepModel):
 class SubmitInput(StepModel):
     job_id: JobId
     task_token: str = Field(min_length=1, repr=False)
+    waiting: bool = False  # AwaitSlot: park in line for a WaveSpeed slot until woken
 
 
 class PollInput(StepModel):

@@ -12,7 +12,7 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
   for). Both are notified.
 - ``upload_expired``: a job still awaiting its upload after the upload time, whose expiry execution
   is not running: failed ``upload_expired`` and notified.
-- ``slot``: a WaveSpeed admission slot whose job is finished or gone: released.
+- ``slot``: a WaveSpeed admission slot (or a place in its line) whose job is finished or gone: released.
 - ``charge``: a finished job whose price is still reserved (its step died between the job's last
   write and the ledger's): settled if it was submitted, else released, and its place in flight freed.
 - ``webhook``: a finished job's final webhook that nothing is delivering: its first attempt was
@@ -231,7 +231,7 @@ class Reconciler:
                 repairs.append(
                     self._guarded(one.job.id, "webhook", self._endpoint, endpoint_id, policy, request.dry_run)
                 )
-        slots = self.admission.in_flight()
+        slots = {**self.admission.waiters(), **self.admission.in_flight()}  # a place in line, too
         owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
         for job_id in orphaned(slots, owners, policy):
             repairs.append(self._guarded(job_id, "slot", self._release, request.dry_run))

@@ -1,12 +1,15 @@
 """Workflow step Submit (waits for its task token): record the token, submit the prediction at most once.
 
-Errors are raised typed; the state machine retries or catches them by class name.
+Errors are raised typed; the state machine retries or catches them by class name. The same function
+runs the AwaitSlot state (``waiting``): a job in line for a WaveSpeed slot parks there until a
+released slot is handed to it and it is woken.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from maskgate import crashpoints
@@ -14,9 +17,11 @@ from maskgate.contracts.job import Job, JobError, JobStatus
 from maskgate.contracts.steps import SubmitInput, SubmitOutput
 from maskgate.errors import (
     AdmissionDeferred,
+    AdmissionQueued,
     InvalidTransition,
     JobNotSubmittable,
     MaskgateError,
+    PredictionTimedOut,
     UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -29,6 +34,7 @@ from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.wavespeed.prediction import Prediction
+from maskgate.workflow.executions import Workflow
 
 if TYPE_CHECKING:
     from maskgate.steps.limits import Gate
@@ -42,8 +48,10 @@ def submit(
     bucket: Bucket,
     settings: Settings,
     admission: Admission,
+    workflow: Workflow,
     new_attempt: Callable[[], str] = lambda: secrets.token_urlsafe(12),
     gate: Gate | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SubmitOutput:
     """Record the waiting task's token, then submit the prediction at most once, ever.
 
@@ -52,8 +60,11 @@ def submit(
     conditional write: queued, no intent, no prediction), so no retry, re-invocation or concurrent
     Submit can pay twice: one that finds an intent never submits, and the prediction is adopted from
     its callback or a poll. Only a POST that surely did not land (connect error, 429, 503) takes its
-    intent back. The submit waits for the account's WaveSpeed tier first (AdmissionDeferred).
+    intent back. The submit waits for the account's WaveSpeed tier first: in line for a slot
+    (AdmissionQueued, then AwaitSlot) or for the next minute (AdmissionDeferred).
     """
+    if step.waiting:
+        return await_slot(step, jobs=jobs, settings=settings, admission=admission, workflow=workflow, now=now)
     job = jobs.get(step.job_id)
     if job.status.terminal:
         raise JobNotSubmittable(f"job is already {job.status.value}")
@@ -63,7 +74,7 @@ def submit(
     if job.request is None or job.image is None:
         raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
-    _admit(job, admission, gate)
+    _admit(job, admission=admission, gate=gate, settings=settings, now=now)
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
         job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token)
@@ -105,15 +116,58 @@ def _under_way(job: Job, gate: Gate | None) -> SubmitOutput:
     return SubmitOutput(job_id=job.id, prediction_id=job.prediction_id)
 
 
-def _admit(job: Job, admission: Admission, gate: Gate | None) -> None:
-    """The tenant's quotas (a raw upload waits queued while they are full), then the WaveSpeed tier."""
+def _admit(
+    job: Job, *, admission: Admission, gate: Gate | None, settings: Settings, now: Callable[[], datetime]
+) -> None:
+    """The tenant's quotas (a raw upload waits queued while they are full), then the WaveSpeed tier:
+    in its fair line while every slot is taken; in line past its deadline, the job times out."""
     try:
         if gate is not None:
             gate.admit_queued(job)
-        admission.admit(job.id)
+        admission.admit(job.id, tenant=job.tenant)
+    except AdmissionQueued:
+        metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)  # waiting for the tier, in line
+        if now() >= _deadline(job, settings):
+            admission.release(job.id)  # out of the line: it will never start
+            raise PredictionTimedOut("the job waited for a WaveSpeed slot past its deadline") from None
+        raise
     except AdmissionDeferred:
         metrics.add_metric(name="AdmissionDeferred", unit="Count", value=1)
         raise
+
+
+def await_slot(
+    step: SubmitInput,
+    *,
+    jobs: JobStore,
+    settings: Settings,
+    admission: Admission,
+    workflow: Workflow,
+    now: Callable[[], datetime],
+) -> SubmitOutput:
+    """AwaitSlot: park the job in line until a released slot is handed to it and it is woken.
+
+    The token is stored before the line is looked at, so a hand-over either finds it (and wakes this
+    task) or happened before, and this task sees the slot and wakes itself; a job that finished
+    meanwhile, or is out of time, goes back to Submit too, which ends it.
+    """
+    try:
+        job = jobs.set_task_token(step.job_id, step.task_token)
+    except InvalidTransition:
+        job = None  # finished meanwhile
+    ready = job is None or job.submit_attempt is not None or now() >= _deadline(job, settings)
+    if job is not None and not ready:
+        try:
+            admission.take(job.id, tenant=job.tenant)
+        except AdmissionQueued:
+            logger.info("waiting in line for a WaveSpeed slot")
+            return SubmitOutput(job_id=step.job_id, prediction_id=None)
+    workflow.wake(step.task_token)
+    return SubmitOutput(job_id=step.job_id, prediction_id=None)
+
+
+def _deadline(job: Job, settings: Settings) -> datetime:
+    return job.created_at + timedelta(seconds=settings.job_deadline_seconds)
 
 
 def _claim_lost(jobs: JobStore, admission: Admission, job_id: str) -> SubmitOutput:

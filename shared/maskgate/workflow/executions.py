@@ -57,6 +57,15 @@ class Workflow:
             return False
         return True
 
+    def wake(self, token: str) -> bool:
+        """End a job's wait for a WaveSpeed slot (AwaitSlot): its workflow goes back to Submit;
+        False if it no longer waits."""
+        try:
+            self._client.send_task_success(taskToken=token, output='{"woken": true}')
+        except self._task_gone():
+            return False
+        return True
+
     def fail(self, token: str, *, error: str, cause: str) -> bool:
         """Fail a waiting task with a typed error name; False if it no longer waits."""
         try:
