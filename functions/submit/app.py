@@ -24,4 +24,5 @@ def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
         bucket=clients.bucket(),
         settings=get_settings(),
         admission=clients.admission(),
+        cache=clients.result_cache(),
     ).model_dump(mode="json")

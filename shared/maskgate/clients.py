@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
+    from maskgate.cache.reuse import ResultCache
     from maskgate.steps.api import RequestIntake
     from maskgate.steps.callback import CallbackReceiver
     from maskgate.steps.on_upload import UploadIntake
@@ -196,6 +197,22 @@ def admission() -> Admission:
         per_minute=settings.wavespeed_submits_per_minute,
         stale_after_seconds=settings.job_deadline_seconds,
     )
+
+
+@cache
+def result_cache() -> ResultCache:
+    from datetime import timedelta
+
+    from maskgate.cache.entries import CacheEntries
+    from maskgate.cache.reuse import ResultCache
+
+    settings = get_settings()
+    entries = CacheEntries(
+        table=settings.table, client=dynamodb(), results_days=settings.finished_job_ttl_days
+    )
+    # an identical job still unfinished after twice its deadline (and a sweep) is stuck: compute anew
+    stale = timedelta(seconds=2 * settings.job_deadline_seconds, minutes=settings.reconcile_interval_minutes)
+    return ResultCache(jobs=job_store(), bucket=bucket(), entries=entries, stale_after=stale)
 
 
 @cache

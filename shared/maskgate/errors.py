@@ -30,6 +30,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── UpstreamRateLimited        upstream_unavailable (429; surely did not land)
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
     │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
+    │   ├── ResultPending              upstream_unavailable (an identical job is in flight: wait for
+    │   │                              its results rather than pay again)
     │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
     ├── UpstreamOutcomeUnknown         upstream_outcome_unknown (a submit that may have landed and
     │                                  whose prediction never showed itself: never submitted again)
@@ -41,6 +43,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │                                  back to Submit (never a job's final error)
     ├── JobNotSubmittable              invalid_request; the job is finished or has nothing to submit:
     │                                  skip to Notify
+    ├── ResultReused                   internal_error; workflow routing: the job succeeded with an
+    │                                  identical earlier job's results, skip to Notify (never an error)
     ├── JobCanceled                    canceled
     ├── NotConfigured                  internal_error: a setting this function needs is missing or invalid
     └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
@@ -211,6 +215,13 @@ class AdmissionDeferred(Retryable):
         self.retry_after = retry_after
 
 
+class ResultPending(Retryable):
+    """An identical request on the same image is in flight (maskgate.cache): nothing was sent; its
+    results are reused once it succeeds, or this job computes its own if it does not."""
+
+    title = "An identical job is in flight"
+
+
 class PredictionNotReady(Retryable):
     """A prediction read back as unfinished where it should be done (WaveSpeed's result API can lag
     its own callback): read it again later."""
@@ -260,6 +271,13 @@ class JobNotSubmittable(MaskgateError):
 
     type = "invalid_request"
     title = "The job was rejected at intake"
+
+
+class ResultReused(MaskgateError):
+    """The job succeeded from the result cache (no WaveSpeed call): the workflow skips to Notify.
+    Workflow routing only, never a job's final error."""
+
+    title = "Results reused"
 
 
 class JobCanceled(MaskgateError):

@@ -99,7 +99,12 @@ class RequestIntake:
         data, info = decoded
         key = self.bucket.put_input(job_id, data, info)
         return ImageLocation(
-            bucket=self.bucket.name, key=key, format=info.format, width=info.width, height=info.height
+            bucket=self.bucket.name,
+            key=key,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            sha256=info.sha256,  # the result cache's key: maskgate holds these bytes
         )
 
     def _adoptable(self, job_id: str) -> Job | None:

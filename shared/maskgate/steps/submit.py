@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 
 from maskgate import crashpoints
+from maskgate.cache.reuse import ResultCache
 from maskgate.contracts.job import Job, JobError, JobStatus
 from maskgate.contracts.steps import SubmitInput, SubmitOutput
 from maskgate.errors import (
@@ -38,6 +39,7 @@ def submit(
     bucket: Bucket,
     settings: Settings,
     admission: Admission,
+    cache: ResultCache | None = None,
     new_attempt: Callable[[], str] = lambda: secrets.token_urlsafe(12),
 ) -> SubmitOutput:
     """Record the waiting task's token, then submit the prediction at most once, ever.
@@ -47,7 +49,9 @@ def submit(
     conditional write: queued, no intent, no prediction), so no retry, re-invocation or concurrent
     Submit can pay twice: one that finds an intent never submits, and the prediction is adopted from
     its callback or a poll. Only a POST that surely did not land (connect error, 429, 503) takes its
-    intent back. The submit waits for the account's WaveSpeed tier first (AdmissionDeferred).
+    intent back. The submit waits for the account's WaveSpeed tier first (AdmissionDeferred); before
+    that, the result cache may finish the job (ResultReused) or have it wait for an identical job in
+    flight (ResultPending).
     """
     job = jobs.get(step.job_id)
     if job.status.terminal:
@@ -62,6 +66,7 @@ def submit(
     if job.request is None or job.image is None:
         raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
+    cached = cache.consult(job) if cache is not None else None
     try:
         admission.admit(job.id)
     except AdmissionDeferred:
@@ -69,7 +74,7 @@ def submit(
         raise
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
-        job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token)
+        job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token, cache=cached)
     except InvalidTransition:
         return _claim_lost(jobs, admission, job.id)
     prediction = _post(
