@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import Field
 
 from maskgate.cache.key import job_key, request_key
 from maskgate.cache.reuse import NOT_RESULTS, result_fields
@@ -143,7 +144,7 @@ def test_job_key_is_none_where_the_cache_does_not_apply() -> None:
 class LaterJob(Job):
     """A job as a later step might extend it, with a result field this module has never heard of."""
 
-    instances: list[dict[str, Any]] = []
+    instances: list[dict[str, Any]] = Field(default_factory=list)
     found: bool | None = None
 
 
