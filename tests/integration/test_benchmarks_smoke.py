@@ -146,3 +146,18 @@ def test_fanout_part_prices_each_extra_endpoint_with_tiny_counts(tmp_path: Path)
     assert isinstance(levels[1]["usd_per_extra_endpoint"], float)
     for key in ("usd_per_image", "transitions", "accepted_to_all_webhooks_p50_ms"):
         assert isinstance(levels[0][key], int | float)
+
+
+def test_cache_part_measures_hits_against_misses_with_tiny_counts(tmp_path: Path) -> None:
+    """The result cache's part: the hit window is answered from the cache (no WaveSpeed submission),
+    the miss window pays once per job, the off window never consults the cache (figures unchecked)."""
+    stdout, report = run_benchmarks(tmp_path, "--only", "cache", "--cache-jobs", "2")
+    assert "result cache" in stdout
+    windows = report["cache"]["windows"]
+    jobs = report["cache"]["jobs"]
+    assert windows["off"]["cache"] == {"None": jobs} and windows["off"]["wavespeed_submissions"] == jobs
+    assert windows["miss"]["cache"] == {"miss": jobs} and windows["miss"]["wavespeed_submissions"] == jobs
+    assert windows["hit"]["cache"] == {"hit": jobs} and windows["hit"]["wavespeed_submissions"] == 0
+    assert set(windows["hit"]["shapes"]) == {"Submit → Notify"}
+    for key in ("usd_per_image", "transitions", "accepted_to_webhook_p50_ms"):
+        assert isinstance(windows["hit"][key], int | float)
