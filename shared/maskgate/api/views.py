@@ -66,7 +66,6 @@ class JobPublic(BaseModel):
     prediction_id: str | None = Field(description="WaveSpeed's prediction id, once it is known.")
     masks: list[MaskPublic] = Field(description="The stored masks (succeeded jobs).")
     cache: CacheOutcome | None = Field(
-        default=None,
         description="The result cache's answer. hit: an identical earlier job of yours (same image bytes, "
         "same prompts, apply_mask, output_format and model) had succeeded, so its masks were copied to "
         "this job and WaveSpeed was not called (no prediction_id); miss: looked up, none found, so "
