@@ -280,3 +280,16 @@ def test_identical_requests_submitted_at_once_pay_once(aws: Aws, wavespeed: Fake
         thread.join()
     assert sorted(outcomes.values()) == ["submitted"] + ["waiting"] * 7
     assert len(wavespeed.submissions) == 1
+
+
+def test_preview_tells_a_dry_run_what_the_cache_would_answer_without_writing(
+    aws: Aws, wavespeed: FakeWaveSpeed
+) -> None:
+    cache, same = clients.result_cache(), Prompts(prompt="the square", webhook_url=WEBHOOK)
+    assert cache.preview(aws.tenant, same, image_sha256=DIGEST) == "miss"
+    assert cache.entries.holder(aws.tenant, str(job_key(twin(aws)))) is None  # nothing was taken
+    computed(aws)
+    assert cache.preview(aws.tenant, same, image_sha256=DIGEST) == "hit"
+    assert cache.preview("other", same, image_sha256=DIGEST) == "miss"
+    assert cache.preview(aws.tenant, same.model_copy(update={"cache": False}), image_sha256=DIGEST) is None
+    assert cache.preview(aws.tenant, same, image_sha256=None) is None  # an https image URL

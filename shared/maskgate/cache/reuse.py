@@ -23,8 +23,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from maskgate.cache.entries import CacheEntries
-from maskgate.cache.key import job_key
+from maskgate.cache.key import job_key, request_key
 from maskgate.contracts.job import CacheOutcome, Job, JobStatus, utcnow
+from maskgate.contracts.prompts import Prompts
 from maskgate.errors import InvalidTransition, JobNotFound, ResultPending, ResultReused
 from maskgate.observability import logger, metrics
 from maskgate.stores.bucket import Bucket
@@ -110,6 +111,15 @@ class ResultCache:
                 raise ResultPending(f"an identical job, {source.id}, is in flight")
             holder = self.entries.take_over(job.tenant, key, job.id, holder=holder)
         return "miss" if holder is None else None
+
+    def preview(self, tenant: str, prompts: Prompts, *, image_sha256: str | None) -> CacheOutcome | None:
+        """What the cache would answer for this request now, by reads alone (for a dry run): hit when
+        an identical job of the tenant has succeeded, miss otherwise, None when it does not apply."""
+        if image_sha256 is None or not prompts.cache or not self.entries.enabled_for(tenant):
+            return None
+        holder = self.entries.holder(tenant, request_key(prompts, image_sha256=image_sha256))
+        source = self._job(holder) if holder is not None else None
+        return "hit" if source is not None and source.status is JobStatus.SUCCEEDED else "miss"
 
     def _job(self, job_id: str) -> Job | None:
         try:
