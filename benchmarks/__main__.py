@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cost import fanout
+from benchmarks.cost import cache, fanout
 from benchmarks.cost.meter import CostMeter
 from benchmarks.cost.transitions import record_histories
 from benchmarks.faults import check as fault_check
@@ -31,7 +31,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "fairness", "faults")
+PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "fairness", "cache", "faults")
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
 # minutes: only with --only
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
         "api requests), throughput (jobs/s of the local stack at several levels in flight, emulator "
         "latency 0), fanout (cost per image and latency with 0, 1, 3 and 10 registered webhook endpoints), "
+        "cache (a result-cache hit's cost and latency against a miss and the cache turned off), "
         "faults (--fault-jobs jobs under every emulator fault); default: all but faults",
     )
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="callback-path jobs (default 100)")
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"jobs tenant A queues at once in the fairness part ({fairness.FLOOD})",
     )
     parser.add_argument(
+        "--cache-jobs", type=int, default=cache.DEFAULT_JOBS, help="jobs per window of the cache part (20)"
+    )
+    parser.add_argument(
         "--fault-jobs", type=int, default=fault_run.DEFAULT_JOBS, help="jobs of the faults part (1000)"
     )
     parser.add_argument(
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         ("fanout", lambda: fanout.run(levels=args.fanout_levels, jobs=args.fanout_jobs)),
         ("fairness", lambda: fairness.run(flood=args.fairness_flood)),
+        ("cache", lambda: cache.run(jobs=args.cache_jobs)),
         (
             "faults",
             lambda: fault_run.run(
@@ -211,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     report["part_wall_s"] = part_wall_s
     report["wall_s"] = wall_s
     rendered = render_all(report, wall_s=wall_s)
-    if "throughput" in report:
-        rendered += "\n\n" + throughput.render(report["throughput"])
-    if "fanout" in report:
-        rendered += "\n\n" + fanout.render(report["fanout"])
-    if "fairness" in report:
-        rendered += "\n\n" + fairness.render(report["fairness"])
+    for name, render in (
+        ("throughput", throughput.render),
+        ("fanout", fanout.render),
+        ("fairness", fairness.render),
+        ("cache", cache.render),
+    ):
+        if name in report:
+            rendered += "\n\n" + render(report[name])
     if "faults" in report:  # its own section, after the others
         rendered += "\n\n" + fault_check.render(report["faults"])
     print(rendered, flush=True)
@@ -233,8 +240,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--jobs, --poll-jobs and --concurrency must be >= 1, --warmup and --serial-jobs >= 0")
     if min(args.coldstart_runs, args.layer_runs, args.overhead_iterations) < 1 or args.overhead_warmup < 0:
         parser.error("--coldstart-runs, --layer-runs and --overhead-iterations must be >= 1")
-    if args.fanout_jobs < 1 or args.fairness_flood < 1:
-        parser.error("--fanout-jobs and --fairness-flood must be >= 1")
+    if min(args.fanout_jobs, args.fairness_flood, args.cache_jobs) < 1:
+        parser.error("--fanout-jobs, --fairness-flood and --cache-jobs must be >= 1")
     if args.throughput_warmup < 0:
         parser.error("--throughput-warmup must be >= 0")
     if args.fault_jobs < 1 or args.fault_concurrency < 1:

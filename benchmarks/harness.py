@@ -8,6 +8,7 @@ import contextlib
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,15 @@ from maskgate_local.stack.servers import RunningServer, serve_in_thread
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
+
+
+def tagged_png(png: bytes, tag: str) -> bytes:
+    """The same PNG with a text chunk holding ``tag`` after its header: the same pixels, other bytes
+    (so another result-cache key)."""
+    data = b"maskgate\x00" + tag.encode()
+    chunk = len(data).to_bytes(4, "big") + b"tEXt" + data + zlib.crc32(b"tEXt" + data).to_bytes(4, "big")
+    end_of_header = 8 + 25  # the signature, then IHDR: length, type, 13 bytes, CRC
+    return png[:end_of_header] + chunk + png[end_of_header:]
 
 
 @dataclass
@@ -61,7 +71,6 @@ class Bench:
     server: RunningServer
     tap: CallbackTap
     http: httpx.Client
-    image_uri: str
 
     @property
     def emulator(self) -> WaveSpeedEmulator:
@@ -78,14 +87,21 @@ class Bench:
         self.http.post(f"{self.ready.wavespeed_url}/_emulator/reset").raise_for_status()
         self.http.put(f"{self.ready.wavespeed_url}/_emulator/faults", json=rates).raise_for_status()
 
-    def submit(self, metadata: dict[str, str]) -> tuple[str, float, float]:
-        """POST one box-prompt job; returns (job id, POST sent at, 202 received at), wall clock."""
+    def submit(
+        self, metadata: dict[str, str], *, image: bytes | None = None, **fields: Any
+    ) -> tuple[str, float, float]:
+        """POST one box-prompt job; returns (job id, POST sent at, 202 received at), wall clock.
+
+        Its image is the sample scene made unique to the job (``tagged_png``), so every job is a
+        result-cache miss that pays WaveSpeed, as distinct images do, unless ``image`` is given."""
+        png = image if image is not None else tagged_png(scene_png(), json.dumps(metadata, sort_keys=True))
         body = json.dumps(
             {
-                "image": self.image_uri,
+                "image": "data:image/png;base64," + base64.b64encode(png).decode(),
                 "box_prompts": [BOX],
                 "webhook_url": self.hook_url,
                 "metadata": metadata,
+                **fields,
             }
         ).encode()
         headers = {"Authorization": f"Bearer {self.ready.api_key}", "content-type": "application/json"}
@@ -147,5 +163,4 @@ def running_bench() -> Iterator[Bench]:
         server = serve_in_thread(receiver)
         cleanup.callback(server.stop)
         http = cleanup.enter_context(httpx.Client(timeout=TIMEOUT))
-        image_uri = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
-        yield Bench(stack, ready, receiver, server, tap, http, image_uri)
+        yield Bench(stack, ready, receiver, server, tap, http)

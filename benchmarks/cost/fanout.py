@@ -142,8 +142,8 @@ def measure(*, levels: Sequence[int], jobs: int, in_flight: int) -> dict[str, An
     with contextlib.redirect_stdout(io.StringIO()), running_bench() as bench:
         with CostMeter(bench).installed() as meter:
             set_path(bench, "callback", LATENCY_S)
-            for _ in range(2):  # first invokes import handlers and build clients: not what is measured
-                job_id, _, _ = bench.submit({"bench": "fanout-warmup"})
+            for n in range(2):  # first invokes import handlers and build clients: not what is measured
+                job_id, _, _ = bench.submit({"bench": f"fanout-warmup-{n}"})
                 bench.receiver.wait_for(job_id, timeout=WAIT_S)
             results = [run_level(bench, meter, endpoints=n, jobs=jobs, in_flight=in_flight) for n in levels]
     base = next((r for r in results if r["endpoints"] == 0), None)

@@ -44,6 +44,7 @@ from benchmarks.faults import check
 from benchmarks.faults.check import Accepted, Spec
 from benchmarks.faults.receivers import CallerSide, Receivers, start_caller_side
 from benchmarks.faults.uploads import UploadEvents
+from benchmarks.harness import tagged_png
 from maskgate import crashpoints
 from maskgate_local.demo.sample import PANEL, scene_png
 from maskgate_local.emulator import app as wavespeed_emulator
@@ -190,6 +191,11 @@ class Driver:
             "metadata": {"tag": spec.tag, "kind": spec.kind},
         }
 
+    def image_of(self, spec: Spec) -> bytes:
+        """The sample image made the job's own: every job is a result-cache miss (the cache's lookup
+        and entry write run under every fault), and its WaveSpeed outcome is its own faults'."""
+        return tagged_png(self.image, spec.tag)
+
     def one(self, spec: Spec) -> Accepted:
         started = time.time()
         try:
@@ -207,7 +213,7 @@ class Driver:
         if spec.kind == "s3":
             key = f"uploads/faults/{spec.tag}.png"
             metadata = {"maskgate": json.dumps(self.request(spec), ensure_ascii=True)}
-            self.s3.put_object(Bucket=self.ready.bucket, Key=key, Body=self.image, Metadata=metadata)
+            self.s3.put_object(Bucket=self.ready.bucket, Key=key, Body=self.image_of(spec), Metadata=metadata)
             return Accepted(spec=spec, key=key)
         if spec.kind == "upload":
             return self._direct_upload(spec)
@@ -221,7 +227,9 @@ class Driver:
             raise RuntimeError(f"POST /v1/uploads never answered 201 (answers {accepted.answers})")
         form = answer["upload"]
         posted = self.http.post(
-            form["url"], data=form["fields"], files={"file": (f"{spec.tag}.png", self.image, "image/png")}
+            form["url"],
+            data=form["fields"],
+            files={"file": (f"{spec.tag}.png", self.image_of(spec), "image/png")},
         )
         if posted.status_code not in (200, 201, 204):
             raise RuntimeError(f"presigned POST -> {posted.status_code}: {posted.text[:200]}")
@@ -232,7 +240,7 @@ class Driver:
         if spec.kind == "api_url":
             image = self.caller.image_url(spec.tag)
         else:
-            image = "data:image/png;base64," + base64.b64encode(self.image).decode()
+            image = "data:image/png;base64," + base64.b64encode(self.image_of(spec)).decode()
         body = {**self.request(spec), "image": image}
         key = spec.tag if spec.extra else None
         accepted = Accepted(spec=spec)

@@ -26,4 +26,5 @@ def handler(event: SubmitInput, context: LambdaContext) -> dict[str, Any]:
         admission=clients.admission(),
         workflow=clients.workflow(),
         gate=clients.gate(),
+        cache=clients.result_cache(),
     ).model_dump(mode="json")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
+    from maskgate.cache.reuse import ResultCache
     from maskgate.steps.api import RequestIntake
     from maskgate.steps.callback import CallbackReceiver
     from maskgate.steps.limits import Gate
@@ -242,6 +243,22 @@ def wake_waiter(job_id: str) -> None:
 
 
 @cache
+def result_cache() -> ResultCache:
+    from datetime import timedelta
+
+    from maskgate.cache.entries import CacheEntries
+    from maskgate.cache.reuse import ResultCache
+
+    settings = get_settings()
+    entries = CacheEntries(
+        table=settings.table, client=dynamodb(), results_days=settings.finished_job_ttl_days
+    )
+    # an identical job still unfinished after twice its deadline (and a sweep) is stuck: compute anew
+    stale = timedelta(seconds=2 * settings.job_deadline_seconds, minutes=settings.reconcile_interval_minutes)
+    return ResultCache(jobs=job_store(), bucket=bucket(), entries=entries, stale_after=stale)
+
+
+@cache
 def upload_expiries() -> UploadExpiries:
     return UploadExpiries(
         state_machine_arn=get_settings().require("upload_expiry_state_machine_arn"), client=stepfunctions()
@@ -275,7 +292,12 @@ def request_intake() -> RequestIntake:
     from maskgate.steps.api import RequestIntake  # not at import: GET routes and the workers never need it
 
     return RequestIntake(
-        jobs=job_store(), bucket=bucket(), workflow=workflow(), settings=get_settings(), gate=gate()
+        jobs=job_store(),
+        bucket=bucket(),
+        workflow=workflow(),
+        settings=get_settings(),
+        gate=gate(),
+        result_cache=result_cache,
     )
 
 

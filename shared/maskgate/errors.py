@@ -34,6 +34,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │   ├── UpstreamUnavailable        upstream_unavailable (connect error, 503, poll 5xx)
     │   ├── AdmissionDeferred          upstream_unavailable (our own WaveSpeed tier limit is reached)
     │   │   └── QuotaDeferred          quota_exceeded (the tenant's quota is full: the job waits queued)
+    │   ├── ResultPending              upstream_unavailable (an identical job is in flight: wait for
+    │   │                              its results rather than pay again)
     │   └── PredictionNotReady         upstream_unavailable (read back as unfinished: WaveSpeed lags)
     ├── AdmissionQueued                upstream_unavailable; workflow routing: every WaveSpeed slot is
     │                                  taken, the job waits in the fair line (AwaitSlot) until woken
@@ -47,6 +49,8 @@ table) that a failed job, a webhook and an API problem document carry.
     │                                  back to Submit (never a job's final error)
     ├── JobNotSubmittable              invalid_request; the job is finished or has nothing to submit:
     │                                  skip to Notify
+    ├── ResultReused                   internal_error; workflow routing: the job succeeded with an
+    │                                  identical earlier job's results, skip to Notify (never an error)
     ├── JobCanceled                    canceled
     ├── NotConfigured                  internal_error: a setting this function needs is missing or invalid
     └── InvalidTransition              conflict: a conditional status write lost (never leaves a step)
@@ -261,6 +265,13 @@ class AdmissionQueued(MaskgateError):
     title = "Waiting for a WaveSpeed slot"
 
 
+class ResultPending(Retryable):
+    """An identical request on the same image is in flight (maskgate.cache): nothing was sent; its
+    results are reused once it succeeds, or this job computes its own if it does not."""
+
+    title = "An identical job is in flight"
+
+
 class PredictionNotReady(Retryable):
     """A prediction read back as unfinished where it should be done (WaveSpeed's result API can lag
     its own callback): read it again later."""
@@ -310,6 +321,13 @@ class JobNotSubmittable(MaskgateError):
 
     type = "invalid_request"
     title = "The job was rejected at intake"
+
+
+class ResultReused(MaskgateError):
+    """The job succeeded from the result cache (no WaveSpeed call): the workflow skips to Notify.
+    Workflow routing only, never a job's final error."""
+
+    title = "Results reused"
 
 
 class JobCanceled(MaskgateError):

@@ -8,6 +8,7 @@ inside the limits below. Pure Python so the Lambda layer carries no imaging libr
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import zlib
@@ -42,6 +43,7 @@ class ImageInfo:
     format: ImageFormat
     width: int | None
     height: int | None
+    sha256: str | None = None  # hex digest of the whole file: set by validate_image, which has it all
 
     @property
     def mime(self) -> str:
@@ -540,4 +542,4 @@ def validate_image(data: bytes) -> ImageInfo:
     except (struct.error, IndexError) as exc:  # a read past the end: the file stops mid-structure
         raise InvalidImage(f"not a complete {NAMES[fmt]} image: it is cut short") from exc
     check_dimensions(width, height)
-    return ImageInfo(format=fmt, width=width, height=height)
+    return ImageInfo(format=fmt, width=width, height=height, sha256=hashlib.sha256(data).hexdigest())

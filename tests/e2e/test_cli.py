@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 
 from maskgate_local.cli.main import main
-from maskgate_local.demo.sample import scene_png
 from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import Stack, stop
 from tests.e2e.test_vertical_slice import BOX, DISC_CENTRE, box_pixels, white
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 Run = Callable[..., tuple[int, str, str]]
@@ -46,7 +46,7 @@ def cli(stack: Stack, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
 @pytest.fixture
 def image_file(tmp_path: Path) -> Path:
     path = tmp_path / "scène.png"
-    path.write_bytes(scene_png())
+    path.write_bytes(unique_scene())
     return path
 
 
@@ -74,7 +74,7 @@ def test_submit_file_with_box_waits_and_saves_exactly_the_box(
 
 
 def test_submit_data_uri_with_a_point_saves_a_jpeg_of_the_disc(cli: Run, tmp_path: Path) -> None:
-    data_uri = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
+    data_uri = "data:image/png;base64," + base64.b64encode(unique_scene()).decode()
     point = f"{DISC_CENTRE['x']},{DISC_CENTRE['y']},1"
     code, out, err = cli("submit", data_uri, "--point", point, "--format", "jpeg", "--out", str(tmp_path))
     assert code == 0, err
@@ -193,7 +193,7 @@ def test_jobs_shows_source_and_image_and_key_finds_the_job_of_an_s3_upload(cli: 
     marker = tag()
     key = f"uploads/{marker} photo.png"
     request = {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": marker}}
-    stack.upload(key, scene_png(), request)
+    stack.upload(key, unique_scene(), request)
     job_id = stack.wait_marker(marker).payload["data"]["id"]
 
     code, out, err = cli("jobs", "--key", key)

@@ -24,9 +24,10 @@ from standardwebhooks import Webhook
 from maskgate.stores.tenants import TenantStore
 from maskgate_local.cli.main import main
 from maskgate_local.demo.receiver import Delivery, WebhookReceiver
-from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.demo.sample import PANEL
 from maskgate_local.stack.servers import RunningServer, serve_in_thread
 from tests.e2e.conftest import TIMEOUT, Stack
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
@@ -89,7 +90,7 @@ class Tenant:
 
     def submit(self) -> str:
         """A job that succeeds (no webhook_url of its own: only the endpoints hear of it)."""
-        image = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
+        image = "data:image/png;base64," + base64.b64encode(unique_scene()).decode()
         response = self.api("POST", "/v1/segmentations", json={"image": image, "box_prompts": [BOX]})
         assert response.status_code == 202, response.text
         return str(response.json()["id"])

@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from maskgate_local.demo.sample import scene_png
 from tests.e2e.conftest import TIMEOUT, Crashes, Stack, injected
 from tests.e2e.test_vertical_slice import BOX, data_uri, marker
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def test_a_raw_upload_killed_after_its_job_is_finished_by_the_async_retry(
     tag = marker()
     stack.upload(
         f"uploads/{tag}.png",
-        scene_png(),
+        unique_scene(),
         {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}},
     )
 
@@ -78,7 +78,9 @@ def test_a_registered_upload_killed_after_its_job_moved_is_finished_by_the_async
     )
     assert registered.status_code == 201, registered.text
     form = registered.json()["upload"]
-    posted = httpx.post(form["url"], data=form["fields"], timeout=TIMEOUT, files={"file": ("x", scene_png())})
+    posted = httpx.post(
+        form["url"], data=form["fields"], timeout=TIMEOUT, files={"file": ("x", unique_scene())}
+    )
     assert posted.status_code in (200, 201, 204), posted.text
 
     delivery = stack.wait_marker(tag)

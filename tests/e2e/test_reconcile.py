@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from maskgate_local.demo.receiver import WebhookReceiver
-from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.demo.sample import PANEL
 from maskgate_local.stack.servers import free_port, serve_in_thread
 from tests.e2e.conftest import Stack
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
@@ -51,7 +52,7 @@ def reconcile(dev_process: tuple[dict[str, Any], Path]) -> Callable[..., list[st
 
 
 def submit(stack: Stack, hook_url: str, marker: str) -> dict[str, Any]:
-    image = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
+    image = "data:image/png;base64," + base64.b64encode(unique_scene()).decode()
     body = {"image": image, "box_prompts": [BOX], "webhook_url": hook_url, "metadata": {"test": marker}}
     response = stack.api("POST", "/v1/segmentations", json=body)
     assert response.status_code == 202, response.text

@@ -33,8 +33,9 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
 from maskgate.stores.tenants import TenantStore
-from maskgate_local.demo.sample import PANEL, scene_png
+from maskgate_local.demo.sample import PANEL
 from tests.e2e.conftest import aws_client
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 
@@ -136,7 +137,7 @@ def known_jobs(dev_process: Ready, key_for: KeyFor) -> list[str]:
     """Jobs of the job operations' tenant: one succeeded with mask 0, one failed (unreachable image)."""
     ready, _ = dev_process
     key = key_for(JOBS_TENANT)
-    image = "data:image/png;base64," + base64.b64encode(scene_png()).decode()
+    image = "data:image/png;base64," + base64.b64encode(unique_scene()).decode()
     box = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
     succeeded = _finished_job(ready["api_url"], key, {"image": image, "box_prompts": [box]})
     assert succeeded["status"] == "succeeded" and succeeded["masks"], succeeded

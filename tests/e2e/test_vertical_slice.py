@@ -19,8 +19,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from maskgate_local.demo.sample import DISC, PANEL, scene_png
+from maskgate_local.demo.sample import DISC, PANEL
 from tests.e2e.conftest import TIMEOUT, Stack
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 BOX = {"x_min": PANEL[0], "y_min": PANEL[1], "x_max": PANEL[2] + 1, "y_max": PANEL[3] + 1}
@@ -32,7 +33,7 @@ def marker() -> str:
 
 
 def data_uri(image: bytes = b"") -> str:
-    return "data:image/png;base64," + base64.b64encode(image or scene_png()).decode()
+    return "data:image/png;base64," + base64.b64encode(image or unique_scene()).decode()
 
 
 def mask_of(delivery_payload: dict[str, Any], index: int = 0) -> Image.Image:
@@ -62,7 +63,7 @@ def test_s3_upload_reaches_a_verified_webhook_with_the_box_mask(stack: Stack) ->
     tag = marker()
     stack.upload(
         f"uploads/{tag}.png",
-        scene_png(),
+        unique_scene(),
         {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}},
     )
     delivery = stack.wait_marker(tag)
@@ -111,11 +112,9 @@ def test_output_format_and_apply_mask_are_honoured(stack: Stack, output_format: 
 
 
 def test_upload_key_with_spaces_and_non_ascii_is_found(stack: Stack) -> None:
-    tag = marker()
+    tag, image = marker(), unique_scene()
     key = f"uploads/my photos/café ü {tag}.png"
-    stack.upload(
-        key, scene_png(), {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}}
-    )
+    stack.upload(key, image, {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}})
     delivery = stack.wait_marker(tag)
     assert delivery.payload is not None and delivery.payload["data"]["status"] == "succeeded"
     job_id = delivery.payload["data"]["id"]
@@ -123,7 +122,7 @@ def test_upload_key_with_spaces_and_non_ascii_is_found(stack: Stack) -> None:
     # the decoded key was found and read: the job ran on the validated copy of exactly its bytes
     assert shown["image"]["key"] == f"inputs/{job_id}/image.png"
     copy = stack.s3().get_object(Bucket=stack.ready["bucket"], Key=shown["image"]["key"])["Body"].read()
-    assert copy == stack.s3().get_object(Bucket=stack.ready["bucket"], Key=key)["Body"].read() == scene_png()
+    assert copy == stack.s3().get_object(Bucket=stack.ready["bucket"], Key=key)["Body"].read() == image
 
 
 def test_non_image_upload_fails_invalid_image_with_a_webhook(stack: Stack) -> None:
@@ -257,7 +256,7 @@ def test_aws_cli_upload_to_the_printed_endpoint_starts_a_job(stack: Stack, tmp_p
     assert aws, "the AWS CLI is a dev dependency (awscli)"
     tag = marker()
     image = tmp_path / "scene.png"
-    image.write_bytes(scene_png())
+    image.write_bytes(unique_scene())
     request = {"box_prompts": [BOX], "webhook_url": stack.hook_url, "metadata": {"test": tag}}
     env = {
         **os.environ,
@@ -457,7 +456,7 @@ def test_direct_upload_with_the_presigned_post_runs_the_job(stack: Stack) -> Non
         form["url"],
         data=form["fields"],
         timeout=TIMEOUT,
-        files={"file": (f"scène {tag}.png", scene_png(), "image/png")},
+        files={"file": (f"scène {tag}.png", unique_scene(), "image/png")},
     )
     assert posted.status_code in (200, 201, 204), posted.text
     delivery = stack.wait_marker(tag)

@@ -159,3 +159,18 @@ def test_fairness_part_compares_tenant_bs_wait_under_a_flood_fair_vs_first_come(
     assert fair["failed"] == 0 and fair["b"]["never_started"] == 0 and fair["a"]["never_started"] == 0
     assert fair["b"]["wait_p95_job_durations"] <= 2.0
     assert first["b"]["wait_p95_s"] > fair["b"]["wait_p95_s"]
+
+
+def test_cache_part_measures_hits_against_misses_with_tiny_counts(tmp_path: Path) -> None:
+    """The result cache's part: the hit window is answered from the cache (no WaveSpeed submission),
+    the miss window pays once per job, the off window never consults the cache (figures unchecked)."""
+    stdout, report = run_benchmarks(tmp_path, "--only", "cache", "--cache-jobs", "2")
+    assert "result cache" in stdout
+    windows = report["cache"]["windows"]
+    jobs = report["cache"]["jobs"]
+    assert windows["off"]["cache"] == {"None": jobs} and windows["off"]["wavespeed_submissions"] == jobs
+    assert windows["miss"]["cache"] == {"miss": jobs} and windows["miss"]["wavespeed_submissions"] == jobs
+    assert windows["hit"]["cache"] == {"hit": jobs} and windows["hit"]["wavespeed_submissions"] == 0
+    assert set(windows["hit"]["shapes"]) == {"Submit → Notify"}
+    for key in ("usd_per_image", "transitions", "accepted_to_webhook_p50_ms"):
+        assert isinstance(windows["hit"][key], int | float)

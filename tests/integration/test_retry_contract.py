@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from maskgate import clients, errors
-from maskgate.contracts.job import Job
+from maskgate.contracts.job import ImageLocation, Job
 from tests.integration.conftest import Aws
 from tests.integration.seeds import queued_job, submit_event, submitted
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -71,6 +71,15 @@ def _submit_over_the_tenants_quota(
     return submit_event(queued_job(aws, source="upload"))  # an upload's job takes its quota at Submit
 
 
+def _submit_with_a_twin_in_flight(
+    aws: Aws, wavespeed: FakeWaveSpeed, _: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """An identical request on the same image bytes is already submitted: the result cache waits."""
+    image = ImageLocation(bucket=aws.bucket, key="inputs/twins/image.png", sha256="ab" * 32)
+    load_handler("submit").handler(submit_event(queued_job(aws, image=image)), LambdaContext())
+    return submit_event(queued_job(aws, image=image))
+
+
 def _poll_refused(code: int) -> Scenario:
     def scenario(aws: Aws, wavespeed: FakeWaveSpeed, _: pytest.MonkeyPatch) -> dict[str, Any]:
         job, _pid = submitted(aws, wavespeed, "processing")
@@ -108,6 +117,7 @@ RAISED: dict[tuple[str, str], list[Scenario]] = {
     ("Submit", "UpstreamUnavailable"): [_submit_refused(503)],
     ("Submit", "AdmissionDeferred"): [_submit_over_the_minute],
     ("Submit", "QuotaDeferred"): [_submit_over_the_tenants_quota],
+    ("Submit", "ResultPending"): [_submit_with_a_twin_in_flight],
     ("Poll", "UpstreamRateLimited"): [_poll_refused(429)],
     ("Poll", "UpstreamUnavailable"): [_poll_refused(503)],
     ("Store", "UpstreamRateLimited"): [_store_refused(429)],

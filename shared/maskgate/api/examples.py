@@ -27,6 +27,7 @@ JOB_EXAMPLE: dict[str, Any] = {
             "height": 240,
         }
     ],
+    "cache": None,
     "error": None,
     "deliveries": [
         {

@@ -153,7 +153,14 @@ QUEUED_EXAMPLE = {
 # success answers' examples, by operation id
 EXAMPLES: dict[str, Any] = {
     "create_segmentation": QUEUED_EXAMPLE,
-    "get_segmentation": JOB_EXAMPLE,
+    # a data: URI job answered from the result cache: its masks are copies, WaveSpeed was not called
+    "get_segmentation": {
+        **JOB_EXAMPLE,
+        "request": {**JOB_EXAMPLE["request"], "cache": True},
+        "image": {"key": "inputs/seg_01M9703JXKQ7QEQEC3Y5G4KPMJ/image.png", "format": "png"},
+        "prediction_id": None,
+        "cache": "hit",
+    },
     "list_segmentations": {"object": "list", "data": [JOB_EXAMPLE], "next_cursor": None},
     "cancel_segmentation": {
         **QUEUED_EXAMPLE,

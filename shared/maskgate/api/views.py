@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE, QUEUED_JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
-from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.contracts.job import CacheOutcome, DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.stores.admission import Place
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
@@ -66,6 +66,15 @@ class JobPublic(BaseModel):
     image: ImagePublic | None = Field(description="Where the input image is.")
     prediction_id: str | None = Field(description="WaveSpeed's prediction id, once it is known.")
     masks: list[MaskPublic] = Field(description="The stored masks (succeeded jobs).")
+    cache: CacheOutcome | None = Field(
+        description="The result cache's answer. hit: an identical earlier job of yours (same image bytes, "
+        "same prompts, apply_mask, output_format and model) had succeeded, so its masks were copied to "
+        "this job and WaveSpeed was not called (no prediction_id); miss: looked up, none found, so "
+        "WaveSpeed computes this job (and later identical jobs may reuse it). null: the cache does not "
+        "apply (an https image URL, which maskgate never reads; a request with cache false; a tenant "
+        "with the cache turned off; a job rejected at intake), or the job has not reached the lookup "
+        "yet (queued, or waiting for an identical job in flight).",
+    )
     error: JobError | None = Field(description="Why the job failed or was canceled.")
     deliveries: list[DeliveryAttempt] = Field(description="Every attempt of the job's final webhook.")
     created_at: datetime = Field(description="When the job was accepted (UTC).")
@@ -223,6 +232,7 @@ def job_public(job: Job, *, bucket: Bucket, place: Place | None = None) -> JobPu
         request=job.request.model_dump(mode="json") if job.request else None,
         image=ImagePublic(**image) if image is not None else None,
         prediction_id=job.prediction_id,
+        cache=job.cache,
         masks=[
             MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],

@@ -18,6 +18,9 @@ from maskgate.ids import PATTERN
 JobId = Annotated[str, StringConstraints(pattern=PATTERN)]
 
 
+CacheOutcome = Literal["hit", "miss"]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -67,6 +70,7 @@ class ImageLocation(BaseModel):
     height: int | None = None
     filename: str | None = None  # the name a registered upload declared: data only, never in a key
     upload_key: str | None = None  # the object under uploads/ the validated copy at ``key`` was made from
+    sha256: str | None = None  # the bytes' digest, where maskgate holds them (the result cache's key)
 
 
 class Mask(BaseModel):
@@ -147,6 +151,7 @@ class Job(BaseModel):
     # True: it holds a place in its tenant's quotas (jobs in flight); False: its quotas were checked at
     # intake; None (a raw upload): Submit takes them
     quota_taken: bool | None = None
+    cache: CacheOutcome | None = None  # hit: results reused; miss: computed; None: the cache did not apply
 
     @model_validator(mode="after")
     def _from_request(self) -> Job:

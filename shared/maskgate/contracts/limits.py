@@ -120,5 +120,7 @@ class DryRun(BaseModel):
     remaining_usd: float | None
     cache: Literal["hit", "miss", "off", "unknown"] = Field(
         default="unknown",
-        description="Whether the result cache would answer it (unknown where the cache does not look).",
+        description="Whether the result cache would answer it: hit (an identical job of the tenant "
+        "succeeded: no WaveSpeed call, the reserved price released), miss, off (the request's or the "
+        "tenant's opt-out), unknown (an image URL, whose bytes maskgate never reads).",
     )

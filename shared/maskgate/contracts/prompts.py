@@ -82,6 +82,12 @@ class Prompts(Contract):
         description="true: the image cut out by the mask; false: the mask itself.",
     )
     output_format: OutputFormat = Field(default="png", description="The masks' image format.")
+    cache: bool = Field(
+        default=True,
+        description="false: never reuse an earlier identical job's masks for this job, nor offer this "
+        "job's masks for reuse (see the job's cache field). Only images maskgate holds (a data: URI, a "
+        "direct or S3 upload) are cached; an https image URL never is.",
+    )
     webhook_url: Url | None = Field(
         default=None,
         description="Where to send the signed webhook when the job ends (https, a public address).",

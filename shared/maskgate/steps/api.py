@@ -31,6 +31,7 @@ from maskgate.stores.jobs import JobStore
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, UploadExpiries, Workflow
 
 if TYPE_CHECKING:
+    from maskgate.cache.reuse import ResultCache
     from maskgate.contracts.limits import DryRun
     from maskgate.steps.limits import Gate
 
@@ -70,14 +71,21 @@ class RequestIntake:
     settings: Settings
     now: Callable[[], datetime] = utcnow
     gate: Gate | None = None  # the tenant's quotas and spend cap (None: no limits)
+    result_cache: Callable[[], ResultCache] | None = None  # built on a dry run's first use only
 
     def preview(self, body: SegmentationCreate, *, tenant: str) -> DryRun:
         """Validate the request as ``accept_request`` does and say what it would cost and meet; nothing
         is stored, created or spent."""
-        self._checked(body)
+        prompts, decoded, _ = self._checked(body)
         if self.gate is None:
             raise NotConfigured("a dry run needs the tenants' limits")
-        return self.gate.preview(tenant)
+        dry = self.gate.preview(tenant)
+        if dry.cache == "off" or not prompts.cache:
+            return dry.model_copy(update={"cache": "off"})
+        if decoded is None or self.result_cache is None:
+            return dry  # an image URL: maskgate never reads its bytes, so the cache never looks
+        found = self.result_cache().preview(tenant, prompts, image_sha256=decoded[1].sha256)
+        return dry.model_copy(update={"cache": found or "unknown"})
 
     def _checked(
         self, body: SegmentationCreate
@@ -123,7 +131,12 @@ class RequestIntake:
         data, info = decoded
         key = self.bucket.put_input(job_id, data, info)
         return ImageLocation(
-            bucket=self.bucket.name, key=key, format=info.format, width=info.width, height=info.height
+            bucket=self.bucket.name,
+            key=key,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            sha256=info.sha256,  # the result cache's key: maskgate holds these bytes
         )
 
     def _adoptable(self, job_id: str) -> Job | None:

@@ -215,6 +215,7 @@ class UploadIntake:
             width=info.width,
             height=info.height,
             upload_key=stored.key,
+            sha256=info.sha256,  # the result cache's key: maskgate holds these bytes
         )
 
     def _upload_job(self, job_id: str, stored: StoredObject | None, at: datetime) -> Job:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from maskgate import crashpoints
+from maskgate.cache.reuse import ResultCache
 from maskgate.contracts.job import Job, JobError, JobStatus
 from maskgate.contracts.steps import SubmitInput, SubmitOutput
 from maskgate.errors import (
@@ -49,6 +50,7 @@ def submit(
     settings: Settings,
     admission: Admission,
     workflow: Workflow,
+    cache: ResultCache | None = None,
     new_attempt: Callable[[], str] = lambda: secrets.token_urlsafe(12),
     gate: Gate | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -60,8 +62,9 @@ def submit(
     conditional write: queued, no intent, no prediction), so no retry, re-invocation or concurrent
     Submit can pay twice: one that finds an intent never submits, and the prediction is adopted from
     its callback or a poll. Only a POST that surely did not land (connect error, 429, 503) takes its
-    intent back. The submit waits for the account's WaveSpeed tier first: in line for a slot
-    (AdmissionQueued, then AwaitSlot) or for the next minute (AdmissionDeferred).
+    intent back. Before that, the result cache may finish the job (ResultReused) or have it wait for
+    an identical job in flight (ResultPending); then the submit waits for the account's WaveSpeed
+    tier: in line for a slot (AdmissionQueued, then AwaitSlot) or for the next minute (AdmissionDeferred).
     """
     if step.waiting:
         return await_slot(step, jobs=jobs, settings=settings, admission=admission, workflow=workflow, now=now)
@@ -74,10 +77,11 @@ def submit(
     if job.request is None or job.image is None:
         raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
+    cached = cache.consult(job) if cache is not None else None
     _admit(job, admission=admission, gate=gate, settings=settings, now=now)
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
-        job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token)
+        job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token, cache=cached)
     except InvalidTransition:
         return _claim_lost(jobs, admission, job.id)
     prediction = _post(

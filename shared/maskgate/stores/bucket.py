@@ -140,3 +140,18 @@ class Bucket:
             Params={"Bucket": self.name, "Key": key},
             ExpiresIn=seconds or self._presign_seconds,
         )
+
+    def copy_results(self, source_job: str, job_id: str) -> list[str]:
+        """Copy every object under ``results/<source_job>/`` to ``results/<job_id>/`` (same names,
+        same content type); return the source keys that were found and copied."""
+        prefix = f"results/{source_job}/"
+        keys: list[str] = []
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        for key in keys:
+            self._client.copy_object(
+                Bucket=self.name,
+                Key=f"results/{job_id}/{key.removeprefix(prefix)}",
+                CopySource={"Bucket": self.name, "Key": key},
+            )
+        return keys

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from maskgate.contracts.job import TERMINAL, DeliveryAttempt, Job, JobStatus, may_leave_for, utcnow
+from maskgate.contracts.job import (
+    TERMINAL,
+    CacheOutcome,
+    DeliveryAttempt,
+    Job,
+    JobStatus,
+    may_leave_for,
+    utcnow,
+)
 from maskgate.errors import InvalidRequest, InvalidTransition, JobNotFound
 from maskgate.ids import PATTERN
 
@@ -142,10 +150,16 @@ class JobStore:
         return job_from_item(found["Item"])
 
     def transition(
-        self, job_id: str, target: JobStatus, *, only_from: JobStatus | None = None, **fields: Any
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        only_from: JobStatus | None = None,
+        unsubmitted: bool = False,
+        **fields: Any,
     ) -> Job:
         """Move the job to ``target`` and set ``fields``, only from a status that may lead there
-        (or only from ``only_from``)."""
+        (or only from ``only_from``), and with ``unsubmitted`` only if no submit was ever made."""
         now = self._now()
         values: dict[str, Any] = {"status": target.value, "updated_at": now.isoformat(), **fields}
         if target.terminal:
@@ -170,6 +184,8 @@ class JobStore:
             + ", ".join(f":from{i}" for i in range(len(allowed)))
             + ")"
         )
+        if unsubmitted:
+            condition += " AND attribute_not_exists(submit_attempt) AND attribute_not_exists(prediction_id)"
         try:
             updated = self._client.update_item(
                 TableName=self._table,
@@ -250,24 +266,30 @@ class JobStore:
             raise InvalidTransition(f"job {job_id} is finished or gone; no task may wait on it") from exc
         return job_from_item(updated["Attributes"])
 
-    def claim_submit(self, job_id: str, *, attempt: str, callback_token: str) -> Job:
+    def claim_submit(
+        self, job_id: str, *, attempt: str, callback_token: str, cache: CacheOutcome | None = None
+    ) -> Job:
         """Write the submit intent before the POST: only a queued job with no intent and no
-        prediction may be claimed (else InvalidTransition), so at most one submit is ever made."""
+        prediction may be claimed (else InvalidTransition), so at most one submit is ever made.
+        ``cache`` ("miss" when the result cache was looked up) is recorded in the same write."""
+        cached = {":cache": {"S": cache}} if cache is not None else {}
         try:
             updated = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"JOB#{job_id}"}},
-                UpdateExpression="SET submit_attempt = :a, submit_started_at = :t, callback_token = :c",
+                UpdateExpression="SET submit_attempt = :a, submit_started_at = :t, callback_token = :c"
+                + (", #cache = :cache" if cached else ""),
                 ConditionExpression=(
                     "#status = :queued AND attribute_not_exists(submit_attempt)"
                     " AND attribute_not_exists(prediction_id)"
                 ),
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames={"#status": "status", **({"#cache": "cache"} if cached else {})},
                 ExpressionAttributeValues={
                     ":a": {"S": attempt},
                     ":t": {"S": self._now().isoformat()},
                     ":c": {"S": callback_token},
                     ":queued": {"S": JobStatus.QUEUED.value},
+                    **cached,
                 },
                 ReturnValues="ALL_NEW",
             )
