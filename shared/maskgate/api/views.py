@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
+from maskgate.contracts.results import Instance, Output, Unavailable
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
@@ -25,6 +26,28 @@ class MaskPublic(BaseModel):
     size: int = Field(description="The mask file's size in bytes.")
     width: int | None = Field(default=None, description="Width in pixels.")
     height: int | None = Field(default=None, description="Height in pixels.")
+
+
+class ResultsPublic(BaseModel):
+    """What the job found, and links to its result files (all under results/<job_id>/)."""
+
+    outputs: list[Output] = Field(description="The outputs the request asked for.")
+    instance_count: int | None = Field(
+        description="How many instances were found; null when instances were not made."
+    )
+    instances_url: str | None = Field(
+        description="A presigned S3 GET URL of instances.json (fresh on every read, valid 1 hour): "
+        '{"id", "width", "height", "found", "instances": [...]}; null unless instances were asked for.'
+    )
+    coco_url: str | None = Field(
+        description="A presigned S3 GET URL of annotations.coco.json, a COCO instances file of the one "
+        "image (segmentation as RLE, iscrowd 0, the text prompt as category, else object); null unless "
+        "coco was asked for."
+    )
+    unavailable: Unavailable | None = Field(
+        description="Why there are no instances although they were asked for (instances_unavailable: "
+        "an apply_mask output without an alpha channel, e.g. jpeg)."
+    )
 
 
 class ImagePublic(BaseModel):
@@ -65,6 +88,20 @@ class JobPublic(BaseModel):
     image: ImagePublic | None = Field(description="Where the input image is.")
     prediction_id: str | None = Field(description="WaveSpeed's prediction id, once it is known.")
     masks: list[MaskPublic] = Field(description="The stored masks (succeeded jobs).")
+    found: bool | None = Field(
+        default=None,
+        description="Whether anything was found: false for a finished prediction with an empty mask (the "
+        "job still succeeded); null until the job succeeded, or when instances were not made.",
+    )
+    instances: list[Instance] | None = Field(
+        default=None,
+        description="Every object found: the 8-connected components of the masks of at least 16 pixels. "
+        "Shown here while their JSON is at most 32 KiB; above that null, and read from "
+        "results.instances_url. [] when nothing was found.",
+    )
+    results: ResultsPublic | None = Field(
+        default=None, description="Instance count and result files of a succeeded job; else null."
+    )
     error: JobError | None = Field(description="Why the job failed or was canceled.")
     deliveries: list[DeliveryAttempt] = Field(description="Every attempt of the job's final webhook.")
     created_at: datetime = Field(description="When the job was accepted (UTC).")
@@ -210,12 +247,35 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
         masks=[
             MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],
+        **_results_public(job, bucket=bucket),
         error=job.error,
         deliveries=job.deliveries,
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
     )
+
+
+def _results_public(job: Job, *, bucket: Bucket) -> dict[str, Any]:
+    """The job's found, instances and results fields."""
+    results = job.results
+    if results is None:
+        return {}
+
+    def link(key: str | None) -> str | None:
+        return bucket.presigned_get(key) if key else None
+
+    return {
+        "found": results.found,
+        "instances": results.instances,
+        "results": ResultsPublic(
+            outputs=results.outputs,
+            instance_count=results.instance_count,
+            instances_url=link(results.instances_key),
+            coco_url=link(results.coco_key),
+            unavailable=results.unavailable,
+        ),
+    }
 
 
 def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:

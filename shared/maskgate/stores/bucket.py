@@ -71,6 +71,11 @@ class Bucket:
         self._client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type)
         return key
 
+    def put_result(self, key: str, body: bytes, *, content_type: str = "application/json") -> str:
+        """Store one result file (instances.json, the COCO file) under ``results/<job_id>/``."""
+        self._client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+        return key
+
     def head(self, key: str) -> StoredObject:
         """Size and user metadata of an object; ObjectNotFound if it is gone."""
         try:
