@@ -31,7 +31,6 @@ class Rle(BaseModel):
     counts: str = Field(
         description="COCO's compressed RLE string: runs of 0s and 1s down the columns (column-major), "
         "starting with 0s. Decode with pycocotools.mask.decode({'size': size, 'counts': counts}).",
-        examples=["Pmb06k64L2M3N1N2O1O1N2O0O1O1O..."],
     )
 
 
@@ -44,20 +43,20 @@ class Instance(BaseModel):
     bbox: list[int] = Field(
         description="[x, y, width, height] in pixels: x, y the top-left corner of the top-left pixel "
         "(as COCO's bbox; equals pycocotools.mask.toBbox of rle).",
-        examples=[[40, 60, 101, 101]],
+        examples=[[10, 20, 190, 160]],
     )
-    area: int = Field(description="Its pixel count (equals pycocotools.mask.area of rle).", examples=[7845])
+    area: int = Field(description="Its pixel count (equals pycocotools.mask.area of rle).", examples=[30400])
     centroid: list[float] = Field(
         description="[x, y]: the mean of its pixels' centres (pixel (col, row) is centred on "
         "(col + 0.5, row + 0.5)), 2 decimals.",
-        examples=[[90.5, 110.5]],
+        examples=[[105.0, 100.0]],
     )
     rle: Rle = Field(description="Its pixels exactly, as a COCO RLE over the whole image.")
     polygons: list[list[float]] = Field(
         description="COCO polygons [[x1, y1, x2, y2, …]]: its outline on pixel corners, simplified "
         "(Douglas-Peucker, 0.5 px); holes are joined to the outline by a zero-width cut so the one ring "
         "rasterizes (even-odd, as pycocotools does) with the holes open.",
-        examples=[[[40.0, 60.0, 141.0, 60.0, 141.0, 161.0, 40.0, 161.0]]],
+        examples=[[[10.0, 20.0, 200.0, 20.0, 200.0, 180.0, 10.0, 180.0]]],
     )
 
 
