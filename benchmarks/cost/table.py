@@ -139,7 +139,26 @@ def _functions(cost: Mapping[str, Any], paths: Mapping[str, Mapping[str, Any]]) 
             f"  {name:<10} {invocations:>12} {billed:>14} {_num(serial.get(name), '.0f'):>11} {cpu:>11}"
             f" {present[0]['memory_mb']:>7} {gbs:>16} {_num(rss.get(name), '.0f'):>7}"
         )
+    lines += _instances(paths)
     return lines
+
+
+def _instances(paths: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Store's instances step on its own: already inside Store's GB-s and the total."""
+    shares = [(path, figures["instances"]) for path, figures in paths.items() if "instances" in figures]
+    if not shares:
+        return []
+    cells = " | ".join(
+        f"{path} p50 {f['p50_ms']:.1f} ms, {f['gb_s_per_job']:.5f} GB-s,"
+        f" ${f['usd_per_job']:.8f} ({f['share']:.3%})"
+        for path, f in shares
+    )
+    return textwrap.wrap(
+        f"of which Store's instances step (decode, components, RLE, polygons, the two result files): {cells}",
+        width=106,
+        initial_indent="  ",
+        subsequent_indent="    ",
+    )
 
 
 def _pair(rows: list[Mapping[str, Any] | None], key: str, spec: str) -> str:

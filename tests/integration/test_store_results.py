@@ -66,9 +66,10 @@ def test_store_finds_each_object_and_writes_instances_and_coco(
     assert results is not None and results.found is True and results.instance_count == 2
     assert results.instances_key == f"results/{job.id}/instances.json"
     assert results.coco_key == f"results/{job.id}/annotations.coco.json"
-    stored = _object(aws, results.instances_key)
+    raw = aws.client("s3").get_object(Bucket=aws.bucket, Key=results.instances_key)["Body"].read()
+    assert results.instances_bytes == len(raw)
+    stored = json.loads(raw)
     assert stored["found"] is True and (stored["width"], stored["height"]) == SIZE
-    assert [i.model_dump() for i in results.instances or []] == stored["instances"]
     for instance, box in zip(stored["instances"], BOXES, strict=True):
         rle = {"size": instance["rle"]["size"], "counts": instance["rle"]["counts"].encode()}
         assert (coco_mask.decode(rle).astype(bool) == _expected(box)).all()
@@ -97,7 +98,8 @@ def test_store_empty_mask_succeeds_with_nothing_found(
     job = _run(aws, wavespeed, _mask([]))
     assert job.status is JobStatus.SUCCEEDED and job.error is None
     assert job.results is not None
-    assert (job.results.found, job.results.instances, job.results.instance_count) == (False, [], 0)
+    assert (job.results.found, job.results.instance_count) == (False, 0)
+    assert _object(aws, f"results/{job.id}/instances.json")["instances"] == []
     assert _object(aws, f"results/{job.id}/annotations.coco.json")["annotations"] == []
     [request] = receiver.requests
     payload = Webhook(aws.secret).verify(request.content, dict(request.headers))
@@ -108,7 +110,8 @@ def test_store_empty_mask_succeeds_with_nothing_found(
 def test_store_cut_out_png_finds_instances_in_its_alpha(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     job = _run(aws, wavespeed, _mask(BOXES[:1], mode="RGBA"), apply_mask=True)
     assert job.results is not None and job.results.instance_count == 1
-    assert [i.bbox for i in job.results.instances or []] == [[4, 6, 16, 24]]
+    stored = _object(aws, job.results.instances_key or "")
+    assert [i["bbox"] for i in stored["instances"]] == [[4, 6, 16, 24]]
 
 
 def test_store_cut_out_jpeg_says_instances_are_unavailable(
@@ -120,7 +123,7 @@ def test_store_cut_out_jpeg_says_instances_are_unavailable(
     results = job.results
     assert results is not None and results.unavailable is not None
     assert results.unavailable.type == "instances_unavailable"
-    assert (results.found, results.instances, results.instances_key, results.coco_key) == (None,) * 4
+    assert (results.found, results.instance_count, results.instances_key, results.coco_key) == (None,) * 4
     [request] = receiver.requests
     data = Webhook(aws.secret).verify(request.content, dict(request.headers))["data"]
     assert data["instances_unavailable"]["type"] == "instances_unavailable"
@@ -138,27 +141,9 @@ def test_store_masks_only_finds_no_instances(aws: Aws, wavespeed: FakeWaveSpeed)
 def test_store_coco_only_keeps_no_mask_images(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     job = _run(aws, wavespeed, _mask(BOXES), outputs=["coco"])
     assert job.masks == [] and job.results is not None
-    assert (job.results.found, job.results.instance_count, job.results.instances) == (True, 2, None)
+    assert (job.results.found, job.results.instance_count, job.results.instances_key) == (True, 2, None)
     listed = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=f"results/{job.id}/")
     assert [o["Key"] for o in listed["Contents"]] == [f"results/{job.id}/annotations.coco.json"]
-
-
-def test_store_keeps_many_instances_out_of_the_job_item(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
-    # given 800 squares: their instances' JSON is far above the 32 KiB the job holds itself
-    boxes = [(x, y, x + 4, y + 4) for x in range(0, 200, 5) for y in range(0, 100, 5)]
-    job = _run(aws, wavespeed, _mask(boxes, size=(200, 100)), outputs=["instances"])
-    assert job.results is not None and job.results.instance_count == len(boxes)
-    assert job.results.instances is None  # only the file has them
-    stored = _object(aws, job.results.instances_key or "")["instances"]
-    assert len(stored) == len(boxes) and len(json.dumps(stored)) > 32 * 1024
-
-
-def test_store_keeps_few_instances_in_the_job_item(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
-    job = _run(aws, wavespeed, _mask(BOXES), outputs=["instances"])
-    assert job.results is not None and job.results.instances is not None
-    assert [i.model_dump() for i in job.results.instances] == _object(aws, job.results.instances_key or "")[
-        "instances"
-    ]
 
 
 def _get(path: str, *, key: str | None = None, query: str = "") -> dict[str, Any]:
@@ -207,3 +192,27 @@ def test_api_result_file_not_asked_for_is_404(aws: Aws, wavespeed: FakeWaveSpeed
     job = _run(aws, wavespeed, _mask(BOXES), outputs=["masks"])
     response = _get(f"/v1/segmentations/{job.id}/results/annotations.coco.json", key=aws.api_key)
     assert response["statusCode"] == 404
+
+
+def test_store_keeps_instances_out_of_the_job_item(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job = _run(aws, wavespeed, _mask(BOXES))
+    item = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"JOB#{job.id}"}})["Item"]
+    assert json.loads(item["results"]["S"])["instance_count"] == 2 and "counts" not in json.dumps(item)
+
+
+def test_api_job_shows_many_instances_by_link_only(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    # given 800 squares: instances.json is far above the 32 KiB the GET shows inline
+    boxes = [(x, y, x + 4, y + 4) for x in range(0, 200, 5) for y in range(0, 100, 5)]
+    job = _run(aws, wavespeed, _mask(boxes, size=(200, 100)), outputs=["instances"])
+    assert job.results is not None and (job.results.instances_bytes or 0) > 32 * 1024
+    shown = json.loads(_get(f"/v1/segmentations/{job.id}", key=aws.api_key)["body"])
+    assert shown["found"] is True and shown["instances"] is None
+    assert shown["results"]["instance_count"] == len(boxes) and shown["results"]["instances_url"]
+    assert len(_object(aws, job.results.instances_key or "")["instances"]) == len(boxes)
+
+
+def test_api_job_list_shows_counts_not_instances(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    job = _run(aws, wavespeed, _mask(BOXES))
+    page = json.loads(_get("/v1/segmentations", key=aws.api_key)["body"])
+    [listed] = [j for j in page["data"] if j["id"] == job.id]
+    assert (listed["found"], listed["instances"], listed["results"]["instance_count"]) == (True, None, 2)

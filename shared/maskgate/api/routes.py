@@ -252,9 +252,9 @@ def _own_job(job_id: str, owner: str) -> Job:
     "/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS, tags=["segmentations"]
 )
 def get_segmentation(job_id: JobIdPath, owner: Tenant) -> JobPublic:
-    """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
+    """The job: status, request, masks (fresh presigned URLs), what it found, error and webhook deliveries."""
     job = _own_job(job_id, owner)
-    return job_public(job, bucket=clients.bucket())
+    return job_public(job, bucket=clients.bucket(), with_instances=True)
 
 
 @router.post(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
-from maskgate.contracts.results import Instance, Output, Unavailable
+from maskgate.contracts.results import INLINE_LIMIT, Instance, Output, Results, Unavailable
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
+from maskgate.errors import ObjectNotFound
 from maskgate.stores.bucket import Bucket
 
 
@@ -96,8 +98,8 @@ class JobPublic(BaseModel):
     instances: list[Instance] | None = Field(
         default=None,
         description="Every object found: the 8-connected components of the masks of at least 16 pixels. "
-        "Shown here while their JSON is at most 32 KiB; above that null, and read from "
-        "results.instances_url. [] when nothing was found.",
+        "GET /v1/segmentations/{job_id} shows them while instances.json is at most 32 KiB; above that, "
+        "and in lists, null: read them from results.instances_url. [] when nothing was found.",
     )
     results: ResultsPublic | None = Field(
         default=None, description="Instance count and result files of a succeeded job; else null."
@@ -231,7 +233,9 @@ class Health(BaseModel):
     status: str = Field(description="Always ok.")
 
 
-def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
+def job_public(job: Job, *, bucket: Bucket, with_instances: bool = False) -> JobPublic:
+    """The job as the API shows it; ``with_instances``: its instances inline, read from instances.json
+    when that is at most ``INLINE_LIMIT`` bytes (one job's GET, never a list)."""
     image = None
     if job.image is not None:
         image = job.image.model_dump(exclude_none=True, exclude={"bucket", "key"})
@@ -247,7 +251,7 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
         masks=[
             MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],
-        **_results_public(job, bucket=bucket),
+        **_results_public(job, bucket=bucket, with_instances=with_instances),
         error=job.error,
         deliveries=job.deliveries,
         created_at=job.created_at,
@@ -256,7 +260,7 @@ def job_public(job: Job, *, bucket: Bucket) -> JobPublic:
     )
 
 
-def _results_public(job: Job, *, bucket: Bucket) -> dict[str, Any]:
+def _results_public(job: Job, *, bucket: Bucket, with_instances: bool) -> dict[str, Any]:
     """The job's found, instances and results fields."""
     results = job.results
     if results is None:
@@ -267,7 +271,7 @@ def _results_public(job: Job, *, bucket: Bucket) -> dict[str, Any]:
 
     return {
         "found": results.found,
-        "instances": results.instances,
+        "instances": _inline_instances(results, bucket=bucket) if with_instances else None,
         "results": ResultsPublic(
             outputs=results.outputs,
             instance_count=results.instance_count,
@@ -276,6 +280,18 @@ def _results_public(job: Job, *, bucket: Bucket) -> dict[str, Any]:
             unavailable=results.unavailable,
         ),
     }
+
+
+def _inline_instances(results: Results, *, bucket: Bucket) -> list[Instance] | None:
+    if results.found is False:
+        return []  # nothing found: no read needed
+    if results.instances_key is None or (results.instances_bytes or 0) > INLINE_LIMIT:
+        return None
+    try:
+        document = json.loads(bucket.get_result(results.instances_key))
+    except ObjectNotFound:  # expired with the results/ lifecycle: the links say the same
+        return None
+    return [Instance.model_validate(item) for item in document["instances"]]
 
 
 def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:

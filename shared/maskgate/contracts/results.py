@@ -1,4 +1,6 @@
-"""What a finished job found: its instances, whether anything was found, and where the result files are.
+"""What a finished job found: whether anything was found, how many instances, and where the result files
+are. The instances themselves live in ``results/<job_id>/instances.json`` only, never in the job's
+DynamoDB item (which every later write of the job, and its indexes, would pay for by size).
 
 Kept together in one field of the job (``Job.results``) so they are written, read and copied as one.
 """
@@ -11,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Output = Literal["masks", "instances", "coco"]
 ALL_OUTPUTS: tuple[Output, ...] = ("masks", "instances", "coco")
-INLINE_LIMIT = 32 * 1024  # bytes of instances JSON the job holds itself; larger: the file's link only
+INLINE_LIMIT = 32 * 1024  # bytes of instances.json that GET /v1/segmentations/{id} shows inline
 INSTANCES_UNAVAILABLE = "instances_unavailable"
 
 
@@ -77,9 +79,8 @@ class Results(BaseModel):
         default=None, description="Whether any instance was found; null when instances were not made."
     )
     instance_count: int | None = Field(default=None, description="How many instances; null when not made.")
-    instances: list[Instance] | None = Field(
-        default=None,
-        description="The instances, when their JSON is at most 32 KiB; otherwise null (read instances.json).",
+    instances_bytes: int | None = Field(
+        default=None, description="The size of instances.json: the API shows it inline up to INLINE_LIMIT."
     )
     instances_key: str | None = Field(default=None, description="The instances.json object, if written.")
     coco_key: str | None = Field(default=None, description="The annotations.coco.json object, if written.")

@@ -15,7 +15,6 @@ from maskgate import crashpoints
 from maskgate.contracts.job import Job, JobStatus, Mask
 from maskgate.contracts.results import (
     ALL_OUTPUTS,
-    INLINE_LIMIT,
     Output,
     Results,
     Unavailable,
@@ -130,8 +129,7 @@ def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output],
         document = {"id": job.id, "width": width, "height": height, "found": bool(found), "instances": found}
         body = json.dumps(document, separators=(",", ":")).encode()
         fields["instances_key"] = bucket.put_result(instances_key(job.id), body)
-        inline = json.dumps(found, separators=(",", ":"))
-        fields["instances"] = found if len(inline) <= INLINE_LIMIT else None
+        fields["instances_bytes"] = len(body)
     if "coco" in outputs:
         fields["coco_key"] = bucket.put_result(
             coco_key(job.id), _coco(job, found, width=width, height=height)
