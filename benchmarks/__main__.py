@@ -30,6 +30,8 @@ DEFAULT_POLL_JOBS = 40  # the poll-only path: transitions and cost, not the late
 DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
+DEFAULT_MASKS_ONLY_JOBS = 30  # callback-path jobs asking for masks only: what instances and COCO add
+MASKS_ONLY = "callback_masks_only"
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
 PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "faults")
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
@@ -52,6 +54,7 @@ def run(
     concurrency: int = DEFAULT_CONCURRENCY,
     warmup: int = DEFAULT_WARMUP,
     serial_jobs: int = DEFAULT_SERIAL_JOBS,
+    masks_only_jobs: int = DEFAULT_MASKS_ONLY_JOBS,
     latency_s: float = EMULATOR_LATENCY_S,
 ) -> dict[str, Any]:
     """Run every benchmark on one in-process local stack; the report as a dict (see report.REPORT_KEYS)."""
@@ -81,7 +84,19 @@ def run(
                 results["callback_serial"] = run_jobs(
                     bench, path, jobs=serial_jobs, concurrency=1, done=meter.close
                 )
+            if path == "callback" and masks_only_jobs:
+                # The same path asking for the mask images only: what instances and the COCO file add
+                bench.outputs = ["masks"]
+                meter.open(MASKS_ONLY)
+                masks_only = run_jobs(
+                    bench, path, jobs=masks_only_jobs, concurrency=concurrency, done=meter.close
+                )
+                record_histories(bench, masks_only)
+                states_masks_only = [s.states for s in masks_only if s.succeeded]
+                bench.outputs = None
         states = {path: [s.states for s in results[path] if s.succeeded] for path in ("callback", "poll")}
+        if masks_only_jobs:
+            states[MASKS_ONLY] = states_masks_only
         cost = meter.report(states, serial="callback_serial")
     return {**build(head, results, latency_s), "cost": cost}
 
@@ -110,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=DEFAULT_SERIAL_JOBS,
         help="callback-path jobs run one at a time as well (default 30; 0 skips)",
+    )
+    parser.add_argument(
+        "--masks-only-jobs",
+        type=int,
+        default=DEFAULT_MASKS_ONLY_JOBS,
+        help='callback-path jobs asking for outputs ["masks"] only, to show what instances add (30; 0 skips)',
     )
     parser.add_argument(
         "--coldstart-runs", type=int, default=coldstart.DEFAULT_RUNS, help="fresh children per figure (7)"
@@ -195,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.concurrency,
                 warmup=args.warmup,
                 serial_jobs=args.serial_jobs,
+                masks_only_jobs=args.masks_only_jobs,
             )
         report.update(stack)
         report["stack_stdout_lines"] = len(stack_stdout.getvalue().splitlines())

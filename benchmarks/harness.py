@@ -62,6 +62,7 @@ class Bench:
     tap: CallbackTap
     http: httpx.Client
     image_uri: str
+    outputs: list[str] | None = None  # the request's outputs; None: not sent (the default, all three)
 
     @property
     def emulator(self) -> WaveSpeedEmulator:
@@ -80,14 +81,15 @@ class Bench:
 
     def submit(self, metadata: dict[str, str]) -> tuple[str, float, float]:
         """POST one box-prompt job; returns (job id, POST sent at, 202 received at), wall clock."""
-        body = json.dumps(
-            {
-                "image": self.image_uri,
-                "box_prompts": [BOX],
-                "webhook_url": self.hook_url,
-                "metadata": metadata,
-            }
-        ).encode()
+        request: dict[str, Any] = {
+            "image": self.image_uri,
+            "box_prompts": [BOX],
+            "webhook_url": self.hook_url,
+            "metadata": metadata,
+        }
+        if self.outputs is not None:
+            request["outputs"] = self.outputs
+        body = json.dumps(request).encode()
         headers = {"Authorization": f"Bearer {self.ready.api_key}", "content-type": "application/json"}
         posted = time.time()
         response = self.http.post(f"{self.ready.api_url}/v1/segmentations", content=body, headers=headers)
