@@ -23,7 +23,7 @@ from benchmarks.harness import running_bench
 from benchmarks.latency import throughput
 from benchmarks.latency.webhook import JobSample, run_jobs, set_path
 from benchmarks.report import build, header, machine_header, render_all
-from benchmarks.startup import coldstart, layer, overhead
+from benchmarks.startup import coldstart, instances, layer, overhead
 
 DEFAULT_JOBS = 100  # callback path: issue 6 asks for >= 100 jobs accept -> webhook
 DEFAULT_POLL_JOBS = 40  # the poll-only path: transitions and cost, not the latency figure
@@ -33,7 +33,7 @@ DEFAULT_SERIAL_JOBS = 30
 DEFAULT_MASKS_ONLY_JOBS = 30  # callback-path jobs asking for masks only: what instances and COCO add
 MASKS_ONLY = "callback_masks_only"
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "faults")
+PARTS = ("stack", "coldstart", "layer", "overhead", "instances", "throughput", "fanout", "faults")
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
 # minutes: only with --only
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated parts: stack (webhook latency, transitions and cost per image on the local "
         "stack), coldstart "
         "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
-        "api requests), throughput (jobs/s of the local stack at several levels in flight, emulator "
+        "api requests), instances (Store's instances step: cold import, and duration for 1 MP and 12 MP "
+        "masks), "
+        "throughput (jobs/s of the local stack at several levels in flight, emulator "
         "latency 0), fanout (cost per image and latency with 0, 1, 3 and 10 registered webhook endpoints), "
         "faults (--fault-jobs jobs under every emulator fault); default: all but faults",
     )
@@ -137,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--layer-runs", type=int, default=layer.DEFAULT_RUNS, help="fresh children per layer figure (7)"
+    )
+    parser.add_argument(
+        "--instances-runs",
+        type=int,
+        default=instances.DEFAULT_RUNS,
+        help="fresh children, instances import (7)",
+    )
+    parser.add_argument(
+        "--instances-repeats", type=int, default=instances.DEFAULT_REPEATS, help="runs per mask size (5)"
     )
     parser.add_argument(
         "--overhead-iterations", type=int, default=overhead.DEFAULT_ITERATIONS, help="timed requests (200)"
@@ -189,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
+        ("instances", lambda: instances.run(runs=args.instances_runs, repeats=args.instances_repeats)),
         ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         ("fanout", lambda: fanout.run(levels=args.fanout_levels, jobs=args.fanout_jobs)),
         (

@@ -13,8 +13,8 @@ from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.contracts.results import INLINE_LIMIT, Instance, Output, Results, Unavailable
-from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.errors import ObjectNotFound
+from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
 

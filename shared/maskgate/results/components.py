@@ -48,14 +48,16 @@ class Component:
 
 
 def row_runs(mask: BoolArray) -> Runs:
-    """Every run of set pixels, row by row."""
+    """Every run of set pixels, row by row (one pass over the mask, padded with a clear column each side)."""
     height, width = mask.shape
-    padded = np.zeros((height, width + 2), dtype=np.int8)
+    stride = width + 2
+    padded = np.zeros((height, stride), dtype=np.int8)
     padded[:, 1:-1] = mask
-    step = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(step == 1)
-    _, ends = np.nonzero(step == -1)
-    return Runs(rows=rows.astype(np.int64), starts=starts.astype(np.int64), ends=ends.astype(np.int64))
+    step = np.diff(padded.reshape(-1))
+    changes = np.flatnonzero(step) + 1  # the first pixel after each change, in the padded rows
+    rising = step[changes - 1] == 1
+    starts, ends = changes[rising], changes[~rising]
+    return Runs(rows=starts // stride, starts=starts % stride - 1, ends=ends % stride - 1)
 
 
 def _touching(runs: Runs, width: int) -> tuple[IntArray, IntArray]:

@@ -12,37 +12,35 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from maskgate.results.components import BoolArray, Component
+from maskgate.results.components import BoolArray, Component, IntArray
 
 TOLERANCE = 0.5  # pixels: the greatest distance a simplified edge may pass from the traced outline
 FloatArray = npt.NDArray[np.float64]
 Ring = list[tuple[int, int]]
 
-# (dy, dx) of a pixel's neighbour, and that side's edge as corner offsets, walked with the pixel on its right
-_SIDES = (
-    ((-1, 0), (0, 0), (0, 1)),  # top: left to right
-    ((0, 1), (0, 1), (1, 1)),  # right: top to bottom
-    ((1, 0), (1, 1), (1, 0)),  # bottom: right to left
-    ((0, -1), (1, 0), (0, 0)),  # left: bottom to top
-)
-
 
 def _edges(crop: BoolArray) -> dict[int, list[int]]:
-    """Boundary edges between set and unset pixels, keyed by start corner (``row * (w + 1) + col``)."""
+    """Boundary edges between set and unset pixels, walked with the set pixel on the right, keyed by
+    start corner (``row * (w + 1) + col``): from the changes across and down the padded crop."""
     height, width = crop.shape
-    padded = np.zeros((height + 2, width + 2), dtype=np.bool_)
+    padded = np.zeros((height + 2, width + 2), dtype=np.int8)
     padded[1:-1, 1:-1] = crop
     stride = width + 1
+    across = np.diff(padded[1:-1], axis=1)  # [y, x]: pixel (y, x) minus its left neighbour
+    rows, cols = np.nonzero(across)
+    left = across[rows, cols] == 1  # a left side (walked up), else the right side of (y, x - 1) (down)
+    top_corner, bottom_corner = rows * stride + cols, (rows + 1) * stride + cols
+    starts = [np.where(left, bottom_corner, top_corner)]
+    ends = [np.where(left, top_corner, bottom_corner)]
+    down = np.diff(padded[:, 1:-1], axis=0)  # [y, x]: pixel (y, x) minus the one above
+    rows, cols = np.nonzero(down)
+    top = down[rows, cols] == 1  # a top side (walked right), else the bottom side of (y - 1, x) (left)
+    left_corner, right_corner = rows * stride + cols, rows * stride + cols + 1
+    starts.append(np.where(top, left_corner, right_corner))
+    ends.append(np.where(top, right_corner, left_corner))
     out: dict[int, list[int]] = {}
-    for (dy, dx), (ay, ax), (by, bx) in _SIDES:
-        outside = ~padded[1 + dy : height + 1 + dy, 1 + dx : width + 1 + dx]
-        rows, cols = np.nonzero(crop & outside)
-        for a, b in zip(
-            ((rows + ay) * stride + cols + ax).tolist(),
-            ((rows + by) * stride + cols + bx).tolist(),
-            strict=True,
-        ):
-            out.setdefault(a, []).append(b)
+    for a, b in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist(), strict=True):
+        out.setdefault(a, []).append(b)
     return out
 
 
@@ -82,46 +80,52 @@ def corners(points: FloatArray) -> FloatArray:
     return kept
 
 
+def _farthest(closed: FloatArray, starts: IntArray, ends: IntArray) -> tuple[IntArray, FloatArray]:
+    """For each segment (start, end) of the closed ring: its inner point farthest from the chord, and
+    that distance; all segments at once."""
+    counts = ends - starts - 1
+    offsets = np.cumsum(counts) - counts
+    inner = np.repeat(starts, counts) + np.arange(int(counts.sum())) - np.repeat(offsets, counts) + 1
+    a, b = closed[np.repeat(starts, counts)], closed[np.repeat(ends, counts)]
+    span, offset = b - a, closed[inner] - a
+    length = np.hypot(span[:, 0], span[:, 1])
+    cross = np.abs(span[:, 0] * offset[:, 1] - span[:, 1] * offset[:, 0])
+    distance = np.where(length > 0, cross / np.where(length > 0, length, 1.0), np.hypot(*offset.T))
+    worst = np.maximum.reduceat(distance, offsets)
+    at_worst = np.flatnonzero(distance == np.repeat(worst, counts))
+    _, first = np.unique(np.searchsorted(offsets, at_worst, side="right") - 1, return_index=True)
+    return inner[at_worst[first]], worst
+
+
 def simplify(points: FloatArray, tolerance: float = TOLERANCE) -> FloatArray:
-    """Douglas-Peucker on a closed ring (first point not repeated), keeping at least three points."""
+    """Douglas-Peucker on a closed ring (first point not repeated), keeping at least three points.
+    Every open segment is split in the same round, so a ring takes a few dozen vectorised rounds."""
     points = corners(points)
     if len(points) <= 3:
         return points
-    far = int(np.argmax(((points - points[0]) ** 2).sum(axis=1)))
-    keep = np.zeros(len(points), dtype=np.bool_)
-    keep[[0, far]] = True
     closed = np.vstack([points, points[:1]])
-    stack = [(0, far), (far, len(points))]
-    while stack:
-        first, last = stack.pop()
-        if last - first < 2:
-            continue
-        a, b = closed[first], closed[last]
-        inner = closed[first + 1 : last]
-        span = b - a
-        length = float(np.hypot(*span))
-        offset = inner - a
-        if length == 0:
-            distance = np.hypot(offset[:, 0], offset[:, 1])
-        else:
-            distance = np.abs(span[0] * offset[:, 1] - span[1] * offset[:, 0]) / length
-        worst = int(np.argmax(distance))
-        if distance[worst] > tolerance:
-            split = first + 1 + worst
-            keep[split % len(points)] = True
-            stack += [(first, split), (split, last)]
-    kept = points[keep]
-    if len(kept) < 3:
-        return points[np.sort(np.argsort(-((points - points[0]) ** 2).sum(axis=1))[:3])]
-    return kept
+    keep = np.zeros(len(closed), dtype=np.bool_)
+    far = int(np.argmax(((points - points[0]) ** 2).sum(axis=1)))
+    keep[[0, far, len(points)]] = True
+    settled = np.zeros(len(closed), dtype=np.bool_)  # by start index: a segment within tolerance
+    while True:
+        kept = np.flatnonzero(keep)
+        starts, ends = kept[:-1], kept[1:]
+        open_ = (ends - starts > 1) & ~settled[starts]
+        if not open_.any():
+            break
+        starts, ends = starts[open_], ends[open_]
+        split_at, worst = _farthest(closed, starts, ends)
+        settled[starts[worst <= tolerance]] = True
+        keep[split_at[worst > tolerance]] = True
+    return closed[keep][:-1]
 
 
 def _join(outline: FloatArray, hole: FloatArray) -> FloatArray:
-    """One ring: the outline, a cut to the hole's nearest point, around the hole, and back."""
-    distance = ((outline[:, None, :] - hole[None, :, :]) ** 2).sum(axis=2)
-    o, h = np.unravel_index(int(np.argmin(distance)), distance.shape)
-    around = np.vstack([hole[h:], hole[: h + 1]])
-    return np.vstack([outline[: o + 1], around, outline[o:]])
+    """One ring: the outline, a cut from its point nearest the hole's first point, around the hole,
+    and back (the cut is walked both ways, so under the even-odd rule it adds and removes nothing)."""
+    o = int(np.argmin(((outline - hole[0]) ** 2).sum(axis=1)))
+    return np.vstack([outline[: o + 1], hole, hole[:1], outline[o:]])
 
 
 def polygons(component: Component, tolerance: float = TOLERANCE) -> list[list[float]]:
@@ -136,4 +140,4 @@ def polygons(component: Component, tolerance: float = TOLERANCE) -> list[list[fl
     joined = rings[0]
     for hole in rings[1:]:
         joined = _join(joined, hole)
-    return [[round(float(v), 2) for v in joined.reshape(-1)]]
+    return [np.round(joined.reshape(-1), 2).tolist()]
