@@ -23,15 +23,28 @@ from benchmarks.harness import running_bench
 from benchmarks.latency import fairness, throughput
 from benchmarks.latency.webhook import JobSample, run_jobs, set_path
 from benchmarks.report import build, header, machine_header, render_all
-from benchmarks.startup import coldstart, layer, overhead
+from benchmarks.startup import coldstart, instances, layer, overhead
 
 DEFAULT_JOBS = 100  # callback path: issue 6 asks for >= 100 jobs accept -> webhook
 DEFAULT_POLL_JOBS = 40  # the poll-only path: transitions and cost, not the latency figure
 DEFAULT_CONCURRENCY = 4
 DEFAULT_WARMUP = 2
 DEFAULT_SERIAL_JOBS = 30
+DEFAULT_MASKS_ONLY_JOBS = 30  # callback-path jobs asking for masks only: what instances and COCO add
+MASKS_ONLY = "callback_masks_only"
 EMULATOR_LATENCY_S = 0.2  # fixed (faults latency_s [0.2, 0.2]) so it can be subtracted
-PARTS = ("stack", "coldstart", "layer", "overhead", "throughput", "fanout", "fairness", "cache", "faults")
+PARTS = (
+    "stack",
+    "coldstart",
+    "layer",
+    "overhead",
+    "instances",
+    "throughput",
+    "fanout",
+    "fairness",
+    "cache",
+    "faults",
+)
 # faults (1,000 jobs under every emulator fault, crash point and hostile receiver) takes about ten
 # minutes: only with --only
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "faults")
@@ -52,6 +65,7 @@ def run(
     concurrency: int = DEFAULT_CONCURRENCY,
     warmup: int = DEFAULT_WARMUP,
     serial_jobs: int = DEFAULT_SERIAL_JOBS,
+    masks_only_jobs: int = DEFAULT_MASKS_ONLY_JOBS,
     latency_s: float = EMULATOR_LATENCY_S,
 ) -> dict[str, Any]:
     """Run every benchmark on one in-process local stack; the report as a dict (see report.REPORT_KEYS)."""
@@ -81,7 +95,19 @@ def run(
                 results["callback_serial"] = run_jobs(
                     bench, path, jobs=serial_jobs, concurrency=1, done=meter.close
                 )
+            if path == "callback" and masks_only_jobs:
+                # The same path asking for the mask images only: what instances and the COCO file add
+                bench.outputs = ["masks"]
+                meter.open(MASKS_ONLY)
+                masks_only = run_jobs(
+                    bench, path, jobs=masks_only_jobs, concurrency=concurrency, done=meter.close
+                )
+                record_histories(bench, masks_only)
+                states_masks_only = [s.states for s in masks_only if s.succeeded]
+                bench.outputs = None
         states = {path: [s.states for s in results[path] if s.succeeded] for path in ("callback", "poll")}
+        if masks_only_jobs:
+            states[MASKS_ONLY] = states_masks_only
         cost = meter.report(states, serial="callback_serial")
     return {**build(head, results, latency_s), "cost": cost}
 
@@ -95,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated parts: stack (webhook latency, transitions and cost per image on the local "
         "stack), coldstart "
         "(every function's cold import and first invoke), layer (its size; .pyc or not), overhead (warm "
-        "api requests), throughput (jobs/s of the local stack at several levels in flight, emulator "
+        "api requests), instances (Store's instances step: cold import, and duration for 1 MP and 12 MP "
+        "masks), "
+        "throughput (jobs/s of the local stack at several levels in flight, emulator "
         "latency 0), fanout (cost per image and latency with 0, 1, 3 and 10 registered webhook endpoints), "
         "cache (a result-cache hit's cost and latency against a miss and the cache turned off), "
         "faults (--fault-jobs jobs under every emulator fault); default: all but faults",
@@ -113,10 +141,25 @@ def main(argv: list[str] | None = None) -> int:
         help="callback-path jobs run one at a time as well (default 30; 0 skips)",
     )
     parser.add_argument(
+        "--masks-only-jobs",
+        type=int,
+        default=DEFAULT_MASKS_ONLY_JOBS,
+        help='callback-path jobs asking for outputs ["masks"] only, to show what instances add (30; 0 skips)',
+    )
+    parser.add_argument(
         "--coldstart-runs", type=int, default=coldstart.DEFAULT_RUNS, help="fresh children per figure (7)"
     )
     parser.add_argument(
         "--layer-runs", type=int, default=layer.DEFAULT_RUNS, help="fresh children per layer figure (7)"
+    )
+    parser.add_argument(
+        "--instances-runs",
+        type=int,
+        default=instances.DEFAULT_RUNS,
+        help="fresh children, instances import (7)",
+    )
+    parser.add_argument(
+        "--instances-repeats", type=int, default=instances.DEFAULT_REPEATS, help="runs per mask size (5)"
     )
     parser.add_argument(
         "--overhead-iterations", type=int, default=overhead.DEFAULT_ITERATIONS, help="timed requests (200)"
@@ -178,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(runs=args.coldstart_runs)),
         ("layer", lambda: layer.run(runs=args.layer_runs)),
         ("overhead", lambda: overhead.run(iterations=args.overhead_iterations, warmup=args.overhead_warmup)),
+        ("instances", lambda: instances.run(runs=args.instances_runs, repeats=args.instances_repeats)),
         ("throughput", lambda: throughput.run(levels=args.throughput_levels, warmup=args.throughput_warmup)),
         ("fanout", lambda: fanout.run(levels=args.fanout_levels, jobs=args.fanout_jobs)),
         ("fairness", lambda: fairness.run(flood=args.fairness_flood)),
@@ -207,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.concurrency,
                 warmup=args.warmup,
                 serial_jobs=args.serial_jobs,
+                masks_only_jobs=args.masks_only_jobs,
             )
         report.update(stack)
         report["stack_stdout_lines"] = len(stack_stdout.getvalue().splitlines())

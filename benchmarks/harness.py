@@ -71,6 +71,7 @@ class Bench:
     server: RunningServer
     tap: CallbackTap
     http: httpx.Client
+    outputs: list[str] | None = None  # the request's outputs; None: not sent (the default, all three)
 
     @property
     def emulator(self) -> WaveSpeedEmulator:
@@ -101,6 +102,7 @@ class Bench:
                 "box_prompts": [BOX],
                 "webhook_url": self.hook_url,
                 "metadata": metadata,
+                **({} if self.outputs is None else {"outputs": self.outputs}),
                 **fields,
             }
         ).encode()

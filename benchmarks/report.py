@@ -11,7 +11,7 @@ from typing import Any
 from benchmarks.cost import table as cost_table
 from benchmarks.cost.transitions import SAM3_USD_PER_IMAGE, USD_PER_TRANSITION, summarise
 from benchmarks.latency.webhook import JobSample
-from benchmarks.startup import coldstart, layer, overhead
+from benchmarks.startup import coldstart, instances, layer, overhead
 from benchmarks.stats import ratio, summary_ms
 
 REPORT_KEYS = (
@@ -32,8 +32,13 @@ REPORT_KEYS = (
 
 
 # Issue 6's parts, each under its own key when it ran (python -m benchmarks --only ...).
-PART_KEYS = ("coldstart", "layer", "overhead")
-RENDERERS = {"coldstart": coldstart.render, "layer": layer.render, "overhead": overhead.render}
+PART_KEYS = ("coldstart", "layer", "overhead", "instances")
+RENDERERS = {
+    "coldstart": coldstart.render,
+    "layer": layer.render,
+    "overhead": overhead.render,
+    "instances": instances.render,
+}
 
 
 def machine_header() -> dict[str, Any]:

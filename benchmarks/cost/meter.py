@@ -35,6 +35,7 @@ from benchmarks.cost.per_image import Context, Invocation, Window
 from benchmarks.cost.table import price_table
 from benchmarks.harness import Bench
 from benchmarks.latency.webhook import JobSample
+from maskgate.steps import store as store_step
 from maskgate_local.stack.dev import TEMPLATE
 from maskgate_local.stack.handlers import HandlerRunner
 from maskgate_local.template import sam as sam_template
@@ -71,6 +72,7 @@ class CostMeter:
         )
         self.windows: dict[str, Window] = {}
         self._invocations: list[Invocation] = []
+        self._instances_s: list[float] = []
         self._inflight = 0
         self._lock = threading.Lock()
         self._logs = _LogBytes()
@@ -82,7 +84,10 @@ class CostMeter:
         """Tap moto and wrap every function's invoke for the duration (counting only inside windows)."""
         self._aws.observe_requests(self.tap)
         try:
-            with mock.patch.object(HandlerRunner, "invoke", self._wrap(HandlerRunner.invoke)):
+            with (
+                mock.patch.object(HandlerRunner, "invoke", self._wrap(HandlerRunner.invoke)),
+                mock.patch.object(store_step, "store_results", self._timed(store_step.store_results)),
+            ):
                 yield self
         finally:
             self._aws.observe_requests(None)
@@ -92,7 +97,7 @@ class CostMeter:
         """Wait for the stack to be idle, then count from here."""
         self._settle()
         with self._lock:
-            self._invocations = []
+            self._invocations, self._instances_s = [], []
         self.tap.reset()
         self._logs.bytes = self._logs.events = 0
         self._label = label
@@ -107,6 +112,7 @@ class CostMeter:
         requests = self.tap.reset()
         with self._lock:
             invocations, self._invocations = self._invocations, []
+            instances_s, self._instances_s = self._instances_s, []
         ids = {sample.job_id for sample in samples}
         webhook_bytes = sum(len(d.body) for d in self.bench.receiver.deliveries if _job_of(d.payload) in ids)
         window = Window(
@@ -119,6 +125,7 @@ class CostMeter:
             webhook_bytes=webhook_bytes,
             stored_items=self._stored_items(requests),
             settled=settled,
+            instances_s=instances_s,
         )
         self.windows[window.label] = window
         return window
@@ -188,6 +195,22 @@ class CostMeter:
             return payload, errored
 
         return invoke
+
+    def _timed(self, original: Any) -> Any:
+        """Store's instances step, timed (its share of Store's duration is shown on its own)."""
+        meter = self
+
+        @functools.wraps(original)
+        def store_results(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if meter.counting:
+                    with meter._lock:
+                        meter._instances_s.append(time.perf_counter() - started)
+
+        return store_results
 
     # --- settling, tables, logs -----------------------------------------------------------------------
 

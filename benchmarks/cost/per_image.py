@@ -57,6 +57,7 @@ class Window:
     webhook_bytes: int
     stored_items: list[tuple[int, float | None]] = field(default_factory=list)  # (bytes, days to TTL)
     settled: bool = True
+    instances_s: list[float] = field(default_factory=list)  # Store's wall time finding instances, per call
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def summarise(window: Window, states: Sequence[Sequence[str]], context: Context)
         "dynamodb_unsized": dict(requests.dynamodb_unsized),
         "routes": {route: n / jobs for route, n in sorted(Counter(i.route for i in api).items())},
         "functions": functions,
+        "instances": instances_share(window, context, jobs),
         "memory": memory_sensitivity(window, context, total - components["Lambda duration (GB-s)"], jobs),
         "alternatives": alternatives(components, total, functions, states, context),
     }
@@ -186,6 +188,21 @@ def _functions(window: Window, context: Context, jobs: int) -> dict[str, dict[st
             "usd_per_job": gbs * context.prices.lambda_gb_second,
         }
     return figures
+
+
+def instances_share(window: Window, context: Context, jobs: int) -> dict[str, float]:
+    """The part of Store's duration spent finding instances and writing the result files, priced at
+    Store's memory: already inside "Lambda duration", shown on its own."""
+    memory = next((mb for name, mb in context.memory_mb.items() if context.names.get(name) == "Store"), 128)
+    gbs = sum(seconds * memory / 1024 for seconds in window.instances_s) / jobs
+    usd = gbs * context.prices.lambda_gb_second
+    return {
+        "calls_per_job": len(window.instances_s) / jobs,
+        "p50_ms": percentile([s * 1000 for s in window.instances_s], 50) if window.instances_s else 0.0,
+        "gb_s_per_job": gbs,
+        "usd_per_job": usd,
+        "share": usd / SAM3_USD_PER_IMAGE,
+    }
 
 
 def serial_p50_ms(window: Window, context: Context) -> dict[str, float]:

@@ -139,7 +139,42 @@ def _functions(cost: Mapping[str, Any], paths: Mapping[str, Mapping[str, Any]]) 
             f"  {name:<10} {invocations:>12} {billed:>14} {_num(serial.get(name), '.0f'):>11} {cpu:>11}"
             f" {present[0]['memory_mb']:>7} {gbs:>16} {_num(rss.get(name), '.0f'):>7}"
         )
+    lines += _instances(paths, cost["paths"].get("callback_masks_only"))
     return lines
+
+
+def _instances(paths: Mapping[str, Mapping[str, Any]], masks_only: Mapping[str, Any] | None) -> list[str]:
+    """Store's instances step on its own (already inside Store's GB-s and the total), and the callback
+    path asking for masks only, in the same run: what instances and the COCO file add in all."""
+    shares = [(path, figures["instances"]) for path, figures in paths.items() if "instances" in figures]
+    if not shares:
+        return []
+    extra = []
+    if masks_only is not None and "callback" in paths:
+        full = paths["callback"]
+        added = full["total_usd"] - masks_only["total_usd"]
+        puts = full["counts"]["s3_tier1"] - masks_only["counts"]["s3_tier1"]
+        extra = textwrap.wrap(
+            f'callback path with outputs ["masks"] ({masks_only["jobs"]} jobs, same run): total'
+            f" ${masks_only['total_usd']:.7f} ({masks_only['share']:.2%}); instances and the COCO file add"
+            f" ${added:.7f} ({added / SAM3_USD_PER_IMAGE:+.2%}), of it {puts:.1f} S3 PUT per image"
+            f" ({puts * PRICES.s3_tier1_request / SAM3_USD_PER_IMAGE:.2%})",
+            width=106,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+    cells = " | ".join(
+        f"{path} p50 {f['p50_ms']:.1f} ms, {f['gb_s_per_job']:.5f} GB-s,"
+        f" ${f['usd_per_job']:.8f} ({f['share']:.3%})"
+        for path, f in shares
+    )
+    step = textwrap.wrap(
+        f"of which Store's instances step (decode, components, RLE, polygons, the two result files): {cells}",
+        width=106,
+        initial_indent="  ",
+        subsequent_indent="    ",
+    )
+    return step + extra
 
 
 def _pair(rows: list[Mapping[str, Any] | None], key: str, spec: str) -> str:

@@ -59,6 +59,7 @@ class Prompts(TypedDict, total=False):
     output_format: OutputFormat
     webhook_url: str
     metadata: dict[str, str]
+    outputs: list[str]
 
 
 class Mask(TypedDict):
@@ -88,6 +89,24 @@ class JobImage(TypedDict, total=False):
     upload_key: str
 
 
+class Instance(TypedDict):
+    index: int
+    mask_index: int
+    bbox: list[int]
+    area: int
+    centroid: list[float]
+    rle: dict[str, Any]
+    polygons: list[list[float]]
+
+
+class JobResults(TypedDict):
+    outputs: list[str]
+    instance_count: int | None
+    instances_url: str | None
+    coco_url: str | None
+    unavailable: JobError | None
+
+
 class Job(TypedDict):
     id: str
     status: str
@@ -100,6 +119,9 @@ class Job(TypedDict):
     request: NotRequired[dict[str, Any] | None]
     image: NotRequired[JobImage | None]
     deliveries: NotRequired[list[dict[str, Any]]]
+    found: NotRequired[bool | None]
+    instances: NotRequired[list[Instance] | None]
+    results: NotRequired[JobResults | None]
 
 
 class UploadForm(TypedDict):

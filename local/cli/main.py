@@ -184,6 +184,9 @@ def parser() -> argparse.ArgumentParser:
     from maskgate_local.cli.jobs import add_jobs_commands
 
     add_jobs_commands(commands)
+    from maskgate_local.cli.show import add_show_command
+
+    add_show_command(commands)
     from maskgate_local.cli.listen import add_listen_command
 
     add_listen_command(commands)

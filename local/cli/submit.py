@@ -81,6 +81,8 @@ def _prompts(args: argparse.Namespace) -> Prompts:
         prompts["output_format"] = args.format
     if args.apply_mask:
         prompts["apply_mask"] = True
+    if args.outputs:
+        prompts["outputs"] = [name.strip() for name in args.outputs.split(",") if name.strip()]
     if args.webhook:
         prompts["webhook_url"] = args.webhook
     if args.metadata:
@@ -251,7 +253,28 @@ def _finish(client: MaskgateClient, job: Job, out_dir: str | None, elapsed: floa
             path.write_bytes(data)
             size = f"{mask.get('width')}x{mask.get('height')} " if mask.get("width") else ""
             out(f"  mask {mask['index']}: {size}{mask['format']}, {len(data):,} bytes -> {path}")
+        save_results(client, job, folder)
     return 0
+
+
+def save_results(client: MaskgateClient, job: Job, folder: Path) -> None:
+    """Write the job's instances.json and COCO file beside its masks, where it has them."""
+    results = job.get("results")
+    if not results:
+        return
+    if results["unavailable"]:
+        err(f"  instances unavailable: {results['unavailable']['message']}")
+    files = (
+        ("instances", results["instances_url"], "instances.json"),
+        ("coco", results["coco_url"], "annotations.coco.json"),
+    )
+    for label, url, name in files:
+        if url:
+            path = folder / f"{job['id']}_{name}"
+            path.write_bytes(client.download(url))
+            count = results["instance_count"]
+            found = "nothing found" if count == 0 else f"{count} instance(s)"
+            out(f"  {label}: {found} -> {path}")
 
 
 def add_submit_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -272,6 +295,11 @@ def add_submit_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     submit.add_argument("--format", choices=("png", "jpeg", "webp"), help="mask format (default png)")
     submit.add_argument("--apply-mask", action="store_true", help="apply the mask to the image (apply_mask)")
+    submit.add_argument(
+        "--outputs",
+        metavar="LIST",
+        help="what the job keeps, comma-separated from masks,instances,coco (default: all three)",
+    )
     submit.add_argument("--webhook", metavar="URL", help="where to send the signed webhook")
     submit.add_argument("--metadata", type=metadata_item, action="append", metavar="K=V", help="repeatable")
     submit.add_argument("--idempotency-key", metavar="K", help="same key and request within 24 h: same job")
@@ -283,7 +311,10 @@ def add_submit_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
     submit.add_argument(
-        "--out", metavar="DIR", help="save the masks here as <job_id>_mask_<n>.<ext> (implies --wait)"
+        "--out",
+        metavar="DIR",
+        help="save the masks here as <job_id>_mask_<n>.<ext>, with <job_id>_instances.json and "
+        "<job_id>_annotations.coco.json (implies --wait)",
     )
     submit.add_argument(
         "--timeout", type=float, default=DEFAULT_WAIT_S, help="give up waiting after this many s"

@@ -2,9 +2,13 @@
 
 Boxes are filled rectangles over the pixels ``floor(x_min) <= x < ceil(x_max)`` (same for y).
 A point grows the 4-connected region whose colour lies within ``tolerance`` (per channel) of the
-pixel under it. A text prompt marks the pixels that differ strongly from the border's median colour
-(the background estimate); a prompt naming the background inverts that. Prompt kinds are united,
-then regions grown from negative points are taken away.
+pixel under it. A text prompt marks, as SAM3 does, every object that matches it: the foreground
+pixels (those that differ strongly from the border's median colour, the background estimate) whose
+nearest colour in ``COLOURS`` is one the prompt names ("the red boxes": every red object); a prompt
+naming no colour marks all the foreground, one naming the background its complement, and one whose
+colours are nowhere in the image nothing at all (an empty mask). Prompt kinds are united, then
+regions grown from negative points are taken away. Disjoint boxes and objects stay apart in the one
+mask, so each is an instance of its own.
 """
 
 from __future__ import annotations
@@ -14,11 +18,24 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REGION_TOLERANCE = 32
 FOREGROUND_THRESHOLD = 48
+COLOURS = {
+    "red": (220, 30, 30),
+    "orange": (240, 140, 20),
+    "yellow": (240, 220, 30),
+    "green": (30, 170, 50),
+    "blue": (40, 70, 210),
+    "purple": (130, 40, 160),
+    "white": (250, 250, 250),
+    "black": (10, 10, 10),
+    "grey": (128, 128, 128),
+}
+SYNONYMS = {"gray": "grey", "violet": "purple"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,25 @@ def text_mask(image: Image.Image, prompt: str, threshold: int = FOREGROUND_THRES
     foreground = distance.point(lambda v: 255 if v > threshold else 0)
     if "background" in prompt.lower():
         return ImageChops.invert(foreground)
-    return foreground
+    named = named_colours(prompt)
+    if not named:
+        return foreground
+    pixels = np.asarray(image, dtype=np.int32)
+    best = np.full(pixels.shape[:2], np.iinfo(np.int32).max, dtype=np.int32)
+    wanted = np.zeros(pixels.shape[:2], dtype=np.bool_)
+    for name, colour in COLOURS.items():  # one colour at a time: memory stays a few planes
+        distance_sq = ((pixels - np.array(colour, dtype=np.int32)) ** 2).sum(axis=2, dtype=np.int32)
+        closer = distance_sq < best
+        best = np.where(closer, distance_sq, best)
+        wanted = np.where(closer, name in named, wanted)
+    matching = Image.fromarray(np.where(wanted, 255, 0).astype(np.uint8), "L")
+    return ImageChops.multiply(foreground, matching)
+
+
+def named_colours(prompt: str) -> list[str]:
+    """The colours of ``COLOURS`` a prompt names, by word ("the red boxes" → red)."""
+    words = "".join(c if c.isalpha() else " " for c in prompt.lower()).split()
+    return [name for name in COLOURS if name in {SYNONYMS.get(w, w) for w in words}]
 
 
 def border_colour(image: Image.Image) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from maskgate.contracts.job import Job, JobStatus, Mask
 from maskgate.contracts.prompts import Prompts, SegmentationCreate
+from maskgate.contracts.results import Results
 from maskgate.contracts.s3_events import UploadEvent
 from maskgate.contracts.steps import DeliverInput, FailInput, JobRef, PollInput, StoreInput, SubmitInput
 from maskgate.webhooks.body import build_body
@@ -203,6 +204,13 @@ def test_webhook_body_matches_the_golden_file() -> None:
                 height=48,
             )
         ],
+        results=Results(
+            outputs=["masks", "instances", "coco"],
+            found=True,
+            instance_count=2,
+            instances_key="results/seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X/instances.json",
+            coco_key="results/seg_01KAXJ2N3Y8Z4Q6R7S9T0V1W2X/annotations.coco.json",
+        ),
         created_at=at,
         updated_at=at,
     )

@@ -33,8 +33,9 @@ def run_benchmarks(tmp_path: Path, *argv: str, timeout: float = 120) -> tuple[st
 
 def test_benchmarks_report_every_figure_with_tiny_counts(tmp_path: Path) -> None:
     stdout, report = run_benchmarks(
-        tmp_path, "--only", "stack", "--jobs", "3", "--poll-jobs", "3", "--serial-jobs", "1", "--warmup", "1"
-    )
+        tmp_path, "--only", "stack", "--jobs", "3", "--poll-jobs", "3", "--serial-jobs", "1", "--warmup", "1",
+        "--masks-only-jobs", "2",
+    )  # fmt: skip
     assert "maskgate benchmarks  " in stdout and "wall time" in stdout
     assert set(REPORT_KEYS) <= set(report)
     assert {"date", "machine", "cpus", "python"} <= set(report["header"])
@@ -79,6 +80,24 @@ def assert_cost_part(cost: dict[str, Any], stdout: str, *, jobs: int) -> None:
         assert set(figures["memory"]["measured_duration"]) == {"256", "512", "1024", "1769"}
         assert len(figures["alternatives"]) == 3
     assert "Api" in cost["rss_mb"] and "Api" in cost["serial_p50_ms"]
+    # the instances step timed once per job, and the masks-only window beside it
+    assert cost["paths"]["callback"]["instances"]["calls_per_job"] == 1.0
+    assert (
+        cost["paths"]["callback_masks_only"]["counts"]["s3_tier1"]
+        < cost["paths"]["callback"]["counts"]["s3_tier1"]
+    )
+    assert "of which Store's instances step" in stdout and 'with outputs ["masks"]' in stdout
+
+
+def test_instances_part_times_store_for_1_and_12_megapixel_masks(tmp_path: Path) -> None:
+    stdout, report = run_benchmarks(
+        tmp_path, "--only", "instances", "--instances-runs", "1", "--instances-repeats", "1"
+    )
+    assert "Store's instances step" in stdout
+    part = report["instances"]
+    assert set(part["sizes"]) == {"1 MP", "12 MP"}
+    assert all(size["instances"] == 4 for size in part["sizes"].values())
+    assert part["cold_import"]["handler_ms"] > 0 and part["cold_import"]["imaging_ms"] > 0
 
 
 def test_cold_start_and_overhead_parts_run_alone_with_tiny_counts(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ class FakeWaveSpeed:
     submit_status: int = 200
     read_status: int = 200  # what reading a prediction answers (not 200: a refusal with that code)
     output_status: int = 200  # what downloading an output answers
+    output: bytes | None = None  # the output file's bytes; None: a white mask in output_format
     submissions: list[dict[str, Any]] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -48,7 +49,7 @@ class FakeWaveSpeed:
         if request.url.host == OUTPUT_HOST:
             if self.output_status != 200:
                 return httpx.Response(self.output_status, text="no")
-            return httpx.Response(200, content=image_bytes(self.output_format))
+            return httpx.Response(200, content=self.output or image_bytes(self.output_format))
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return httpx.Response(401, json={"code": 401, "message": "Unauthorized", "data": None})
         if request.method == "POST" and request.url.path == "/api/v3/wavespeed-ai/sam3-image":

@@ -28,6 +28,28 @@ JOB_EXAMPLE: dict[str, Any] = {
         }
     ],
     "cache": None,
+    "found": True,
+    "instances": [
+        {
+            "index": 0,
+            "mask_index": 0,
+            "bbox": [10, 20, 190, 160],
+            "area": 30400,
+            "centroid": [105.0, 100.0],
+            "rle": {
+                "size": [240, 320],
+                "counts": "d[2P5`2" + "0" * 377 + "\\Sl0",
+            },
+            "polygons": [[10.0, 20.0, 200.0, 20.0, 200.0, 180.0, 10.0, 180.0]],
+        }
+    ],
+    "results": {
+        "outputs": ["masks", "instances", "coco"],
+        "instance_count": 1,
+        "instances_url": "https://maskgate-123456789012-us-east-1.s3.amazonaws.com/results/…/instances.json?X-Amz-…",
+        "coco_url": "https://maskgate-123456789012-us-east-1.s3.amazonaws.com/results/…/annotations.coco.json?X-Amz-…",
+        "unavailable": None,
+    },
     "error": None,
     "deliveries": [
         {

@@ -266,7 +266,8 @@ def _complete(schema: dict[str, Any]) -> None:
         "type": "apiKey",
         "in": "query",
         "name": "token",
-        "description": "The signed, expiring token of a mask link in a webhook (instead of the API key).",
+        "description": "The signed, expiring token of a mask or result-file link in a webhook (instead of "
+        "the API key).",
     }
     for path, operations in schema["paths"].items():
         for operation in operations.values():
@@ -286,7 +287,7 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
             and "example" not in content
         ):
             content["example"] = example
-    if path.endswith("/masks/{index}"):  # the API key, or the webhook link's token
+    if path.endswith(("/masks/{index}", "/results/{name}")):  # the API key, or the webhook link's token
         operation["security"] = [{"bearer": []}, {"maskToken": []}]
     if path in ("/v1/health", "/v1/callbacks/wavespeed"):  # no API key: the callback is signed instead
         operation["security"] = []

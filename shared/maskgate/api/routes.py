@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -55,7 +55,7 @@ from maskgate.settings import get_settings
 from maskgate.steps.cancel import cancel
 from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.stores.admission import Place
-from maskgate.webhooks.signing import mask_token_valid
+from maskgate.webhooks.signing import mask_token_valid, result_token_valid
 
 IdempotencyKey = Annotated[
     str | None,
@@ -291,9 +291,9 @@ def _own_job(job_id: str, owner: str) -> Job:
     "/v1/segmentations/{job_id}", response_model=JobPublic, responses=PROBLEMS, tags=["segmentations"]
 )
 def get_segmentation(job_id: JobIdPath, owner: Tenant) -> JobPublic:
-    """The job: status, request, masks (fresh presigned URLs), error and webhook deliveries."""
+    """The job: status, request, masks (fresh presigned URLs), what it found, error and webhook deliveries."""
     job = _own_job(job_id, owner)
-    return job_public(job, bucket=clients.bucket(), place=_places([job]).get(job.id))
+    return job_public(job, bucket=clients.bucket(), place=_places([job]).get(job.id), with_instances=True)
 
 
 @router.post(
@@ -492,6 +492,60 @@ def get_mask(
     if not found:
         raise NotFound(f"job {job_id} has no mask {index}")
     return RedirectResponse(clients.bucket().presigned_get(found[0].key, seconds=300), 302)
+
+
+@router.get(
+    "/v1/segmentations/{job_id}/results/{name}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {
+            "description": "Redirect to a presigned URL of the result file",
+            "headers": {
+                "Location": {
+                    "schema": {"type": "string"},
+                    "description": "the presigned S3 URL (valid 5 min)",
+                }
+            },
+        },
+        **PROBLEMS,
+    },
+    tags=["segmentations"],
+)
+def get_result_file(
+    job_id: JobIdPath,
+    name: Annotated[
+        Literal["instances.json", "annotations.coco.json"],
+        Path(description="instances.json (the instances) or annotations.coco.json (the COCO file)."),
+    ],
+    credentials: Credentials = None,
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=1024, description="A result link's signed token (from a webhook) instead of the key."
+        ),
+    ] = None,
+) -> RedirectResponse:
+    """302 to a freshly presigned URL of one result file; authorised by the API key or a webhook's token."""
+    if token is None:
+        owner = tenant_of(credentials)
+        job = clients.job_store().get(job_id)
+        if owner != job.tenant:
+            raise NotFound(f"no job {job_id}")
+    else:
+        try:
+            job = clients.job_store().get(job_id)
+            allowed = clients.tenant_store().webhook_secrets(job.tenant)
+        except JobNotFound:
+            allowed = []
+        if not result_token_valid(token, allowed, job_id=job_id, name=name, now=time.time()):
+            raise NotFound("no such result link, or it has expired")
+    results = job.results
+    keys = [results.instances_key, results.coco_key] if results else []
+    found = [key for key in keys if key is not None and key.endswith("/" + name)]
+    if not found:
+        raise NotFound(f"job {job_id} has no {name}")
+    return RedirectResponse(clients.bucket().presigned_get(found[0], seconds=300), 302)
 
 
 @router.post(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE, QUEUED_JOB_EXAM
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import CacheOutcome, DeliveryAttempt, Job, JobError, JobStatus
 from maskgate.stores.admission import Place
+from maskgate.contracts.results import INLINE_LIMIT, Instance, Output, Results, Unavailable
+from maskgate.errors import ObjectNotFound
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
@@ -26,6 +29,28 @@ class MaskPublic(BaseModel):
     size: int = Field(description="The mask file's size in bytes.")
     width: int | None = Field(default=None, description="Width in pixels.")
     height: int | None = Field(default=None, description="Height in pixels.")
+
+
+class ResultsPublic(BaseModel):
+    """What the job found, and links to its result files (all under results/<job_id>/)."""
+
+    outputs: list[Output] = Field(description="The outputs the request asked for.")
+    instance_count: int | None = Field(
+        description="How many instances were found; null when instances were not made."
+    )
+    instances_url: str | None = Field(
+        description="A presigned S3 GET URL of instances.json (fresh on every read, valid 1 hour): "
+        '{"id", "width", "height", "found", "instances": [...]}; null unless instances were asked for.'
+    )
+    coco_url: str | None = Field(
+        description="A presigned S3 GET URL of annotations.coco.json, a COCO instances file of the one "
+        "image (segmentation as RLE, iscrowd 0, the text prompt as category, else object); null unless "
+        "coco was asked for."
+    )
+    unavailable: Unavailable | None = Field(
+        description="Why there are no instances although they were asked for (instances_unavailable: "
+        "an apply_mask output without an alpha channel, e.g. jpeg)."
+    )
 
 
 class ImagePublic(BaseModel):
@@ -74,6 +99,20 @@ class JobPublic(BaseModel):
         "apply (an https image URL, which maskgate never reads; a request with cache false; a tenant "
         "with the cache turned off; a job rejected at intake), or the job has not reached the lookup "
         "yet (queued, or waiting for an identical job in flight).",
+    )
+    found: bool | None = Field(
+        default=None,
+        description="Whether anything was found: false for a finished prediction with an empty mask (the "
+        "job still succeeded); null until the job succeeded, or when instances were not made.",
+    )
+    instances: list[Instance] | None = Field(
+        default=None,
+        description="Every object found: the 8-connected components of the masks of at least 16 pixels. "
+        "GET /v1/segmentations/{job_id} shows them while instances.json is at most 32 KiB; above that, "
+        "and in lists, null: read them from results.instances_url. [] when nothing was found.",
+    )
+    results: ResultsPublic | None = Field(
+        default=None, description="Instance count and result files of a succeeded job; else null."
     )
     error: JobError | None = Field(description="Why the job failed or was canceled.")
     deliveries: list[DeliveryAttempt] = Field(description="Every attempt of the job's final webhook.")
@@ -218,8 +257,12 @@ class Health(BaseModel):
     status: str = Field(description="Always ok.")
 
 
-def job_public(job: Job, *, bucket: Bucket, place: Place | None = None) -> JobPublic:
-    """The job as the API shows it; ``place``: its place in line for a WaveSpeed slot, if waiting."""
+def job_public(
+    job: Job, *, bucket: Bucket, place: Place | None = None, with_instances: bool = False
+) -> JobPublic:
+    """The job as the API shows it; ``place``: its place in line for a WaveSpeed slot, if waiting;
+    ``with_instances``: its instances inline, read from instances.json when that is at most
+    ``INLINE_LIMIT`` bytes (one job's GET, never a list)."""
     image = None
     if job.image is not None:
         image = job.image.model_dump(exclude_none=True, exclude={"bucket", "key"})
@@ -236,6 +279,7 @@ def job_public(job: Job, *, bucket: Bucket, place: Place | None = None) -> JobPu
         masks=[
             MaskPublic(url=bucket.presigned_get(m.key), **m.model_dump(exclude={"key"})) for m in job.masks
         ],
+        **_results_public(job, bucket=bucket, with_instances=with_instances),
         error=job.error,
         deliveries=job.deliveries,
         created_at=job.created_at,
@@ -244,6 +288,40 @@ def job_public(job: Job, *, bucket: Bucket, place: Place | None = None) -> JobPu
         queue_position=place.queue_position if place else None,
         estimated_start=place.estimated_start if place else None,
     )
+
+
+def _results_public(job: Job, *, bucket: Bucket, with_instances: bool) -> dict[str, Any]:
+    """The job's found, instances and results fields."""
+    results = job.results
+    if results is None:
+        return {}
+
+    def link(key: str | None) -> str | None:
+        return bucket.presigned_get(key) if key else None
+
+    return {
+        "found": results.found,
+        "instances": _inline_instances(results, bucket=bucket) if with_instances else None,
+        "results": ResultsPublic(
+            outputs=results.outputs,
+            instance_count=results.instance_count,
+            instances_url=link(results.instances_key),
+            coco_url=link(results.coco_key),
+            unavailable=results.unavailable,
+        ),
+    }
+
+
+def _inline_instances(results: Results, *, bucket: Bucket) -> list[Instance] | None:
+    if results.found is False:
+        return []  # nothing found: no read needed
+    if results.instances_key is None or (results.instances_bytes or 0) > INLINE_LIMIT:
+        return None
+    try:
+        document = json.loads(bucket.get_result(results.instances_key))
+    except ObjectNotFound:  # expired with the results/ lifecycle: the links say the same
+        return None
+    return [Instance.model_validate(item) for item in document["instances"]]
 
 
 def endpoint_public(endpoint: Endpoint) -> WebhookEndpointPublic:

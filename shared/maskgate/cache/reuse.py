@@ -57,6 +57,9 @@ NOT_RESULTS = frozenset(
         "webhook_pending",
         "execution",
         "cache",
+        "price_micros",  # the tenant's spend ledger: a hit reserves its own price, then releases it
+        "charge",
+        "quota_taken",
     }
 )
 MAX_TAKEOVERS = 3  # holders that turn out unusable one after another: then compute without waiting

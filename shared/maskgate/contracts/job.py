@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from maskgate.contracts.prompts import Prompts
+from maskgate.contracts.results import Results
 from maskgate.ids import PATTERN
 
 JobId = Annotated[str, StringConstraints(pattern=PATTERN)]
@@ -127,6 +128,7 @@ class Job(BaseModel):
     prediction_id: str | None = None
     task_token: str | None = Field(default=None, repr=False)
     masks: list[Mask] = []
+    results: Results | None = None  # instances, found, the result files: set with the masks
     error: JobError | None = None
     created_at: datetime
     updated_at: datetime

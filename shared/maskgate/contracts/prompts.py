@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from maskgate.contracts.examples import CREATE_EXAMPLE, UPLOAD_EXAMPLE
+from maskgate.contracts.results import ALL_OUTPUTS, Output
 from maskgate.errors import InvalidRequest, MissingPrompt, RequestError
 from maskgate.wavespeed import limits
 
@@ -97,6 +98,21 @@ class Prompts(Contract):
         description="Up to 16 string values (keys up to 40, values up to 500 characters, 9 KiB in all), "
         "echoed in the job and its webhook.",
     )
+
+    outputs: Annotated[list[Output], Field(min_length=1, max_length=3)] = Field(
+        default=list(ALL_OUTPUTS),
+        description="What the job keeps: masks (the mask images), instances (each object's box, area, "
+        "centroid, COCO RLE and polygons) and coco (a COCO annotations file). Default: all three; "
+        '["masks"] alone spends no time finding instances.',
+        examples=[["masks", "instances", "coco"]],
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _distinct(cls, value: list[Output]) -> list[Output]:
+        if len(set(value)) != len(value):
+            raise ValueError("outputs may name each of masks, instances and coco once")
+        return value
 
     @field_validator("prompt")
     @classmethod

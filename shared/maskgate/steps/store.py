@@ -1,10 +1,26 @@
-"""Workflow step Store: copy the finished masks into ``results/<job_id>/``, finish the job, and make
-the first attempt of its webhook (as Notify does on the failure path): one state, one invocation less."""
+"""Workflow step Store: copy the finished masks into ``results/<job_id>/``, find their instances, finish
+the job, and make the first attempt of its webhook (as Notify does on the failure path): one state, one
+invocation less.
+
+Instances need numpy and Pillow (the imaging layer, attached to Store alone): they are imported only
+when a job asks for instances or the COCO file.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from maskgate import crashpoints
-from maskgate.contracts.job import JobStatus, Mask
+from maskgate.contracts.job import Job, JobStatus, Mask
+from maskgate.contracts.results import (
+    ALL_OUTPUTS,
+    Output,
+    Results,
+    Unavailable,
+    coco_key,
+    instances_key,
+)
 from maskgate.contracts.steps import JobRef, StoreInput, StoreOutput
 from maskgate.errors import InvalidImage, InvalidTransition, OutputInvalid, PredictionNotReady, UpstreamFailed
 from maskgate.images import inspect_image
@@ -49,7 +65,9 @@ def store_masks(
     if not prediction.outputs:
         raise OutputInvalid("the prediction completed without outputs")
     wanted = job.request.output_format if job.request else "png"
+    outputs: list[Output] = list(job.request.outputs) if job.request else list(ALL_OUTPUTS)
     stored: list[Mask] = []
+    downloaded: list[bytes] = []
     for index, url in enumerate(prediction.outputs):
         data = wavespeed.download(url)
         try:
@@ -58,6 +76,9 @@ def store_masks(
             raise OutputInvalid(f"output {index} is not an image: {exc.message}") from exc
         if info.format != wanted:
             raise OutputInvalid(f"output {index} is {info.format}, but {wanted} was asked for")
+        downloaded.append(data)
+        if "masks" not in outputs:
+            continue
         key = bucket.put_mask(job.id, index, data, extension=info.extension, content_type=info.mime)
         stored.append(
             Mask(
@@ -70,6 +91,7 @@ def store_masks(
                 height=info.height,
             )
         )
+    results = store_results(job, downloaded, outputs=outputs, bucket=bucket)
     crashpoints.reached("store.after_masks")
     try:
         jobs.transition(
@@ -77,9 +99,57 @@ def store_masks(
             JobStatus.SUCCEEDED,
             prediction_id=step.prediction_id,
             masks=[m.model_dump(mode="json") for m in stored],
+            results=results,
         )
     except InvalidTransition:
         logger.info("job finished elsewhere before its masks were stored", extra={"job_id": job.id})
     metrics.add_metric(name="MaskStored", unit="Count", value=len(stored))
     crashpoints.reached("store.after_succeeded")
     return StoreOutput(job_id=job.id, masks=len(stored))
+
+
+def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output], bucket: Bucket) -> Results:
+    """Find the instances of the masks and write instances.json and the COCO file, as asked."""
+    if "instances" not in outputs and "coco" not in outputs:
+        return Results(outputs=outputs)
+    from maskgate.results.instances import NoAlpha, decode, instances  # numpy, Pillow: Store only
+
+    cut_out = job.request.apply_mask if job.request else False
+    try:
+        masks = [decode(data, cut_out=cut_out) for data in outputs_data]
+    except NoAlpha as exc:
+        reason = f"{exc}: instances come from the mask, or from a cut-out image's alpha (png or webp)"
+        return Results(outputs=outputs, unavailable=Unavailable(type="instances_unavailable", message=reason))
+    except (OSError, ValueError) as exc:  # Pillow's errors for a file it cannot decode
+        raise OutputInvalid(f"an output could not be decoded: {exc}") from exc
+    found = instances(masks)
+    height, width = masks[0].shape
+    fields: dict[str, Any] = {"found": bool(found), "instance_count": len(found)}
+    if "instances" in outputs:
+        document = {"id": job.id, "width": width, "height": height, "found": bool(found), "instances": found}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        fields["instances_key"] = bucket.put_result(instances_key(job.id), body)
+        fields["instances_bytes"] = len(body)
+    if "coco" in outputs:
+        fields["coco_key"] = bucket.put_result(
+            coco_key(job.id), _coco(job, found, width=width, height=height)
+        )
+    metrics.add_metric(name="InstancesFound", unit="Count", value=len(found))
+    return Results.model_validate({"outputs": outputs, **fields})
+
+
+def _coco(job: Job, found: list[dict[str, Any]], *, width: int, height: int) -> bytes:
+    from maskgate.results.coco import coco_file
+
+    image = job.image
+    name = (image.filename or image.key or image.url or "") if image else ""
+    document = coco_file(
+        found,
+        job_id=job.id,
+        width=width,
+        height=height,
+        file_name=name.rsplit("/", 1)[-1] or "image",
+        category=job.request.prompt if job.request else None,
+        created=job.created_at,
+    )
+    return json.dumps(document, separators=(",", ":")).encode()

@@ -71,6 +71,21 @@ class Bucket:
         self._client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type)
         return key
 
+    def put_result(self, key: str, body: bytes, *, content_type: str = "application/json") -> str:
+        """Store one result file (instances.json, the COCO file) under ``results/<job_id>/``."""
+        self._client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+        return key
+
+    def get_result(self, key: str) -> bytes:
+        """The bytes of one result file; ObjectNotFound if it is gone (e.g. expired by the lifecycle)."""
+        try:
+            found = self._client.get_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _GONE:
+                raise ObjectNotFound(f"no object {key}") from exc
+            raise
+        return found["Body"].read()
+
     def head(self, key: str) -> StoredObject:
         """Size and user metadata of an object; ObjectNotFound if it is gone."""
         try:

@@ -31,7 +31,7 @@ from maskgate.ids import PATTERN
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-_JSON_FIELDS = ("request", "image", "masks", "error", "metadata")
+_JSON_FIELDS = ("request", "image", "masks", "results", "error", "metadata")
 
 
 def _to_item(job: Job) -> dict[str, Any]:

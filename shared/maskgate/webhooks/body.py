@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.ids import PATTERN
-from maskgate.webhooks.signing import mask_token
+from maskgate.webhooks.signing import mask_token, result_token
 
 EventType = Literal["segmentation.succeeded", "segmentation.failed", "segmentation.canceled"]
 
@@ -89,7 +89,35 @@ def build_body(job: Job, *, api_url: str, secret: str, now: datetime, link_secon
             "error": job.error.model_dump() if job.error else None,
             "metadata": job.metadata,
             "masks": masks,
-            "links": {"self": base},
+            **_results(job),
+            "links": {"self": base, **_result_links(job, base=base, secret=secret, expires=expires)},
         },
     }
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def _results(job: Job) -> dict[str, object]:
+    """Whether anything was found and how many instances: counts only, the instances are a link away."""
+    results = job.results
+    summary: dict[str, object] = {
+        "found": results.found if results else None,
+        "instance_count": results.instance_count if results else None,
+    }
+    if results is not None and results.unavailable is not None:
+        summary["instances_unavailable"] = results.unavailable.model_dump()
+    return summary
+
+
+def _result_links(job: Job, *, base: str, secret: str, expires: int) -> dict[str, str]:
+    """Signed links to instances.json and the COCO file, where the job has them."""
+    results = job.results
+    if results is None:
+        return {}
+    files = {"instances": results.instances_key, "coco": results.coco_key}
+    return {
+        link: f"{base}/results/{name}?token="
+        + result_token(secret, job_id=job.id, name=name, expires=expires)
+        for link, key in files.items()
+        if key is not None
+        for name in [key.rsplit("/", 1)[-1]]
+    }

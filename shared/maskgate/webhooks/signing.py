@@ -108,6 +108,27 @@ def mask_token(secret: str, *, job_id: str, index: int, expires: int) -> str:
     return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
 
 
+def result_token(secret: str, *, job_id: str, name: str, expires: int) -> str:
+    """A signed, expiring token authorising one result file's download (instances.json, the COCO file)."""
+    mac = hmac.new(_key(secret), f"result:{job_id}:{name}:{expires}".encode(), hashlib.sha256).digest()
+    return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+
+def result_token_valid(token: str, secrets_: list[str], *, job_id: str, name: str, now: float) -> bool:
+    """True if the token was made by one of the secrets for this result file and has not expired."""
+    expires_text, _, _ = token.partition(".")
+    if (
+        not (token.isascii() and expires_text.isdigit() and len(expires_text) <= 12)
+        or int(expires_text) < now
+    ):
+        return False
+    expires = int(expires_text)
+    return any(
+        hmac.compare_digest(token, result_token(s, job_id=job_id, name=name, expires=expires))
+        for s in secrets_
+    )
+
+
 def mask_token_valid(token: str, secrets_: list[str], *, job_id: str, index: int, now: float) -> bool:
     """True if the token was made by one of the secrets for this mask and has not expired."""
     expires_text, _, _ = token.partition(".")

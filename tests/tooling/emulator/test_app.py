@@ -292,14 +292,19 @@ def test_emulator_negative_point_takes_its_region_away(client: httpx.Client) -> 
 
 
 def test_emulator_text_prompt_marks_the_foreground_deterministically(client: httpx.Client) -> None:
-    first = mask_of(client, prompt="the red disc")
-    second = mask_of(client, prompt="the red disc")
+    first = mask_of(client, prompt="the shapes")  # no colour named: every object
+    second = mask_of(client, prompt="the shapes")
 
     white = pixels_where(first, lambda v: v == 255)
     assert white == pixels_where(
         scene(), lambda p: max(abs(a - b) for a, b in zip(p, WHITE, strict=True)) > 48
     )
     assert white and white == pixels_where(second, lambda v: v == 255)
+
+
+def test_emulator_text_prompt_naming_a_colour_marks_only_its_objects(client: httpx.Client) -> None:
+    red = pixels_where(mask_of(client, prompt="the red disc"), lambda v: v == 255)
+    assert red and red == pixels_where(scene(), lambda p: p == RED)
 
 
 @pytest.mark.parametrize(

@@ -160,6 +160,9 @@ def test_result_fields_take_every_result_and_move_its_keys_to_the_new_job() -> N
             "masks": [mask],
             "prediction_id": "p1",
             "cache": "miss",
+            "price_micros": 5000,
+            "charge": "spent",
+            "quota_taken": True,
             "instances": [{"index": 0, "mask_index": 0, "area": 12}],
             "found": True,
         }

@@ -291,7 +291,16 @@ def test_build_body_succeeded_has_the_contract_shape():
 
     assert set(event) == {"type", "timestamp", "data"}
     assert event["type"] == "segmentation.succeeded"
-    assert set(event["data"]) == {"id", "status", "error", "metadata", "masks", "links"}
+    assert set(event["data"]) == {
+        "id",
+        "status",
+        "error",
+        "metadata",
+        "masks",
+        "found",
+        "instance_count",
+        "links",
+    }
     assert event["data"]["id"] == job.id
     assert event["data"]["status"] == "succeeded"
     assert event["data"]["error"] is None
