@@ -22,6 +22,7 @@ from maskgate_local.demo.sample import scene_png
 from maskgate_local.stack.servers import serve_in_thread
 from tests.e2e.conftest import Stack, aws_client
 from tests.e2e.test_vertical_slice import BOX
+from tests.support.images import unique_scene
 
 pytestmark = pytest.mark.e2e
 Cli = Callable[..., tuple[int, str, str]]
@@ -55,8 +56,8 @@ def tenants(stack: Stack) -> Iterator[Callable[[], tuple[str, str]]]:
     yield new
 
 
-def create(stack: Stack, key: str, *, query: str = "", marker: str = "") -> httpx.Response:
-    body = {"image": IMAGE, "box_prompts": [BOX], "metadata": {"test": marker or "limits"}}
+def create(stack: Stack, key: str, *, query: str = "", marker: str = "", **fields: Any) -> httpx.Response:
+    body = {"image": IMAGE, "box_prompts": [BOX], "metadata": {"test": marker or "limits"}, **fields}
     return stack.api("POST", f"/v1/segmentations{query}", key=key, json=body)
 
 
@@ -70,14 +71,16 @@ def test_fifty_racing_requests_at_a_cap_of_ten_jobs_make_ten_and_the_other_tenan
     assert code == 0, err
     assert "monthly spend cap    $0.05" in out
     with ThreadPoolExecutor(max_workers=50) as pool:
-        answers = list(pool.map(lambda _: create(stack, capped_key), range(50)))
+        # the same image and prompts: without "cache": false, nine of the ten would be answered from
+        # the first one's results and give their reserved price back
+        answers = list(pool.map(lambda _: create(stack, capped_key, cache=False), range(50)))
     codes = sorted(a.status_code for a in answers)
     assert (codes.count(202), codes.count(402)) == (10, 40)
     refused = next(a for a in answers if a.status_code == 402).json()
     assert refused["type"] == "spend_cap_reached" and refused["cap_usd"] == 0.05
     assert refused["month_spend_usd"] == 0.05
     assert create(stack, other_key).status_code == 202  # another tenant's cap is its own
-    preview = create(stack, capped_key, query="?dry_run=true").json()
+    preview = create(stack, capped_key, query="?dry_run=true", cache=False).json()
     assert (preview["would_run"], preview["refused_by"], preview["remaining_usd"]) == (
         False,
         "spend_cap_reached",
@@ -94,6 +97,27 @@ def test_fifty_racing_requests_at_a_cap_of_ten_jobs_make_ten_and_the_other_tenan
     assert usage["wavespeed_usd"] + usage["reserved_usd"] == pytest.approx(0.05)
     assert usage["jobs"]["cap_rejections"] == 40
     assert stack.api("GET", "/v1/usage", key=other_key).json()["jobs"]["accepted"] == 1
+
+
+def test_a_cache_hit_gives_its_reserved_price_back_and_counts_what_it_saved(
+    stack: Stack, tenants: Callable[[], tuple[str, str]]
+) -> None:
+    _, key = tenants()
+    image = "data:image/png;base64," + base64.b64encode(unique_scene()).decode()  # no other job's
+    first = create(stack, key, image=image).json()
+    assert _wait_finished(stack, key, first["id"])["cache"] == "miss"
+    preview = create(stack, key, query="?dry_run=true", image=image).json()
+    assert (preview["would_run"], preview["cache"]) == (True, "hit")
+    again = _wait_finished(stack, key, create(stack, key, image=image).json()["id"])
+    assert (again["status"], again["cache"], again["prediction_id"]) == ("succeeded", "hit", None)
+    usage = stack.api("GET", "/v1/usage", key=key).json()
+    assert (usage["jobs"]["accepted"], usage["jobs"]["submitted"], usage["jobs"]["released"]) == (2, 1, 1)
+    assert (usage["jobs"]["cache_hits"], usage["cache_saved_usd"], usage["wavespeed_usd"]) == (
+        1,
+        0.005,
+        0.005,
+    )
+    assert usage["reserved_usd"] == 0
 
 
 def _wait_finished(stack: Stack, key: str, job_id: str, timeout: float = 90.0) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from maskgate.api.examples import ENDPOINT_EXAMPLE, JOB_EXAMPLE, QUEUED_JOB_EXAMPLE
 from maskgate.contracts.endpoints import Endpoint, EventName, Signature
 from maskgate.contracts.job import CacheOutcome, DeliveryAttempt, Job, JobError, JobStatus
-from maskgate.stores.admission import Place
 from maskgate.contracts.results import INLINE_LIMIT, Instance, Output, Results, Unavailable
 from maskgate.errors import ObjectNotFound
+from maskgate.stores.admission import Place
 from maskgate.stores.attempt_log import EndpointStats, LoggedAttempt
 from maskgate.stores.bucket import Bucket
 
