@@ -60,10 +60,11 @@ def store(job: Job, prediction_id: str) -> dict[str, Any]:
 
 
 def computed(aws: Aws) -> Job:
-    """A job that missed, was computed by WaveSpeed and succeeded, plus a later result file of its own."""
+    """A job that missed, was computed by WaveSpeed and succeeded (masks, instances.json, the COCO file),
+    plus a result file a later version might add: every object under results/<job_id>/ is copied."""
     job = twin(aws)
     store(job, submit(job)["prediction_id"])
-    aws.client("s3").put_object(Bucket=aws.bucket, Key=f"results/{job.id}/instances.json", Body=b"[]")
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=f"results/{job.id}/extra.json", Body=b"[]")
     return clients.job_store().get(job.id)
 
 
@@ -97,7 +98,14 @@ def test_an_identical_request_is_a_hit_copies_every_result_and_sends_the_usual_w
     assert objects(aws, hit) == objects(aws, first) and set(objects(aws, hit)) == {
         "mask_0.png",
         "instances.json",
+        "annotations.coco.json",
+        "extra.json",
     }
+    assert hit.results is not None and first.results is not None
+    assert hit.results.instances_key == f"results/{second.id}/instances.json"
+    assert hit.results.model_dump(exclude={"instances_key", "coco_key"}) == first.results.model_dump(
+        exclude={"instances_key", "coco_key"}
+    )
     payload = Webhook(aws.secret).verify(receiver.requests[-1].content, dict(receiver.requests[-1].headers))
     assert payload["type"] == "segmentation.succeeded" and payload["data"]["id"] == second.id
     assert payload["data"]["metadata"] == {"order": "8"} and len(payload["data"]["masks"]) == 1
