@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,9 +10,11 @@ import pytest
 from maskgate import clients
 from maskgate.contracts.job import Job, JobStatus
 from maskgate.errors import NotSubmitted, PredictionTimedOut, UpstreamFailed, UpstreamOutcomeUnknown
+from maskgate.steps.poll import SUBMIT_MAY_RUN_SECONDS
+from maskgate_local.template.sam import load_template
 from tests.integration.conftest import Aws, FakeTasks
 from tests.integration.seeds import queued_job, submitted
-from tests.support.artefacts import LambdaContext, event, load_handler
+from tests.support.artefacts import TEMPLATE, LambdaContext, event, load_handler
 from tests.support.fakes import FakeWaveSpeed
 
 
@@ -87,6 +89,36 @@ def test_poll_before_any_submit_times_out_at_the_deadline(
 ) -> None:
     with pytest.raises(PredictionTimedOut, match="not submitted within the deadline"):
         load_handler("poll").handler(poll_event(queued_job(aws), deadline_at=1), LambdaContext())
+
+
+def test_poll_past_the_deadline_waits_while_the_submit_may_still_be_posting(
+    aws: Aws, wavespeed: FakeWaveSpeed, tasks: FakeTasks
+) -> None:
+    """A Submit slowed past the deadline may still land its POST: the job must still be waiting for
+    its answer or callback, so no paid prediction is thrown away; once no Submit can be running, the
+    outcome is unknown."""
+    just_now = datetime.now(UTC)
+    job = queued_job(aws, submit_attempt="slow", callback_token="t", submit_started_at=just_now)
+    assert (
+        load_handler("poll").handler(poll_event(job, deadline_at=1), LambdaContext())["outcome"] == "waiting"
+    )
+    long_ago = just_now - timedelta(seconds=SUBMIT_MAY_RUN_SECONDS)
+    clients.dynamodb().update_item(
+        TableName=aws.table,
+        Key={"pk": {"S": f"JOB#{job.id}"}},
+        UpdateExpression="SET submit_started_at = :t",
+        ExpressionAttributeValues={":t": {"S": long_ago.isoformat()}},
+    )
+    with pytest.raises(UpstreamOutcomeUnknown):
+        load_handler("poll").handler(poll_event(job, deadline_at=1), LambdaContext())
+    assert wavespeed.submissions == []
+
+
+def test_the_submit_function_ends_before_poll_stops_waiting_for_it() -> None:
+    template = load_template(TEMPLATE)
+    submit = template["Resources"]["SubmitFunction"]["Properties"]
+    timeout = submit.get("Timeout", template["Globals"]["Function"]["Timeout"])
+    assert timeout + 5 <= SUBMIT_MAY_RUN_SECONDS
 
 
 def test_poll_of_a_submit_whose_prediction_never_showed_ends_outcome_unknown(

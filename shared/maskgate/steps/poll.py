@@ -21,6 +21,9 @@ from maskgate.wavespeed.client import WaveSpeedClient
 from maskgate.workflow.executions import Workflow
 
 Clock = Callable[[], datetime]
+# How long after writing its submit intent a Submit invocation may still be running (and POSTing):
+# the Submit function's timeout (template.yaml; a test holds the two together) plus a margin.
+SUBMIT_MAY_RUN_SECONDS = 35
 
 
 def poll(
@@ -34,7 +37,7 @@ def poll(
         return _poll_finished(jobs.get(step.job_id), step, workflow)
     out_of_time = now().timestamp() >= step.deadline_at or step.attempt >= step.polls_allowed
     if job.prediction_id is None:
-        return _poll_unrecorded(job, step, out_of_time=out_of_time)
+        return _poll_unrecorded(job, step, out_of_time=out_of_time, now=now())
     prediction = wavespeed.get_prediction(job.prediction_id)
     if prediction.status == "failed":
         raise UpstreamFailed(prediction.error or "the prediction failed")
@@ -61,13 +64,20 @@ def _poll_finished(job: Job, step: PollInput, workflow: Workflow) -> PollOutput:
     raise JobNotSubmittable(f"job is already {job.status.value}")
 
 
-def _poll_unrecorded(job: Job, step: PollInput, *, out_of_time: bool) -> PollOutput:
+def _poll_unrecorded(job: Job, step: PollInput, *, out_of_time: bool, now: datetime) -> PollOutput:
     """No prediction is recorded. With no submit under way the workflow goes back to Submit; with
-    one, it may have landed: keep listening for its callback, never submit again."""
+    one, it may have landed: keep listening for its callback, never submit again. Past the deadline
+    the job ends ``upstream_outcome_unknown``, but not while the Submit invocation that wrote the
+    intent may still be running: its POST may yet land, and its answer or callback must find the job
+    waiting (else a paid prediction would be thrown away)."""
     if job.submit_attempt is None:
         if out_of_time:
             raise PredictionTimedOut(f"the job was not submitted within the deadline ({step.attempt} polls)")
         raise NotSubmitted("no submit is under way for this job")
+    started = job.submit_started_at
+    if out_of_time and started is not None and (now - started).total_seconds() < SUBMIT_MAY_RUN_SECONDS:
+        logger.info("past the deadline, but the submit may still be in flight; listening again")
+        return PollOutput(job_id=job.id, outcome="waiting")
     if out_of_time:
         raise UpstreamOutcomeUnknown(
             "WaveSpeed may have accepted the submit, but its prediction never showed itself by the "
