@@ -30,10 +30,12 @@ dev: $(STAMP)
 
 ## Every test and gate: lint, types, template lint, then pytest (unit, contract, integration, e2e).
 ## The gates run side by side (the two tools venvs install at the same time on a clean clone); pytest
-## runs alone after them, so no timing in a test shares the machine with a gate.
+## runs alone after them, so no timing in a test shares the machine with a gate. pytest runs in two
+## workers (pytest-xdist), a test file at a time each, so a file's module-scoped local stack stays in
+## one worker: most of the suite waits on stacks and timers, not on a CPU.
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j3 --output-sync=target lint validate
-	@$(BIN)/pytest; rc=$$?; \
+	@$(BIN)/pytest -n 2 --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 unit: $(STAMP)

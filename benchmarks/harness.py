@@ -150,15 +150,16 @@ class Bench:
 
 
 @contextlib.contextmanager
-def running_bench() -> Iterator[Bench]:
-    """Start ONE in-process local stack and a caller receiver; stop both (and untap) at the end."""
+def running_bench(parameters: dict[str, str] | None = None) -> Iterator[Bench]:
+    """Start ONE in-process local stack (template ``parameters`` over the local ones) and a caller
+    receiver; stop both (and untap) at the end."""
     tap = CallbackTap()
     with contextlib.ExitStack() as cleanup:
         # the emulator calls post_callback by its own module's name: patched there, wrapping the original
         cleanup.enter_context(
             mock.patch.object(wavespeed_emulator, "post_callback", tap.wrap(wavespeed_io.post_callback))
         )
-        stack = DevStack(ports=StackPorts.free())
+        stack = DevStack(ports=StackPorts.free(), parameters=dict(parameters or {}))
         ready = stack.start()
         cleanup.callback(stack.stop)
         receiver = WebhookReceiver(secret=ready.webhook_secret)

@@ -59,13 +59,19 @@ class WebhookReceiver:
     def wait_until(
         self, matches: Callable[[dict[str, Any]], bool], *, timeout: float = 60.0, what: str = "a webhook"
     ) -> Delivery:
-        """The first verified delivery whose payload ``matches``, waiting up to ``timeout`` seconds."""
+        """The first verified delivery whose payload ``matches``, waiting up to ``timeout`` seconds.
+
+        Each wake-up looks only at the deliveries that arrived since the last (every delivery wakes
+        every waiter: with dozens waiting, rescanning them all made the wait quadratic)."""
         deadline = time.monotonic() + timeout
+        scanned = 0
         with self._changed:
             while True:
-                for delivery in self.deliveries:
+                scanned = min(scanned, len(self.deliveries))  # a caller may have emptied the list
+                for delivery in self.deliveries[scanned:]:
                     if delivery.verified and delivery.payload is not None and matches(delivery.payload):
                         return delivery
+                scanned = len(self.deliveries)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = [json.loads(d.body or b"{}").get("data", {}).get("id") for d in self.deliveries]

@@ -1,31 +1,15 @@
 """AWS for the local stack: moto in server mode with every Lambda invoke run in this process.
 
-Three hooks into moto 5.2.5 (pinned by `tests/contract/test_moto_canary.py`):
+Two hooks into moto 5.2.5 (pinned by `tests/contract/test_moto_canary.py`):
 - `LambdaFunction._invoke_lambda` runs the registered handler instead of a Docker container.
 - `moto.s3.notifications._invoke_awslambda` is how PutObject fires S3 → Lambda: inside the request,
   before metadata and Content-Type are set, with errors swallowed. The S3 events of one request are
   collected (deduplicated by key + ETag: a multipart upload notifies twice) and handed to a worker once
   the response is sent, as AWS invokes asynchronously: a failing handler is retried twice, then the event
   goes to the function's dead-letter queue.
-- Step Functions' `boto_client_for` (used for each Lambda task) is cached: a client per task costs ~12 ms.
 
-Four caches of what moto rebuilds on every request or execution, each for a result that cannot differ
-between calls (issue 12; the local stack's throughput):
-- `moto.backends.list_of_moto_modules`, which moto's dispatcher calls for every request, under its one
-  lock, to list moto's own package directory (a listdir and ~200 stats).
-- The ASL program of each state machine definition: `ExecutionWorker._get_evaluation_entrypoint` lexes,
-  parses and preprocesses the definition for every execution (ANTLR in pure Python, ~0.1-0.3 s). The
-  program is a tree of components whose evaluation keeps its state in the execution's `Environment`,
-  never on the components (pinned by the canary), so one program serves every execution of that
-  definition. The one lazily set attribute, `EvalComponent.heap_key` (a random id keying the execution's
-  heap), is set on every component before the program is shared, so no two threads can race to set it.
-- The JSONPath expressions of Step Functions: `jsonpath_ng` builds a new PLY parser for every `parse`
-  (~1 ms); the parsed expression is an immutable AST, so each path string is parsed once.
-- DynamoDB's expressions: an UpdateItem parses its update expression twice (~1 ms each) and every
-  condition expression is lexed by regular expressions, token by token. The update expression's AST
-  is only read (`find_clauses`) or deep-copied before validation fills it in, and the lexer's tokens
-  are tuples of strings read by the parser that follows, so both are cached by expression string
-  (what depends on `ExpressionAttributeNames`/`Values` still runs for every request).
+What moto rebuilds on every request or execution is cached, and DynamoDB's items take a shorter
+path through moto's response serializer: `maskgate_local.stack.moto_speed`.
 
 moto's DynamoDB is not thread-safe: an UpdateItem reads, checks its condition and changes the stored
 item in place, so two at once on one item (the admission slots, a job) can both pass a condition that
@@ -59,7 +43,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -70,6 +53,7 @@ import botocore.handlers
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.config import Config
 
+from maskgate_local.stack import moto_speed
 from maskgate_local.stack.activity import Invocation, step_name
 from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
 
@@ -195,7 +179,6 @@ class LocalAws:
     def _install_hooks(self) -> None:
         from moto.awslambda.models import LambdaFunction
         from moto.s3 import notifications
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
         def invoke_lambda(function: Any, event: Any = None) -> tuple[str, bool, str]:
             return self._invoke(function.function_name, event)
@@ -205,35 +188,7 @@ class LocalAws:
 
         self._patch(LambdaFunction, "_invoke_lambda", invoke_lambda)
         self._patch(notifications, "_invoke_awslambda", invoke_from_s3)
-        self._patch(
-            lambda_eval_utils,
-            "boto_client_for",
-            _cached_client_factory(lambda_eval_utils.__dict__["boto_client_for"]),
-        )
-        self._install_caches()
-
-    def _install_caches(self) -> None:
-        from moto import backends
-        from moto.stepfunctions.parser.asl.component.common.path import result_path
-        from moto.stepfunctions.parser.asl.utils import json_path
-        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-        self._patch(backends, "list_of_moto_modules", _listed_once(backends.__dict__["list_of_moto_modules"]))
-        self._patch(ExecutionWorker, "_get_evaluation_entrypoint", _cached_entrypoint())
-        self._patch(json_path, "parse", _cached_parse(json_path.__dict__["parse"]))
-        self._patch(result_path, "parse", _cached_parse(result_path.__dict__["parse"]))
-        self._install_dynamodb_caches()
-
-    def _install_dynamodb_caches(self) -> None:
-        from moto.dynamodb.comparisons import ConditionExpressionParser
-
-        # mypy finds no such class in moto 5.2.5's module; it is there (tests/contract/test_moto_canary.py)
-        from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
-
-        make = UpdateExpressionParser.__dict__["make"].__func__
-        self._patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make)))
-        lex = ConditionExpressionParser.__dict__["_lex_condition_expression"]
-        self._patch(ConditionExpressionParser, "_lex_condition_expression", _cached_lexer(lex))
+        moto_speed.install(self._patch)
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         original = owner.__dict__[name]
@@ -509,115 +464,6 @@ class _AfterResponse:
                 close()
         finally:
             self._after()
-
-
-def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
-    cache: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    @functools.wraps(original)
-    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        with lock:
-            if (region, service) not in cache:
-                cache[(region, service)] = original(
-                    region=region, service=service, state_credentials=state_credentials
-                )
-            return cache[(region, service)]
-
-    return boto_client_for
-
-
-def _listed_once(original: Callable[[], Iterable[str]]) -> Callable[[], tuple[str, ...]]:
-    """moto's own package directories, listed once (they are files of the installed package)."""
-    listed: list[tuple[str, ...]] = []
-
-    @functools.wraps(original)
-    def list_of_moto_modules() -> tuple[str, ...]:
-        if not listed:
-            listed.append(tuple(original()))
-        return listed[0]
-
-    return list_of_moto_modules
-
-
-def _cached_entrypoint() -> Callable[[Any], Any]:
-    """``ExecutionWorker._get_evaluation_entrypoint`` with the program parsed once per definition."""
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-
-    @functools.lru_cache(maxsize=64)
-    def program(definition: str) -> Any:
-        parsed = AmazonStateLanguageParser.parse(definition)[0]
-        _fix_heap_keys(parsed)
-        return parsed
-
-    def _get_evaluation_entrypoint(worker: Any) -> Any:
-        return program(worker._evaluation_details.state_machine_details.definition)
-
-    return _get_evaluation_entrypoint
-
-
-def _fix_heap_keys(program: Any) -> None:
-    """Set ``heap_key`` on every component of ``program`` (it is set on first read otherwise)."""
-    from moto.stepfunctions.parser.asl.component.component import Component
-    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
-
-    seen: set[int] = set()
-    pending: list[Any] = [program]
-    while pending:
-        node = pending.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, EvalComponent):
-            _ = node.heap_key
-        if isinstance(node, Component):
-            pending.extend(vars(node).values())
-        elif isinstance(node, list | tuple | set | frozenset):
-            pending.extend(node)
-        elif isinstance(node, dict):
-            pending.extend(node.values())
-
-
-def _cached_parse(original: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A JSONPath ``parse`` that parses each path once (the expression is an immutable AST)."""
-    return functools.wraps(original)(functools.lru_cache(maxsize=4096)(original))
-
-
-_EXPRESSIONS_CACHED = 4096
-
-
-def _cached_update_expression(make: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
-    """``UpdateExpressionParser.make`` parsing each expression once (a parse error is raised every time)."""
-    parsed: dict[tuple[Any, str], Any] = {}
-
-    @functools.wraps(make)
-    def cached_make(cls: Any, expression_str: str) -> Any:
-        found = parsed.get((cls, expression_str))
-        if found is None:
-            found = make(cls, expression_str)
-            if len(parsed) < _EXPRESSIONS_CACHED:
-                parsed[(cls, expression_str)] = found
-        return found
-
-    return cached_make
-
-
-def _cached_lexer(lex: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``ConditionExpressionParser._lex_condition_expression`` lexing each expression once; every parser
-    gets a deque of its own (the parser consumes it)."""
-    lexed: dict[str, tuple[Any, ...]] = {}
-
-    @functools.wraps(lex)
-    def _lex_condition_expression(parser: Any) -> deque[Any]:
-        expression = parser.condition_expression
-        nodes = lexed.get(expression)
-        if nodes is None:
-            nodes = tuple(lex(parser))
-            if len(lexed) < _EXPRESSIONS_CACHED:
-                lexed[expression] = nodes
-        return deque(nodes)
-
-    return _lex_condition_expression
 
 
 def _moto_app() -> WsgiApp:

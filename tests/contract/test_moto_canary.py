@@ -1,4 +1,5 @@
-"""The private moto names the local stack (local/stack/aws.py) relies on: a moto upgrade fails loudly here."""
+"""The private moto names the local stack (local/stack/aws.py and moto_speed.py) relies on: a moto upgrade
+fails loudly here."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_moto_api_config_switches_state_machine_execution(restored_moto_config):
     assert 'sfn_config.get("execute_state_machine"' in inspect.getsource(responses)
 
 
-# --- issue 12: what local/stack/aws.py caches -------------------------------------------------------------
+# --- what local/stack/moto_speed.py caches ------------------------------------------------------------------
 
 
 def test_moto_dispatcher_lists_its_modules_per_request():
@@ -184,8 +185,8 @@ def test_moto_step_functions_jsonpath_parse_names():
 
 
 def test_moto_dynamodb_update_expression_ast_is_read_or_copied():
-    """local/stack/aws.py caches ``UpdateExpressionParser.make`` per expression: moto only reads the AST it
-    returns (``find_clauses``) or deep-copies it before validation fills it in."""
+    """local/stack/moto_speed.py caches ``UpdateExpressionParser.make`` per expression: moto only reads
+    the AST it returns (``find_clauses``) or deep-copies it before validation fills it in."""
     from moto.dynamodb import responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.parsing import validators
@@ -202,9 +203,9 @@ def test_moto_dynamodb_update_expression_ast_is_read_or_copied():
 
 
 def test_moto_dynamodb_condition_lexer_depends_on_the_expression_only():
-    """local/stack/aws.py caches ``ConditionExpressionParser._lex_condition_expression`` per expression: it
-    reads nothing but ``self.condition_expression`` and returns a deque of namedtuples the parser
-    consumes; no one appends to a node's children in place."""
+    """local/stack/moto_speed.py caches ``ConditionExpressionParser._lex_condition_expression`` per
+    expression: it reads nothing but ``self.condition_expression`` and returns a deque of namedtuples
+    the parser consumes; no one appends to a node's children in place."""
     from moto.dynamodb import comparisons
     from moto.dynamodb.comparisons import ConditionExpressionParser
 
@@ -219,3 +220,84 @@ def test_moto_dynamodb_condition_lexer_depends_on_the_expression_only():
     for mutation in (".children.append", ".children.extend", ".children.insert", ".children.pop"):
         assert mutation not in source
     assert not re.search(r"\.children\[[^]]*\]\s*=[^=]", source)
+
+
+# --- what local/stack/moto_speed.py changes (tests/tooling/stack/test_moto_speed.py checks the answers) -----
+
+
+def test_moto_json_serializer_writes_attribute_values_member_by_member():
+    from moto.core import serialize
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.responses import DynamoResult
+
+    from maskgate_local.stack.moto_speed import ATTRIBUTE_VALUE_MEMBERS
+
+    structure = serialize.BaseJSONSerializer._serialize_type_structure
+    assert list(inspect.signature(structure).parameters) == ["self", "serialized", "value", "shape", "key"]
+    assert 'f"_serialize_type_{shape.type_name}"' in inspect.getsource(
+        serialize.ResponseSerializer._serialize
+    )
+    assert "if member_value is not None:" in inspect.getsource(
+        serialize.ResponseSerializer._serialize_structure_member
+    )
+    assert "str(value) if value not in [None, {}, []] else value" in inspect.getsource(
+        serialize.BaseJSONSerializer._serialize_type_string
+    )
+    assert [p.__name__ for p in serialize.DEFAULT_ALIAS_PROVIDERS] == [
+        "ExplicitAlias",
+        "ShapeNameAlias",
+        "NoAlias",
+        "ShapePrefixAlias",
+        "ClassPrefixAlias",
+        "ModelAlias",
+    ]
+    shape = get_service_model("dynamodb").shape_for("AttributeValue")
+    assert tuple(shape.members) == ATTRIBUTE_VALUE_MEMBERS
+    assert [m.type_name for m in shape.members.values()] == [
+        "string", "string", "blob", "list", "list", "list", "map", "list", "boolean", "boolean"
+    ]  # fmt: skip
+    assert "dynamo_to_dict(result)" in inspect.getsource(DynamoResult.__init__)
+
+
+def test_moto_lists_a_response_class_methods_per_request():
+    from moto.core import responses
+
+    source = inspect.getsource(responses.BaseResponse.call_action)
+    assert "method_names = method_names_from_class(self.__class__)" in source
+    assert "if action in method_names:" in source
+    assert inspect.getsource(responses).count("method_names_from_class(") == 1
+
+
+def test_moto_dynamodb_traversers_process_by_class_only():
+    """local/stack/moto_speed.py keeps the traversal's two class checks per (traverser class, node class):
+    no traverser changes how it walks, and every processing map is keyed by classes alone."""
+    import ast
+    from pathlib import Path
+
+    from moto.dynamodb import parsing
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    source = inspect.getsource(DepthFirstTraverser.traverse_node_recursively)
+    for line in (
+        "if isinstance(node, Node):",
+        "if isinstance(node, self.nodes_to_be_processed()):",
+        "self.pre_processing_of_child(node, i)",
+        "node = self.process(node)",
+        "parent_node.children[child_id] = node",
+    ):
+        assert line in source
+    maps = []
+    for path in Path(parsing.__file__).parent.rglob("*.py"):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                assert method.name not in (
+                    "traverse_node_recursively",
+                    "nodes_to_be_processed",
+                    "process",
+                ) or (cls.name == "DepthFirstTraverser"), f"{cls.name}.{method.name}"
+                if method.name == "_processing_map" and cls.name != "DepthFirstTraverser":
+                    (returned,) = [n.value for n in ast.walk(method) if isinstance(n, ast.Return)]
+                    assert isinstance(returned, ast.Dict), cls.name
+                    assert all(isinstance(k, ast.Name) for k in returned.keys), cls.name
+                    maps.append(cls.name)
+    assert len(maps) == 10

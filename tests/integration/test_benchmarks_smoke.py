@@ -144,7 +144,7 @@ def test_throughput_part_reports_jobs_per_second_at_each_level_with_tiny_counts(
     assert "throughput of the local stack" in stdout and "wall time" in stdout
     assert report["parts"] == ["throughput"]
     part = report["throughput"]
-    assert part["warmup_jobs"] == 1 and part["emulator_latency_s"] == [0, 0]
+    assert part["warmup_jobs"] == 1 and part["emulator_latency_s"] == [0, 0] and part["poll_initial_s"] == 10
     assert [(level["in_flight"], level["jobs"]) for level in part["levels"]] == [(1, 2), (2, 3)]
     for level in part["levels"]:
         for key in ("jobs_per_s", "wall_s", "cpu_s", "jobs_per_cpu_s", "accepted_to_webhook_p50_ms"):

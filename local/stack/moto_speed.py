@@ -1,0 +1,323 @@
+"""What the local stack changes in moto 5.2.5 to run faster; every change keeps moto's answers.
+
+`install(patch)` applies them through the caller's ``patch(owner, name, replacement)``, which also
+restores the originals. Each relies on moto internals pinned by `tests/contract/test_moto_canary.py`.
+
+Caches of what moto rebuilds on every request or execution, each for a result that cannot differ
+between calls:
+- Step Functions' `boto_client_for` (used for each Lambda task): a client per task costs ~12 ms.
+- `moto.backends.list_of_moto_modules`, which moto's dispatcher calls for every request, under its one
+  lock, to list moto's own package directory (a listdir and ~200 stats).
+- The ASL program of each state machine definition: `ExecutionWorker._get_evaluation_entrypoint` lexes,
+  parses and preprocesses the definition for every execution (ANTLR in pure Python, ~0.1-0.3 s). The
+  program is a tree of components whose evaluation keeps its state in the execution's `Environment`,
+  never on the components (pinned by the canary), so one program serves every execution of that
+  definition. The one lazily set attribute, `EvalComponent.heap_key` (a random id keying the execution's
+  heap), is set on every component before the program is shared, so no two threads can race to set it.
+- The JSONPath expressions of Step Functions: `jsonpath_ng` builds a new PLY parser for every `parse`
+  (~1 ms); the parsed expression is an immutable AST, so each path string is parsed once.
+- DynamoDB's expressions: an UpdateItem parses its update expression twice (~1 ms each) and every
+  condition expression is lexed by regular expressions, token by token. The update expression's AST
+  is only read (`find_clauses`) or deep-copied before validation fills it in, and the lexer's tokens
+  are tuples of strings read by the parser that follows, so both are cached by expression string
+  (what depends on `ExpressionAttributeNames`/`Values` still runs for every request).
+- The method names of a response class: moto's `call_action` lists them with `inspect.getmembers` for
+  every request to check that the action is one; a class's functions do not change while it serves.
+- What an UpdateItem's validators ask of each node of its AST: ten traversals ask every node
+  `isinstance(node, Node)` (an ABC, so each check goes through `ABCMeta`) and rebuild the traverser's
+  map of node classes to process (`nodes_to_be_processed`, a dict of bound methods each call). Both
+  answers depend only on the traverser's class and the node's class (every `_processing_map` is a dict
+  whose keys are classes, pinned by the canary), so they are kept per pair of classes; the walk, its
+  order and each processing are moto's.
+
+A shorter path for DynamoDB's items: moto's JSON response serializer walks every attribute value
+member by member, asking six alias providers per member where to find it (a 22-attribute item took
+~4 ms of a ~6 ms GetItem). DynamoDB's handler hands it items already in wire form (plain dicts, binary
+values as bytes), for which every alias resolves to the member's own key, so an `AttributeValue` given
+as such a dict is written directly, by the same rules per member type (strings through `str`, binary
+through the serializer's own base64, booleans as they are, a `None` member left out). Anything else
+(another shape, an object, a key that is no member, a map key "", a response transformer) takes
+moto's own path.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from enum import Enum
+from typing import Any
+
+Patch = Callable[[Any, str, Any], None]
+
+
+def install(patch: Patch) -> None:
+    """Apply every cache and short path (moto is imported here, late)."""
+    from moto import backends
+    from moto.core import responses
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import json_path
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    client_for = lambda_eval_utils.__dict__["boto_client_for"]
+    patch(lambda_eval_utils, "boto_client_for", _cached_client_factory(client_for))
+    patch(backends, "list_of_moto_modules", _listed_once(backends.__dict__["list_of_moto_modules"]))
+    patch(ExecutionWorker, "_get_evaluation_entrypoint", _cached_entrypoint())
+    patch(json_path, "parse", _cached_parse(json_path.__dict__["parse"]))
+    patch(result_path, "parse", _cached_parse(result_path.__dict__["parse"]))
+    patch(
+        responses, "method_names_from_class", _names_per_class(responses.__dict__["method_names_from_class"])
+    )
+    _install_dynamodb(patch)
+
+
+def _install_dynamodb(patch: Patch) -> None:
+    from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+
+    # mypy finds no such class in moto 5.2.5's module; it is there (tests/contract/test_moto_canary.py)
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    make = UpdateExpressionParser.__dict__["make"].__func__
+    patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make)))
+    lex = ConditionExpressionParser.__dict__["_lex_condition_expression"]
+    patch(ConditionExpressionParser, "_lex_condition_expression", _cached_lexer(lex))
+    structure = BaseJSONSerializer.__dict__["_serialize_type_structure"]
+    patch(BaseJSONSerializer, "_serialize_type_structure", _attribute_values_directly(structure))
+    patch(DepthFirstTraverser, "traverse_node_recursively", _traverse_with_known_classes())
+
+
+def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in cache:
+                cache[(region, service)] = original(
+                    region=region, service=service, state_credentials=state_credentials
+                )
+            return cache[(region, service)]
+
+    return boto_client_for
+
+
+def _listed_once(original: Callable[[], Iterable[str]]) -> Callable[[], tuple[str, ...]]:
+    """moto's own package directories, listed once (they are files of the installed package)."""
+    listed: list[tuple[str, ...]] = []
+
+    @functools.wraps(original)
+    def list_of_moto_modules() -> tuple[str, ...]:
+        if not listed:
+            listed.append(tuple(original()))
+        return listed[0]
+
+    return list_of_moto_modules
+
+
+def _cached_entrypoint() -> Callable[[Any], Any]:
+    """``ExecutionWorker._get_evaluation_entrypoint`` with the program parsed once per definition."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    @functools.lru_cache(maxsize=64)
+    def program(definition: str) -> Any:
+        parsed = AmazonStateLanguageParser.parse(definition)[0]
+        _fix_heap_keys(parsed)
+        return parsed
+
+    def _get_evaluation_entrypoint(worker: Any) -> Any:
+        return program(worker._evaluation_details.state_machine_details.definition)
+
+    return _get_evaluation_entrypoint
+
+
+def _fix_heap_keys(program: Any) -> None:
+    """Set ``heap_key`` on every component of ``program`` (it is set on first read otherwise)."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending: list[Any] = [program]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            _ = node.heap_key
+        if isinstance(node, Component):
+            pending.extend(vars(node).values())
+        elif isinstance(node, list | tuple | set | frozenset):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+
+
+def _cached_parse(original: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A JSONPath ``parse`` that parses each path once (the expression is an immutable AST)."""
+    return functools.wraps(original)(functools.lru_cache(maxsize=4096)(original))
+
+
+_EXPRESSIONS_CACHED = 4096
+
+
+def _cached_update_expression(make: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """``UpdateExpressionParser.make`` parsing each expression once (a parse error is raised every time)."""
+    parsed: dict[tuple[Any, str], Any] = {}
+
+    @functools.wraps(make)
+    def cached_make(cls: Any, expression_str: str) -> Any:
+        found = parsed.get((cls, expression_str))
+        if found is None:
+            found = make(cls, expression_str)
+            if len(parsed) < _EXPRESSIONS_CACHED:
+                parsed[(cls, expression_str)] = found
+        return found
+
+    return cached_make
+
+
+def _cached_lexer(lex: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``ConditionExpressionParser._lex_condition_expression`` lexing each expression once; every parser
+    gets a deque of its own (the parser consumes it)."""
+    lexed: dict[str, tuple[Any, ...]] = {}
+
+    @functools.wraps(lex)
+    def _lex_condition_expression(parser: Any) -> deque[Any]:
+        expression = parser.condition_expression
+        nodes = lexed.get(expression)
+        if nodes is None:
+            nodes = tuple(lex(parser))
+            if len(lexed) < _EXPRESSIONS_CACHED:
+                lexed[expression] = nodes
+        return deque(nodes)
+
+    return _lex_condition_expression
+
+
+def _names_per_class(original: Callable[[object], list[str]]) -> Callable[[object], list[str]]:
+    """``method_names_from_class`` listing each class once (callers only test membership)."""
+    listed: dict[object, list[str]] = {}
+
+    @functools.wraps(original)
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = listed.get(clazz)
+        if names is None:
+            names = listed[clazz] = original(clazz)
+        return names
+
+    return method_names_from_class
+
+
+def _traverse_with_known_classes() -> Callable[..., Any]:
+    """``DepthFirstTraverser.traverse_node_recursively`` with its two class checks kept per pair of
+    (traverser class, node class); otherwise the same walk."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    known: dict[tuple[type, type], tuple[bool, bool]] = {}
+
+    def checks(traverser: Any, node: Any) -> tuple[bool, bool]:
+        pair = (type(traverser), type(node))
+        found = known.get(pair)
+        if found is None:
+            is_node = isinstance(node, Node)
+            found = known[pair] = (is_node, is_node and isinstance(node, traverser.nodes_to_be_processed()))
+        return found
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        is_node, processed = checks(self, node)
+        if is_node:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            if processed:
+                node = self.process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    return traverse_node_recursively
+
+
+# --- DynamoDB's attribute values, written directly ----------------------------------------------------
+
+_STRINGS = frozenset({"S", "N"})
+_STRING_SETS = frozenset({"SS", "NS"})
+_BOOLEANS = frozenset({"NULL", "BOOL"})
+# the members of DynamoDB's AttributeValue shape, in the model's order (moto writes them in this order)
+ATTRIBUTE_VALUE_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+_MEMBERS = frozenset(ATTRIBUTE_VALUE_MEMBERS)
+
+
+class _NotPlain(Exception):
+    """A value the direct path does not write: moto's own serializer writes the whole value instead."""
+
+
+def _attribute_values_directly(original: Callable[..., None]) -> Callable[..., None]:
+    """``BaseJSONSerializer._serialize_type_structure`` writing a DynamoDB ``AttributeValue`` given as a
+    plain dict directly; everything else goes to ``original``."""
+
+    @functools.wraps(original)
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and type(value) is dict
+            and self.operation_model.service_model.service_name == "dynamodb"
+            and not getattr(self._value_picker, "response_transformers", None)
+        ):
+            try:
+                written = attribute_value(value, self._base64)
+            except _NotPlain:
+                pass
+            else:
+                serialized[key] = written
+                return
+        original(self, serialized, value, shape, key)
+
+    return _serialize_type_structure
+
+
+def attribute_value(value: Any, base64: Callable[[Any], str]) -> dict[str, Any]:
+    """One AttributeValue in wire form, as moto's JSON serializer writes it (``base64``: the serializer's
+    own); raises _NotPlain for what only moto's path may write."""
+    if type(value) is not dict or not value.keys() <= _MEMBERS:
+        raise _NotPlain
+    written: dict[str, Any] = {}
+    for member in ATTRIBUTE_VALUE_MEMBERS:
+        item = value.get(member)
+        if item is not None:
+            written[member] = _member(member, item, base64)
+    return written
+
+
+def _member(member: str, item: Any, base64: Callable[[Any], str]) -> Any:
+    if member in _STRINGS:
+        return _string(item)
+    if member in _BOOLEANS:
+        return item
+    if member == "B":
+        return base64(item)
+    if member in _STRING_SETS:
+        return [_string(one) for one in item]
+    if member == "BS":
+        return [base64(one) for one in item]
+    if member == "M":
+        if type(item) is not dict or "" in item:  # moto writes the members of a ""-keyed value into M
+            raise _NotPlain
+        return {key: attribute_value(one, base64) for key, one in item.items() if one is not None}
+    return [None if one is None else attribute_value(one, base64) for one in item]  # L: None kept
+
+
+def _string(value: Any) -> Any:
+    """moto's JSON string member: an Enum's value, then ``str`` of anything but None, {} and []."""
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value) if value not in [None, {}, []] else value
