@@ -95,7 +95,10 @@ def submit(
     crashpoints.reached("submit.after_post")
     metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
     logger.info("prediction submitted", extra={"prediction_id": prediction.id})
-    try:
+    if gate is not None and job.charge == "reserved" and gate.ledger.settle(job, prediction_id=prediction.id):
+        crashpoints.reached("submit.after_record")  # recorded and settled in one transaction
+        return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
+    try:  # no ledger, or its transaction did not go through: record, then settle, on their own
         jobs.record_prediction(job.id, prediction.id)
     except InvalidTransition:
         # The job ended meanwhile (canceled, or timed out while this invocation outlived its wait):
