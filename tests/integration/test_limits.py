@@ -185,6 +185,58 @@ def test_a_retried_submit_settles_a_price_once(aws: Aws, wavespeed: FakeWaveSpee
     assert (found["spent"], found["submitted"], found["reserved"]) == (PRICE, 1, 0)
 
 
+def test_a_submit_records_its_prediction_and_settles_in_one_transaction(
+    aws: Aws, wavespeed: FakeWaveSpeed
+) -> None:
+    priced = unsaved_job(aws)
+    assert clients.gate().create(priced, clients.job_store())
+    writes: list[str] = []
+    client = clients.dynamodb()
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.UpdateItem",
+        lambda params, **_: (
+            writes.append(params["UpdateExpression"])
+            if params["Key"]["pk"]["S"] == f"JOB#{priced.id}"
+            else None
+        ),
+    )
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems",
+        lambda params, **_: writes.extend(
+            "transaction: " + item["Update"]["UpdateExpression"]
+            for item in params["TransactItems"]
+            if item["Update"]["Key"]["pk"]["S"] == f"JOB#{priced.id}"
+        ),
+    )
+    out = load_handler("submit").handler({**event("submit"), "job_id": priced.id}, LambdaContext())
+    [intent, moved] = writes  # the intent, then one transaction: the prediction and the charge
+    assert "submit_attempt = :a" in intent
+    assert moved.startswith("transaction: SET #charge = :to") and "prediction_id = :pid" in moved
+    job = clients.job_store().get(priced.id)
+    assert (job.status, job.prediction_id, job.charge) == (JobStatus.SUBMITTED, out["prediction_id"], "spent")
+    found = counters(aws)
+    assert (found["spent"], found["submitted"], found["reserved"]) == (PRICE, 1, 0)
+
+
+def test_a_job_canceled_during_its_post_keeps_it_unrecorded_and_its_price_is_spent(
+    aws: Aws, wavespeed: FakeWaveSpeed
+) -> None:
+    priced = unsaved_job(aws)
+    assert clients.gate().create(priced, clients.job_store())
+    submit = wavespeed._submit
+
+    def cancel_then_submit(request: Any) -> Any:
+        clients.job_store().transition(priced.id, JobStatus.CANCELED)
+        return submit(request)
+
+    wavespeed._submit = cancel_then_submit  # type: ignore[method-assign]
+    load_handler("submit").handler({**event("submit"), "job_id": priced.id}, LambdaContext())
+    job = clients.job_store().get(priced.id)
+    assert (job.status, job.prediction_id, job.charge) == (JobStatus.CANCELED, None, "spent")
+    found = counters(aws)
+    assert (found["spent"], found["submitted"], found["reserved"]) == (PRICE, 1, 0)
+
+
 def test_usage_of_another_month_is_empty_and_a_bad_month_is_422(api: Any, aws: Aws) -> None:
     usage = json.loads(api.handler(usage_event(aws, "month=2020-01"), LambdaContext())["body"])
     assert (usage["month"], usage["jobs"]["accepted"], usage["wavespeed_usd"]) == ("2020-01", 0, 0.0)

@@ -39,3 +39,43 @@ def test_store_output_in_the_wrong_format_is_output_invalid(aws: Aws, wavespeed:
     job, pid = submitted(aws, wavespeed, "completed")
     with pytest.raises(OutputInvalid, match="png was asked for"):
         load_handler("store").handler({"job_id": job.id, "prediction_id": pid}, LambdaContext())
+
+
+def test_store_keeps_the_webhook_body_in_its_succeeded_write(
+    aws: Aws, wavespeed: FakeWaveSpeed, receiver: Receiver
+) -> None:
+    """One write of the job finishes it and keeps the body the first attempt sends; the job and the
+    tenant are not read again for the attempt."""
+    job, pid = submitted(aws, wavespeed, "completed")
+    calls: list[str] = []
+    for name in ("GetItem", "UpdateItem", "PutItem"):
+        clients.dynamodb().meta.events.register(
+            f"before-parameter-build.dynamodb.{name}",
+            lambda params, model, **_: (
+                calls.append(f"{model.name} {params['Key']['pk']['S'].split('#')[0]}")
+                if "Key" in params
+                else None
+            ),
+        )
+    load_handler("store").handler({**event("store"), "job_id": job.id, "prediction_id": pid}, LambdaContext())
+    made = calls[:]  # the Store invocation's calls, not the reads below
+    stored = clients.job_store().get(job.id)
+    [request] = receiver.requests
+    assert stored.webhook_body is not None and request.content.decode() == stored.webhook_body
+    assert stored.webhook_pending is None and [d.outcome for d in stored.deliveries] == ["delivered"]
+    # read the job, write it succeeded with the body, record the attempt: two writes, one read
+    assert [c for c in made if c.endswith(" JOB")] == ["GetItem JOB", "UpdateItem JOB", "UpdateItem JOB"]
+    assert [c for c in made if c.endswith(" TENANT")] == ["GetItem TENANT"]
+
+
+def test_a_retried_store_sends_the_body_its_first_invocation_kept(
+    aws: Aws, wavespeed: FakeWaveSpeed, receiver: Receiver
+) -> None:
+    job, pid = submitted(aws, wavespeed, "completed")
+    handler = load_handler("store").handler
+    receiver.status = 500  # the first attempt fails: its delivery unit would retry it
+    handler({**event("store"), "job_id": job.id, "prediction_id": pid}, LambdaContext())
+    kept = clients.job_store().get(job.id).webhook_body
+    receiver.status = 204
+    handler({**event("store"), "job_id": job.id, "prediction_id": pid}, LambdaContext())
+    assert kept is not None and [r.content.decode() for r in receiver.requests] == [kept, kept]

@@ -31,6 +31,24 @@ def test_submit_sample_event_stores_the_token_then_submits_with_the_callback_url
     )
 
 
+def test_a_first_submit_writes_its_token_with_the_intent_in_one_write(
+    aws: Aws, wavespeed: FakeWaveSpeed
+) -> None:
+    job = queued_job(aws)
+    writes: list[str] = []
+    clients.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb.UpdateItem",
+        lambda params, **_: (
+            writes.append(params["UpdateExpression"]) if params["Key"]["pk"]["S"] == f"JOB#{job.id}" else None
+        ),
+    )
+    load_handler("submit").handler(submit_event(job), LambdaContext())
+    intent, record = writes  # the intent (with the token), then the prediction; nothing before them
+    assert "submit_attempt = :a" in intent and "task_token = :tt" in intent
+    assert "prediction_id = :p" in record
+    assert clients.job_store().get(job.id).task_token == event("submit")["task_token"]
+
+
 def test_submit_retried_after_landing_does_not_submit_again(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     job = queued_job(aws)
     handler = load_handler("submit").handler

@@ -15,18 +15,24 @@ from maskgate.webhooks.notifier import Throttled, unit_name
 from maskgate.webhooks.schedule import next_wait
 
 if TYPE_CHECKING:
-    from maskgate.webhooks.notifier import Notifier
+    from maskgate.webhooks.notifier import Notifier, TenantTargets
 
 
-def notify(step: JobRef, *, notifier: Notifier) -> NotifyOutput:
+def notify(
+    step: JobRef, *, notifier: Notifier, job: Job | None = None, read: TenantTargets | None = None
+) -> NotifyOutput:
     """The first attempt to every target of the job's final event; a retryable failure starts that
-    target's delivery unit. The outcome is the job's own webhook's, else the endpoints' together."""
-    job = notifier.jobs.get(step.job_id)
+    target's delivery unit. The outcome is the job's own webhook's, else the endpoints' together.
+
+    ``job`` and ``read`` (the tenant's webhook targets): what the step that just finished the job
+    already read and wrote, so they are not read again."""
+    job = job or notifier.jobs.get(step.job_id)
     if not job.status.terminal:
         if job.webhook_url is None:
             return NotifyOutput(job_id=job.id, outcome="no_webhook")
         raise InvalidTransition(f"job {job.id} is {job.status.value}; only finished jobs are notified")
-    secrets_, targets = notifier.targets(job, event_type(job.status))  # one read: links, signatures, fan-out
+    # one read: links, signatures, fan-out
+    secrets_, targets = notifier.targets(job, event_type(job.status), read=read)
     if not targets:
         return NotifyOutput(job_id=job.id, outcome="no_webhook")
     api_url = notifier.settings.require("public_api_url")  # the webhook's mask links are built on it

@@ -9,6 +9,7 @@ when a job asks for instances or the COCO file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from maskgate import crashpoints
@@ -30,7 +31,7 @@ from maskgate.stores.admission import Admission
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 from maskgate.wavespeed.client import WaveSpeedClient
-from maskgate.webhooks.notifier import Notifier
+from maskgate.webhooks.notifier import Notifier, TenantTargets
 
 
 def store(
@@ -42,19 +43,39 @@ def store(
     admission: Admission,
     notifier: Notifier,
 ) -> StoreOutput:
-    """Store the masks, then make the first attempt of the job's webhook; its outcome is in the output."""
-    stored = store_masks(step, jobs=jobs, wavespeed=wavespeed, bucket=bucket, admission=admission)
-    notified = notify(JobRef(job_id=step.job_id), notifier=notifier)
+    """Store the masks, then make the first attempt of the job's webhook; its outcome is in the output.
+
+    The succeeded write also keeps the webhook's body (one write of the job, not two), built from the
+    tenant's targets read once for both."""
+    read: list[TenantTargets] = []
+
+    def ending(succeeded: Job) -> dict[str, str]:
+        read.append(notifier.tenants.webhook_targets(succeeded.tenant))
+        return notifier.ending_fields(succeeded, read[0])
+
+    stored, finished = store_masks(
+        step, jobs=jobs, wavespeed=wavespeed, bucket=bucket, admission=admission, ending=ending
+    )
+    ref = JobRef(job_id=step.job_id)
+    notified = notify(ref, notifier=notifier, job=finished, read=read[0] if finished and read else None)
     return stored.model_copy(update={"webhook": notified.outcome})
 
 
 def store_masks(
-    step: StoreInput, *, jobs: JobStore, wavespeed: WaveSpeedClient, bucket: Bucket, admission: Admission
-) -> StoreOutput:
-    """Copy the finished outputs into ``results/<job_id>/``, checked, and mark the job succeeded."""
+    step: StoreInput,
+    *,
+    jobs: JobStore,
+    wavespeed: WaveSpeedClient,
+    bucket: Bucket,
+    admission: Admission,
+    ending: Callable[[Job], dict[str, str]] | None = None,
+) -> tuple[StoreOutput, Job | None]:
+    """Copy the finished outputs into ``results/<job_id>/``, checked, and mark the job succeeded; the
+    job as that write left it (None when this invocation did not finish it). ``ending`` gives more
+    fields for that write from the job as it will be (Store's: the webhook body)."""
     job = jobs.get(step.job_id)
     if job.status is JobStatus.SUCCEEDED:  # a retried Store: the masks are kept, only notify is left
-        return StoreOutput(job_id=job.id, masks=len(job.masks))
+        return StoreOutput(job_id=job.id, masks=len(job.masks)), None
     prediction = wavespeed.get_prediction(step.prediction_id)
     if prediction.status == "failed":
         raise UpstreamFailed(prediction.error or "the prediction failed")
@@ -93,19 +114,28 @@ def store_masks(
         )
     results = store_results(job, downloaded, outputs=outputs, bucket=bucket)
     crashpoints.reached("store.after_masks")
+    succeeded = job.model_copy(
+        update={
+            "status": JobStatus.SUCCEEDED,
+            "prediction_id": step.prediction_id,
+            "masks": stored,
+            "results": results,
+        }
+    )
+    fields: dict[str, Any] = {
+        "prediction_id": step.prediction_id,
+        "masks": [m.model_dump(mode="json") for m in stored],
+        "results": results,
+        **(ending(succeeded) if ending is not None else {}),
+    }
+    finished: Job | None = None
     try:
-        jobs.transition(
-            job.id,
-            JobStatus.SUCCEEDED,
-            prediction_id=step.prediction_id,
-            masks=[m.model_dump(mode="json") for m in stored],
-            results=results,
-        )
+        finished = jobs.transition(job.id, JobStatus.SUCCEEDED, **fields)
     except InvalidTransition:
         logger.info("job finished elsewhere before its masks were stored", extra={"job_id": job.id})
     metrics.add_metric(name="MaskStored", unit="Count", value=len(stored))
     crashpoints.reached("store.after_succeeded")
-    return StoreOutput(job_id=job.id, masks=len(stored))
+    return StoreOutput(job_id=job.id, masks=len(stored)), finished
 
 
 def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output], bucket: Bucket) -> Results:

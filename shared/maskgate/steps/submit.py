@@ -55,25 +55,25 @@ def submit(
     gate: Gate | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SubmitOutput:
-    """Record the waiting task's token, then submit the prediction at most once, ever.
+    """Submit the prediction at most once, ever, recording the waiting task's token with the intent.
 
-    The token is stored first so that even an instant callback finds it; the task then waits for the
-    callback (or times out into Poll). Before the POST the job's submit intent is written (one
-    conditional write: queued, no intent, no prediction), so no retry, re-invocation or concurrent
-    Submit can pay twice: one that finds an intent never submits, and the prediction is adopted from
-    its callback or a poll. Only a POST that surely did not land (connect error, 429, 503) takes its
-    intent back. Before that, the result cache may finish the job (ResultReused) or have it wait for
-    an identical job in flight (ResultPending); then the submit waits for the account's WaveSpeed
-    tier: in line for a slot (AdmissionQueued, then AwaitSlot) or for the next minute (AdmissionDeferred).
+    The token is stored with the submit intent, before the POST, so that even an instant callback finds it
+    (a retry that finds an intent stores its own); the task then waits for the callback (or times out into
+    Poll). The intent is one conditional write (queued, no intent, no prediction), so no retry,
+    re-invocation or concurrent Submit can pay twice: one that finds an intent never submits, and the
+    prediction is adopted from its callback or a poll. Only a POST that surely did not land (connect
+    error, 429, 503) takes its intent back. Before that, the result cache may finish the job
+    (ResultReused) or have it wait for an identical job in flight (ResultPending); then the submit waits
+    for the account's WaveSpeed tier: in line for a slot (AdmissionQueued, then AwaitSlot) or for the next
+    minute (AdmissionDeferred).
     """
     if step.waiting:
         return await_slot(step, jobs=jobs, settings=settings, admission=admission, workflow=workflow, now=now)
     job = jobs.get(step.job_id)
     if job.status.terminal:
         raise JobNotSubmittable(f"job is already {job.status.value}")
-    job = jobs.set_task_token(job.id, step.task_token)
     if job.prediction_id is not None or job.submit_attempt is not None:
-        return _under_way(job, gate)
+        return _under_way(jobs.set_task_token(job.id, step.task_token), gate)
     if job.request is None or job.image is None:
         raise JobNotSubmittable("job has no request to submit")
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
@@ -81,9 +81,11 @@ def submit(
     _admit(job, admission=admission, gate=gate, settings=settings, now=now)
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
-        job = jobs.claim_submit(job.id, attempt=attempt, callback_token=token, cache=cached)
+        job = jobs.claim_submit(
+            job.id, attempt=attempt, callback_token=token, cache=cached, task_token=step.task_token
+        )
     except InvalidTransition:
-        return _claim_lost(jobs, admission, job.id)
+        return _claim_lost(jobs, admission, job.id, step.task_token)
     prediction = _post(
         jobs, admission, job, attempt, wavespeed, image_url, bound_callback_url(settings, job.id, token)
     )
@@ -93,7 +95,10 @@ def submit(
     crashpoints.reached("submit.after_post")
     metrics.add_metric(name="JobSubmitted", unit="Count", value=1)
     logger.info("prediction submitted", extra={"prediction_id": prediction.id})
-    try:
+    if gate is not None and job.charge == "reserved" and gate.ledger.settle(job, prediction_id=prediction.id):
+        crashpoints.reached("submit.after_record")  # recorded and settled in one transaction
+        return SubmitOutput(job_id=job.id, prediction_id=prediction.id)
+    try:  # no ledger, or its transaction did not go through: record, then settle, on their own
         jobs.record_prediction(job.id, prediction.id)
     except InvalidTransition:
         # The job ended meanwhile (canceled, or timed out while this invocation outlived its wait):
@@ -174,12 +179,14 @@ def _deadline(job: Job, settings: Settings) -> datetime:
     return job.created_at + timedelta(seconds=settings.job_deadline_seconds)
 
 
-def _claim_lost(jobs: JobStore, admission: Admission, job_id: str) -> SubmitOutput:
-    """The intent could not be written: the job was canceled meanwhile, or another Submit claimed it."""
-    job = jobs.get(job_id)
-    if job.status.terminal:
+def _claim_lost(jobs: JobStore, admission: Admission, job_id: str, task_token: str) -> SubmitOutput:
+    """The intent could not be written: the job was canceled meanwhile, or another Submit claimed it
+    (then this task waits for that prediction: its token is stored for the callback to find)."""
+    try:
+        job = jobs.set_task_token(job_id, task_token)
+    except InvalidTransition:
         admission.release(job_id)
-        raise JobNotSubmittable(f"job is already {job.status.value}")
+        raise JobNotSubmittable(f"job is already {jobs.get(job_id).status.value}") from None
     logger.info("another submit claimed the job; waiting for its prediction")
     return SubmitOutput(job_id=job_id, prediction_id=job.prediction_id)
 

@@ -267,18 +267,27 @@ class JobStore:
         return job_from_item(updated["Attributes"])
 
     def claim_submit(
-        self, job_id: str, *, attempt: str, callback_token: str, cache: CacheOutcome | None = None
+        self,
+        job_id: str,
+        *,
+        attempt: str,
+        callback_token: str,
+        cache: CacheOutcome | None = None,
+        task_token: str | None = None,
     ) -> Job:
         """Write the submit intent before the POST: only a queued job with no intent and no
         prediction may be claimed (else InvalidTransition), so at most one submit is ever made.
-        ``cache`` ("miss" when the result cache was looked up) is recorded in the same write."""
+        ``cache`` ("miss" when the result cache was looked up) and ``task_token`` (the task that
+        waits for the prediction) are recorded in the same write."""
         cached = {":cache": {"S": cache}} if cache is not None else {}
+        token = {":tt": {"S": task_token}} if task_token is not None else {}
         try:
             updated = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"JOB#{job_id}"}},
                 UpdateExpression="SET submit_attempt = :a, submit_started_at = :t, callback_token = :c"
-                + (", #cache = :cache" if cached else ""),
+                + (", #cache = :cache" if cached else "")
+                + (", task_token = :tt" if token else ""),
                 ConditionExpression=(
                     "#status = :queued AND attribute_not_exists(submit_attempt)"
                     " AND attribute_not_exists(prediction_id)"
@@ -290,6 +299,7 @@ class JobStore:
                     ":c": {"S": callback_token},
                     ":queued": {"S": JobStatus.QUEUED.value},
                     **cached,
+                    **token,
                 },
                 ReturnValues="ALL_NEW",
             )

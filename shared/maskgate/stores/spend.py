@@ -9,7 +9,8 @@ race can count it twice or lose it:
 - **reserve**, with the job's own creation (``JobStore.create(job, also=[reserve_item])``, one
   transaction): ``committed + price <= cap`` or nothing is written, so concurrent requests never
   overshoot the cap;
-- **settle** (``reserved`` → ``spent``) when WaveSpeed is called;
+- **settle** (``reserved`` → ``spent``) when WaveSpeed is called, in the transaction that records the
+  job's prediction when it can (one write of the job for both);
 - **release** (``committed`` and ``reserved`` given back) when the job ends before any submit: refused,
   canceled, failed at intake, or answered from the result cache (``release(job, cache_hit=True)``).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +101,27 @@ class SpendLedger:
         ``TransactionConflict``, when requests race for one tenant's month): it may be tried again."""
         return "TransactionConflict" in _reasons(self._client, exc)
 
-    def settle(self, job: Job) -> bool:
-        """Move a reserved price to spent (WaveSpeed is being paid); False if it was not reserved."""
-        return self._move(job, "spent", "ADD reserved :neg, spent :p, submitted :one")
+    def settle(self, job: Job, *, prediction_id: str | None = None) -> bool:
+        """Move a reserved price to spent (WaveSpeed is being paid); False if it was not reserved.
+
+        With ``prediction_id``, the same transaction records the job's prediction (queued → submitted,
+        as ``JobStore.record_prediction``), only if the job is queued with no prediction: one write of
+        the job instead of two. False then also when the job was not queued for it (the caller records
+        it on its own, as before)."""
+        if prediction_id is None:
+            return self._move(job, "spent", "ADD reserved :neg, spent :p, submitted :one")
+        recorded = _Recorded(
+            sets=", prediction_id = :pid, #status = :submitted, updated_at = :now",
+            condition=" AND #status = :queued AND attribute_not_exists(prediction_id)",
+            names={"#status": "status"},
+            values={
+                ":pid": {"S": prediction_id},
+                ":submitted": {"S": JobStatus.SUBMITTED.value},
+                ":queued": {"S": JobStatus.QUEUED.value},
+                ":now": {"S": self._now().isoformat()},
+            },
+        )
+        return self._move(job, "spent", "ADD reserved :neg, spent :p, submitted :one", also=recorded)
 
     def release(self, job: Job, *, cache_hit: bool = False) -> bool:
         """Give a reserved price back (the job ends before any submit; ``cache_hit``: answered from the
@@ -164,13 +184,13 @@ class SpendLedger:
             return False
         return True
 
-    def _move(self, job: Job, to: str, usage_update: str) -> bool:
-        """In one transaction: the job's charge from reserved to ``to``, and its month's counters.
-        False when it was not reserved (moved already), or kept meeting other transactions (then the
-        job's end, or the reconcile sweep, moves it)."""
+    def _move(self, job: Job, to: str, usage_update: str, *, also: _Recorded | None = None) -> bool:
+        """In one transaction: the job's charge from reserved to ``to`` (and ``also``'s fields, under
+        its condition), and its month's counters. False when it was not reserved (moved already), or
+        kept meeting other transactions (then the job's end, or the reconcile sweep, moves it)."""
         for attempt in range(CONFLICT_TRIES):
             try:
-                self._transact_move(job, to, usage_update)
+                self._transact_move(job, to, usage_update, also or _Recorded())
             except self._client.exceptions.TransactionCanceledException as exc:
                 if not self.conflicted(exc):
                     return False  # settled or released already (a retry, or a concurrent step)
@@ -179,7 +199,7 @@ class SpendLedger:
                 return True
         return False
 
-    def _transact_move(self, job: Job, to: str, usage_update: str) -> None:
+    def _transact_move(self, job: Job, to: str, usage_update: str, also: _Recorded) -> None:
         price = job.price_micros or 0
         values = {":p": {"N": str(price)}, ":neg": {"N": str(-price)}, ":one": {"N": "1"}}
         self._client.transact_write_items(
@@ -188,10 +208,14 @@ class SpendLedger:
                     "Update": {
                         "TableName": self._table,
                         "Key": {"pk": {"S": f"JOB#{job.id}"}},
-                        "UpdateExpression": "SET #charge = :to",
-                        "ConditionExpression": "#charge = :reserved",
-                        "ExpressionAttributeNames": {"#charge": "charge"},
-                        "ExpressionAttributeValues": {":to": {"S": to}, ":reserved": {"S": "reserved"}},
+                        "UpdateExpression": "SET #charge = :to" + also.sets,
+                        "ConditionExpression": "#charge = :reserved" + also.condition,
+                        "ExpressionAttributeNames": {"#charge": "charge", **also.names},
+                        "ExpressionAttributeValues": {
+                            ":to": {"S": to},
+                            ":reserved": {"S": "reserved"},
+                            **also.values,
+                        },
                     }
                 },
                 {
@@ -207,6 +231,16 @@ class SpendLedger:
                 },
             ]
         )
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """More of the job's fields for a move's write of the job, and the condition they need."""
+
+    sets: str = ""
+    condition: str = ""
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 def _reasons(client: DynamoDBClient, exc: Exception) -> list[str]:

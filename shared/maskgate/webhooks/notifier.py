@@ -29,6 +29,8 @@ from maskgate.webhooks.schedule import next_wait
 from maskgate.webhooks.sender import WebhookSender
 from maskgate.webhooks.units import DeliveryUnits
 
+TenantTargets = tuple[list[str], list[Endpoint]]  # a tenant's signing secrets and its endpoints, one read
+
 
 @dataclass(frozen=True)
 class Target:
@@ -77,20 +79,38 @@ class Notifier:
 
     def body(self, job: Job, *, api_url: str, secrets_: list[str] | None = None) -> str:
         """The event body, built once per job and kept: every retry sends these exact bytes."""
-        secret = (secrets_ or self.tenants.webhook_secrets(job.tenant))[0]
-        built = build_body(
-            job, api_url=api_url, secret=secret, now=self.now(), link_seconds=self.settings.mask_link_seconds
-        )
+        built = self.build(job, api_url=api_url, secrets_=secrets_)
         return self.jobs.set_webhook_body(
             job.id, built, webhook_id=webhook_id(job.id, event_type(job.status))
         )
 
-    def targets(self, job: Job, event: str) -> tuple[list[str], list[Target]]:
-        """In one read of the tenant: its secrets (the body's mask links are signed with the first)
-        and every target of the event: the job's own webhook_url first, then each enabled endpoint
-        whose filter takes the event. A disabled one whose filter takes it has the event logged as
-        missed."""
-        secrets_, endpoints = self.tenants.webhook_targets(job.tenant)
+    def build(self, job: Job, *, api_url: str, secrets_: list[str] | None = None) -> str:
+        """The event body of the job as it is given (not kept: ``body`` keeps it, or a finishing
+        write carries it, see ``ending_fields``)."""
+        secret = (secrets_ or self.tenants.webhook_secrets(job.tenant))[0]
+        return build_body(
+            job, api_url=api_url, secret=secret, now=self.now(), link_seconds=self.settings.mask_link_seconds
+        )
+
+    def ending_fields(self, job: Job, read: TenantTargets) -> dict[str, str]:
+        """For the write that finishes ``job`` (given as it will be once finished): its webhook body and
+        pending mark, so that the body is kept by that one write instead of one more; nothing when the
+        event has no target. ``read`` is the tenant's ``webhook_targets``."""
+        secrets_, endpoints = read
+        event = event_type(job.status)
+        if job.webhook_url is None and not any(e.receives(event) for e in endpoints):
+            return {}
+        built = self.build(job, api_url=self.settings.require("public_api_url"), secrets_=secrets_)
+        return {"webhook_body": built, "webhook_pending": webhook_id(job.id, event)}
+
+    def targets(
+        self, job: Job, event: str, *, read: TenantTargets | None = None
+    ) -> tuple[list[str], list[Target]]:
+        """In one read of the tenant (or ``read``, its ``webhook_targets`` read just before): its
+        secrets (the body's mask links are signed with the first) and every target of the event: the
+        job's own webhook_url first, then each enabled endpoint whose filter takes the event. A
+        disabled one whose filter takes it has the event logged as missed."""
+        secrets_, endpoints = read or self.tenants.webhook_targets(job.tenant)
         found = [Target(url=str(job.webhook_url), secrets=secrets_)] if job.webhook_url is not None else []
         now = self.now()
         found += [_target(e, now) for e in endpoints if e.receives(event)]
