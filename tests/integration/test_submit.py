@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from maskgate import clients
 from maskgate.contracts.job import JobError, JobStatus
-from maskgate.errors import JobNotSubmittable, UpstreamRateLimited, UpstreamRejected
+from maskgate.errors import JobNotSubmittable, PredictionTimedOut, UpstreamRateLimited, UpstreamRejected
+from maskgate.settings import get_settings
+from maskgate.steps.submit import LAST_SUBMIT_SECONDS
 from tests.integration.conftest import Aws
 from tests.integration.seeds import queued_job, submit_event
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -83,3 +87,16 @@ def test_submit_rejected_records_the_failure_itself(aws: Aws, wavespeed: FakeWav
     assert stored.error.type == "upstream_rejected"
     load_handler("fail").handler({**event("fail"), "job_id": job.id}, LambdaContext())  # the Catch
     assert clients.job_store().get(job.id).error == stored.error
+
+
+def test_submit_writes_no_intent_this_close_to_the_deadline(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
+    """Poll ends an unsubmitted job at the deadline from one read: a Submit slowed to the deadline
+    must not start a prediction the failing job would throw away."""
+    deadline = get_settings().job_deadline_seconds
+    late = datetime.now(UTC) - timedelta(seconds=deadline - LAST_SUBMIT_SECONDS + 1)
+    job = queued_job(aws, created_at=late, updated_at=late)
+    with pytest.raises(PredictionTimedOut, match="not submitted before its deadline"):
+        load_handler("submit").handler(submit_event(job), LambdaContext())
+    stored = clients.job_store().get(job.id)
+    assert wavespeed.submissions == [] and stored.submit_attempt is None
+    assert clients.admission().in_flight() == {}  # its WaveSpeed slot is given back

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
     from maskgate.steps.limits import Gate
 
 
+# No submit intent is written this close to the job's deadline: the intent's write must land before
+# Poll can read the job at the deadline, and a prediction started now could not finish in time anyway.
+LAST_SUBMIT_SECONDS = 5
+
+
 def submit(
     step: SubmitInput,
     *,
@@ -79,6 +84,11 @@ def submit(
     image_url = job.image.url or bucket.presigned_get(str(job.image.key))
     cached = cache.consult(job) if cache is not None else None
     _admit(job, admission=admission, gate=gate, settings=settings, now=now)
+    if now() >= _deadline(job, settings) - timedelta(seconds=LAST_SUBMIT_SECONDS):
+        # Poll ends an unsubmitted job at the deadline from one read: an intent written after that
+        # read would POST for a job that is failing, and its paid prediction would be thrown away
+        admission.release(job.id)
+        raise PredictionTimedOut("the job was not submitted before its deadline")
     attempt, token = new_attempt(), secrets.token_urlsafe(24)
     try:
         job = jobs.claim_submit(
