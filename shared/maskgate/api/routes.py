@@ -52,8 +52,6 @@ from maskgate.errors import (
     NotFound,
 )
 from maskgate.settings import get_settings
-from maskgate.steps.cancel import cancel
-from maskgate.steps.redeliver import redeliver as redeliver_job
 from maskgate.stores.admission import Place
 from maskgate.webhooks.signing import mask_token_valid, result_token_valid
 
@@ -266,6 +264,8 @@ def _places(jobs: list[Job]) -> dict[str, Place]:
 )
 def cancel_segmentation(job_id: JobIdPath, owner: Tenant, request: Request) -> JobPublic:
     """Cancel an unfinished job (409 if it already finished); sends ``segmentation.canceled``."""
+    from maskgate.steps.cancel import cancel  # not at import: it brings the webhook sender (httpx)
+
     job = _own_job(job_id, owner)
     try:
         canceled = cancel(
@@ -305,6 +305,8 @@ def get_segmentation(job_id: JobIdPath, owner: Tenant) -> JobPublic:
 )
 def redeliver(job_id: JobIdPath, owner: Tenant) -> Redelivery:
     """Send the job's final webhook again now (same webhook-id and body), e.g. after a dead letter."""
+    from maskgate.steps.redeliver import redeliver as redeliver_job  # not at import, as cancel
+
     job = _own_job(job_id, owner)
     msg_id = redeliver_job(job, notifier=clients.notifier())
     return Redelivery(webhook_id=msg_id, status="scheduled")

@@ -64,3 +64,33 @@ def test_fastapis_v1_checks_still_answer_once_pydantic_v1_is_imported() -> None:
     assert shared.is_pydantic_v1_model_class(Old) and shared.annotation_is_pydantic_v1(list[Old])
     assert shared.is_pydantic_v1_model_instance(Old()) and encoders.is_pydantic_v1_model_instance(Old())
     assert not shared.is_pydantic_v1_model_class(int)
+
+
+def test_importing_the_api_handler_imports_no_http_client() -> None:
+    """httpx (and h11 under it, about 45 ms) come with the webhook sender: only cancel and redelivery
+    need it, so they import it when called, never when the handler is imported."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import app  # functions/api/app.py, as the Lambda runtime imports it
+
+        print(sorted(m for m in ("httpx", "maskgate.webhooks.sender") if m in sys.modules))
+        """
+    )
+    done = subprocess.run(  # noqa: S603 - a fresh interpreter, as a cold start
+        [sys.executable, "-W", "ignore", "-c", script],
+        cwd=ROOT / "functions" / "api",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "",
+            "PYTHONPATH": f"{ROOT / 'functions' / 'api'}:{ROOT / 'shared'}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MASKGATE_TABLE": "jobs",
+            "MASKGATE_BUCKET": "bucket",
+            "MASKGATE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
