@@ -40,7 +40,7 @@ def test_fault_run_holds_every_invariant_under_faults_crashes_and_hostile_receiv
         "--fault-concurrency",
         "16",
         "--fault-deadline",
-        "30",  # 15 s lost ~1 paid result in 120 on a machine loaded far past its cores (see the README)
+        "30",  # a loaded CI machine tests the invariants, not its own speed (see the README)
         "--fault-check",
         timeout=840,
     )
