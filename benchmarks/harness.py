@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
@@ -167,3 +171,24 @@ def running_bench(parameters: dict[str, str] | None = None) -> Iterator[Bench]:
         cleanup.callback(server.stop)
         http = cleanup.enter_context(httpx.Client(timeout=TIMEOUT))
         yield Bench(stack, ready, receiver, server, tap, http)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_part(module: str, args: list[str]) -> dict[str, Any]:
+    """``python -m <module> <args> --json <file>`` in a fresh child (an in-process stack sets
+    os.environ and patches moto, and this process may have run another stack already): its report."""
+    with tempfile.TemporaryDirectory(prefix="maskgate-part-") as tmp:
+        out = Path(tmp) / "report.json"
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args, "--json", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"{module} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        report: dict[str, Any] = json.loads(out.read_text())
+    return report

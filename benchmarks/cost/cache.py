@@ -20,9 +20,6 @@ import contextlib
 import io
 import json
 import math
-import subprocess
-import sys
-import tempfile
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +30,11 @@ from benchmarks.cost import per_image
 from benchmarks.cost.meter import CostMeter
 from benchmarks.cost.prices import PRICES, SAM3_USD_PER_IMAGE
 from benchmarks.cost.transitions import record_histories
-from benchmarks.harness import Bench, running_bench, tagged_png
+from benchmarks.harness import Bench, run_part, running_bench, tagged_png
 from benchmarks.latency.webhook import JobSample, set_path
 from benchmarks.stats import percentile
 from maskgate_local.demo.sample import scene_png
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_JOBS = 20
 DEFAULT_IN_FLIGHT = 1  # one at a time: the latencies are the stack's own, not its queueing
 LATENCY_S = 0.2
@@ -201,25 +197,8 @@ def run(
     *, jobs: int = DEFAULT_JOBS, in_flight: int = DEFAULT_IN_FLIGHT, rounds: int = DEFAULT_ROUNDS
 ) -> dict[str, Any]:
     """Run the part in a fresh child (the in-process stack sets os.environ and patches moto)."""
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.cost.cache",
-        "--jobs",
-        str(jobs),
-        "--in-flight",
-        str(in_flight),
-    ]
-    command += ["--rounds", str(rounds)]
-    with tempfile.TemporaryDirectory(prefix="maskgate-cache-") as tmp:
-        out = Path(tmp) / "report.json"
-        done = subprocess.run(
-            [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmarks.cost.cache failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        report: dict[str, Any] = json.loads(out.read_text())
-    return report
+    args = ["--jobs", str(jobs), "--in-flight", str(in_flight), "--rounds", str(rounds)]
+    return run_part("benchmarks.cost.cache", args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,6 @@ import contextlib
 import io
 import json
 import math
-import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,13 +27,12 @@ from typing import Any
 from benchmarks.cost import per_image
 from benchmarks.cost.meter import CostMeter
 from benchmarks.cost.transitions import record_histories
-from benchmarks.harness import Bench, running_bench
+from benchmarks.harness import Bench, run_part, running_bench
 from benchmarks.latency.webhook import JobSample, set_path
 from benchmarks.stats import percentile
 from maskgate_local.demo.receiver import WebhookReceiver
 from maskgate_local.stack.servers import RunningServer, serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEVELS = (0, 1, 3, 10)
 DEFAULT_JOBS = 20
 DEFAULT_IN_FLIGHT = 4
@@ -178,17 +174,9 @@ def run(
     *, levels: Sequence[int] = DEFAULT_LEVELS, jobs: int = DEFAULT_JOBS, in_flight: int = DEFAULT_IN_FLIGHT
 ) -> dict[str, Any]:
     """Run the part in a fresh child (the in-process stack sets os.environ and patches moto)."""
-    command = [sys.executable, "-m", "benchmarks.cost.fanout", "--levels", ",".join(map(str, levels))]
-    command += ["--jobs", str(jobs), "--in-flight", str(in_flight)]
-    with tempfile.TemporaryDirectory(prefix="maskgate-fanout-") as tmp:
-        out = Path(tmp) / "report.json"
-        done = subprocess.run(
-            [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmarks.cost.fanout failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        report: dict[str, Any] = json.loads(out.read_text())
-    return report
+    args = ["--levels", ",".join(map(str, levels))]
+    args += ["--jobs", str(jobs), "--in-flight", str(in_flight)]
+    return run_part("benchmarks.cost.fanout", args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,7 @@ import io
 import json
 import math
 import pstats
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,10 +33,9 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import Bench, running_bench
+from benchmarks.harness import Bench, run_part, running_bench
 from benchmarks.stats import percentile, ratio
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEVELS = ((1, 20), (8, 80), (32, 160))  # (in flight, jobs)
 DEFAULT_WARMUP = 8
 DEFAULT_POLL_INITIAL_S = 10  # the template's default: the callback wait in AWS
@@ -106,19 +103,9 @@ def run(
 ) -> dict[str, Any]:
     """Run the part in a fresh child (the in-process stack sets os.environ and patches moto, and this
     process may have run another stack already)."""
-    command = [sys.executable, "-m", "benchmarks.latency.throughput", "--levels", format_levels(levels)]
-    command += ["--warmup", str(warmup), "--poll-initial-seconds", str(poll_initial_s)]
-    with tempfile.TemporaryDirectory(prefix="maskgate-throughput-") as tmp:
-        out = Path(tmp) / "report.json"
-        done = subprocess.run(
-            [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not out.exists():
-            raise RuntimeError(
-                f"benchmarks.latency.throughput failed ({done.returncode}):\n{done.stderr[-3000:]}"
-            )
-        report: dict[str, Any] = json.loads(out.read_text())
-    return report
+    args = ["--levels", format_levels(levels)]
+    args += ["--warmup", str(warmup), "--poll-initial-seconds", str(poll_initial_s)]
+    return run_part("benchmarks.latency.throughput", args)
 
 
 def measure(
