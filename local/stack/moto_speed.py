@@ -42,6 +42,7 @@ moto's own path.
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from collections import deque
@@ -88,6 +89,18 @@ def _install_dynamodb(patch: Patch) -> None:
     structure = BaseJSONSerializer.__dict__["_serialize_type_structure"]
     patch(BaseJSONSerializer, "_serialize_type_structure", _attribute_values_directly(structure))
     patch(DepthFirstTraverser, "traverse_node_recursively", _traverse_with_known_classes())
+    _install_item_rollback(patch)
+
+
+def _install_item_rollback(patch: Patch) -> None:
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    rollback = _ItemRollback(Table)
+    patch(models, "copy", rollback.copy_module)
+    original = DynamoDBBackend.__dict__["transact_write_items"]
+    patch(DynamoDBBackend, "transact_write_items", rollback.wrap(original))
 
 
 def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -321,3 +334,103 @@ def _string(value: Any) -> Any:
     if isinstance(value, Enum):
         value = value.value
     return str(value) if value not in [None, {}, []] else value
+
+
+# --- TransactWriteItems: the items it writes kept for its rollback, not every table ----------------------
+
+
+class _LiveTable:
+    """What moto keeps as a table's state before a transaction: here the live table itself (the items the
+    transaction writes are kept by `_ItemRollback`)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+
+class _CopyModule:
+    """The ``copy`` module as ``moto.dynamodb.models`` sees it: ``deepcopy`` of a table inside a transaction
+    kept by `_ItemRollback` gives a `_LiveTable`; everything else is ``copy``'s."""
+
+    def __init__(self, table_class: type, inside: threading.local) -> None:
+        self._table_class = table_class
+        self._inside = inside
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if type(value) is self._table_class and getattr(self._inside, "transaction", False):
+            return _LiveTable(value)
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+class _ItemRollback:
+    """``DynamoDBBackend.transact_write_items`` keeping, for its rollback, a copy of each item it may write
+    instead of a deep copy of each table it names (which grew with the table: 0.1 s per transaction at a
+    few thousand items). moto runs every operation and decides whether to roll back; on a rollback it puts
+    back what it kept, a `_LiveTable`, which is swapped for the live table, and each kept item is put back
+    (an item that did not exist is deleted). A table with a stream (its records are rolled back with the
+    table) takes moto's own copy."""
+
+    def __init__(self, table_class: type) -> None:
+        self._inside = threading.local()
+        self.copy_module = _CopyModule(table_class, self._inside)
+
+    def wrap(self, original: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(original)
+        def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+            kept = _kept_items(backend, transact_items)
+            if kept is None:
+                return original(backend, transact_items)
+            self._inside.transaction = True
+            try:
+                return original(backend, transact_items)
+            except BaseException:
+                for name, table in list(backend.tables.items()):
+                    if isinstance(table, _LiveTable):
+                        backend.tables[name] = table.table
+                for table, hash_value, range_value, item in kept:
+                    _put_back(table, hash_value, range_value, item)
+                raise
+            finally:
+                self._inside.transaction = False
+
+        return transact_write_items
+
+
+def _kept_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]] | None:
+    """A copy of the item at each key the transaction names, as (table, hash, range, item or None); None
+    when a table has a stream. A key moto cannot read is skipped: its operation fails before writing."""
+    kept: dict[tuple[int, Any, Any], tuple[Any, Any, Any, Any]] = {}
+    for transact_item in transact_items:
+        try:
+            op_type, op = next(iter(transact_item.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            if table.stream_shard is not None:
+                return None
+            if op_type == "Put":
+                attrs = op["Item"]
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            hash_value, range_value = backend.get_keys_value(table, key)
+            slot = (id(table), hash_value, range_value)
+            if slot not in kept:
+                item = table.get_item(hash_value, range_value)
+                kept[slot] = (table, hash_value, range_value, copy.deepcopy(item))
+        except Exception:  # noqa: S112 - moto raises its own error for this operation, before writing
+            continue
+    return list(kept.values())
+
+
+def _put_back(table: Any, hash_value: Any, range_value: Any, item: Any) -> None:
+    if item is None:
+        table.delete_item(hash_value, range_value)  # no stream (else moto's own copy ran): no record
+    elif range_value is not None:
+        table.items[hash_value][range_value] = item
+    else:
+        table.items[hash_value] = item

@@ -301,3 +301,26 @@ def test_moto_dynamodb_traversers_process_by_class_only():
                     assert all(isinstance(k, ast.Name) for k in returned.keys), cls.name
                     maps.append(cls.name)
     assert len(maps) == 10
+
+
+def test_moto_dynamodb_transactions_copy_tables_through_the_models_copy_module():
+    """local/stack/moto_speed.py keeps a transaction's items for its rollback instead of whole tables:
+    ``transact_write_items`` copies each table it names with the ``copy`` module of
+    ``moto.dynamodb.models`` and, to roll back, assigns those copies back into ``self.tables``; tables
+    keep items in ``items`` by hash (then range) key, and a stream in ``stream_shard``."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend, Table
+
+    assert models.copy is copy
+    source = inspect.getsource(DynamoDBBackend.transact_write_items)
+    assert re.search(
+        r"original_table_state\[table_name\] = copy\.deepcopy\(\s*self\.tables\[table_name\]", source
+    )
+    assert source.count("self.tables[table_name] = original_table_state[table_name]") == 2
+    assert "self.get_item(table_name, key)" in source
+    assert list(inspect.signature(DynamoDBBackend.get_keys_value).parameters) == ["self", "table", "keys"]
+    put = inspect.getsource(Table.put_item)
+    assert "self.items[hash_value][range_value] = item" in put and "self.items[hash_value] = item" in put
+    assert "self.stream_shard = None" in inspect.getsource(Table.__init__).replace(": StreamShard | None", "")

@@ -182,3 +182,129 @@ def test_response_classes_list_their_methods_once():
         assert first == listed
         assert responses.method_names_from_class(DynamoHandler) is first
     assert "update_item" in listed
+
+
+# --- TransactWriteItems ----------------------------------------------------------------------------------
+
+_ITEMS = {
+    "a": {"pk": {"S": "a"}, "n": {"N": "1"}, "tags": {"SS": ["x"]}, "m": {"M": {"k": {"L": [{"S": "v"}]}}}},
+    "b": {"pk": {"S": "b"}, "n": {"N": "5"}},
+}
+
+
+def _put(pk: str, n: int, condition: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": "t", "Item": {"pk": {"S": pk}, "n": {"N": str(n)}}}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def _update(pk: str, expression: str, condition: str | None = None, table: str = "t") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": {"S": pk}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": {":one": {"N": "1"}, ":tag": {"SS": ["y"]}, ":cap": {"N": "3"}},
+    }
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Update": op}
+
+
+_OPERATIONS = [
+    _put("c", 1),
+    _put("a", 9),
+    _put("new", 2, "attribute_not_exists(pk)"),
+    _put("a", 2, "attribute_not_exists(pk)"),  # fails: a exists
+    _update("a", "SET n = n + :one ADD tags :tag"),
+    _update("b", "SET n = n + :one", "n < :cap"),  # fails: b's n is 5
+    _update("fresh", "SET n = :one"),
+    _update("a", "SET n = n + :tag"),  # fails: a number plus a set
+    _update("a", "SET n = :one", table="missing"),  # no such table
+    {"Delete": {"TableName": "t", "Key": {"pk": {"S": "b"}}}},
+    {
+        "Delete": {
+            "TableName": "t",
+            "Key": {"pk": {"S": "a"}},
+            "ConditionExpression": "n > :cap",
+            "ExpressionAttributeValues": {":cap": {"N": "3"}},
+        }
+    },  # fails: a's n is 1
+    {
+        "ConditionCheck": {
+            "TableName": "t",
+            "Key": {"pk": {"S": "b"}},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    },
+    {"Delete": {"TableName": "t", "Key": {"nokey": {"S": "b"}}}},  # no key attribute
+]
+
+
+def _transaction_outcomes(transactions: list[list[dict[str, Any]]]) -> list[Any]:
+    """Each transaction on the same table in turn: its error (code, reasons), then the table's items."""
+    outcomes: list[Any] = []
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for item in _ITEMS.values():
+            client.put_item(TableName="t", Item=item)
+        for transaction in transactions:
+            try:
+                client.transact_write_items(TransactItems=transaction)
+                outcomes.append("ok")
+            except client.exceptions.ClientError as exc:
+                error = exc.response["Error"]
+                reasons = exc.response.get("CancellationReasons")
+                outcomes.append((error["Code"], error["Message"], reasons))
+            outcomes.append(sorted(client.scan(TableName="t")["Items"], key=lambda i: i["pk"]["S"]))
+    return outcomes
+
+
+_transactions = st.lists(
+    st.lists(st.sampled_from(_OPERATIONS), min_size=1, max_size=4), min_size=1, max_size=5
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(transactions=_transactions)
+def test_transactions_keep_moto_answers_and_roll_back_as_moto_does(transactions):
+    by_moto = _transaction_outcomes(transactions)
+    with installed():
+        assert _transaction_outcomes(transactions) == by_moto
+
+
+def test_a_failed_transaction_puts_back_what_its_earlier_operations_wrote():
+    transaction = [
+        _put("c", 1),
+        _update("a", "SET n = n + :one ADD tags :tag"),
+        _update("b", "SET n = :one", "n < :cap"),
+    ]
+    by_moto = _transaction_outcomes([transaction])
+    assert by_moto[0][0] == "TransactionCanceledException"
+    assert by_moto[1] == sorted(_ITEMS.values(), key=lambda i: i["pk"]["S"])  # c taken back, a as it was
+    with installed():
+        assert _transaction_outcomes([transaction]) == by_moto
+
+
+def test_a_transaction_copies_no_table():
+    from moto.dynamodb.models import Table
+
+    copied: list[Any] = []
+    real = Table.__reduce_ex__
+
+    def watched(self: Any, protocol: Any) -> Any:
+        copied.append(self.name)
+        return real(self, protocol)
+
+    with installed(), contextlib.ExitStack() as stack:
+        stack.callback(setattr, Table, "__reduce_ex__", real)
+        Table.__reduce_ex__ = watched  # type: ignore[method-assign]
+        outcomes = _transaction_outcomes([[_put("c", 1), _put("a", 2, "attribute_not_exists(pk)")]])
+    assert outcomes[0][0] == "TransactionCanceledException"
+    assert copied == []
