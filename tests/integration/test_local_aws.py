@@ -490,3 +490,75 @@ def test_invoke_of_an_unregistered_function_fails_with_a_clear_error_type(stack)
 
     assert response["FunctionError"] == "Handled"
     assert json.loads(response["Payload"].read())["errorType"] == "LocalFunctionNotRegistered"
+
+
+def _sent_headers(aws: LocalAws, call) -> dict[str, str]:
+    """The headers of the one request `call` makes, as moto receives them."""
+    seen: list[dict[str, str]] = []
+
+    def middleware(app):
+        def observed(environ, start_response):
+            seen.append(
+                {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+            )
+            return app(environ, start_response)
+
+        return observed
+
+    aws.observe_requests(middleware)
+    try:
+        call()
+    finally:
+        aws.observe_requests(None)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_requests_answered_here_carry_the_scope_but_no_computed_signature(stack):
+    aws, _ = stack
+    table = aws.client("dynamodb").list_tables()["TableNames"][0]
+
+    headers = _sent_headers(aws, lambda: aws.client("dynamodb").describe_table(TableName=table))
+
+    credential, _, signature = headers["authorization"].split(", ")
+    assert credential.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+    assert credential.endswith("/us-east-1/dynamodb/aws4_request")
+    assert signature == "Signature=" + "0" * 64
+    assert headers["x-amz-date"]  # what moto and signing both set
+
+
+def test_s3_requests_and_presigned_urls_are_signed_as_botocore_signs_them(stack):
+    aws, _ = stack
+    s3 = aws.client("s3")
+    bucket = s3.list_buckets()["Buckets"][0]["Name"]
+
+    headers = _sent_headers(aws, lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=1))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
+
+    assert not headers["authorization"].endswith("0" * 64)
+    assert headers["x-amz-content-sha256"]
+    assert "Signature=" in url and "0" * 64 not in url
+
+
+def test_a_request_for_another_address_is_signed_as_botocore_signs_it(stack):
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    elsewhere = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",  # nothing listens: the request is signed, then refused
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    signed: list[str] = []
+    elsewhere.meta.events.register(
+        "before-send", lambda request, **_: signed.append(request.headers["Authorization"])
+    )
+
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        elsewhere.list_tables()
+
+    assert signed and not signed[0].endswith(b"0" * 64)
