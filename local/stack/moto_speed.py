@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import pickle
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -77,13 +78,17 @@ def install(patch: Patch) -> None:
 def _install_dynamodb(patch: Patch) -> None:
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 
     # mypy finds no such class in moto 5.2.5's module; it is there (tests/contract/test_moto_canary.py)
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     make = UpdateExpressionParser.__dict__["make"].__func__
-    patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make)))
+    copies = _AstCopies()
+    patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make, copies)))
+    patch(validators, "deepcopy", copies.deepcopy)
+    patch(DepthFirstTraverser, "traverse", copies.counting_once(DepthFirstTraverser.__dict__["traverse"]))
     lex = ConditionExpressionParser.__dict__["_lex_condition_expression"]
     patch(ConditionExpressionParser, "_lex_condition_expression", _cached_lexer(lex))
     structure = BaseJSONSerializer.__dict__["_serialize_type_structure"]
@@ -101,6 +106,8 @@ def _install_item_rollback(patch: Patch) -> None:
     patch(models, "copy", rollback.copy_module)
     original = DynamoDBBackend.__dict__["transact_write_items"]
     patch(DynamoDBBackend, "transact_write_items", rollback.wrap(original))
+    update_item = DynamoDBBackend.__dict__["update_item"]
+    patch(DynamoDBBackend, "update_item", rollback.without_stream_copy(update_item))
 
 
 def _cached_client_factory(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -178,7 +185,9 @@ def _cached_parse(original: Callable[[str], Any]) -> Callable[[str], Any]:
 _EXPRESSIONS_CACHED = 4096
 
 
-def _cached_update_expression(make: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+def _cached_update_expression(
+    make: Callable[[Any, str], Any], copies: _AstCopies
+) -> Callable[[Any, str], Any]:
     """``UpdateExpressionParser.make`` parsing each expression once (a parse error is raised every time)."""
     parsed: dict[tuple[Any, str], Any] = {}
 
@@ -189,9 +198,64 @@ def _cached_update_expression(make: Callable[[Any, str], Any]) -> Callable[[Any,
             found = make(cls, expression_str)
             if len(parsed) < _EXPRESSIONS_CACHED:
                 parsed[(cls, expression_str)] = found
+                copies.keep(found)
         return found
 
     return cached_make
+
+
+class _AstCopies:
+    """The copies an UpdateItem's validation makes of a cached update expression's AST, and the one check
+    of them that depends on the AST alone.
+
+    - ``Validator.__init__`` deep-copies the AST before its ten passes fill the copy in (~0.35 ms by
+      ``copy.deepcopy``): a cached AST is pickled once and each copy is unpickled (~0.05 ms), which makes
+      the same tree (node classes and attributes, each parent its copy's parent).
+    - Of those passes, ``ActionCountValidator`` (at most one ADD, one REMOVE and one SET clause) reads
+      nothing but the tree's clauses, raises or gives the node back unchanged, and walks every node asking
+      each ``UpdateExpression`` for its clauses: a cached AST it passed once is not walked again. Any other
+      pass, and this one on any other tree, is moto's.
+    """
+
+    def __init__(self) -> None:
+        self._pickled: dict[int, tuple[Any, bytes]] = {}  # id(cached AST) -> (the AST, kept alive; pickle)
+        self._counted: set[int] = set()  # ids of cached ASTs whose clauses ActionCountValidator passed
+        self._last = threading.local()  # this thread's last copy: (copy, cached AST)
+
+    def keep(self, ast: Any) -> None:
+        try:
+            self._pickled[id(ast)] = (ast, pickle.dumps(ast, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:  # an AST pickle cannot write is deep-copied as before
+            return
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        """``deepcopy`` as ``moto.dynamodb.parsing.validators`` sees it."""
+        kept = self._pickled.get(id(value)) if memo is None else None
+        if kept is None or kept[0] is not value:
+            return copy.deepcopy(value, memo)
+        copied = pickle.loads(kept[1])  # noqa: S301 - bytes this process pickled from moto's own AST
+        self._last.pair = (copied, value)
+        return copied
+
+    def counting_once(self, traverse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """``DepthFirstTraverser.traverse`` skipping ``ActionCountValidator`` on a copy of a cached AST it
+        passed before."""
+        from moto.dynamodb.parsing.validators import ActionCountValidator
+
+        @functools.wraps(traverse)
+        def traverse_once(traverser: Any, node: Any) -> Any:
+            if type(traverser) is not ActionCountValidator:
+                return traverse(traverser, node)
+            copied, cached = getattr(self._last, "pair", (None, None))
+            if copied is not node:
+                return traverse(traverser, node)
+            if id(cached) in self._counted:
+                return node
+            result = traverse(traverser, node)  # raises for a tree that fails: never marked
+            self._counted.add(id(cached))
+            return result
+
+        return traverse_once
 
 
 def _cached_lexer(lex: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -349,7 +413,9 @@ class _LiveTable:
 
 class _CopyModule:
     """The ``copy`` module as ``moto.dynamodb.models`` sees it: ``deepcopy`` of a table inside a transaction
-    kept by `_ItemRollback` gives a `_LiveTable`; everything else is ``copy``'s."""
+    kept by `_ItemRollback` gives a `_LiveTable`; inside an UpdateItem on a table without a stream, the
+    copy of the item before (``orig_item``, read only to write the stream's record) is not made; everything
+    else is ``copy``'s."""
 
     def __init__(self, table_class: type, inside: threading.local) -> None:
         self._table_class = table_class
@@ -358,6 +424,9 @@ class _CopyModule:
     def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
         if type(value) is self._table_class and getattr(self._inside, "transaction", False):
             return _LiveTable(value)
+        if getattr(self._inside, "no_stream", False):
+            self._inside.no_stream = False  # the one copy this UpdateItem makes
+            return None
         return copy.deepcopy(value, memo)
 
     def __getattr__(self, name: str) -> Any:
@@ -396,6 +465,22 @@ class _ItemRollback:
                 self._inside.transaction = False
 
         return transact_write_items
+
+    def without_stream_copy(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """``DynamoDBBackend.update_item`` not copying the item first when its table has no stream."""
+
+        @functools.wraps(original)
+        def update_item(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            table = backend.tables.get(table_name)
+            if table is None or table.stream_shard is not None:
+                return original(backend, table_name, *args, **kwargs)
+            self._inside.no_stream = True
+            try:
+                return original(backend, table_name, *args, **kwargs)
+            finally:
+                self._inside.no_stream = False
+
+        return update_item
 
 
 def _kept_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]] | None:

@@ -324,3 +324,39 @@ def test_moto_dynamodb_transactions_copy_tables_through_the_models_copy_module()
     put = inspect.getsource(Table.put_item)
     assert "self.items[hash_value][range_value] = item" in put and "self.items[hash_value] = item" in put
     assert "self.stream_shard = None" in inspect.getsource(Table.__init__).replace(": StreamShard | None", "")
+
+
+def test_moto_dynamodb_update_item_copies_the_item_only_for_its_stream():
+    """local/stack/moto_speed.py skips ``orig_item = copy.deepcopy(item)`` for a table without a stream:
+    it is the first of the models module's two deep copies an UpdateItem reaches, read only for the
+    stream's record."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    module = inspect.getsource(models)
+    assert module.count("copy.deepcopy(") == 2
+    source = inspect.getsource(DynamoDBBackend.update_item)
+    assert "orig_item = copy.deepcopy(item)" in source
+    assert source.count("orig_item") == 2
+    assert "table.stream_shard.add(orig_item, item)" in source
+
+
+def test_moto_dynamodb_validation_copies_the_ast_then_runs_its_passes_in_order():
+    """local/stack/moto_speed.py unpickles a cached AST where ``Validator.__init__`` deep-copies it, and
+    skips ``ActionCountValidator`` on a copy of an AST it passed: the validator module's ``deepcopy`` is
+    ``copy.deepcopy``; validation traverses the copy with each processor in turn, the action count first;
+    that pass reads only the tree's clauses and gives the node back."""
+    import copy
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    assert validators.deepcopy is copy.deepcopy
+    assert "n = processor.traverse(n)" in inspect.getsource(validators.Validator.validate)
+    assert "def traverse(self, node):" in inspect.getsource(DepthFirstTraverser)
+    processors = inspect.getsource(validators.UpdateExpressionValidator.get_ast_processors)
+    assert processors.index("ActionCountValidator()") < processors.index("OverlappingPathsValidator(")
+    counts = inspect.getsource(validators.ActionCountValidator)
+    assert "return {UpdateExpression: self.verify_action_counts}" in counts
+    assert "self.expression" not in counts and "self.item" not in counts
+    assert counts.rstrip().endswith("return node")
