@@ -88,7 +88,7 @@ def _install_dynamodb(patch: Patch) -> None:
     copies = _AstCopies()
     patch(UpdateExpressionParser, "make", classmethod(_cached_update_expression(make, copies)))
     patch(validators, "deepcopy", copies.deepcopy)
-    patch(DepthFirstTraverser, "traverse", copies.counting_once(DepthFirstTraverser.__dict__["traverse"]))
+    patch(DepthFirstTraverser, "traverse", copies.checked_once(DepthFirstTraverser.__dict__["traverse"]))
     lex = ConditionExpressionParser.__dict__["_lex_condition_expression"]
     patch(ConditionExpressionParser, "_lex_condition_expression", _cached_lexer(lex))
     structure = BaseJSONSerializer.__dict__["_serialize_type_structure"]
@@ -185,6 +185,10 @@ def _cached_parse(original: Callable[[str], Any]) -> Callable[[str], Any]:
 _EXPRESSIONS_CACHED = 4096
 
 
+def _names(names: dict[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    return None if names is None else tuple(sorted(names.items()))
+
+
 def _cached_update_expression(
     make: Callable[[Any, str], Any], copies: _AstCopies
 ) -> Callable[[Any, str], Any]:
@@ -211,15 +215,18 @@ class _AstCopies:
     - ``Validator.__init__`` deep-copies the AST before its ten passes fill the copy in (~0.35 ms by
       ``copy.deepcopy``): a cached AST is pickled once and each copy is unpickled (~0.05 ms), which makes
       the same tree (node classes and attributes, each parent its copy's parent).
-    - Of those passes, ``ActionCountValidator`` (at most one ADD, one REMOVE and one SET clause) reads
-      nothing but the tree's clauses, raises or gives the node back unchanged, and walks every node asking
-      each ``UpdateExpression`` for its clauses: a cached AST it passed once is not walked again. Any other
-      pass, and this one on any other tree, is moto's.
+    - The first three of those passes only check the tree: ``ActionCountValidator`` (at most one ADD,
+      one REMOVE and one SET clause) reads nothing but its clauses, ``OverlappingPathsValidator`` its
+      paths and ``ExpressionAttributeNames``, ``UpdateHashRangeKeyValidator`` its paths, those names and
+      the table's key attributes. Each raises or gives the node back unchanged, having walked every node
+      (the first two ask each ``UpdateExpression`` for its clauses, itself a walk). A copy of a cached AST
+      is not walked again by a check it passed with the same inputs; any other pass, and these on any
+      other tree, are moto's.
     """
 
     def __init__(self) -> None:
         self._pickled: dict[int, tuple[Any, bytes]] = {}  # id(cached AST) -> (the AST, kept alive; pickle)
-        self._counted: set[int] = set()  # ids of cached ASTs whose clauses ActionCountValidator passed
+        self._passed: set[tuple[int, type, Any]] = set()  # (id(cached AST), check, its other inputs)
         self._last = threading.local()  # this thread's last copy: (copy, cached AST)
 
     def keep(self, ast: Any) -> None:
@@ -237,22 +244,36 @@ class _AstCopies:
         self._last.pair = (copied, value)
         return copied
 
-    def counting_once(self, traverse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        """``DepthFirstTraverser.traverse`` skipping ``ActionCountValidator`` on a copy of a cached AST it
-        passed before."""
-        from moto.dynamodb.parsing.validators import ActionCountValidator
+    def checked_once(self, traverse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """``DepthFirstTraverser.traverse`` skipping a pass that only checks (`_CHECKS`) on a copy of a
+        cached AST that passed it before with the same inputs."""
+        from moto.dynamodb.parsing import validators
+
+        inputs: dict[type, Callable[[Any], Any]] = {
+            validators.ActionCountValidator: lambda _: (),
+            validators.OverlappingPathsValidator: lambda v: _names(v.expression_attribute_names),
+            validators.UpdateHashRangeKeyValidator: lambda v: (
+                tuple(v.table_key_attributes),
+                _names(v.expression_attribute_names),
+            ),
+        }
 
         @functools.wraps(traverse)
         def traverse_once(traverser: Any, node: Any) -> Any:
-            if type(traverser) is not ActionCountValidator:
-                return traverse(traverser, node)
+            read = inputs.get(type(traverser))
             copied, cached = getattr(self._last, "pair", (None, None))
-            if copied is not node:
+            if read is None or copied is not node:
                 return traverse(traverser, node)
-            if id(cached) in self._counted:
+            try:
+                passed = (id(cached), type(traverser), read(traverser))
+                hash(passed)
+            except TypeError:  # inputs that cannot key a cache (not strings): moto's pass
+                return traverse(traverser, node)
+            if passed in self._passed:
                 return node
-            result = traverse(traverser, node)  # raises for a tree that fails: never marked
-            self._counted.add(id(cached))
+            result = traverse(traverser, node)  # raises for a tree that fails: never kept
+            if len(self._passed) < _EXPRESSIONS_CACHED:
+                self._passed.add(passed)
             return result
 
         return traverse_once

@@ -356,7 +356,24 @@ def test_moto_dynamodb_validation_copies_the_ast_then_runs_its_passes_in_order()
     assert "def traverse(self, node):" in inspect.getsource(DepthFirstTraverser)
     processors = inspect.getsource(validators.UpdateExpressionValidator.get_ast_processors)
     assert processors.index("ActionCountValidator()") < processors.index("OverlappingPathsValidator(")
-    counts = inspect.getsource(validators.ActionCountValidator)
-    assert "return {UpdateExpression: self.verify_action_counts}" in counts
-    assert "self.expression" not in counts and "self.item" not in counts
-    assert counts.rstrip().endswith("return node")
+    assert processors.index("OverlappingPathsValidator(") < processors.index("UpdateHashRangeKeyValidator(")
+    assert processors.index("UpdateHashRangeKeyValidator(") < processors.index(
+        "ExpressionAttributeValueProcessor("
+    )
+    checks = {
+        validators.ActionCountValidator: "{UpdateExpression: self.verify_action_counts}",
+        validators.OverlappingPathsValidator: "{UpdateExpression: self.check_for_overlapping_paths}",
+        validators.UpdateHashRangeKeyValidator: "{UpdateExpressionPath: self.check_for_hash_or_range_key}",
+    }
+    for check, processing in checks.items():
+        source = inspect.getsource(check)
+        assert "return " + processing in source
+        assert source.rstrip().endswith("return node")  # the one processing gives the node back
+        assert not re.search(r"(\.children(\[[^\]]*\])?|\.parent)\s*=", source)  # nothing in the tree is set
+        assert "self.item" not in source and "pre_processing_of_child" not in source
+        init = check.__dict__.get("__init__")
+        if init is not None:  # what the check reads besides the tree
+            assert list(inspect.signature(init).parameters)[1:] in (
+                ["expression_attribute_names"],
+                ["table_key_attributes", "expression_attribute_names"],
+            )

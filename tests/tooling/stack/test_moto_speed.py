@@ -120,6 +120,10 @@ UPDATES: list[dict[str, Any]] = [
     {"UpdateExpression": "SET gone.deeper = :s"},  # no such path
     {"UpdateExpression": "SET #c = #c + :s", "Names": {"#c": "count"}},  # type mismatch
     {"UpdateExpression": "SET empty = :empty"},
+    {"UpdateExpression": "SET #k = :s", "Names": {"#k": "other"}},
+    {"UpdateExpression": "SET #k = :s", "Names": {"#k": "pk"}},  # the same expression, now on the key
+    {"UpdateExpression": "SET #k = :s, #j = :u", "Names": {"#k": "a", "#j": "b"}},
+    {"UpdateExpression": "SET #k = :s, #j = :u", "Names": {"#k": "a", "#j": "a"}},  # now one path twice
 ]
 VALUES = {
     ":s": {"S": "done"},
