@@ -67,7 +67,12 @@ def run_level(bench: Bench, *, in_flight: int, jobs: int) -> dict[str, Any]:
             delivery = bench.receiver.wait_for(job_id, timeout=WEBHOOK_TIMEOUT_S)
         except TimeoutError:  # counted as not succeeded: figures are printed, not asserted
             return posted, accepted, math.nan, "no webhook"
-        return posted, accepted, delivery.received_at, str((delivery.payload or {})["data"]["status"])
+        data = (delivery.payload or {})["data"]
+        error = data.get("error") or {}
+        status = str(data["status"])  # a job that did not succeed is counted with its error type and id
+        if status != "succeeded":
+            status = f"{status}: {error.get('type', '?')} ({job_id})"
+        return posted, accepted, delivery.received_at, status
 
     cpu_started = time.process_time()
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="bench-throughput") as pool:
@@ -148,6 +153,10 @@ def render(report: dict[str, Any]) -> str:
             f"  {level['jobs_per_s']:>7.2f}  {level['cpu_s']:>7.1f}  {level['jobs_per_cpu_s']:>10.2f}"
             f"  {level['accepted_to_webhook_p50_ms']:>13.0f} ms"
         )
+    for level in report["levels"]:
+        for outcome, count in sorted(level.get("outcomes", {}).items()):
+            if outcome != "succeeded":
+                lines.append(f"  {level['in_flight']} in flight: {count} × {outcome}")
     return "\n".join(lines)
 
 
