@@ -137,9 +137,9 @@ VALUES = {
 }
 
 
-def _update_outcomes() -> list[Any]:
-    """Each update on a fresh copy of the item: the item after, or the error's code and message."""
-    outcomes: list[Any] = []
+@contextlib.contextmanager
+def table_t() -> Iterator[Any]:
+    """A DynamoDB client on moto (in this process) with an empty table ``t`` keyed by ``pk``."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
@@ -148,6 +148,13 @@ def _update_outcomes() -> list[Any]:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        yield client
+
+
+def _update_outcomes() -> list[Any]:
+    """Each update on a fresh copy of the item: the item after, or the error's code and message."""
+    outcomes: list[Any] = []
+    with table_t() as client:
         for update in UPDATES * 2:  # each twice: what is kept per expression is used the second time
             client.put_item(TableName="t", Item=_START)
             expression = update["UpdateExpression"] + " " + update.get("Condition", "")
@@ -248,14 +255,7 @@ _OPERATIONS = [
 def _transaction_outcomes(transactions: list[list[dict[str, Any]]]) -> list[Any]:
     """Each transaction on the same table in turn: its error (code, reasons), then the table's items."""
     outcomes: list[Any] = []
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with table_t() as client:
         for item in _ITEMS.values():
             client.put_item(TableName="t", Item=item)
         for transaction in transactions:
