@@ -217,8 +217,8 @@ def _cached_update_expression(
 
 
 class _AstCopies:
-    """The copies an UpdateItem's validation makes of a cached update expression's AST, and the one check
-    of them that depends on the AST alone.
+    """The copies an UpdateItem's validation makes of a cached update expression's AST, and the checks of
+    them that depend on the AST and the request's names alone.
 
     - ``Validator.__init__`` deep-copies the AST before its ten passes fill the copy in (~0.35 ms by
       ``copy.deepcopy``): a cached AST is pickled once and each copy is unpickled (~0.05 ms), which makes
@@ -253,8 +253,9 @@ class _AstCopies:
         return copied
 
     def checked_once(self, traverse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        """``DepthFirstTraverser.traverse`` skipping a pass that only checks (`_CHECKS`) on a copy of a
-        cached AST that passed it before with the same inputs."""
+        """``DepthFirstTraverser.traverse`` skipping a pass that only checks (the three in ``inputs``, each
+        with what it reads besides the tree) on a copy of a cached AST that passed it with the same
+        inputs."""
         from moto.dynamodb.parsing import validators
 
         inputs: dict[type, Callable[[Any], Any]] = {
