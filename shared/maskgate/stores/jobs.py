@@ -32,6 +32,21 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _JSON_FIELDS = ("request", "image", "masks", "results", "error", "metadata")
+# Recording a job's one prediction (queued → submitted), in JobStore.record_prediction's own write and
+# in the spend store's settling transaction: the same fields, under the same condition.
+PREDICTION_SETS = "prediction_id = :pid, #status = :submitted, updated_at = :now"
+PREDICTION_CONDITION = "#status = :queued AND attribute_not_exists(prediction_id)"
+PREDICTION_NAMES = {"#status": "status"}
+
+
+def prediction_values(prediction_id: str, now: datetime) -> dict[str, Any]:
+    """The values of PREDICTION_SETS and PREDICTION_CONDITION."""
+    return {
+        ":pid": {"S": prediction_id},
+        ":submitted": {"S": JobStatus.SUBMITTED.value},
+        ":queued": {"S": JobStatus.QUEUED.value},
+        ":now": {"S": now.isoformat()},
+    }
 
 
 def _to_item(job: Job) -> dict[str, Any]:
@@ -328,15 +343,10 @@ class JobStore:
             updated = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"JOB#{job_id}"}},
-                UpdateExpression="SET prediction_id = :p, #status = :submitted, updated_at = :now",
-                ConditionExpression="#status = :queued AND attribute_not_exists(prediction_id)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":p": {"S": prediction_id},
-                    ":submitted": {"S": JobStatus.SUBMITTED.value},
-                    ":queued": {"S": JobStatus.QUEUED.value},
-                    ":now": {"S": self._now().isoformat()},
-                },
+                UpdateExpression="SET " + PREDICTION_SETS,
+                ConditionExpression=PREDICTION_CONDITION,
+                ExpressionAttributeNames=PREDICTION_NAMES,
+                ExpressionAttributeValues=prediction_values(prediction_id, self._now()),
                 ReturnValues="ALL_NEW",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:

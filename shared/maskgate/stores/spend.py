@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from maskgate.contracts.job import Job, JobStatus, utcnow
 from maskgate.contracts.limits import month_of
+from maskgate.stores.jobs import PREDICTION_CONDITION, PREDICTION_NAMES, PREDICTION_SETS, prediction_values
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -111,15 +112,10 @@ class SpendLedger:
         if prediction_id is None:
             return self._move(job, "spent", "ADD reserved :neg, spent :p, submitted :one")
         recorded = _Recorded(
-            sets=", prediction_id = :pid, #status = :submitted, updated_at = :now",
-            condition=" AND #status = :queued AND attribute_not_exists(prediction_id)",
-            names={"#status": "status"},
-            values={
-                ":pid": {"S": prediction_id},
-                ":submitted": {"S": JobStatus.SUBMITTED.value},
-                ":queued": {"S": JobStatus.QUEUED.value},
-                ":now": {"S": self._now().isoformat()},
-            },
+            sets=", " + PREDICTION_SETS,
+            condition=" AND " + PREDICTION_CONDITION,
+            names=dict(PREDICTION_NAMES),
+            values=prediction_values(prediction_id, self._now()),
         )
         return self._move(job, "spent", "ADD reserved :neg, spent :p, submitted :one", also=recorded)
 
