@@ -22,9 +22,10 @@ benchmarks count billable requests there.
 
 Requests from this process skip HTTP. Every boto3 client here (the in-process Lambdas, Step Functions'
 Lambda tasks, the gateway, the stack's own set-up) sends through botocore's ``before-send`` event, and a
-handler there hands a request for moto's address straight to moto's WSGI app, the same app and
-middleware the server runs, in the calling thread: no socket, no HTTP parsing, no thread per request
-(together about a quarter of the stack's CPU per job). Clients in other processes (the CLI, the AWS
+handler there hands a request for moto's address straight to moto, in the calling thread: no socket, no
+HTTP parsing, no thread per request (together about a quarter of the stack's CPU per job). It goes
+through the same middleware as the server's requests, then to moto's handlers without Flask
+(`maskgate_local.stack.moto_wsgi.FlasklessApp`, the same answers). Clients in other processes (the CLI, the AWS
 CLI, tests' own processes) reach the same backends through the server on `port`. A Lambda invoke made
 from a thread that is running an event loop still goes over HTTP: the function would run its own loop
 inside that one (no other request runs a handler in the caller's thread: S3 notifications go to
@@ -66,13 +67,13 @@ from botocore.exceptions import NoCredentialsError
 from maskgate_local.stack import moto_speed
 from maskgate_local.stack.activity import Invocation, step_name
 from maskgate_local.stack.handlers import FunctionSpec, HandlerRunner
+from maskgate_local.stack.moto_wsgi import FlasklessApp, WsgiApp, moto_app
 
 logger = logging.getLogger(__name__)
 
 ASYNC_ATTEMPTS = 3  # Lambda's async invoke: the first try and two retries
 _active: LocalAws | None = None
 _S3Batch = dict[tuple[str, str, str, str], dict[str, Any]]
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class LocalAws:
@@ -92,6 +93,7 @@ class LocalAws:
         self._workers: ThreadPoolExecutor | None = None
         self._observer: Callable[[WsgiApp], WsgiApp] | None = None
         self._app: WsgiApp | None = None  # moto's WSGI app with this class's middleware
+        self._direct: WsgiApp | None = None  # the same without Flask, for requests answered in-process
         self.invocations: list[Callable[[Invocation], None]] = []  # told of every finished invocation
 
     @property
@@ -138,7 +140,9 @@ class LocalAws:
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
             self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
             self._install_hooks()
-            self._app = self._defer_s3_notifications(_moto_app())
+            dispatcher = moto_app()
+            self._app = self._defer_s3_notifications(dispatcher)
+            self._direct = self._defer_s3_notifications(FlasklessApp(dispatcher))
             self._server = _server_class()(self._app, ip_address="127.0.0.1", port=self.port)
             self._server.start()
             _send_in_process.install()
@@ -164,7 +168,7 @@ class LocalAws:
                 self._moto_api("/moto-api/reset", None)
             self._server.stop()
             self._server = None
-        self._app = None
+        self._app = self._direct = None
         while self._restore:
             self._restore.pop()()
         if _active is self:
@@ -333,7 +337,7 @@ class LocalAws:
     def send(self, request: AWSPreparedRequest) -> AWSResponse | None:
         """Answer a botocore request for this moto from its WSGI app in the calling thread; None (send it
         over HTTP) for any other address, and for a Lambda invoke from a thread running an event loop."""
-        app = self._app
+        app = self._direct
         if app is None or not self.answers(request.url):
             return None
         url = urlsplit(request.url)
@@ -504,14 +508,6 @@ class _AfterResponse:
                 close()
         finally:
             self._after()
-
-
-def _moto_app() -> WsgiApp:
-    """moto's server app: one dispatcher in front of a Flask app per service (moto imported here, late)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
-    return app
 
 
 @functools.cache

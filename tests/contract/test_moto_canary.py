@@ -377,3 +377,27 @@ def test_moto_dynamodb_validation_copies_the_ast_then_runs_its_passes_in_order()
                 ["expression_attribute_names"],
                 ["table_key_attributes", "expression_attribute_names"],
             )
+
+
+def test_moto_flask_views_call_their_handler_as_flaskless_app_does():
+    """`FlasklessApp` repeats `convert_to_flask_response.__call__` without Flask; moto's apps add only
+    flask-cors to a view (no other before- or after-request hook)."""
+    from moto.core.utils import convert_to_flask_response
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    source = inspect.getsource(convert_to_flask_response.__call__)
+    for line in (
+        "request = normalize_request(cast(Request, flask_request))",
+        "recorder._record_request(request)",
+        "result = self.callback(request, request.raw_url, dict(request.headers))",
+        'result = 400, {}, exc.response["Error"]["Message"]',
+        "response = Response(response=content, status=status, headers=headers)",
+        'if request.method == "HEAD" and "content-length" in headers:',
+        'response.headers["Content-Length"] = headers["content-length"]',
+    ):
+        assert line in source
+    assert source.count("\n") < 30  # nothing else added
+    app = create_backend_app("dynamodb")
+    assert not any(app.before_request_funcs.values())
+    after = [f.__module__ for funcs in app.after_request_funcs.values() for f in funcs]
+    assert after == ["flask_cors.extension"]

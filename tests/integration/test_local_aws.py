@@ -6,6 +6,7 @@ functions are fakes written to a temporary folder, so the machinery is tested ap
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -562,3 +563,125 @@ def test_a_request_for_another_address_is_signed_as_botocore_signs_it(stack):
         elsewhere.list_tables()
 
     assert signed and not signed[0].endswith(b"0" * 64)
+
+
+def _recorded_environs(aws: LocalAws, calls) -> list[dict[str, Any]]:
+    """The WSGI environ of each request `calls` make, as moto receives them (body kept as bytes)."""
+    seen: list[dict[str, Any]] = []
+
+    def middleware(app):
+        def observed(environ, start_response):
+            body = environ["wsgi.input"].read()
+            environ["wsgi.input"] = io.BytesIO(body)
+            seen.append({**environ, "wsgi.input": body})
+            return app(environ, start_response)
+
+        return observed
+
+    aws.observe_requests(middleware)
+    try:
+        for call in calls:
+            with contextlib.suppress(Exception):  # an error answer is as good a request to replay
+                call()
+    finally:
+        aws.observe_requests(None)
+    return seen
+
+
+_PER_REQUEST_HEADERS = {"x-amzn-requestid", "x-amz-request-id", "x-amz-id-2", "date", "x-amzn-trace-id"}
+
+
+def _answer(app, recorded: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """`app`'s answer to a replay of `recorded`, with what differs per request masked out."""
+    answer: dict[str, Any] = {}
+
+    def start_response(status, headers, *_):
+        answer.update(status=status, headers=headers)
+
+    body = app({**recorded, "wsgi.input": io.BytesIO(recorded["wsgi.input"])}, start_response)
+    try:
+        content = b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+    masked = [(k, v) for k, v in answer["headers"] if k.lower() not in _PER_REQUEST_HEADERS]
+    for name, value in answer["headers"]:
+        if name.lower() in ("x-amzn-requestid", "x-amz-request-id"):
+            content = content.replace(value.encode(), b"<request id>")
+    return answer["status"], sorted(masked), content
+
+
+def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack):
+    from maskgate_local.stack.moto_wsgi import FlasklessApp, moto_app
+
+    aws, provisioned = stack
+    dynamodb, s3, sfn, lam = (aws.client(s) for s in ("dynamodb", "s3", "stepfunctions", "lambda"))
+    table = dynamodb.list_tables()["TableNames"][0]
+    bucket = s3.list_buckets()["Buckets"][0]["Name"]
+    s3.put_object(Bucket=bucket, Key="replay/object.json", Body=b'{"a": 1}', ContentType="application/json")
+    machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    function = next(iter(provisioned.functions.values())).function_name
+    calls = [
+        lambda: dynamodb.describe_table(TableName=table),
+        lambda: dynamodb.get_item(TableName=table, Key={"pk": {"S": "none"}, "sk": {"S": "none"}}),
+        lambda: dynamodb.get_item(TableName="no-such-table", Key={"pk": {"S": "x"}}),
+        lambda: dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "none"}},
+        ),
+        lambda: s3.get_object(Bucket=bucket, Key="replay/object.json"),
+        lambda: s3.head_object(Bucket=bucket, Key="replay/object.json"),
+        lambda: s3.head_object(Bucket=bucket, Key="replay/missing"),
+        lambda: s3.get_object(Bucket=bucket, Key="replay/missing"),
+        lambda: s3.list_objects_v2(Bucket=bucket, Prefix="replay/"),
+        lambda: sfn.describe_state_machine(stateMachineArn=machine),
+        lambda: sfn.describe_execution(
+            executionArn=f"{machine.replace(':stateMachine:', ':execution:')}:none"
+        ),
+        lambda: lam.get_function_configuration(FunctionName=function),
+    ]
+    recorded = _recorded_environs(aws, calls)
+    assert len(recorded) == len(calls)
+    not_routed = {**recorded[-1], "PATH_INFO": "/2015-03-31/no/such/route"}  # Lambda's: no route matches
+    from_a_browser = {**recorded[0], "HTTP_ORIGIN": "http://localhost:3000"}  # flask-cors answers by origin
+    dispatcher = moto_app()
+    flaskless = FlasklessApp(dispatcher)
+
+    for environ in [*recorded, not_routed, from_a_browser]:
+        assert _answer(flaskless, environ) == _answer(dispatcher, environ), environ["PATH_INFO"]
+    statuses = {_answer(flaskless, environ)[0][:3] for environ in recorded}
+    assert {"200", "400", "404"} <= statuses  # answers and errors both compared
+    assert _answer(flaskless, not_routed)[0].startswith("404")
+    assert ("Access-Control-Allow-Origin", "http://localhost:3000") in _answer(flaskless, from_a_browser)[1]
+
+
+def test_requests_answered_here_skip_flask_and_requests_over_http_do_not(stack, monkeypatch):
+    import urllib.request
+
+    import flask
+
+    aws, _ = stack
+    through_flask: list[str] = []
+    wsgi_app = flask.Flask.wsgi_app
+
+    def counted(app, environ, start_response):
+        through_flask.append(environ["PATH_INFO"])
+        return wsgi_app(app, environ, start_response)
+
+    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
+    aws.client("dynamodb").list_tables()
+    assert through_flask == []
+
+    over_http = urllib.request.Request(  # a client in another process: the server on the stack's port
+        f"{aws.endpoint_url}/",
+        data=b"{}",
+        headers={
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261207/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    with urllib.request.urlopen(over_http, timeout=10) as response:
+        assert "TableNames" in json.loads(response.read())
+    assert through_flask == ["/"]
