@@ -41,11 +41,14 @@ def no_tier_limit(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     clients.reset()
 
 
-def twin(aws: Aws, *, tenant: str | None = None, digest: str = DIGEST, **request: Any) -> Job:
-    """A queued job on the shared image bytes (as a data URI or an upload leaves it), request as given."""
-    aws.client("s3").put_object(Bucket=aws.bucket, Key=SHARED_INPUT, Body=IMAGE)
+def twin(
+    aws: Aws, *, tenant: str | None = None, digest: str = DIGEST, key: str = SHARED_INPUT, **request: Any
+) -> Job:
+    """A queued job on the shared image bytes (as a data URI or an upload leaves it, under ``key``),
+    request as given."""
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=key, Body=IMAGE)
     prompts = Prompts(**{"prompt": "the square", "webhook_url": WEBHOOK, **request})
-    image = ImageLocation(bucket=aws.bucket, key=SHARED_INPUT, width=64, height=48, sha256=digest)
+    image = ImageLocation(bucket=aws.bucket, key=key, width=64, height=48, sha256=digest)
     return queued_job(aws, request=prompts, image=image, tenant=tenant or aws.tenant)
 
 
@@ -83,8 +86,8 @@ def test_an_identical_request_is_a_hit_copies_every_result_and_sends_the_usual_w
 ) -> None:
     first = computed(aws)
     assert first.cache == "miss"
-    # given the same image and prompts, written with other metadata and a default made explicit
-    second = twin(aws, metadata={"order": "8"}, apply_mask=False)
+    # given the same image (under another name) and prompts, with other metadata and a default made explicit
+    second = twin(aws, key="inputs/other/photo.png", metadata={"order": "8"}, apply_mask=False)
     with pytest.raises(ResultReused):
         submit(second)
     load_handler("notify").handler({"job_id": second.id}, LambdaContext())  # the workflow's Catch
@@ -95,14 +98,34 @@ def test_an_identical_request_is_a_hit_copies_every_result_and_sends_the_usual_w
     assert [m.model_dump(exclude={"key"}) for m in hit.masks] == [
         m.model_dump(exclude={"key"}) for m in first.masks
     ]
-    assert objects(aws, hit) == objects(aws, first) and set(objects(aws, hit)) == {
-        "mask_0.png",
-        "instances.json",
-        "annotations.coco.json",
-        "extra.json",
+    copies, originals = objects(aws, hit), objects(aws, first)
+    assert (
+        set(copies)
+        == set(originals)
+        == {"mask_0.png", "instances.json", "annotations.coco.json", "extra.json"}
+    )
+    assert copies["mask_0.png"] == originals["mask_0.png"] and copies["extra.json"] == originals["extra.json"]
+    # the two documents that name their job name this one, with the same instances
+    assert json.loads(copies["instances.json"]) == {
+        **json.loads(originals["instances.json"]),
+        "id": second.id,
     }
+    coco, computed_coco = (
+        json.loads(copies["annotations.coco.json"]),
+        json.loads(originals["annotations.coco.json"]),
+    )
+    assert coco["info"]["description"] == f"maskgate segmentation {second.id}"
+    assert coco["info"]["date_created"] == second.created_at.isoformat()
+    assert (
+        computed_coco["images"][0]["file_name"] == "image.png"
+        and coco["images"][0]["file_name"] == "photo.png"
+    )
+    for part in ("annotations", "categories", "licenses"):
+        assert coco[part] == computed_coco[part]
+    assert coco["images"][0]["width"] == computed_coco["images"][0]["width"]
     assert hit.results is not None and first.results is not None
     assert hit.results.instances_key == f"results/{second.id}/instances.json"
+    assert hit.results.instances_bytes == len(copies["instances.json"])
     assert hit.results.model_dump(exclude={"instances_key", "coco_key"}) == first.results.model_dump(
         exclude={"instances_key", "coco_key"}
     )

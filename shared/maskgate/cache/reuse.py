@@ -26,8 +26,10 @@ from maskgate.cache.entries import CacheEntries
 from maskgate.cache.key import job_key, request_key
 from maskgate.contracts.job import CacheOutcome, Job, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts
+from maskgate.contracts.results import coco_key, instances_key
 from maskgate.errors import InvalidTransition, JobNotFound, ResultPending, ResultReused
 from maskgate.observability import logger, metrics
+from maskgate.results import coco
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 
@@ -106,8 +108,10 @@ class ResultCache:
             if holder is None:
                 return "miss"
             source = self._job(holder)
-            if source is not None and source.status is JobStatus.SUCCEEDED and self._copied(job, source):
-                self._finish(job, source)  # raises ResultReused unless the job moved on meanwhile
+            succeeded = source is not None and source.status is JobStatus.SUCCEEDED
+            fields = self._copied(job, source) if source is not None and succeeded else None
+            if source is not None and fields is not None:
+                self._finish(job, source, fields)  # raises ResultReused unless the job moved on meanwhile
                 return None
             if source is not None and not source.status.terminal and not self._stale(source):
                 metrics.add_metric(name="CachePending", unit=MetricUnit.Count, value=1)
@@ -133,19 +137,32 @@ class ResultCache:
     def _stale(self, source: Job) -> bool:
         return self.now() - source.created_at > self.stale_after
 
-    def _copied(self, job: Job, source: Job) -> bool:
-        """Copy every object under the source's results/ to this job's; False if its masks are gone."""
-        copied = self.bucket.copy_results(source.id, job.id)
-        if {mask.key for mask in source.masks} <= set(copied):
-            return True
-        logger.info("cached results are gone; computing again", extra={"source_job": source.id})
-        return False
+    def _copied(self, job: Job, source: Job) -> dict[str, Any] | None:
+        """Copy every object under the source's results/ to this job's, the documents that name their job
+        written again naming this one; the result fields that differ from the source's (None if its
+        masks are gone)."""
+        copied = set(self.bucket.copy_results(source.id, job.id))
+        if not {mask.key for mask in source.masks} <= copied:
+            logger.info("cached results are gone; computing again", extra={"source_job": source.id})
+            return None
+        fields: dict[str, Any] = {}
+        if instances_key(source.id) in copied:
+            document = json.loads(self.bucket.get_result(instances_key(job.id)))
+            body = _json({**document, "id": job.id})
+            self.bucket.put_result(instances_key(job.id), body)
+            fields["instances_bytes"] = len(body)
+        if coco_key(source.id) in copied:
+            document = json.loads(self.bucket.get_result(coco_key(job.id)))
+            self.bucket.put_result(coco_key(job.id), _json(coco.for_job(document, job)))
+        return fields
 
-    def _finish(self, job: Job, source: Job) -> None:
-        """End the job succeeded with the source's results, only if no submit was ever made for it."""
+    def _finish(self, job: Job, source: Job, fields: dict[str, Any]) -> None:
+        """End the job succeeded with the source's results (``fields`` over them), only if no submit was
+        ever made for it."""
+        results = {**result_fields(source, job.id), **fields}
         try:
             finished = self.jobs.transition(
-                job.id, JobStatus.SUCCEEDED, unsubmitted=True, cache="hit", **result_fields(source, job.id)
+                job.id, JobStatus.SUCCEEDED, unsubmitted=True, cache="hit", **results
             )
         except InvalidTransition:
             # canceled, or another Submit of this job claimed it meanwhile: the usual path sorts it out
@@ -153,3 +170,7 @@ class ResultCache:
             return
         on_cache_hit(finished)
         raise ResultReused(f"results reused from {source.id}")
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()

@@ -169,16 +169,14 @@ def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output],
 
 
 def _coco(job: Job, found: list[dict[str, Any]], *, width: int, height: int) -> bytes:
-    from maskgate.results.coco import coco_file
+    from maskgate.results.coco import coco_file, file_name
 
-    image = job.image
-    name = (image.filename or image.key or image.url or "") if image else ""
     document = coco_file(
         found,
         job_id=job.id,
         width=width,
         height=height,
-        file_name=name.rsplit("/", 1)[-1] or "image",
+        file_name=file_name(job),
         category=job.request.prompt if job.request else None,
         created=job.created_at,
     )
