@@ -25,10 +25,10 @@ Lambda tasks, the gateway, the stack's own set-up) sends through botocore's ``be
 handler there hands a request for moto's address straight to moto, in the calling thread: no socket, no
 HTTP parsing, no thread per request (together about a quarter of the stack's CPU per job). It goes
 through the same middleware as the server's requests, then to moto's handlers without Flask
-(`maskgate_local.stack.moto_wsgi.FlasklessApp`, the same answers). Clients in other processes (the CLI, the AWS
-CLI, tests' own processes) reach the same backends through the server on `port`. A Lambda invoke made
-from a thread that is running an event loop still goes over HTTP: the function would run its own loop
-inside that one (no other request runs a handler in the caller's thread: S3 notifications go to
+(`maskgate_local.stack.moto_wsgi.FlasklessApp`, the same answers). Clients in other processes (the
+CLI, the AWS CLI, tests' own processes) reach the same backends through the server on `port`. A Lambda
+invoke made from a thread that is running an event loop still goes over HTTP: the function would run
+its own loop inside that one (no other request runs a handler in the caller's thread: S3 notifications go to
 workers, executions have threads of their own).
 
 Nor are those requests signed: moto checks no signature, and SigV4 (a canonical request, its headers
