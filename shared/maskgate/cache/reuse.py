@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from maskgate.cache.entries import CacheEntries
 from maskgate.cache.key import job_key, request_key
@@ -28,7 +28,7 @@ from maskgate.contracts.job import CacheOutcome, Job, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.results import coco_key, instances_key
 from maskgate.errors import InvalidTransition, JobNotFound, ResultPending, ResultReused
-from maskgate.observability import logger, metrics
+from maskgate.observability import logger, metrics, tenant_metric
 from maskgate.results import coco
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
@@ -80,11 +80,7 @@ def on_cache_hit(job: Job) -> None:
     """Everything a hit settles besides the job itself: counted per tenant (``CacheHit``), logged.
     Spend bookkeeping that a hit releases belongs here: it runs once per hit, right after the job
     became ``succeeded``."""
-    metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name="CacheHit", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="tenant", value=job.tenant)
+    tenant_metric("CacheHit", job.tenant)
     logger.info("results reused from the cache", extra={"job_id": job.id, "tenant": job.tenant})
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from maskgate.contracts.job import Job, JobError, JobStatus, utcnow
 from maskgate.contracts.limits import DryRun, TenantLimits, Usage, UsageJobs, month_of, usd
 from maskgate.errors import QuotaDeferred, QuotaExceeded, SpendCapReached
-from maskgate.observability import logger, metrics
+from maskgate.observability import logger, tenant_metric
 from maskgate.settings import Settings
 from maskgate.stores.limits import LimitStore, Quotas
 from maskgate.stores.spend import CONFLICT_TRIES, SpendLedger
@@ -36,16 +36,6 @@ if TYPE_CHECKING:
     from maskgate.webhooks.notifier import Notifier
 
 THRESHOLD_EVENT = "tenant.spend_threshold"
-
-
-def tenant_metric(name: str, tenant: str, value: float = 1, unit: str = "Count") -> None:
-    """A metric for the alarms (the service's), and the same with the tenant as a dimension."""
-    from aws_lambda_powertools.metrics import single_metric
-
-    metrics.add_metric(name=name, unit=unit, value=value)
-    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as one:  # type: ignore[arg-type]
-        one.add_dimension(name="service", value=metrics.service or "maskgate")
-        one.add_dimension(name="tenant", value=tenant)
 
 
 @dataclass(frozen=True)
