@@ -109,7 +109,7 @@ class Activity:
         """The lines for what changed on ``job`` since the last look."""
         job_id = job.id
         now, stamp = self._clock(), time.strftime("%H:%M:%S", time.localtime(self._wall()))
-        took = f"({invocation.function} {invocation.seconds:.2f} s{', failed' if invocation.errored else ''})"
+        took = f"({invocation.function} {invocation.seconds:.2f} s{_raised(invocation)})"
         seen = self._seen.get(job_id)
         if seen is None or seen.status != job.status.value:
             was = f"{seen.status} → " if seen else ""
@@ -119,6 +119,20 @@ class Activity:
         for attempt in job.deliveries[seen.attempts :]:
             yield f"{stamp}  {job_id}  {_attempt(attempt)}"
         seen.attempts = len(job.deliveries)
+
+
+def _raised(invocation: Invocation) -> str:
+    """``, raised <errorType>`` for an invocation that ended in an error, ``""`` otherwise. Many are the
+    workflow's routing, not a failure (``ResultReused``: a cache hit; ``AdmissionDeferred``: wait for a
+    slot), so the type is named rather than the word "failed"."""
+    if not invocation.errored:
+        return ""
+    try:
+        error = json.loads(invocation.payload)
+    except ValueError:
+        error = None
+    kind = error.get("errorType") if isinstance(error, dict) else None
+    return f", raised {kind}" if isinstance(kind, str) and kind else ", raised an error"
 
 
 def _error(job: Job) -> str:

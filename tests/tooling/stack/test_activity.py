@@ -123,3 +123,20 @@ def test_each_new_webhook_attempt_is_one_line_and_failures_show_their_error() ->
     assert f"{JOB}  succeeded → failed after " in said[3]
     assert said[3].endswith("(fail 0.25 s)  upstream_failed: the prediction failed")
     assert len(said) == 4
+
+
+def test_an_invocation_that_ended_in_an_error_names_its_type_not_failed() -> None:
+    """A cache hit ends Submit with ResultReused (the workflow's routing to Notify): the job succeeded."""
+    jobs, said = Jobs(job(JobStatus.QUEUED)), []
+    activity = Activity(jobs=jobs, say=said.append, clock=lambda: 1.0, wall=lambda: 0.0)  # type: ignore[arg-type]
+    activity.observe(invocation("api", seconds=0.06))
+    jobs.current = job(JobStatus.SUCCEEDED)
+    reused = {"errorType": "ResultReused", "errorMessage": f"results reused from {OTHER}"}
+
+    activity.observe(Invocation("submit", {"job_id": JOB}, json.dumps(reused), True, 0.08))
+    jobs.current = job(JobStatus.FAILED, error=JobError(type="internal_error", message="boom"))
+    activity.observe(Invocation("store", {"job_id": JOB}, "not json", True, 0.1))
+
+    assert said[1].endswith(f"{JOB}  queued → succeeded after 0.0 s  (submit 0.08 s, raised ResultReused)")
+    assert "failed" not in said[1].split("→")[1]
+    assert "(store 0.10 s, raised an error)" in said[2]
