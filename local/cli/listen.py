@@ -12,17 +12,36 @@ from collections.abc import Callable
 from typing import Any
 
 from maskgate_local.cli.api import guarded, local_ready, out
+from maskgate_local.cli.client import ApiProblem, ApiUnreachable, MaskgateClient
 from maskgate_local.cli.targets import DEFAULT_READY_FILE, Stop
 
 
 class Listener:
     """An ASGI app that verifies each delivery with ``standardwebhooks`` and prints it; answers 204
-    when the signature verifies, 401 when not."""
+    when the signature verifies, 401 when not.
 
-    def __init__(self, secret: str, say: Callable[[str], None] = out) -> None:
+    It verifies with ``secret`` and, when given ``endpoint_secrets`` (the local stack's registered
+    endpoints, each of which signs with its own secret), with theirs: looked up when a delivery
+    matches none of the secrets known, at most once every ``LOOKUP_EVERY_S`` seconds (so an endpoint
+    created after the listener started is verified too, and a flood of forgeries costs one lookup)."""
+
+    LOOKUP_EVERY_S = 2.0
+
+    def __init__(
+        self,
+        secret: str,
+        say: Callable[[str], None] = out,
+        *,
+        endpoint_secrets: Callable[[], dict[str, str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from standardwebhooks import Webhook
 
         self._webhook = Webhook(secret)
+        self._endpoints: dict[str, Any] = {}  # endpoint id → its Webhook
+        self._endpoint_secrets = endpoint_secrets
+        self._clock = clock
+        self._looked_up_at: float | None = None
         self._say = say
         self._seen: set[str] = set()
 
@@ -44,8 +63,8 @@ class Listener:
         from standardwebhooks import WebhookVerificationError
 
         try:
-            payload = self._webhook.verify(body, headers)
-            verified, why = True, "signature verified"
+            payload, signer = self._verify(body, headers)
+            verified, why = True, "signature verified" + (f" (endpoint {signer}'s secret)" if signer else "")
         except WebhookVerificationError as exc:
             verified, why = False, f"signature NOT verified ({exc}); answered 401"
             try:
@@ -60,6 +79,36 @@ class Listener:
         lines += _describe_event(payload, body, verified)
         self._say("\n".join(lines))
         return 204 if verified else 401
+
+    def _verify(self, body: bytes, headers: dict[str, str]) -> tuple[Any, str | None]:
+        """The payload and the endpoint whose secret verified it (None: ``secret``'s)."""
+        from standardwebhooks import WebhookVerificationError
+
+        try:
+            return self._webhook.verify(body, headers), None
+        except WebhookVerificationError as failed:
+            for attempt in range(2):
+                for endpoint_id, webhook in self._endpoints.items():
+                    try:
+                        return webhook.verify(body, headers), endpoint_id
+                    except WebhookVerificationError:
+                        continue
+                if attempt or not self._look_up():
+                    break
+            raise failed from None
+
+    def _look_up(self) -> bool:
+        """Read the endpoints' secrets again, unless done within ``LOOKUP_EVERY_S``; whether it was."""
+        from standardwebhooks import Webhook
+
+        now = self._clock()
+        if self._endpoint_secrets is None or (
+            self._looked_up_at is not None and now - self._looked_up_at < self.LOOKUP_EVERY_S
+        ):
+            return False
+        self._looked_up_at = now
+        self._endpoints = {endpoint_id: Webhook(s) for endpoint_id, s in self._endpoint_secrets().items()}
+        return True
 
 
 def _describe_event(payload: Any, body: bytes, verified: bool) -> list[str]:
@@ -82,22 +131,45 @@ def _describe_event(payload: Any, body: bytes, verified: bool) -> list[str]:
     return lines
 
 
-def _listen_secret(args: argparse.Namespace) -> tuple[str, str]:
+def _listen_secret(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    """The secret, where it came from, and the ready file's contents when it came from there."""
     if args.secret:
-        return args.secret, "--secret"
+        return args.secret, "--secret", None
     if os.environ.get("MASKGATE_WEBHOOK_SECRET"):
-        return os.environ["MASKGATE_WEBHOOK_SECRET"], "MASKGATE_WEBHOOK_SECRET"
+        return os.environ["MASKGATE_WEBHOOK_SECRET"], "MASKGATE_WEBHOOK_SECRET", None
     ready, path = local_ready(args.ready_file)
     if not ready.get("webhook_secret"):
         raise Stop(2, f"maskgate listen: the ready file {path} has no webhook_secret; pass --secret")
-    return str(ready["webhook_secret"]), str(path)
+    return str(ready["webhook_secret"]), str(path), ready
+
+
+def _endpoint_secrets(ready: dict[str, Any]) -> Callable[[], dict[str, str]]:
+    """The secrets of the local stack's registered endpoints that sign with one (v1), by endpoint id,
+    read through its API; none, with one line said, when the API cannot tell."""
+
+    def look_up() -> dict[str, str]:
+        try:
+            with MaskgateClient(str(ready["api_url"]), str(ready["api_key"])) as client:
+                found = {}
+                for endpoint in client.list_endpoints():
+                    secret = client.endpoint_secret(endpoint["id"])["secret"]
+                    if secret:
+                        found[endpoint["id"]] = secret
+                return found
+        except (ApiProblem, ApiUnreachable, KeyError) as exc:
+            out(f"maskgate listen: could not read the endpoints' secrets ({type(exc).__name__}: {exc})")
+            return {}
+
+    return look_up
 
 
 def _listen(args: argparse.Namespace) -> int:
     import uvicorn
 
-    secret, source = _listen_secret(args)
-    listener = Listener(secret)
+    secret, source, ready = _listen_secret(args)
+    # the local stack's own secret: its registered endpoints' secrets are looked up from its API too
+    listener = Listener(secret, endpoint_secrets=_endpoint_secrets(ready) if ready else None)
+    also = " and the registered endpoints' own" if ready else ""
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -106,7 +178,7 @@ def _listen(args: argparse.Namespace) -> int:
                 port = self.servers[0].sockets[0].getsockname()[1]
                 out(
                     f"maskgate listen: http://127.0.0.1:{port}/ (any path), verifying with the webhook "
-                    f"secret from {source}; Ctrl-C stops"
+                    f"secret from {source}{also}; Ctrl-C stops"
                 )
 
     config = uvicorn.Config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from maskgate_local.cli.listen import Listener
 from maskgate_local.cli.main import main
 from maskgate_local.stack.servers import free_port
 from tests.e2e.conftest import Stack, stop
@@ -147,7 +149,7 @@ def _read_until(lines: queue.Queue[str], needle: str, seen: list[str], timeout: 
 
 
 def test_listen_prints_and_verifies_each_webhook(
-    cli: Run, stack: Stack, image_file: Path, tmp_path: Path
+    cli: Run, stack: Stack, image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "ready.json").write_text(json.dumps(stack.ready))  # the secret comes from the ready file
     command = [sys.executable, "-u", "-m", "maskgate_local.cli.main", "listen", "--port", "0"]
@@ -180,6 +182,18 @@ def test_listen_prints_and_verifies_each_webhook(
         )  # fmt: skip
         assert forged.status_code == 401
         _read_until(lines, "signature NOT verified", seen)
+        # a registered endpoint signs with its own secret: the listener looks it up from the stack
+        # (the forgery above made it look once; the next look is allowed LOOKUP_EVERY_S later)
+        time.sleep(Listener.LOOKUP_EVERY_S)
+        where = ["--api-url", stack.ready["api_url"], "--api-key", stack.ready["api_key"]]
+        assert main(["endpoints", "create", *where, url, "--event", "segmentation.succeeded"]) == 0
+        endpoint_id = re.search(r"ep_[0-9A-Za-z]+", capsys.readouterr().out).group(0)  # type: ignore[union-attr]
+        try:
+            code, out, err = cli("submit", str(image_file), "--box", BOX_ARG)
+            assert code == 0, err
+            _read_until(lines, f"signature verified (endpoint {endpoint_id}'s secret)", seen)
+        finally:
+            assert main(["endpoints", "delete", *where, endpoint_id]) == 0
     finally:
         stop(process, signal.SIGINT, timeout=10)
         reader.join(timeout=10)  # the pipe ends with the process: every line is queued
