@@ -108,7 +108,7 @@ def dev_stack(args: argparse.Namespace) -> DevStack:
         parameters=parameters,
         wavespeed_seed=args.wavespeed_seed,
         crash_seed=args.crash_seed,
-        state_dir=Path(args.state_dir) if args.state_dir else None,
+        state_dir=Path(args.state_dir) if getattr(args, "state_dir", None) else None,
     )
 
 
@@ -156,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--state-dir",
         metavar="DIR",
+        default=argparse.SUPPRESS,  # its default is said in words: "None" would say nothing
         help="keep tables and objects (jobs, keys, masks) in DIR across restarts: saved when the stack "
         "stops, restored when it starts (default: in memory only)",
     )
