@@ -28,11 +28,12 @@ def _jobs(args: argparse.Namespace) -> int:
     shown, pages = 0, 0
     more: str | None = None
     with api_client(args) as client:
-        out(f"{'id':<30} {'status':<15} {'source':<7} {'created (UTC)':<19}  {'error':<24} image")
         for page in client.pages(status=args.status, limit=args.limit, follow=True):
             pages += 1
             mine = [job for job in page["data"] if args.key is None or args.key in _keys(job)]
             for job in mine[: None if args.all or args.key else args.limit - shown]:
+                if not shown:  # the header with the first row: an error or "no jobs" prints alone
+                    out(f"{'id':<30} {'status':<15} {'source':<7} {'created (UTC)':<19}  {'error':<24} image")
                 error = job.get("error")
                 out(
                     f"{job['id']:<30} {job['status']:<15} {job['source']:<7} {_when(job['created_at']):<19}  "

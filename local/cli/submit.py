@@ -159,7 +159,9 @@ def _submit(args: argparse.Namespace) -> int:
         job, how = _send(client, args.image, prompts, args.idempotency_key)
         out(job["id"])
         if not (args.wait or args.out):
-            err(f"{how}; job {job['status']}")
+            # an upload's job starts once the stack sees the object: "awaiting_upload" is already past
+            status = "starts when the upload is seen" if job["status"] == "awaiting_upload" else job["status"]
+            err(f"{how}; job {status}")
             return 0
         err(f"{how}; waiting for {job['id']} (Ctrl-C stops waiting, not the job)")
         started = time.monotonic()

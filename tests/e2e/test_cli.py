@@ -91,6 +91,7 @@ def test_submit_text_prompt_jobs_lists_it_replay_is_the_same_job_cancel_after_th
     code, out, err = cli("submit", str(image_file), "--prompt", "the shapes", "--idempotency-key", tag())
     assert code == 0, err
     [job_id] = out.split()  # without --wait: only the id on stdout
+    assert err.strip().endswith("; job starts when the upload is seen")  # not "awaiting_upload": it is past
     code, out, _ = cli("jobs", "--limit", "2", "--all")
     assert code == 0
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
@@ -220,3 +221,4 @@ def test_jobs_shows_source_and_image_and_key_finds_the_job_of_an_s3_upload(cli: 
     assert shown["upload_key"] == key and shown["key"].startswith(f"inputs/{job_id}/")  # runs on the copy
     code, out, err = cli("jobs", "--key", f"uploads/{marker}-never.png")
     assert code == 2 and err.strip() == f"no job for the upload uploads/{marker}-never.png"
+    assert out == ""  # no table header over nothing
