@@ -116,11 +116,15 @@ def _usage_of_tenant(table: str, client: Any, args: argparse.Namespace) -> int:
     out(f"tenant {args.tenant}, {args.month or _this_month()}")
     for name in ("accepted", "submitted", "released", "succeeded", "failed", "canceled", "cache_hits"):
         out(f"  {name.replace('_', ' '):<18} {counters[name]}")
-    spent, reserved = counters["spent"] / 1e6, counters["reserved"] / 1e6
-    out(f"  {'wavespeed':<18} ${spent:.6f} spent, ${reserved:.6f} reserved")
-    out(f"  {'cache saved':<18} ${counters['cache_saved'] / 1e6:.6f}")
+    out(
+        f"  {'refused':<18} {counters['quota_rejections']} quota_exceeded, "
+        f"{counters['cap_rejections']} spend_cap_reached"
+    )
+    spent, reserved = _usd(counters["spent"] / 1e6), _usd(counters["reserved"] / 1e6)
+    out(f"  {'wavespeed':<18} {spent} spent, {reserved} reserved")
+    out(f"  {'cache saved':<18} {_usd(counters['cache_saved'] / 1e6)}")
     if cap is not None:
-        out(f"  {'cap':<18} ${cap}; remaining ${max(0.0, cap - counters['committed'] / 1e6):.6f}")
+        out(f"  {'cap':<18} {_usd(cap)}; remaining {_usd(max(0.0, cap - counters['committed'] / 1e6))}")
     else:
         out(f"  {'cap':<18} the deployment's default (ask the API: maskgate usage with the tenant's key)")
     return 0
@@ -144,12 +148,22 @@ def _usage_by_api(args: argparse.Namespace) -> int:
         f"  {'refused':<18} {jobs['quota_rejections']} quota_exceeded, "
         f"{jobs['cap_rejections']} spend_cap_reached"
     )
-    out(f"  {'wavespeed':<18} ${usage['wavespeed_usd']} spent, ${usage['reserved_usd']} reserved")
-    out(f"  {'aws (estimated)':<18} ${usage['aws_estimated_usd']}")
-    out(f"  {'cache saved':<18} ${usage['cache_saved_usd']}")
+    out(f"  {'wavespeed':<18} {_usd(usage['wavespeed_usd'])} spent, {_usd(usage['reserved_usd'])} reserved")
+    out(f"  {'aws (estimated)':<18} {_usd(usage['aws_estimated_usd'])}")
+    out(f"  {'cache saved':<18} {_usd(usage['cache_saved_usd'])}")
     cap = usage["cap_usd"]
-    out(f"  {'cap':<18} " + ("none" if cap is None else f"${cap}; remaining ${usage['remaining_usd']}"))
+    left = "none" if cap is None else f"{_usd(cap)}; remaining {_usd(usage['remaining_usd'])}"
+    out(f"  {'cap':<18} {left}")
     return 0
+
+
+def _usd(amount: float | None) -> str:
+    """Dollars as both usage views print them: cents always, then what the micro-dollars add
+    (``$0.00``, ``$0.025``, ``$50.00``, ``$0.000125``)."""
+    if amount is None:
+        return "-"
+    whole = f"{amount:,.6f}".rstrip("0")
+    return "$" + (whole + "0" * max(0, 2 - len(whole.partition(".")[2])))
 
 
 def _this_month() -> str:
