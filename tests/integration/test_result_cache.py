@@ -126,6 +126,8 @@ def test_an_identical_request_is_a_hit_copies_every_result_and_sends_the_usual_w
     assert hit.results is not None and first.results is not None
     assert hit.results.instances_key == f"results/{second.id}/instances.json"
     assert hit.results.instances_bytes == len(copies["instances.json"])
+    item = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"JOB#{second.id}"}})["Item"]
+    assert "instances_bytes" not in item  # it is one of the results', not a field of the job's own
     assert hit.results.model_dump(exclude={"instances_key", "coco_key"}) == first.results.model_dump(
         exclude={"instances_key", "coco_key"}
     )
@@ -210,6 +212,21 @@ def test_an_entry_expires_before_the_results_it_points_at(aws: Aws, wavespeed: F
 def test_results_that_are_gone_are_never_a_hit(aws: Aws, wavespeed: FakeWaveSpeed) -> None:
     first = computed(aws)
     aws.client("s3").delete_object(Bucket=aws.bucket, Key=first.masks[0].key)
+    again = twin(aws)
+    submit(again)
+    stored = clients.job_store().get(again.id)
+    assert stored.cache == "miss" and stored.status is JobStatus.SUBMITTED and len(wavespeed.submissions) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "body"), [("instances.json", b"not json"), ("annotations.coco.json", b"[1, 2]")]
+)
+def test_a_result_document_that_cannot_be_read_is_never_a_hit(
+    aws: Aws, wavespeed: FakeWaveSpeed, name: str, body: bytes
+) -> None:
+    """Its copy could not name the new job: the job computes, as when the results are gone."""
+    first = computed(aws)
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=f"results/{first.id}/{name}", Body=body)
     again = twin(aws)
     submit(again)
     stored = clients.job_store().get(again.id)

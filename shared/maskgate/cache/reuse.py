@@ -27,7 +27,7 @@ from maskgate.cache.key import job_key, request_key
 from maskgate.contracts.job import CacheOutcome, Job, JobStatus, utcnow
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.results import coco_key, instances_key
-from maskgate.errors import InvalidTransition, JobNotFound, ResultPending, ResultReused
+from maskgate.errors import InvalidTransition, JobNotFound, ObjectNotFound, ResultPending, ResultReused
 from maskgate.observability import logger, metrics, tenant_metric
 from maskgate.results import coco
 from maskgate.stores.bucket import Bucket
@@ -135,30 +135,37 @@ class ResultCache:
 
     def _copied(self, job: Job, source: Job) -> dict[str, Any] | None:
         """Copy every object under the source's results/ to this job's, the documents that name their job
-        written again naming this one; the result fields that differ from the source's (None if its
-        masks are gone)."""
+        written again naming this one; the job's result fields (None, to compute instead, if the
+        source's masks are gone or a document that names it cannot be read)."""
         copied = set(self.bucket.copy_results(source.id, job.id))
         if not {mask.key for mask in source.masks} <= copied:
             logger.info("cached results are gone; computing again", extra={"source_job": source.id})
             return None
-        fields: dict[str, Any] = {}
-        if instances_key(source.id) in copied:
-            document = json.loads(self.bucket.get_result(instances_key(job.id)))
-            body = _json({**document, "id": job.id})
-            self.bucket.put_result(instances_key(job.id), body)
-            fields["instances_bytes"] = len(body)
-        if coco_key(source.id) in copied:
-            document = json.loads(self.bucket.get_result(coco_key(job.id)))
-            self.bucket.put_result(coco_key(job.id), _json(coco.for_job(document, job)))
+        fields = result_fields(source, job.id)
+        try:
+            if instances_key(source.id) in copied:
+                document = json.loads(self.bucket.get_result(instances_key(job.id)))
+                body = _json({**document, "id": job.id})
+                self.bucket.put_result(instances_key(job.id), body)
+                if isinstance(fields.get("results"), dict):
+                    fields["results"]["instances_bytes"] = len(body)
+            if coco_key(source.id) in copied:
+                document = json.loads(self.bucket.get_result(coco_key(job.id)))
+                self.bucket.put_result(coco_key(job.id), _json(coco.for_job(document, job)))
+        except (ObjectNotFound, ValueError, TypeError, AttributeError) as exc:  # gone, or not JSON objects
+            logger.info(
+                "cached results are unusable; computing again",
+                extra={"source_job": source.id, "error": f"{type(exc).__name__}: {exc}"[:200]},
+            )
+            return None
         return fields
 
     def _finish(self, job: Job, source: Job, fields: dict[str, Any]) -> None:
-        """End the job succeeded with the source's results (``fields`` over them), only if no submit was
-        ever made for it."""
-        results = {**result_fields(source, job.id), **fields}
+        """End the job succeeded with ``fields`` (the source's results, as this job's), only if no submit
+        was ever made for it."""
         try:
             finished = self.jobs.transition(
-                job.id, JobStatus.SUCCEEDED, unsubmitted=True, cache="hit", **results
+                job.id, JobStatus.SUCCEEDED, unsubmitted=True, cache="hit", **fields
             )
         except InvalidTransition:
             # canceled, or another Submit of this job claimed it meanwhile: the usual path sorts it out
