@@ -6,16 +6,21 @@ pushes a request and an app context, runs its before- and after-request hooks (f
 other hook is registered), dispatches to the view and pops both contexts again: about a tenth of the
 local stack's CPU per job, for requests that never came over HTTP.
 
-`FlasklessApp` answers the same environ with the same steps moto's view takes, minus Flask: the
-dispatcher picks the service's app, its URL map picks the view, and the view's handler is called as
-`convert_to_flask_response.__call__` calls it (moto's request class, the request recorder, a
-`ClientError` answered 400) and its result becomes the same `flask.Response`. Anything else (no route,
-a method the route does not take, a redirect, a view that is not moto's converter, moto's own API)
-goes to the Flask app, which answers it as it always did. The only difference is flask-cors's headers,
-which it adds only for a request with an ``Origin`` header: no SDK sends one.
+`FlasklessApp` answers the same environ with the same steps, minus Flask's contexts:
+- the dispatcher picks the service's app and its URL map picks the view;
+- the view's handler is called as `convert_to_flask_response.__call__` calls it (moto's request class,
+  the request recorder, a `ClientError` answered 400), and its result becomes the same `flask.Response`;
+- an `HTTPException` the handler raises (moto's `RESTError` is one) is answered as Flask answers it
+  (the exception's own response, or raised again where the app traps it);
+- the one header flask-cors adds to a response for a request without an ``Origin``
+  (``Access-Control-Allow-Origin: *``, unless the response has its own) is added.
+
+Anything else goes to the Flask app, which answers it as it always did: a request with an ``Origin``
+(flask-cors answers a browser by its origin), no route, a method the route does not take, a redirect,
+a view that is not moto's converter, moto's own API.
 
 The server on the stack's port keeps the Flask app (the CLI, tests' processes and a browser reach it).
-The converter's source is pinned by `tests/contract/test_moto_canary.py`.
+The converter's source and the apps' hooks are pinned by `tests/contract/test_moto_canary.py`.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class FlasklessApp:
         from moto.core.utils import convert_to_flask_response
         from moto.moto_api import recorder
         from moto.settings import DISABLE_GLOBAL_CORS
-        from werkzeug.exceptions import HTTPException
+        from werkzeug.exceptions import BadRequestKeyError, HTTPException
         from werkzeug.routing import RequestRedirect
 
         self._dispatcher = dispatcher
@@ -49,11 +54,11 @@ class FlasklessApp:
         self._response = Response
         self._recorder = recorder
         self._not_routed = (HTTPException, RequestRedirect)
+        self._http_exception = HTTPException
+        self._bad_request_key = BadRequestKeyError
         self._cors = not DISABLE_GLOBAL_CORS
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        from botocore.exceptions import ClientError
-
         app = self._dispatcher.get_application(environ)
         if "HTTP_ORIGIN" in environ:  # flask-cors answers a browser's request by its origin
             return app(environ, start_response)  # type: ignore[no-any-return]
@@ -65,6 +70,24 @@ class FlasklessApp:
         if type(view) is not self._converter or getattr(app, "service", None) == "moto_api":
             return app(environ, start_response)  # type: ignore[no-any-return]
         request = app.request_class(environ)
+        try:
+            response = self._view(view, request)
+        except self._http_exception as exc:  # as Flask answers one (moto's RESTError is one)
+            trap_key_errors = app.debug or app.config["TRAP_BAD_REQUEST_ERRORS"]
+            if isinstance(exc, self._bad_request_key) and trap_key_errors:
+                exc.show_exception = True
+            if app.trap_http_exception(exc):
+                raise
+            response = self._response.force_type(exc, environ)  # type: ignore[arg-type]  # a WSGI app, as Flask passes it
+        if self._cors:
+            response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        answer: Iterable[bytes] = response(environ, start_response)
+        return answer
+
+    def _view(self, view: Any, request: Any) -> Any:
+        """What ``convert_to_flask_response.__call__`` does with the request, as a ``flask.Response``."""
+        from botocore.exceptions import ClientError
+
         self._recorder._record_request(request)
         try:
             result = view.callback(request, request.raw_url, dict(request.headers))
@@ -77,6 +100,4 @@ class FlasklessApp:
         response = self._response(response=content, status=status, headers=headers)
         if request.method == "HEAD" and "content-length" in headers:
             response.headers["Content-Length"] = headers["content-length"]
-        if self._cors:
-            response.headers.setdefault("Access-Control-Allow-Origin", "*")
-        return response(environ, start_response)
+        return response

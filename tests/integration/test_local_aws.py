@@ -610,7 +610,9 @@ def _answer(app, recorded: dict[str, Any]) -> tuple[str, list[tuple[str, str]], 
     return answer["status"], sorted(masked), content
 
 
-def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack):
+def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack, monkeypatch):
+    import flask
+
     from maskgate_local.stack.moto_wsgi import FlasklessApp, moto_app
 
     aws, provisioned = stack
@@ -639,20 +641,88 @@ def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack):
             executionArn=f"{machine.replace(':stateMachine:', ':execution:')}:none"
         ),
         lambda: lam.get_function_configuration(FunctionName=function),
+        # writes that answer the same when sent again
+        lambda: dynamodb.put_item(TableName=table, Item={"pk": {"S": "REPLAY#1"}, "sk": {"S": "x"}}),
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": "REPLAY#1"}, "sk": {"S": "x"}},
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        ),
+        lambda: dynamodb.update_item(  # a condition that fails: 400 ConditionalCheckFailed
+            TableName=table,
+            Key={"pk": {"S": "REPLAY#1"}, "sk": {"S": "x"}},
+            UpdateExpression="SET n = :n",
+            ConditionExpression="attribute_not_exists(pk)",
+            ExpressionAttributeValues={":n": {"N": "2"}},
+        ),
+        lambda: dynamodb.transact_write_items(  # a transaction cancelled by its condition
+            TransactItems=[
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "REPLAY#1"}, "sk": {"S": "x"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+        ),
+        lambda: s3.put_object(Bucket=bucket, Key="replay/object.json", Body=b'{"a": 1}'),
     ]
     recorded = _recorded_environs(aws, calls)
     assert len(recorded) == len(calls)
-    not_routed = {**recorded[-1], "PATH_INFO": "/2015-03-31/no/such/route"}  # Lambda's: no route matches
+    lambda_request = next(e for e in recorded if e["PATH_INFO"].startswith("/2015-03-31/functions/"))
+    not_routed = {**lambda_request, "PATH_INFO": "/2015-03-31/no/such/route"}  # no Lambda route matches
     from_a_browser = {**recorded[0], "HTTP_ORIGIN": "http://localhost:3000"}  # flask-cors answers by origin
     dispatcher = moto_app()
     flaskless = FlasklessApp(dispatcher)
 
+    through_flask: list[str] = []
+    wsgi_app = flask.Flask.wsgi_app
+
+    def counted(app, environ, start_response):
+        through_flask.append(environ["PATH_INFO"])
+        return wsgi_app(app, environ, start_response)
+
+    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
     for environ in [*recorded, not_routed, from_a_browser]:
-        assert _answer(flaskless, environ) == _answer(dispatcher, environ), environ["PATH_INFO"]
+        before = len(through_flask)
+        answered = _answer(flaskless, environ)
+        # the recorded requests are answered without Flask, the two others with it
+        assert len(through_flask) - before == (1 if environ is not_routed or environ is from_a_browser else 0)
+        assert answered == _answer(dispatcher, environ), environ["PATH_INFO"]
     statuses = {_answer(flaskless, environ)[0][:3] for environ in recorded}
     assert {"200", "400", "404"} <= statuses  # answers and errors both compared
     assert _answer(flaskless, not_routed)[0].startswith("404")
     assert ("Access-Control-Allow-Origin", "http://localhost:3000") in _answer(flaskless, from_a_browser)[1]
+
+
+def test_an_http_exception_a_handler_raises_is_answered_as_flask_answers_it(stack, monkeypatch):
+    """moto's RESTError is a werkzeug HTTPException; one raised outside moto's own catch (here from its
+    request set-up) is turned into its own response by Flask, and so by FlasklessApp."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import BaseResponse
+
+    from maskgate_local.stack.moto_wsgi import FlasklessApp, moto_app
+
+    aws, _ = stack
+    dynamodb = aws.client("dynamodb")
+    [recorded] = _recorded_environs(aws, [lambda: dynamodb.list_tables()])
+    setup_class = BaseResponse.setup_class
+
+    def refusing(self, request, *args, **kwargs):
+        if request.headers.get("X-Amz-Target", "").endswith(".ListTables"):
+            raise JsonRESTError("ThrottlingException", "refused in set-up")
+        return setup_class(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(BaseResponse, "setup_class", refusing)
+    dispatcher = moto_app()
+
+    answered = _answer(FlasklessApp(dispatcher), recorded)
+
+    assert answered == _answer(dispatcher, recorded)
+    assert answered[0].startswith("400") and b"ThrottlingException" in answered[2]
 
 
 def test_requests_answered_here_skip_flask_and_requests_over_http_do_not(stack, monkeypatch):
