@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from maskgate_local.cli.api import guarded, local_ready, out
 from maskgate_local.cli.client import ApiProblem, ApiUnreachable, MaskgateClient
@@ -32,7 +35,7 @@ class Listener:
         secret: str,
         say: Callable[[str], None] = out,
         *,
-        endpoint_secrets: Callable[[], dict[str, str]] | None = None,
+        endpoint_secrets: Callable[[], dict[str, str] | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from standardwebhooks import Webhook
@@ -44,6 +47,7 @@ class Listener:
         self._looked_up_at: float | None = None
         self._say = say
         self._seen: set[str] = set()
+        self._lock = threading.Lock()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -55,11 +59,16 @@ class Listener:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        status = self.receive(scope["method"], scope["path"], headers, body)
+        # in a worker thread: a lookup of the endpoints' secrets calls the API, and the loop serves on
+        status = await asyncio.to_thread(self.receive, scope["method"], scope["path"], headers, body)
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
     def receive(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+        with self._lock:  # one delivery at a time: the printed lines and the secrets stay in order
+            return self._receive(method, path, headers, body)
+
+    def _receive(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
         from standardwebhooks import WebhookVerificationError
 
         try:
@@ -107,7 +116,10 @@ class Listener:
         ):
             return False
         self._looked_up_at = now
-        self._endpoints = {endpoint_id: Webhook(s) for endpoint_id, s in self._endpoint_secrets().items()}
+        found = self._endpoint_secrets()
+        if found is None:  # the API could not tell: keep what is known
+            return False
+        self._endpoints = {endpoint_id: Webhook(s) for endpoint_id, s in found.items()}
         return True
 
 
@@ -143,22 +155,26 @@ def _listen_secret(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] |
     return str(ready["webhook_secret"]), str(path), ready
 
 
-def _endpoint_secrets(ready: dict[str, Any]) -> Callable[[], dict[str, str]]:
+def _endpoint_secrets(ready: dict[str, Any]) -> Callable[[], dict[str, str] | None]:
     """The secrets of the local stack's registered endpoints that sign with one (v1), by endpoint id,
-    read through its API; none, with one line said, when the API cannot tell."""
+    read through its API; None, with one line said, when it cannot list them. An endpoint deleted
+    between the list and its secret is left out."""
 
-    def look_up() -> dict[str, str]:
+    def look_up() -> dict[str, str] | None:
         try:
             with MaskgateClient(str(ready["api_url"]), str(ready["api_key"])) as client:
                 found = {}
                 for endpoint in client.list_endpoints():
-                    secret = client.endpoint_secret(endpoint["id"])["secret"]
+                    try:
+                        secret = client.endpoint_secret(endpoint["id"])["secret"]
+                    except ApiProblem:  # gone meanwhile
+                        continue
                     if secret:
                         found[endpoint["id"]] = secret
                 return found
-        except (ApiProblem, ApiUnreachable, KeyError) as exc:
+        except (ApiProblem, ApiUnreachable, httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
             out(f"maskgate listen: could not read the endpoints' secrets ({type(exc).__name__}: {exc})")
-            return {}
+            return None
 
     return look_up
 

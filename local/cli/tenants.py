@@ -97,7 +97,7 @@ def _show_limits(tenant: str, limits: TenantLimits, own: set[str]) -> None:
     out(f"jobs in flight       {shown('max_jobs_in_flight', _quota(limits.max_jobs_in_flight))}")
     out(f"jobs per minute      {shown('jobs_per_minute', _quota(limits.jobs_per_minute))}")
     out(f"images per day       {shown('images_per_day', _quota(limits.images_per_day))}")
-    out(f"monthly spend cap    {shown('monthly_spend_cap_usd', 'none' if cap is None else f'${cap}')}")
+    out(f"monthly spend cap    {shown('monthly_spend_cap_usd', 'none' if cap is None else _usd(cap))}")
     out(f"spend threshold      {shown('spend_threshold', f'{limits.spend_threshold:.0%}')}")
     out(f"result cache         {shown('cache_enabled', 'on' if limits.cache_enabled else 'off')}")
 

@@ -249,7 +249,7 @@ def test_an_s3_upload_over_the_default_tenants_cap_fails_spend_cap_reached_with_
     assert delivery.payload["type"] == "segmentation.failed"
     assert delivery.payload["data"]["error"]["type"] == "spend_cap_reached"
     code, out, _ = cli("tenants", "show", "--tenant", "default", "--ready-file", str(ready_file))
-    assert code == 0 and "monthly spend cap    $100.0" in out
+    assert code == 0 and "monthly spend cap    $100.00" in out
 
 
 def test_usage_of_a_bad_month_is_refused(stack: Stack, tenants: Callable[[], tuple[str, str]]) -> None:

@@ -72,3 +72,49 @@ def test_without_a_lookup_only_the_given_secret_verifies() -> None:
 
     assert listener.receive("POST", "/", *signed(ENDPOINT)) == 401
     assert listener.receive("POST", "/", *signed(TENANT)) == 204
+
+
+def test_a_lookup_that_fails_keeps_the_secrets_already_known() -> None:
+    lookups, now = Lookups({"ep_1": ENDPOINT}), [100.0]
+    listener = Listener(TENANT, [].append, endpoint_secrets=lookups, clock=lambda: now[0])
+    assert listener.receive("POST", "/", *signed(ENDPOINT)) == 204
+
+    listener._endpoint_secrets = lambda: None  # the API could not list the endpoints
+    now[0] += Listener.LOOKUP_EVERY_S
+    assert listener.receive("POST", "/", *signed(whsec(), "msg_forged")) == 401  # looked up: nothing new
+    assert listener.receive("POST", "/", *signed(ENDPOINT, "msg_2")) == 204  # ep_1's secret still known
+
+
+async def _deliver(listener: Listener, headers: dict[str, str], body: bytes) -> int:
+    sent: list[dict] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await listener(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+def test_the_asgi_app_verifies_off_its_event_loop() -> None:
+    import asyncio
+    import threading
+
+    threads: list[str] = []
+
+    def look_up() -> dict[str, str]:
+        threads.append(threading.current_thread().name)
+        return {"ep_1": ENDPOINT}
+
+    listener = Listener(TENANT, [].append, endpoint_secrets=look_up)
+
+    assert asyncio.run(_deliver(listener, *signed(ENDPOINT))) == 204
+    assert threads and threads[0] != threading.main_thread().name
