@@ -610,9 +610,22 @@ def _answer(app, recorded: dict[str, Any]) -> tuple[str, list[tuple[str, str]], 
     return answer["status"], sorted(masked), content
 
 
-def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack, monkeypatch):
+def _count_flask(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of every request a Flask app answers from now on (in this test), in order."""
     import flask
 
+    through_flask: list[str] = []
+    wsgi_app = flask.Flask.wsgi_app
+
+    def counted(app, environ, start_response):
+        through_flask.append(environ["PATH_INFO"])
+        return wsgi_app(app, environ, start_response)
+
+    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
+    return through_flask
+
+
+def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack, monkeypatch):
     from maskgate_local.stack.moto_wsgi import FlasklessApp, moto_app
 
     aws, provisioned = stack
@@ -678,14 +691,7 @@ def test_requests_answered_here_get_the_answers_moto_s_flask_app_gives(stack, mo
     dispatcher = moto_app()
     flaskless = FlasklessApp(dispatcher)
 
-    through_flask: list[str] = []
-    wsgi_app = flask.Flask.wsgi_app
-
-    def counted(app, environ, start_response):
-        through_flask.append(environ["PATH_INFO"])
-        return wsgi_app(app, environ, start_response)
-
-    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
+    through_flask = _count_flask(monkeypatch)
     for environ in [*recorded, not_routed, from_a_browser]:
         before = len(through_flask)
         answered = _answer(flaskless, environ)
@@ -728,17 +734,8 @@ def test_an_http_exception_a_handler_raises_is_answered_as_flask_answers_it(stac
 def test_requests_answered_here_skip_flask_and_requests_over_http_do_not(stack, monkeypatch):
     import urllib.request
 
-    import flask
-
     aws, _ = stack
-    through_flask: list[str] = []
-    wsgi_app = flask.Flask.wsgi_app
-
-    def counted(app, environ, start_response):
-        through_flask.append(environ["PATH_INFO"])
-        return wsgi_app(app, environ, start_response)
-
-    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
+    through_flask = _count_flask(monkeypatch)
     aws.client("dynamodb").list_tables()
     assert through_flask == []
 
