@@ -32,13 +32,6 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
-# Imported here, at collection, rather than lazily by `from_url` in the middle of the run: pytest
-# rewrites the asserts of a plugin's modules (schemathesis is one) with `ast.parse` as they are
-# imported, and that parse failed once, in a full run, with CPython 3.11's spurious "AST constructor
-# recursion depth mismatch" (python/cpython#106905: the depth is kept per interpreter, so another
-# thread of the worker can upset it). At collection no other thread runs yet.
-from schemathesis.specs.openapi import schemas as _openapi_schemas  # noqa: F401
-
 from maskgate.stores.tenants import TenantStore
 from maskgate_local.demo.sample import PANEL
 from tests.e2e.conftest import aws_client
