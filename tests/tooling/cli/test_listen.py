@@ -115,6 +115,12 @@ def test_the_asgi_app_verifies_off_its_event_loop() -> None:
         return {"ep_1": ENDPOINT}
 
     listener = Listener(TENANT, [].append, endpoint_secrets=look_up)
-
-    assert asyncio.run(_deliver(listener, *signed(ENDPOINT))) == 204
+    # a loop of its own, never made the thread's current one: asyncio.run would replace (and so drop,
+    # unclosed) the loop an earlier test's Mangum handler left as this thread's
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(_deliver(listener, *signed(ENDPOINT))) == 204
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
     assert threads and threads[0] != threading.main_thread().name
