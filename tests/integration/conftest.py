@@ -278,12 +278,16 @@ def problem(response: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB applies a conditional write atomically; moto in this process, called from several
-    threads at once, does not (the local stack serialises its DynamoDB requests for the same reason)."""
+    threads at once, does not (the local stack serialises its DynamoDB requests for the same reason).
+    The whole request runs under the lock, its answer's serialisation included: a GetItem's item read
+    while another thread's UpdateItem changed it failed "dictionary changed size during iteration"."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()  # re-entrant: a transaction may apply its items through the others
-    for name in ("put_item", "get_item", "update_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+    backend = ("put_item", "get_item", "update_item", "transact_write_items")
+    for owner, name in ((DynamoHandler, "call_action"), *((DynamoDBBackend, name) for name in backend)):
+        original = getattr(owner, name)
 
         def serialised(
             *args: object, _original: Callable[..., object] = original, **kwargs: object
@@ -291,4 +295,4 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
             with lock:
                 return _original(*args, **kwargs)
 
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
+        monkeypatch.setattr(owner, name, serialised)
