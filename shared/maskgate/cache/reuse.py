@@ -30,6 +30,7 @@ from maskgate.contracts.results import coco_key, instances_key
 from maskgate.errors import InvalidTransition, JobNotFound, ObjectNotFound, ResultPending, ResultReused
 from maskgate.observability import logger, metrics, tenant_metric
 from maskgate.results import coco
+from maskgate.results.files import encoded, instances_for_job
 from maskgate.stores.bucket import Bucket
 from maskgate.stores.jobs import JobStore
 
@@ -145,13 +146,13 @@ class ResultCache:
         try:
             if instances_key(source.id) in copied:
                 document = json.loads(self.bucket.get_result(instances_key(job.id)))
-                body = _json({**document, "id": job.id})
+                body = encoded(instances_for_job(document, job.id))
                 self.bucket.put_result(instances_key(job.id), body)
                 if isinstance(fields.get("results"), dict):
                     fields["results"]["instances_bytes"] = len(body)
             if coco_key(source.id) in copied:
                 document = json.loads(self.bucket.get_result(coco_key(job.id)))
-                self.bucket.put_result(coco_key(job.id), _json(coco.for_job(document, job)))
+                self.bucket.put_result(coco_key(job.id), encoded(coco.for_job(document, job)))
         except (ObjectNotFound, ValueError, TypeError, AttributeError) as exc:  # gone, or not JSON objects
             logger.info(
                 "cached results are unusable; computing again",
@@ -173,7 +174,3 @@ class ResultCache:
             return
         on_cache_hit(finished)
         raise ResultReused(f"results reused from {source.id}")
-
-
-def _json(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()

@@ -8,7 +8,6 @@ when a job asks for instances or the COCO file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -142,6 +141,7 @@ def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output],
     """Find the instances of the masks and write instances.json and the COCO file, as asked."""
     if "instances" not in outputs and "coco" not in outputs:
         return Results(outputs=outputs)
+    from maskgate.results.files import encoded, instances_file
     from maskgate.results.instances import NoAlpha, decode, instances  # numpy, Pillow: Store only
 
     cut_out = job.request.apply_mask if job.request else False
@@ -156,8 +156,7 @@ def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output],
     height, width = masks[0].shape
     fields: dict[str, Any] = {"found": bool(found), "instance_count": len(found)}
     if "instances" in outputs:
-        document = {"id": job.id, "width": width, "height": height, "found": bool(found), "instances": found}
-        body = json.dumps(document, separators=(",", ":")).encode()
+        body = encoded(instances_file(job.id, width=width, height=height, instances=found))
         fields["instances_key"] = bucket.put_result(instances_key(job.id), body)
         fields["instances_bytes"] = len(body)
     if "coco" in outputs:
@@ -170,6 +169,7 @@ def store_results(job: Job, outputs_data: list[bytes], *, outputs: list[Output],
 
 def _coco(job: Job, found: list[dict[str, Any]], *, width: int, height: int) -> bytes:
     from maskgate.results.coco import coco_file, file_name
+    from maskgate.results.files import encoded
 
     document = coco_file(
         found,
@@ -180,4 +180,4 @@ def _coco(job: Job, found: list[dict[str, Any]], *, width: int, height: int) -> 
         category=job.request.prompt if job.request else None,
         created=job.created_at,
     )
-    return json.dumps(document, separators=(",", ":")).encode()
+    return encoded(document)
