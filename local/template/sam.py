@@ -39,7 +39,11 @@ _SQS_ATTRIBUTES = frozenset(
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-class _TemplateLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+# libyaml's parser when PyYAML was built with it (~10x faster on template.yaml), the same constructors
+_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _TemplateLoader(_SafeLoader):  # type: ignore[misc,valid-type,unused-ignore]
     """SafeLoader that turns `!Ref X` into `{"Ref": "X"}` and `!Sub s` into `{"Fn::Sub": "s"}`."""
 
 
@@ -67,9 +71,14 @@ for _tag in _SHORT_TAGS:
 
 def load_template(path: Path) -> dict[str, Any]:
     """The template as plain data, short tags in their long form."""
-    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 (safe loader)
+    return parse_template(path.read_text(encoding="utf-8"), name=str(path))
+
+
+def parse_template(text: str, *, name: str = "the template") -> dict[str, Any]:
+    """A template's text as plain data, short tags in their long form."""
+    loaded = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 (safe loader)
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path} is not a CloudFormation template")
+        raise ValueError(f"{name} is not a CloudFormation template")
     return loaded
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from maskgate_local.template import sam
 from maskgate_local.template.sam import Resolver, UnresolvedError, load_template
 from tests.support.artefacts import ROOT
 
@@ -78,3 +79,21 @@ def test_the_templates_own_conditions_resolve() -> None:
         "HasAlarmTopic": False,
         "HasSubmitReservedConcurrency": False,
     }
+
+
+def test_the_template_reads_the_same_with_pyyaml_s_pure_python_parser() -> None:
+    """libyaml's parser (when PyYAML has it) makes the same data as PyYAML's own, short tags included."""
+    import yaml
+
+    class PurePython(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+        pass
+
+    for tag in sam._SHORT_TAGS:
+        PurePython.add_constructor(f"!{tag}", sam._short_tag(tag))
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    assert sam.parse_template(text) == yaml.load(text, Loader=PurePython)  # noqa: S506 (safe loader)
+
+
+def test_a_text_that_is_no_mapping_is_not_a_template() -> None:
+    with pytest.raises(ValueError, match="is not a CloudFormation template"):
+        sam.parse_template("- a list\n")
