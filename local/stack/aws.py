@@ -72,6 +72,7 @@ from maskgate_local.stack.moto_wsgi import FlasklessApp, WsgiApp, moto_app
 logger = logging.getLogger(__name__)
 
 ASYNC_ATTEMPTS = 3  # Lambda's async invoke: the first try and two retries
+SERVER_POLL_S = 0.05  # how often moto's server loop looks for a stop
 _active: LocalAws | None = None
 _S3Batch = dict[tuple[str, str, str, str], dict[str, Any]]
 
@@ -139,7 +140,8 @@ class LocalAws:
             # moto logs every caught workflow error (a Catch is normal flow here) with its whole state
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
             self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maskgate-async-invoke")
-            self._install_hooks()
+            with _one_botocore_loader():  # the first start imports moto's EC2 models
+                self._install_hooks()
             dispatcher = moto_app()
             self._app = self._defer_s3_notifications(dispatcher)
             self._direct = self._defer_s3_notifications(FlasklessApp(dispatcher))
@@ -510,6 +512,23 @@ class _AfterResponse:
             self._after()
 
 
+@contextlib.contextmanager
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session made meanwhile shares one data loader, so each service model is parsed
+    once: moto's EC2 models, imported by Step Functions' interpreter (through AWS Batch), make three
+    sessions at import to list regions, each parsing EC2's 3 MB model and the endpoints file (~0.5 s).
+    Only for this while: boto3 adds its data path to a session's loader, once per session."""
+    import botocore.session
+
+    create_loader = botocore.session.__dict__["create_loader"]
+    shared = functools.cache(create_loader)
+    botocore.session.create_loader = shared
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = create_loader
+
+
 @functools.cache
 def _server_class() -> type:
     """ThreadedMotoServer serving a given WSGI app (moto is imported here, late)."""
@@ -533,7 +552,8 @@ def _server_class() -> type:
                 self._server_ready_event.set()
                 return
             self._server_ready_event.set()
-            self._server.serve_forever()
+            # werkzeug's default (0.5 s) is how long a stop waits for the loop to notice
+            self._server.serve_forever(poll_interval=SERVER_POLL_S)
 
         def start(self) -> None:
             super().start()

@@ -73,9 +73,13 @@ class RunningServer:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def ask_to_stop(self) -> None:
+        """Ask the server to finish its requests and exit, without waiting (``stop`` waits)."""
+        self._server.should_exit = True
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Ask the server to finish its requests and exit; force it if it is still up at the deadline."""
-        self._server.should_exit = True
+        self.ask_to_stop()
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._server.force_exit = True

@@ -752,3 +752,52 @@ def test_requests_answered_here_skip_flask_and_requests_over_http_do_not(stack, 
     with urllib.request.urlopen(over_http, timeout=10) as response:
         assert "TableNames" in json.loads(response.read())
     assert through_flask == ["/"]
+
+
+def test_a_translation_is_made_once_per_process_and_handed_out_as_copies(tmp_path: Path) -> None:
+    from maskgate_local.stack import provision as provisioning
+
+    first, paths, values = provisioning._translated(TEMPLATE, PARAMETERS, "us-east-1")
+    first["Resources"].clear()  # a caller's change stays its own
+    paths.clear()
+    values.clear()
+    again, paths_again, values_again = provisioning._translated(TEMPLATE, PARAMETERS, "us-east-1")
+    assert again["Resources"] and paths_again and values_again["PollInitialSeconds"] == "1"
+    other = provisioning._translated(TEMPLATE, {**PARAMETERS, "PollInitialSeconds": "3"}, "us-east-1")
+    assert other[2]["PollInitialSeconds"] == "3"
+    # a changed text is translated anew (the key is the text, not the path)
+    misses = provisioning._translation.cache_info().misses
+    changed = tmp_path / "template.yaml"
+    changed.write_text(TEMPLATE.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert provisioning._translated(changed, PARAMETERS, "us-east-1")[0]["Resources"].keys() == (
+        again["Resources"].keys()
+    )
+    assert provisioning._translation.cache_info().misses == misses + 1
+
+
+def test_sessions_share_one_botocore_loader_only_while_moto_is_imported() -> None:
+    import botocore.session
+
+    from maskgate_local.stack.aws import _one_botocore_loader
+
+    create_loader = botocore.session.create_loader
+    with _one_botocore_loader():
+        inside = [botocore.session.Session().get_component("data_loader") for _ in range(2)]
+    assert inside[0] is inside[1]
+    assert botocore.session.create_loader is create_loader
+    after = [botocore.session.Session().get_component("data_loader") for _ in range(2)]
+    assert after[0] is not after[1] and after[0] is not inside[0]
+
+
+def test_a_server_asked_to_stop_stops_and_stop_then_returns_at_once() -> None:
+    from maskgate_local.stack.servers import serve_in_thread
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return None
+
+    servers = [serve_in_thread(app) for _ in range(2)]
+    for server in servers:
+        server.ask_to_stop()
+    for server in servers:
+        server.stop()
+        assert not server.running
