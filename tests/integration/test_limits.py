@@ -19,6 +19,7 @@ from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.errors import QuotaDeferred, QuotaExceeded, SpendCapReached
 from maskgate.ids import new_job_id
+from maskgate.steps.limits import threshold_webhook_id
 from maskgate.stores.jobs import JobStore
 from tests.integration.conftest import Aws, problem
 from tests.integration.seeds import queued_job
@@ -302,8 +303,39 @@ def test_the_spend_threshold_is_sent_once_a_month_to_the_endpoints_that_take_it(
     }
     assert counters(aws)["threshold_at"] is not None
     # kept, as every tenant event is: its retries (and a resend) send these same bytes
-    kept = clients.notifier().events.get(f"msg_spend_threshold_{month_of(datetime.now(UTC))}")
+    kept = clients.notifier().events.get(threshold_webhook_id(aws.tenant, month_of(datetime.now(UTC))))
     assert kept.body.encode() == sent.content and kept.type == "tenant.spend_threshold"
+    assert sent.headers["webhook-id"] == kept.webhook_id
+
+
+def test_two_tenants_crossing_in_one_month_each_get_and_keep_their_own_notice(
+    aws: Aws, receiver: Receiver
+) -> None:
+    """The notice's webhook-id names the tenant: one tenant's kept notice (what its retries and a resend
+    send) is never overwritten by another's of the same month."""
+    tenants = (aws.tenant, "other-tenant")
+    gate = clients.gate()
+    endpoints = {}
+    for tenant in tenants:
+        gate.limits.set(tenant, {"monthly_spend_cap_usd": 0.02, "spend_threshold": 0.5})
+        endpoints[tenant] = clients.endpoint_store().create(
+            tenant,
+            EndpointCreate(url=f"http://127.0.0.1:8765/{tenant}", event_types=["tenant.spend_threshold"]),
+        )
+    for tenant in tenants:
+        for _ in range(2):
+            assert gate.create(unsaved_job(aws).model_copy(update={"tenant": tenant}), clients.job_store())
+    month = month_of(datetime.now(UTC))
+    ids = set()
+    for tenant in tenants:
+        [sent] = [r for r in receiver.requests if r.url.path == f"/{tenant}"]
+        body = Webhook(endpoints[tenant].secret).verify(sent.content, dict(sent.headers))
+        assert body["data"]["tenant"] == tenant
+        kept = clients.notifier().events.get(sent.headers["webhook-id"])
+        assert (kept.tenant, kept.body.encode()) == (tenant, sent.content)
+        assert kept.webhook_id == threshold_webhook_id(tenant, month)
+        ids.add(kept.webhook_id)
+    assert len(ids) == 2
 
 
 def test_reconcile_releases_the_price_a_finished_job_still_holds(aws: Aws) -> None:

@@ -15,6 +15,7 @@ released as jobs go on, the monthly threshold notice, usage, and dry runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -226,9 +227,16 @@ class Gate:
             separators=(",", ":"),
         )
         event = TenantEvent(
-            webhook_id=f"msg_spend_threshold_{month}", tenant=tenant, type=THRESHOLD_EVENT, body=body
+            webhook_id=threshold_webhook_id(tenant, month), tenant=tenant, type=THRESHOLD_EVENT, body=body
         )
         self.notifier().tell(event)
+
+
+def threshold_webhook_id(tenant: str, month: str) -> str:
+    """The ``tenant.spend_threshold`` notice's webhook-id, one per tenant and month: receivers dedupe on
+    it and the event is kept under it, so two tenants' notices of one month must not share it. The
+    tenant is a digest: a webhook-id names delivery units, whose names take letters, digits, - and _."""
+    return f"msg_spend_threshold_{month}_{hashlib.sha256(tenant.encode()).hexdigest()[:16]}"
 
 
 def _model() -> str:
