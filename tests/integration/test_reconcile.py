@@ -18,7 +18,10 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
 from maskgate.stores.admission import Admission
+from maskgate.stores.endpoints import EndpointStore
+from maskgate.stores.tenant_events import TenantEvent
 from maskgate.webhooks.body import webhook_id
+from maskgate.webhooks.notifier import unit_name
 from maskgate.workflow.executions import Executions
 from tests.integration.conftest import REGION, Aws
 from tests.support.artefacts import LambdaContext, event, load_handler
@@ -359,6 +362,146 @@ def test_reconcile_dry_run_reports_and_repairs_nothing(aws: Aws, receiver: Recei
     )
     assert aws.executions() == [] and receiver.requests == [] and gone in clients.admission().in_flight()
     assert {job_id: item(aws, job_id) for job_id in before} == before
+
+
+# tenant events (about no job) ------------------------------------------------------------------
+
+DISABLED = "endpoint.disabled"
+
+
+def told_endpoint(aws: Aws, **fields: Any) -> Any:
+    """An endpoint registered ten minutes ago (before the events of these tests were kept)."""
+    store = EndpointStore(
+        table=aws.table, client=clients.dynamodb(), now=lambda: datetime.now(UTC) - timedelta(minutes=10)
+    )
+    return store.create(aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint", **fields))
+
+
+def kept_event(aws: Aws, *, ago: timedelta = timedelta(minutes=4)) -> TenantEvent:
+    notice = TenantEvent(
+        webhook_id="msg_ep_0123456789abcdef_disabled_1", tenant=aws.tenant, type=DISABLED, body="{}"
+    )
+    clients.notifier().events.keep(notice, at=datetime.now(UTC) - ago)
+    return notice
+
+
+def retried(notice: TenantEvent, endpoint_id: str, *, times: int, outcome: str = "retrying") -> None:
+    """``times`` attempts of the notice to the endpoint, the last ``outcome``, long overdue."""
+    long_ago = datetime.now(UTC) - timedelta(minutes=4)
+    for number in range(1, times + 1):
+        last = number == times
+        attempt = DeliveryAttempt(
+            webhook_id=notice.webhook_id,
+            event=notice.type,
+            attempt=number,
+            at=long_ago,
+            url="http://127.0.0.1:8765/endpoint",
+            endpoint_id=endpoint_id,
+            outcome=outcome if last else "retrying",
+            status_code=200 if last and outcome == "delivered" else 503,
+            next_attempt_at=long_ago + timedelta(seconds=5) if not last or outcome == "retrying" else None,
+        )
+        clients.notifier().log.record(attempt, job_id=None)
+
+
+def event_repairs(report: dict[str, Any]) -> list[tuple[str | None, str, str, str]]:
+    return [(r["message_id"], r["kind"], r["action"], r["detail"]) for r in report["repairs"]]
+
+
+def test_reconcile_starts_a_unit_for_a_tenant_event_whose_retries_stopped(aws: Aws) -> None:
+    endpoint = told_endpoint(aws)
+    notice = kept_event(aws)
+    retried(notice, endpoint.id, times=2)
+    base = unit_name(notice.webhook_id, endpoint.id)
+    clients.delivery_units().start(
+        name=base,
+        message_id=notice.webhook_id,
+        event=DISABLED,
+        step=0,
+        wait_seconds=5,
+        endpoint_id=endpoint.id,
+    )
+    stop("webhook-delivery", base)
+    report = reconcile()
+    assert event_repairs(report) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s1")]
+    assert report["repairs"][0]["job_id"] is None and report["counts"]["webhooks_recovered"] == 1
+    assert json.loads(execution("webhook-delivery", f"{base}-s1")["input"]) == {
+        "job_id": None,
+        "message_id": notice.webhook_id,
+        "event": DISABLED,
+        "step": 1,  # one retry made: the unit carries on with the schedule
+        "endpoint_id": endpoint.id,
+        "wait_seconds": 0,
+        "done": False,
+    }
+    assert reconcile()["repairs"] == []  # its unit runs
+    stop("webhook-delivery", f"{base}-s1")
+    assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s2")]
+
+
+def test_reconcile_tells_a_tenant_event_whose_telling_died_under_the_name_a_new_telling_takes(
+    aws: Aws,
+) -> None:
+    """Kept, never attempted, no unit: the invocation telling it died. The unit takes the name the
+    notifier's own unit would have, so a telling again (endpoint.disabled's next read of the targets)
+    cannot run a second one."""
+    endpoint = told_endpoint(aws)
+    notice = kept_event(aws)
+    base = unit_name(notice.webhook_id, endpoint.id)
+    assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", base)]
+    assert json.loads(execution("webhook-delivery", base)["input"])["step"] == 0
+    clients.delivery_units().start(  # a start of a running name with its input is that execution
+        name=base,
+        message_id=notice.webhook_id,
+        event=DISABLED,
+        step=0,
+        wait_seconds=0,
+        endpoint_id=endpoint.id,
+    )
+    assert [unit["name"] for unit in aws.delivery_units()] == [base]
+
+
+def test_of_a_tenant_events_endpoints_only_the_one_whose_unit_was_aborted_gets_a_new_unit(aws: Aws) -> None:
+    """Left alone: an endpoint the event was delivered to, one disabled since, one whose filter does not
+    take it, one registered after it was kept; and a young event (the grace period)."""
+    delivered, aborted, other_type, disabled = (
+        told_endpoint(aws),
+        told_endpoint(aws),
+        told_endpoint(aws, event_types=["segmentation.failed"]),
+        told_endpoint(aws),
+    )
+    notice = kept_event(aws)
+    retried(notice, delivered.id, times=2, outcome="delivered")
+    retried(notice, disabled.id, times=1)
+    clients.endpoint_store().disable(aws.tenant, disabled.id, reason="the endpoint answered 410 Gone")
+    EndpointStore(table=aws.table, client=clients.dynamodb()).create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/new")
+    )
+    # told, never attempted, and the telling's unit was aborted before its first attempt
+    base = unit_name(notice.webhook_id, aborted.id)
+    clients.delivery_units().start(
+        name=base,
+        message_id=notice.webhook_id,
+        event=DISABLED,
+        step=0,
+        wait_seconds=30,
+        endpoint_id=aborted.id,
+    )
+    stop("webhook-delivery", base)
+    assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s1")]
+    assert other_type.id not in str(aws.delivery_units())
+    young = TenantEvent(webhook_id="msg_young", tenant=aws.tenant, type=DISABLED, body="{}")
+    clients.notifier().events.keep(young, at=datetime.now(UTC))
+    assert reconcile(grace_seconds=60)["repairs"] == []  # the aborted one's new unit runs; the young waits
+
+
+def test_reconcile_dry_run_reports_a_tenant_event_and_starts_nothing(aws: Aws) -> None:
+    endpoint = told_endpoint(aws)
+    notice = kept_event(aws)
+    report = reconcile(dry_run=True)
+    base = unit_name(notice.webhook_id, endpoint.id)
+    assert event_repairs(report) == [(notice.webhook_id, "webhook", "start_unit", base)]
+    assert aws.executions() == []
 
 
 # the command against a deployed stack ----------------------------------------------------------

@@ -157,7 +157,8 @@ class ReconcileInput(BaseModel):
 
 class Repair(BaseModel):
     model_config = ConfigDict(frozen=True)
-    job_id: str
+    job_id: str | None = None  # the job repaired
+    message_id: str | None = None  # or the tenant event (its webhook-id) whose delivery was repaired
     kind: Kind
     action: Action
     detail: str = ""

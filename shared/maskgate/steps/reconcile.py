@@ -23,12 +23,19 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
   for each registered endpoint the event went to: one whose last attempt said "retrying" and whose
   time has passed gets a new unit ``<webhook_id>_<endpoint id>-s<n>`` (unless it was disabled or
   deleted meanwhile).
+- ``webhook`` of a tenant's own event (``endpoint.disabled``, ``tenant.spend_threshold``), for each
+  endpoint that takes it and existed when it was kept: its last attempt said "retrying" and its time
+  has passed, or it was never attempted and no unit ended well (the invocation telling it died), while
+  no unit runs. A unit under the first free name of ``<webhook_id>_<endpoint id>`` then
+  ``…-s<n>`` carries on (the name a new telling would take comes first, so the two do not both run).
 
 A job updated within the grace period is left to the normal flow. The sweep never scans the table:
 it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
 may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
-(eventually consistent). Running executions come from ListExecutions (one call per 1,000). Each
-candidate is read again, consistently, and its execution described right before it is repaired.
+(eventually consistent). Tenant events are in the same index under partitions of their own, looked
+at over the retry schedule's whole length (they are few: a disabled endpoint, a month's threshold).
+Running executions come from ListExecutions (one call per 1,000). Each candidate is read again,
+consistently, and its execution described right before it is repaired.
 """
 
 from __future__ import annotations
@@ -49,8 +56,10 @@ from maskgate.settings import Settings
 from maskgate.steps.expire import expire
 from maskgate.steps.notify import notify
 from maskgate.stores.admission import Admission
+from maskgate.stores.attempt_log import LoggedAttempt
 from maskgate.stores.job_index import JobIndex, Seen
 from maskgate.stores.jobs import JobStore
+from maskgate.stores.tenant_events import TenantEvent
 from maskgate.webhooks.body import event_type, webhook_id
 from maskgate.webhooks.notifier import Notifier, unit_name
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
@@ -107,6 +116,17 @@ class Policy:
     def settled(self, at: datetime) -> bool:
         """True when ``at`` is at least the grace period ago."""
         return self.now - at >= self.grace
+
+    def over(self, span: timedelta) -> tuple[list[str], tuple[str, str]]:
+        """The days and the ``created_at`` bounds of the last ``span`` (plus two sweep intervals and
+        the margin) up to the grace period ago."""
+        first = self.now - span - 2 * self.interval - WINDOW_MARGIN
+        last = self.now - self.grace
+        days = [
+            (first.date() + timedelta(days=i)).isoformat()
+            for i in range((last.date() - first.date()).days + 1)
+        ]
+        return days, (first.strftime("%Y-%m-%dT%H:%M:%S"), last.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def numbered(name: str | None, base: str, letter: str) -> int:
@@ -184,6 +204,22 @@ def stopped_endpoints(seen: Seen, policy: Policy) -> dict[str, int]:
     }
 
 
+def event_stopped(
+    attempts: list[LoggedAttempt], units: list[str], kept_at: datetime | None, policy: Policy
+) -> bool:
+    """Whether nothing carries on a tenant event's delivery to one endpoint: no unit runs (``units``:
+    the statuses of its units, in order), and its last attempt said "retrying" and its time and the
+    grace have passed, or it was never attempted, kept before the grace period, and no unit ended
+    well (one that did found the endpoint no longer takes the event)."""
+    if "RUNNING" in units:
+        return False
+    if attempts:
+        last = attempts[-1].next_attempt_at
+        return last is not None and policy.settled(last)
+    ended_well = bool(units) and units[-1] == "SUCCEEDED"
+    return not ended_well and kept_at is not None and policy.settled(kept_at)
+
+
 def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
     """Slots taken before the grace period whose job is gone, or finished before the grace period: a
     job that has just ended may still be on its way to the step that gives its slot back (Fail)."""
@@ -231,6 +267,19 @@ class Reconciler:
                 repairs.append(
                     self._guarded(one.job.id, "webhook", self._endpoint, endpoint_id, policy, request.dry_run)
                 )
+        for event, endpoint_id in self._told(policy):
+            repairs.append(
+                self._guarded(
+                    event.webhook_id,
+                    "webhook",
+                    self._event_unit,
+                    event,
+                    endpoint_id,
+                    policy,
+                    request.dry_run,
+                    event=True,
+                )
+            )
         slots = {**self.admission.waiters(), **self.admission.in_flight()}  # a place in line, too
         owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
         for job_id in orphaned(slots, owners, policy):
@@ -250,16 +299,21 @@ class Reconciler:
         )
 
     def _guarded(
-        self, job_id: str, kind: Kind, repair: Callable[..., Repair | None], *args: Any
+        self,
+        subject: str,
+        kind: Kind,
+        repair: Callable[..., Repair | None],
+        *args: Any,
+        event: bool = False,
     ) -> Repair | None:
-        """One repair; a failure is reported and logged, and the sweep goes on with the next."""
+        """One repair of a job (``subject`` its id) or, with ``event``, of a tenant event's delivery (its
+        webhook-id); a failure is reported and logged, and the sweep goes on with the next."""
+        named = {"message_id" if event else "job_id": subject}
         try:
-            return repair(job_id, *args)
+            return repair(subject, *args)
         except Exception as exc:
-            logger.exception("reconcile repair failed", extra={"job_id": job_id, "kind": kind})
-            return Repair(
-                job_id=job_id, kind=kind, action="error", detail=f"{type(exc).__name__}: {exc}"[:300]
-            )
+            logger.exception("reconcile repair failed", extra={**named, "kind": kind})
+            return Repair(**named, kind=kind, action="error", detail=f"{type(exc).__name__}: {exc}"[:300])
 
     def _repair(self, job_id: str, policy: Policy, dry_run: bool) -> Repair | None:
         fresh = self.index.get(job_id)
@@ -375,6 +429,57 @@ class Reconciler:
 
         name, started = self._start_first_free(machine, names, start)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _told(self, policy: Policy) -> list[tuple[TenantEvent, str]]:
+        """Each tenant event kept over the retry schedule's length, with each endpoint that takes it
+        now and existed when it was kept (the endpoints it was told to, less any disabled since)."""
+        span = timedelta(seconds=sum(self.settings.webhook_schedule))
+        told: list[tuple[TenantEvent, str]] = []
+        for event in self.notifier.events.kept(*policy.over(span)):
+            endpoints = self.notifier.endpoints.list(event.tenant)
+            told += [
+                (event, e.id)
+                for e in endpoints
+                if e.receives(event.type) and (event.at is None or e.created_at <= event.at)
+            ]
+        return told
+
+    def _event_unit(
+        self, webhook_id: str, event: TenantEvent, endpoint_id: str, policy: Policy, dry_run: bool
+    ) -> Repair | None:
+        """A unit for one endpoint's delivery of a tenant event that nothing carries on."""
+        attempts = self.notifier.log.of_message(endpoint_id, webhook_id)
+        machine = self.settings.require("delivery_state_machine_arn")
+        base = unit_name(webhook_id, endpoint_id)
+        names = [base] + [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
+        units: list[str] = []  # the statuses of the units that ran, in order
+        for name in names:
+            status = self.executions.status(machine, name)
+            if status is None:
+                break
+            units.append(status)
+        if not event_stopped(attempts, units, event.at, policy):
+            return None
+        free = names[len(units) :]
+        if not free:
+            raise MaskgateError(f"no free execution name up to {names[-1]}")
+        if dry_run:
+            return Repair(message_id=webhook_id, kind="webhook", action="start_unit", detail=free[0])
+
+        def start(name: str) -> bool:
+            return self.notifier.units.start(
+                name=name,
+                message_id=webhook_id,
+                event=event.type,
+                step=max(0, len(attempts) - 1),  # retries made so far: the unit carries on with the schedule
+                wait_seconds=0,
+                endpoint_id=endpoint_id,
+            )
+
+        name, started = self._start_first_free(machine, free, start)
+        if not started:
+            return None
+        return Repair(message_id=webhook_id, kind="webhook", action="start_unit", detail=name)
 
     def _charge(self, job_id: str, dry_run: bool) -> Repair | None:
         job = self.jobs.get(job_id)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 INDEX = "tenant-created"
 PAGE = 50
 MISSED = "EndpointDisabled"  # the error of an event a disabled endpoint was never sent
+MAX_ATTEMPTS = 100  # read of one message's attempts: far above any retry schedule's length
 
 
 class LoggedAttempt(BaseModel):
@@ -108,6 +109,21 @@ class AttemptLog:
             ),
             job_id=job_id,
         )
+
+    def of_message(self, endpoint_id: str, webhook_id: str) -> list[LoggedAttempt]:
+        """The message's attempts to the endpoint, first to last (read consistently, one by one: a
+        message has as many as the retry schedule has steps at most)."""
+        found: list[LoggedAttempt] = []
+        for number in range(1, MAX_ATTEMPTS + 1):
+            item = self.client.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}},
+                ConsistentRead=True,
+            ).get("Item")
+            if item is None:
+                break
+            found.append(LoggedAttempt.model_validate_json(item["record"]["S"]))
+        return found
 
     def page(
         self,

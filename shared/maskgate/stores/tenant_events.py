@@ -1,17 +1,24 @@
-"""A tenant's events that are about no job (``endpoint.disabled``), kept so their retries send the
-same bytes: one item ``EVENT#<webhook-id>`` in the jobs table with the tenant, the type and the body,
-expiring with the attempt log that lists their attempts."""
+"""A tenant's events that are about no job (``endpoint.disabled``, ``tenant.spend_threshold``), kept so
+their retries send the same bytes: one item ``EVENT#<webhook-id>`` in the jobs table with the tenant,
+the type and the body, expiring with the attempt log that lists their attempts. The reconcile sweep
+finds the recent ones through the ``created-day`` index, in partitions of their own
+(``events#<YYYY-MM-DD>``; a job's is the bare day)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskgate.errors import EventNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+
+INDEX = "created-day"
+DAY_PREFIX = "events#"
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,7 @@ class TenantEvent:
     tenant: str
     type: str
     body: str
+    at: datetime | None = None  # when it was kept (read from the table; None on one not kept yet)
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,39 @@ class TenantEvents:
                 "event_tenant": {"S": event.tenant},
                 "event_type": {"S": event.type},
                 "body": {"S": event.body},
+                "created_day": {"S": DAY_PREFIX + at.date().isoformat()},
+                "created_at": {"S": at.isoformat().replace("+00:00", "Z")},
                 "expires_at": {"N": str(int(expires.timestamp()))},
             },
         )
+
+    def kept(self, days: Iterable[str], bounds: tuple[str, str]) -> list[TenantEvent]:
+        """The events kept on ``days`` (``YYYY-MM-DD``) with ``created_at`` between the two bounds."""
+        ids: list[str] = []
+        for day in days:
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "created_day = :day AND created_at BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":day": {"S": DAY_PREFIX + day},
+                    ":low": {"S": bounds[0]},
+                    ":high": {"S": bounds[1]},
+                },
+            }
+            while True:
+                page = self.client.query(**request)
+                ids += [item["pk"]["S"].removeprefix("EVENT#") for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found: list[TenantEvent] = []
+        for webhook_id in dict.fromkeys(ids):
+            try:
+                found.append(self.get(webhook_id))
+            except EventNotFound:  # expired since the index listed it
+                continue
+        return found
 
     def get(self, webhook_id: str) -> TenantEvent:
         """The kept event; EventNotFound if there is none."""
@@ -49,9 +87,11 @@ class TenantEvents:
         ).get("Item")
         if item is None:
             raise EventNotFound(f"no event {webhook_id}")
+        kept_at = item.get("created_at", {}).get("S")  # kept before the sweep looked for events: none
         return TenantEvent(
             webhook_id=webhook_id,
             tenant=item["event_tenant"]["S"],
             type=item["event_type"]["S"],
             body=item["body"]["S"],
+            at=datetime.fromisoformat(kept_at) if kept_at else None,
         )

@@ -47,6 +47,18 @@ def test_summary_is_one_line_then_a_line_per_repair() -> None:
     ]
 
 
+def test_summary_names_a_tenant_events_repair_by_its_webhook_id() -> None:
+    repair = {
+        "job_id": None,
+        "message_id": "msg_ep_1_disabled_2",
+        "kind": "webhook",
+        "action": "start_unit",
+        "detail": "msg_ep_1_disabled_2_ep_3-s1",
+    }
+    report = {"dry_run": False, "checked": 0, "repairs": [repair], "counts": COUNTS}
+    assert summary(report)[1].split() == ["start", "unit", "webhook", "msg_ep_1_disabled_2", repair["detail"]]
+
+
 def test_summary_of_a_dry_run_says_would_and_repaired_nothing() -> None:
     report = {"dry_run": True, "checked": 3, "repairs": REPAIRS[:1], "counts": COUNTS}
     head, line = summary(report)

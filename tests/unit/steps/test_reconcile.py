@@ -14,7 +14,8 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.steps.reconcile import Finding, Policy, numbered, orphaned, stalled, undelivered
+from maskgate.steps.reconcile import Finding, Policy, event_stopped, numbered, orphaned, stalled, undelivered
+from maskgate.stores.attempt_log import LoggedAttempt
 from maskgate.stores.job_index import Seen
 from maskgate.workflow.executions import Workflow
 from maskgate.workflow.timings import Timings, execution_input
@@ -270,3 +271,52 @@ def test_the_sample_event_parses_and_unknown_fields_are_refused() -> None:
         ReconcileInput.model_validate({"dry_run": True, "force": True})
     with pytest.raises(ValidationError):
         ReconcileInput.model_validate({"grace_seconds": -1})
+
+
+# a tenant event's delivery to one endpoint -------------------------------------------------------
+
+
+def logged(status: str, next_at: datetime | None) -> LoggedAttempt:
+    return LoggedAttempt.model_validate(
+        {
+            "at": NOW - timedelta(minutes=10),
+            "webhook_id": "msg_ep_1_disabled_2",
+            "event": "endpoint.disabled",
+            "attempt": 1,
+            "status": status,
+            "next_attempt_at": next_at,
+        }
+    )
+
+
+OVERDUE = NOW - timedelta(minutes=3)  # past, and past the grace
+DUE_SOON = NOW - timedelta(minutes=1)  # past, within the grace
+KEPT = NOW - timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "units", "kept_at", "stopped"),
+    [
+        ([logged("failed", OVERDUE)], ["ABORTED"], KEPT, True),
+        ([logged("failed", OVERDUE)], [], KEPT, True),  # its unit never started
+        ([logged("failed", OVERDUE)], ["FAILED", "RUNNING"], KEPT, False),  # a unit carries on
+        ([logged("failed", DUE_SOON)], ["FAILED"], KEPT, False),  # within the grace
+        ([logged("failed", None)], ["SUCCEEDED"], KEPT, False),  # given up (dead-lettered)
+        ([logged("succeeded", None)], [], KEPT, False),  # delivered
+        ([], [], KEPT, True),  # never attempted: the telling died
+        ([], ["TIMED_OUT"], KEPT, True),
+        ([], ["SUCCEEDED"], KEPT, False),  # its unit found the endpoint no longer takes it
+        ([], [], NOW - timedelta(seconds=30), False),  # young
+        ([], [], None, False),  # kept before events had a time
+    ],
+)
+def test_a_tenant_events_delivery_is_stopped_when_nothing_carries_it_on(
+    attempts: list[LoggedAttempt], units: list[str], kept_at: datetime | None, stopped: bool
+) -> None:
+    assert event_stopped(attempts, units, kept_at, POLICY) is stopped
+
+
+def test_tenant_events_are_looked_for_over_the_span_the_intervals_and_the_margin() -> None:
+    days, (low, high) = POLICY.over(timedelta(hours=24))
+    assert days == ["2026-12-02", "2026-12-03", "2026-12-04"]
+    assert (low, high) == ("2026-12-02T23:40:00", "2026-12-04T00:18:00")
