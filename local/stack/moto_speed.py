@@ -38,6 +38,14 @@ Copies moto makes that nothing reads:
   table without a stream. Its validation deep-copies the cached AST (unpickled instead) and runs three
   passes that only check the tree, skipped on a copy of an AST that passed them (`_AstCopies`).
 
+Sums without copies, ids in one draw:
+- An item's size: ``LimitedSizeDict`` sums the whole item's size on every attribute an update sets
+  (the 400 KB check), and moto's ``DynamoType.size`` wraps each map value in a new ``DynamoType``,
+  which copies that value's whole subtree, at every level of the map. The same sum is taken over the
+  values as they are (`item_size`).
+- A response's request id: 52 characters drawn one ``choice`` at a time (~50 µs a request); drawn
+  with one ``choices`` call instead, from the same alphabet and moto's same seedable random.
+
 A shorter path for DynamoDB's items: moto's JSON response serializer walks every attribute value
 member by member, asking six alias providers per member where to find it (a 22-attribute item took
 ~4 ms of a ~6 ms GetItem). DynamoDB's handler hands it items already in wire form (plain dicts, binary
@@ -53,6 +61,7 @@ from __future__ import annotations
 import copy
 import functools
 import pickle
+import string
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -80,12 +89,14 @@ def install(patch: Patch) -> None:
     patch(
         responses, "method_names_from_class", _names_per_class(responses.__dict__["method_names_from_class"])
     )
+    patch(responses, "gen_amzn_requestid_long", request_id)
     _install_dynamodb(patch)
 
 
 def _install_dynamodb(patch: Patch) -> None:
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.parsing import validators
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 
@@ -102,6 +113,7 @@ def _install_dynamodb(patch: Patch) -> None:
     structure = BaseJSONSerializer.__dict__["_serialize_type_structure"]
     patch(BaseJSONSerializer, "_serialize_type_structure", _attribute_values_directly(structure))
     patch(DepthFirstTraverser, "traverse_node_recursively", _traverse_with_known_classes())
+    patch(DynamoType, "size", item_size)
     _install_item_rollback(patch)
 
 
@@ -351,6 +363,52 @@ def _traverse_with_known_classes() -> Callable[..., Any]:
         return node
 
     return traverse_node_recursively
+
+
+# --- sums without copies, ids in one draw --------------------------------------------------------------
+
+_REQUEST_ID_CHARACTERS = string.ascii_letters + string.digits  # moto's get_random_string pool
+
+
+def request_id(headerdict: dict[str, Any] | None = None) -> str:
+    """``moto.utilities.aws_headers.gen_amzn_requestid_long`` as ``moto.core.responses`` calls it."""
+    from moto.moto_api._internal import mock_random
+
+    req_id = "".join(mock_random.choices(_REQUEST_ID_CHARACTERS, k=52))
+    if headerdict is not None and isinstance(headerdict, dict):
+        headerdict.update({"x-amzn-requestid": req_id})
+    return req_id
+
+
+def item_size(value: Any) -> int:
+    """``DynamoType.size``: the same sum per type, over the values as they are (a map's or a list's
+    members are ``DynamoType``s, or plain ``{type: value}`` dicts that moto wraps as it reads them)."""
+    kind, inner = value.type, value.value
+    if kind == "N":
+        return len(str(inner))
+    if kind in _SETS:
+        member = kind[0]
+        return sum(len(str(v)) if member == "N" else _bytes(v) for v in inner)
+    if kind == "L":
+        return sum(item_size(v) for v in inner)
+    if kind == "M":
+        return sum(_bytes(k) + item_size(_typed(v)) for k, v in inner.items())
+    if isinstance(inner, bool):
+        return 1
+    return _bytes(inner)
+
+
+_SETS = frozenset({"SS", "NS", "BS"})
+
+
+def _typed(value: Any) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return value if type(value) is DynamoType else DynamoType(value)
+
+
+def _bytes(value: Any) -> int:
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
 
 
 # --- DynamoDB's attribute values, written directly ----------------------------------------------------

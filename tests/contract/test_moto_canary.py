@@ -401,3 +401,26 @@ def test_moto_flask_views_call_their_handler_as_flaskless_app_does():
     assert not any(app.before_request_funcs.values())
     after = [f.__module__ for funcs in app.after_request_funcs.values() for f in funcs]
     assert after == ["flask_cors.extension"]
+
+
+def test_moto_draws_each_request_id_through_the_responses_modules_name():
+    """local/stack/moto_speed.py replaces ``gen_amzn_requestid_long`` in ``moto.core.responses``, which
+    imports it by name and calls it with the response's headers; moto draws it from its own random."""
+    from moto.core import responses
+    from moto.utilities import aws_headers
+
+    assert responses.__dict__["gen_amzn_requestid_long"] is aws_headers.gen_amzn_requestid_long
+    assert "request_id = gen_amzn_requestid_long(headers)" in inspect.getsource(responses)
+    source = inspect.getsource(aws_headers.gen_amzn_requestid_long)
+    assert "random.get_random_string(length=52)" in source and '"x-amzn-requestid"' in source
+
+
+def test_moto_dynamodb_sizes_an_item_through_dynamo_type_size():
+    """local/stack/moto_speed.py replaces ``DynamoType.size``, which the item size check of every set
+    attribute (``LimitedSizeDict.__setitem__``) calls for each value."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    setitem = inspect.getsource(LimitedSizeDict.__setitem__)
+    assert "item.size() if type(item) is DynamoType" in setitem and "405000" in setitem
+    size = inspect.getsource(DynamoType.size)
+    assert "DynamoType(v).size()" in size and "DynamoType({sub_type: v}).size()" in size

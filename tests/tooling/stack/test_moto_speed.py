@@ -312,3 +312,61 @@ def test_a_transaction_copies_no_table():
         outcomes = _transaction_outcomes([[_put("c", 1), _put("a", 2, "attribute_not_exists(pk)")]])
     assert outcomes[0][0] == "TransactionCanceledException"
     assert copied == []
+
+
+# --- sizes and request ids ----------------------------------------------------------------------------
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # both must fail alike on what moto cannot size
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_attribute_values)
+def test_an_items_size_is_what_moto_sums(value):
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    typed = _outcome(lambda: DynamoType(value))
+    if isinstance(typed, type):
+        return  # moto cannot even read it: nothing to size
+    by_moto = _outcome(typed.size)
+    with installed():
+        assert _outcome(typed.size) == by_moto
+        assert _outcome(lambda: DynamoType(value).size()) == by_moto
+
+
+def test_the_item_size_limit_still_holds():
+    with mock_aws(), installed():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}, "m": {"M": {"x": {"S": "y" * 300_000}}}})
+        too_large = client.exceptions.ClientError
+        try:
+            client.update_item(
+                TableName="t",
+                Key={"pk": {"S": "a"}},
+                UpdateExpression="SET n = :n",
+                ExpressionAttributeValues={":n": {"L": [{"S": "z" * 200_000}]}},
+            )
+        except too_large as exc:
+            assert "Item size to update has exceeded the maximum allowed size" in str(exc)
+        else:
+            raise AssertionError("an item over 400 KB was written")
+
+
+def test_request_ids_are_52_of_motos_characters_and_set_the_header():
+    import string
+
+    headers: dict[str, Any] = {}
+    first = moto_speed.request_id(headers)
+    assert headers == {"x-amzn-requestid": first} and len(first) == 52
+    assert set(first) <= set(string.ascii_letters + string.digits)
+    assert moto_speed.request_id() != first
