@@ -27,8 +27,10 @@ between calls:
   `isinstance(node, Node)` (an ABC, so each check goes through `ABCMeta`) and rebuild the traverser's
   map of node classes to process (`nodes_to_be_processed`, a dict of bound methods each call). Both
   answers depend only on the traverser's class and the node's class (every `_processing_map` is a dict
-  whose keys are classes, pinned by the canary), so they are kept per pair of classes; the walk, its
-  order and each processing are moto's.
+  whose keys are classes, pinned by the canary), so they are kept per pair of classes. The hook
+  called before each child (``pre_processing_of_child``) does nothing but in the one traverser class
+  that overrides it, so it is called for that class only. The walk, its order and each processing
+  are moto's.
 
 Copies moto makes that nothing reads:
 - TransactWriteItems deep-copies every table it names before running, for its rollback (0.1 s per
@@ -332,28 +334,47 @@ def _names_per_class(original: Callable[[object], list[str]]) -> Callable[[objec
     return method_names_from_class
 
 
-def _traverse_with_known_classes() -> Callable[..., Any]:
-    """``DepthFirstTraverser.traverse_node_recursively`` with its two class checks kept per pair of
-    (traverser class, node class); otherwise the same walk."""
-    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+class _KnownClasses:
+    """What a traversal asks per traverser class: each node class's two checks, and its per-child hook
+    (None when it is the base class's, which does nothing)."""
 
-    known: dict[tuple[type, type], tuple[bool, bool]] = {}
+    def __init__(self) -> None:
+        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
-    def checks(traverser: Any, node: Any) -> tuple[bool, bool]:
-        pair = (type(traverser), type(node))
-        found = known.get(pair)
+        self._node = Node
+        self._base_hook = DepthFirstTraverser.__dict__["pre_processing_of_child"]
+        self._checked: dict[type, dict[type, tuple[bool, bool]]] = {}
+        self.hooks: dict[type, Callable[..., Any] | None] = {}
+
+    def checks(self, traverser: Any, node: Any) -> tuple[bool, bool]:
+        by_node = self._checked.get(type(traverser))
+        if by_node is None:
+            by_node = self._checked[type(traverser)] = {}
+            hook = type(traverser).pre_processing_of_child
+            self.hooks[type(traverser)] = None if hook is self._base_hook else hook
+        found = by_node.get(type(node))
         if found is None:
-            is_node = isinstance(node, Node)
-            found = known[pair] = (is_node, is_node and isinstance(node, traverser.nodes_to_be_processed()))
+            is_node = isinstance(node, self._node)
+            processed = is_node and isinstance(node, traverser.nodes_to_be_processed())
+            found = by_node[type(node)] = (is_node, processed)
         return found
 
+
+def _traverse_with_known_classes() -> Callable[..., Any]:
+    """``DepthFirstTraverser.traverse_node_recursively`` with its two class checks kept per pair of
+    (traverser class, node class), and the per-child hook called only for a traverser class that has
+    one of its own (one of moto's traversers does); otherwise the same walk, in the same order."""
+    known = _KnownClasses()
+
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
-        is_node, processed = checks(self, node)
+        is_node, processed = known.checks(self, node)
         if is_node:
             parent_node = node.parent
             if node.children is not None:
+                hook = known.hooks[type(self)]
                 for i, child_node in enumerate(node.children):
-                    self.pre_processing_of_child(node, i)
+                    if hook is not None:
+                        hook(self, node, i)
                     self.traverse_node_recursively(child_node, i)
             if processed:
                 node = self.process(node)
