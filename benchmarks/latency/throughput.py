@@ -10,6 +10,11 @@ verifying receiver (the callback path). At each level, ``jobs`` jobs run with at
 a time; jobs/s is ``jobs`` over the wall time from the first POST to the last
 verified webhook. The process's CPU time over the same window is reported too (jobs per CPU-second
 is steadier than jobs/s on a shared machine): the whole stack, moto included, is this one process.
+
+The machine's own speed is measured beside each level, before and after it, while the stack is idle:
+the CPU time of a fixed pure-Python workload (``calibrate``: JSON and dict work of the stack's kind).
+On a shared machine it drifts by half from one minute to the next, and jobs/s with it: runs and levels
+compare by it (a level at a slower moment shows a larger calibration time).
 """
 
 from __future__ import annotations
@@ -53,8 +58,35 @@ def parse_levels(value: str) -> tuple[tuple[int, int], ...]:
     return tuple(levels)
 
 
+CALIBRATION_ROUNDS = 400
+_CALIBRATION_ITEM = {
+    "pk": {"S": "JOB#seg_01M98ZVNCD6GSFGK36YA0P9B4D"},
+    "status": {"S": "submitted"},
+    "request": {"S": json.dumps({"prompt": "the red box", "boxes": [[4, 4, 40, 40]], "points": []})},
+    "deliveries": {"L": [{"M": {"attempt": {"N": str(n)}, "outcome": {"S": "delivered"}}} for n in range(4)]},
+    **{f"field_{n}": {"S": "v" * 24} for n in range(16)},
+}
+
+
+def calibrate(rounds: int = CALIBRATION_ROUNDS) -> float:
+    """CPU seconds of a fixed pure-Python workload (an item's JSON round trip and a walk of it, as a
+    request to the stack makes): the machine's speed at this moment, in the unit of this run."""
+    started = time.process_time()
+    for _ in range(rounds):
+        copied = json.loads(json.dumps(_CALIBRATION_ITEM))
+        sum(len(key) + len(str(value)) for key, value in sorted(copied.items()))
+    return time.process_time() - started
+
+
 def run_level(bench: Bench, *, in_flight: int, jobs: int) -> dict[str, Any]:
-    """``jobs`` callback-path jobs at most ``in_flight`` at a time; the level's figures."""
+    """``jobs`` callback-path jobs at most ``in_flight`` at a time; the level's figures, with the
+    calibration's CPU time before and after (the mean, in ms)."""
+    before = calibrate()
+    figures = _run_jobs(bench, in_flight=in_flight, jobs=jobs)
+    return {**figures, "calibration_ms": (before + calibrate()) / 2 * 1000}
+
+
+def _run_jobs(bench: Bench, *, in_flight: int, jobs: int) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
 
     def one(index: int) -> tuple[float, float, float, str]:
@@ -145,14 +177,18 @@ def render(report: dict[str, Any]) -> str:
         f"PollInitialSeconds {report.get('poll_initial_s', DEFAULT_POLL_INITIAL_S)}; "
         "first POST → last verified webhook)",
         f"  {'in flight':>9}  {'jobs':>5}  {'ok':>5}  {'wall s':>7}  {'jobs/s':>7}  {'cpu s':>7}"
-        f"  {'jobs/cpu-s':>10}  {'202→webhook p50':>16}",
+        f"  {'jobs/cpu-s':>10}  {'202→webhook p50':>16}  {'calibration':>11}",
     ]
     for level in report["levels"]:
         lines.append(
             f"  {level['in_flight']:>9}  {level['jobs']:>5}  {level['succeeded']:>5}  {level['wall_s']:>7.1f}"
             f"  {level['jobs_per_s']:>7.2f}  {level['cpu_s']:>7.1f}  {level['jobs_per_cpu_s']:>10.2f}"
-            f"  {level['accepted_to_webhook_p50_ms']:>13.0f} ms"
+            f"  {level['accepted_to_webhook_p50_ms']:>13.0f} ms  {level['calibration_ms']:>8.1f} ms"
         )
+    lines.append(
+        "  calibration: the CPU time of a fixed pure-Python workload beside each level (the machine's "
+        "speed then; lower is faster)"
+    )
     for level in report["levels"]:
         for outcome, count in sorted(level.get("outcomes", {}).items()):
             if outcome != "succeeded":

@@ -147,7 +147,14 @@ def test_throughput_part_reports_jobs_per_second_at_each_level_with_tiny_counts(
     assert part["warmup_jobs"] == 1 and part["emulator_latency_s"] == [0, 0] and part["poll_initial_s"] == 10
     assert [(level["in_flight"], level["jobs"]) for level in part["levels"]] == [(1, 2), (2, 3)]
     for level in part["levels"]:
-        for key in ("jobs_per_s", "wall_s", "cpu_s", "jobs_per_cpu_s", "accepted_to_webhook_p50_ms"):
+        for key in (
+            "jobs_per_s",
+            "wall_s",
+            "cpu_s",
+            "jobs_per_cpu_s",
+            "accepted_to_webhook_p50_ms",
+            "calibration_ms",
+        ):
             assert isinstance(level[key], int | float), (key, level)
         assert isinstance(level["succeeded"], int) and isinstance(level["webhooks"], int)
 
