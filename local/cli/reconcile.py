@@ -115,7 +115,8 @@ def summary(report: dict[str, Any]) -> list[str]:
         action = ("would " if dry and repair["action"] != "error" else "") + repair["action"].replace(
             "_", " "
         )
-        subject = repair.get("job_id") or repair.get("message_id")  # a job, or a tenant event's webhook-id
+        # a job, a tenant event's webhook-id, or none (the tenant events could not be listed)
+        subject = repair.get("job_id") or repair.get("message_id") or "-"
         lines.append(f"  {action:<16} {repair['kind']:<15} {subject}  {repair['detail']}".rstrip())
     return lines
 

@@ -348,10 +348,10 @@ class _KnownClasses:
 
     def checks(self, traverser: Any, node: Any) -> tuple[bool, bool]:
         by_node = self._checked.get(type(traverser))
-        if by_node is None:
-            by_node = self._checked[type(traverser)] = {}
+        if by_node is None:  # the hook first: a traversal reads it once this class is known
             hook = type(traverser).pre_processing_of_child
             self.hooks[type(traverser)] = None if hook is self._base_hook else hook
+            by_node = self._checked[type(traverser)] = {}
         found = by_node.get(type(node))
         if found is None:
             is_node = isinstance(node, self._node)

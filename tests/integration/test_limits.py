@@ -306,6 +306,7 @@ def test_the_spend_threshold_is_sent_once_a_month_to_the_endpoints_that_take_it(
     kept = clients.notifier().events.get(threshold_webhook_id(aws.tenant, month_of(datetime.now(UTC))))
     assert kept.body.encode() == sent.content and kept.type == "tenant.spend_threshold"
     assert sent.headers["webhook-id"] == kept.webhook_id
+    assert kept.told == (taker.id,)  # kept with the endpoints it was sent to (the reconcile sweep's list)
 
 
 def test_two_tenants_crossing_in_one_month_each_get_and_keep_their_own_notice(

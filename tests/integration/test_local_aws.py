@@ -765,11 +765,15 @@ def test_a_translation_is_made_once_per_process_and_handed_out_as_copies(tmp_pat
     assert again["Resources"] and paths_again and values_again["PollInitialSeconds"] == "1"
     other = provisioning._translated(TEMPLATE, {**PARAMETERS, "PollInitialSeconds": "3"}, "us-east-1")
     assert other[2]["PollInitialSeconds"] == "3"
-    # a changed text is translated anew (the key is the text, not the path)
+    # the same file changed in place is translated anew: the key is its text
+    copy = tmp_path / "template.yaml"
+    copy.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    provisioning._translated(copy, PARAMETERS, "us-east-1")
     misses = provisioning._translation.cache_info().misses
-    changed = tmp_path / "template.yaml"
-    changed.write_text(TEMPLATE.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
-    assert provisioning._translated(changed, PARAMETERS, "us-east-1")[0]["Resources"].keys() == (
+    provisioning._translated(copy, PARAMETERS, "us-east-1")
+    assert provisioning._translation.cache_info().misses == misses
+    copy.write_text(TEMPLATE.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert provisioning._translated(copy, PARAMETERS, "us-east-1")[0]["Resources"].keys() == (
         again["Resources"].keys()
     )
     assert provisioning._translation.cache_info().misses == misses + 1

@@ -11,16 +11,16 @@ from typing import Any
 
 import boto3
 import pytest
+from standardwebhooks import Webhook
 
 from maskgate import clients
-from maskgate.contracts.endpoints import EndpointCreate
+from maskgate.contracts.endpoints import EndpointCreate, EndpointUpdate
 from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
 from maskgate.stores.admission import Admission
-from maskgate.stores.endpoints import EndpointStore
 from maskgate.stores.tenant_events import TenantEvent
-from maskgate.webhooks.body import webhook_id
+from maskgate.webhooks.body import endpoint_disabled_body, webhook_id
 from maskgate.webhooks.notifier import unit_name
 from maskgate.workflow.executions import Executions
 from tests.integration.conftest import REGION, Aws
@@ -367,29 +367,36 @@ def test_reconcile_dry_run_reports_and_repairs_nothing(aws: Aws, receiver: Recei
 # tenant events (about no job) ------------------------------------------------------------------
 
 DISABLED = "endpoint.disabled"
+THRESHOLD = "tenant.spend_threshold"
+GONE = "ep_0123456789abcdef"  # the disabled endpoint the kept endpoint.disabled notices are about
 
 
-def told_endpoint(aws: Aws, **fields: Any) -> Any:
-    """An endpoint registered ten minutes ago (before the events of these tests were kept)."""
-    store = EndpointStore(
-        table=aws.table, client=clients.dynamodb(), now=lambda: datetime.now(UTC) - timedelta(minutes=10)
+def endpoint_of(aws: Aws, **fields: Any) -> Any:
+    return clients.endpoint_store().create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint", **fields)
     )
-    return store.create(aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint", **fields))
 
 
-def kept_event(aws: Aws, *, ago: timedelta = timedelta(minutes=4)) -> TenantEvent:
+def kept_event(
+    aws: Aws, told: list[Any], *, kind: str = DISABLED, ago: timedelta = timedelta(minutes=4)
+) -> TenantEvent:
+    """An event kept ``ago``, sent to the ``told`` endpoints (its telling's units stopped or never ran)."""
+    data = {"endpoint_id": GONE} if kind == DISABLED else {"tenant": aws.tenant}
     notice = TenantEvent(
-        webhook_id="msg_ep_0123456789abcdef_disabled_1", tenant=aws.tenant, type=DISABLED, body="{}"
+        webhook_id=f"msg_{GONE}_disabled_1" if kind == DISABLED else "msg_spend_threshold_2026-12_0a1b",
+        tenant=aws.tenant,
+        type=kind,
+        body=json.dumps({"type": kind, "data": data}),
     )
-    clients.notifier().events.keep(notice, at=datetime.now(UTC) - ago)
+    clients.notifier().events.keep(notice, at=datetime.now(UTC) - ago, told=[e.id for e in told])
     return notice
 
 
-def retried(notice: TenantEvent, endpoint_id: str, *, times: int, outcome: str = "retrying") -> None:
-    """``times`` attempts of the notice to the endpoint, the last ``outcome``, long overdue."""
+def logged(notice: TenantEvent, endpoint_id: str, *numbers: int, outcome: str = "retrying") -> None:
+    """Attempts of the notice to the endpoint with these numbers, the last ``outcome``, long overdue."""
     long_ago = datetime.now(UTC) - timedelta(minutes=4)
-    for number in range(1, times + 1):
-        last = number == times
+    for number in numbers:
+        last = number == numbers[-1]
         attempt = DeliveryAttempt(
             webhook_id=notice.webhook_id,
             event=notice.type,
@@ -404,24 +411,29 @@ def retried(notice: TenantEvent, endpoint_id: str, *, times: int, outcome: str =
         clients.notifier().log.record(attempt, job_id=None)
 
 
+def stopped_unit(notice: TenantEvent, endpoint_id: str, name: str | None = None) -> str:
+    name = name or unit_name(notice.webhook_id, endpoint_id)
+    clients.delivery_units().start(
+        name=name,
+        message_id=notice.webhook_id,
+        event=notice.type,
+        step=0,
+        wait_seconds=30,
+        endpoint_id=endpoint_id,
+    )
+    stop("webhook-delivery", name)
+    return name
+
+
 def event_repairs(report: dict[str, Any]) -> list[tuple[str | None, str, str, str]]:
     return [(r["message_id"], r["kind"], r["action"], r["detail"]) for r in report["repairs"]]
 
 
 def test_reconcile_starts_a_unit_for_a_tenant_event_whose_retries_stopped(aws: Aws) -> None:
-    endpoint = told_endpoint(aws)
-    notice = kept_event(aws)
-    retried(notice, endpoint.id, times=2)
-    base = unit_name(notice.webhook_id, endpoint.id)
-    clients.delivery_units().start(
-        name=base,
-        message_id=notice.webhook_id,
-        event=DISABLED,
-        step=0,
-        wait_seconds=5,
-        endpoint_id=endpoint.id,
-    )
-    stop("webhook-delivery", base)
+    endpoint = endpoint_of(aws)
+    notice = kept_event(aws, [endpoint])
+    logged(notice, endpoint.id, 1, 2)
+    base = stopped_unit(notice, endpoint.id)
     report = reconcile()
     assert event_repairs(report) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s1")]
     assert report["repairs"][0]["job_id"] is None and report["counts"]["webhooks_recovered"] == 1
@@ -439,65 +451,92 @@ def test_reconcile_starts_a_unit_for_a_tenant_event_whose_retries_stopped(aws: A
     assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s2")]
 
 
-def test_reconcile_tells_a_tenant_event_whose_telling_died_under_the_name_a_new_telling_takes(
-    aws: Aws,
-) -> None:
-    """Kept, never attempted, no unit: the invocation telling it died. The unit takes the name the
-    notifier's own unit would have, so a telling again (endpoint.disabled's next read of the targets)
-    cannot run a second one."""
-    endpoint = told_endpoint(aws)
-    notice = kept_event(aws)
+def test_a_repair_carries_on_from_the_last_attempts_number_when_numbers_skip(aws: Aws) -> None:
+    """A unit numbers its attempt after the retries before it: a throttled first attempt's unit logs
+    attempt 2 first. The next unit carries on from 2, not from the start of the schedule."""
+    endpoint = endpoint_of(aws)
+    notice = kept_event(aws, [endpoint], kind=THRESHOLD)
+    logged(notice, endpoint.id, 2, 3)
+    base = stopped_unit(notice, endpoint.id)
+    assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s1")]
+    assert json.loads(execution("webhook-delivery", f"{base}-s1")["input"])["step"] == 2
+
+
+def test_a_threshold_notice_never_attempted_gets_the_unit_its_telling_would_have_started(aws: Aws) -> None:
+    endpoint = endpoint_of(aws)
+    notice = kept_event(aws, [endpoint], kind=THRESHOLD)
     base = unit_name(notice.webhook_id, endpoint.id)
     assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", base)]
     assert json.loads(execution("webhook-delivery", base)["input"])["step"] == 0
-    clients.delivery_units().start(  # a start of a running name with its input is that execution
-        name=base,
-        message_id=notice.webhook_id,
-        event=DISABLED,
-        step=0,
-        wait_seconds=0,
-        endpoint_id=endpoint.id,
-    )
-    assert [unit["name"] for unit in aws.delivery_units()] == [base]
 
 
-def test_of_a_tenant_events_endpoints_only_the_one_whose_unit_was_aborted_gets_a_new_unit(aws: Aws) -> None:
+def test_an_endpoint_disabled_notice_whose_telling_died_is_told_again_and_marked_sent(
+    aws: Aws, receiver: Receiver
+) -> None:
+    """As the next read of the tenant's targets would: the same bytes and webhook-id to every other
+    endpoint, no second unit of the sweep's own, and the notice marked sent (so no third telling)."""
+    other = endpoint_of(aws, event_types=[DISABLED])
+    failing = endpoint_of(aws)
+    # disabled, its notice kept and sent to ``other``... and the telling died before it was marked sent
+    clients.endpoint_store().disable(aws.tenant, failing.id, reason="every delivery failed")
+    gone = next(e for e in clients.endpoint_store().list(aws.tenant) if e.id == failing.id)
+    assert gone.disabled_notice_pending
+    body, msg_id = endpoint_disabled_body(gone, now=datetime.now(UTC))
+    notice = TenantEvent(webhook_id=msg_id, tenant=aws.tenant, type=DISABLED, body=body)
+    clients.notifier().events.keep(notice, at=datetime.now(UTC) - timedelta(minutes=4), told=[other.id])
+    report = reconcile()
+    assert event_repairs(report) == [(msg_id, "webhook", "notify", f"{failing.id} disabled")]
+    [sent] = receiver.requests
+    assert sent.headers["webhook-id"] == msg_id and sent.content == body.encode()
+    Webhook(other.secret).verify(sent.content, dict(sent.headers))
+    assert not next(
+        e for e in clients.endpoint_store().list(aws.tenant) if e.id == failing.id
+    ).disabled_notice_pending
+    assert reconcile()["repairs"] == []
+
+
+def test_of_a_tenant_events_endpoints_only_the_told_ones_that_still_take_it_are_repaired(aws: Aws) -> None:
     """Left alone: an endpoint the event was delivered to, one disabled since, one whose filter does not
-    take it, one registered after it was kept; and a young event (the grace period)."""
+    take it, one it was never sent to (registered after it, or re-enabled since: the subject of an
+    endpoint.disabled is never told of itself); and a young event (the grace period)."""
     delivered, aborted, other_type, disabled = (
-        told_endpoint(aws),
-        told_endpoint(aws),
-        told_endpoint(aws, event_types=["segmentation.failed"]),
-        told_endpoint(aws),
+        endpoint_of(aws),
+        endpoint_of(aws),
+        endpoint_of(aws),
+        endpoint_of(aws),
     )
-    notice = kept_event(aws)
-    retried(notice, delivered.id, times=2, outcome="delivered")
-    retried(notice, disabled.id, times=1)
+    notice = kept_event(aws, [delivered, aborted, other_type, disabled])
+    endpoint_of(aws)  # never told
+    logged(notice, delivered.id, 1, 2, outcome="delivered")
+    logged(notice, disabled.id, 1)
     clients.endpoint_store().disable(aws.tenant, disabled.id, reason="the endpoint answered 410 Gone")
-    EndpointStore(table=aws.table, client=clients.dynamodb()).create(
-        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/new")
+    clients.endpoint_store().update(
+        aws.tenant, other_type.id, EndpointUpdate(event_types=["segmentation.failed"])
     )
-    # told, never attempted, and the telling's unit was aborted before its first attempt
-    base = unit_name(notice.webhook_id, aborted.id)
-    clients.delivery_units().start(
-        name=base,
-        message_id=notice.webhook_id,
-        event=DISABLED,
-        step=0,
-        wait_seconds=30,
-        endpoint_id=aborted.id,
-    )
-    stop("webhook-delivery", base)
+    base = stopped_unit(notice, aborted.id)  # told, never attempted, its unit aborted before its attempt
     assert event_repairs(reconcile()) == [(notice.webhook_id, "webhook", "start_unit", f"{base}-s1")]
-    assert other_type.id not in str(aws.delivery_units())
-    young = TenantEvent(webhook_id="msg_young", tenant=aws.tenant, type=DISABLED, body="{}")
-    clients.notifier().events.keep(young, at=datetime.now(UTC))
+    young = TenantEvent(webhook_id="msg_young", tenant=aws.tenant, type=THRESHOLD, body="{}")
+    clients.notifier().events.keep(young, at=datetime.now(UTC), told=[delivered.id])
     assert reconcile(grace_seconds=60)["repairs"] == []  # the aborted one's new unit runs; the young waits
 
 
+def test_a_tenant_event_that_cannot_be_read_is_reported_and_the_sweep_goes_on(aws: Aws) -> None:
+    endpoint = endpoint_of(aws)
+    broken = TenantEvent(
+        webhook_id=f"msg_{GONE}_disabled_2", tenant=aws.tenant, type=DISABLED, body="not json"
+    )
+    clients.notifier().events.keep(broken, at=datetime.now(UTC) - timedelta(minutes=4), told=[endpoint.id])
+    notice = kept_event(aws, [endpoint], kind=THRESHOLD)
+    gone = new_job_id(datetime.now(UTC))
+    take_slot(aws, gone)
+    report = reconcile()
+    found = {(r["message_id"] or r["job_id"], r["action"]) for r in report["repairs"]}
+    assert found == {(broken.webhook_id, "error"), (notice.webhook_id, "start_unit"), (gone, "release")}
+
+
 def test_reconcile_dry_run_reports_a_tenant_event_and_starts_nothing(aws: Aws) -> None:
-    endpoint = told_endpoint(aws)
-    notice = kept_event(aws)
+    endpoint = endpoint_of(aws)
+    notice = kept_event(aws, [endpoint], kind=THRESHOLD)
     report = reconcile(dry_run=True)
     base = unit_name(notice.webhook_id, endpoint.id)
     assert event_repairs(report) == [(notice.webhook_id, "webhook", "start_unit", base)]

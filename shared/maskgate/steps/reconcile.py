@@ -23,17 +23,20 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
   for each registered endpoint the event went to: one whose last attempt said "retrying" and whose
   time has passed gets a new unit ``<webhook_id>_<endpoint id>-s<n>`` (unless it was disabled or
   deleted meanwhile).
-- ``webhook`` of a tenant's own event (``endpoint.disabled``, ``tenant.spend_threshold``), for each
-  endpoint that takes it and existed when it was kept: its last attempt said "retrying" and its time
-  has passed, or it was never attempted and no unit ended well (the invocation telling it died), while
-  no unit runs. A unit under the first free name of ``<webhook_id>_<endpoint id>`` then
-  ``…-s<n>`` carries on (the name a new telling would take comes first, so the two do not both run).
+- ``webhook`` of a tenant's own event (``endpoint.disabled``, ``tenant.spend_threshold``), kept with
+  the endpoints it was sent to. An ``endpoint.disabled`` whose endpoint still waits for its notice to
+  be marked sent (the telling died) is told again, as the next read of the tenant's targets would.
+  Otherwise, for each endpoint it was sent to that still takes it: its last attempt said "retrying"
+  and its time has passed, or it was never attempted and no unit ended well, while no unit runs. A
+  unit under the first free name of ``<webhook_id>_<endpoint id>`` then ``…-s<n>`` carries on from
+  the last attempt's number.
 
 A job updated within the grace period is left to the normal flow. The sweep never scans the table:
 it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
 may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
 (eventually consistent). Tenant events are in the same index under partitions of their own, looked
-at over the retry schedule's whole length (they are few: a disabled endpoint, a month's threshold).
+at over the longest a delivery's retries can take (they are few: a disabled endpoint, a month's
+threshold).
 Running executions come from ListExecutions (one call per 1,000). Each candidate is read again,
 consistently, and its execution described right before it is repaired.
 """
@@ -48,6 +51,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from maskgate.contracts.endpoints import Endpoint
 from maskgate.contracts.job import DeliveryAttempt, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
 from maskgate.errors import InvalidTransition, MaskgateError
@@ -62,6 +66,7 @@ from maskgate.stores.jobs import JobStore
 from maskgate.stores.tenant_events import TenantEvent
 from maskgate.webhooks.body import event_type, webhook_id
 from maskgate.webhooks.notifier import Notifier, unit_name
+from maskgate.webhooks.schedule import JITTER, MAX_RETRY_AFTER_SECONDS
 from maskgate.workflow.executions import UPLOAD_GRACE_SECONDS, Executions
 from maskgate.workflow.timings import execution_input, timings_of
 
@@ -69,6 +74,7 @@ if TYPE_CHECKING:
     from maskgate.steps.limits import Gate
 
 WINDOW_MARGIN = timedelta(minutes=10)
+DISABLED_EVENT = "endpoint.disabled"
 MAX_RESTARTS = 5
 NAME_TRIES = 10  # names taken by runs that ended, skipped before giving up
 
@@ -204,6 +210,13 @@ def stopped_endpoints(seen: Seen, policy: Policy) -> dict[str, int]:
     }
 
 
+def longest_delivery(schedule: tuple[int, ...]) -> timedelta:
+    """The longest a delivery's retries can span: each wait at its jitter's top or at the longest
+    ``Retry-After`` honoured, whichever is longer, and a day for the repairs that restarted it."""
+    waits = (max(round(wait * (1 + JITTER)), MAX_RETRY_AFTER_SECONDS) for wait in schedule)
+    return timedelta(seconds=sum(waits)) + timedelta(days=1)
+
+
 def event_stopped(
     attempts: list[LoggedAttempt], units: list[str], kept_at: datetime | None, policy: Policy
 ) -> bool:
@@ -267,19 +280,7 @@ class Reconciler:
                 repairs.append(
                     self._guarded(one.job.id, "webhook", self._endpoint, endpoint_id, policy, request.dry_run)
                 )
-        for event, endpoint_id in self._told(policy):
-            repairs.append(
-                self._guarded(
-                    event.webhook_id,
-                    "webhook",
-                    self._event_unit,
-                    event,
-                    endpoint_id,
-                    policy,
-                    request.dry_run,
-                    event=True,
-                )
-            )
+        repairs += self._tenant_events(policy, request.dry_run)
         slots = {**self.admission.waiters(), **self.admission.in_flight()}  # a place in line, too
         owners = {**self.index.read(job_id for job_id in slots if job_id not in seen), **seen}
         for job_id in orphaned(slots, owners, policy):
@@ -430,25 +431,76 @@ class Reconciler:
         name, started = self._start_first_free(machine, names, start)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
 
-    def _told(self, policy: Policy) -> list[tuple[TenantEvent, str]]:
-        """Each tenant event kept over the retry schedule's length, with each endpoint that takes it
-        now and existed when it was kept (the endpoints it was told to, less any disabled since)."""
-        span = timedelta(seconds=sum(self.settings.webhook_schedule))
-        told: list[tuple[TenantEvent, str]] = []
-        for event in self.notifier.events.kept(*policy.over(span)):
-            endpoints = self.notifier.endpoints.list(event.tenant)
-            told += [
-                (event, e.id)
-                for e in endpoints
-                if e.receives(event.type) and (event.at is None or e.created_at <= event.at)
-            ]
-        return told
+    def _tenant_events(self, policy: Policy, dry_run: bool) -> list[Repair | None]:
+        """The repairs of the tenant events kept over the longest a delivery can take: each one's own
+        reads guarded, as each repair is."""
+        try:
+            kept = self.notifier.events.kept(*policy.over(longest_delivery(self.settings.webhook_schedule)))
+        except Exception as exc:
+            logger.exception("reconcile could not list tenant events")
+            return [Repair(kind="webhook", action="error", detail=f"{type(exc).__name__}: {exc}"[:300])]
+        repairs: list[Repair | None] = []
+        for event in kept:
+            try:
+                subject, endpoint_ids = self._event_targets(event)
+            except Exception as exc:
+                logger.exception("reconcile could not read a tenant event's endpoints")
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                repairs.append(
+                    Repair(message_id=event.webhook_id, kind="webhook", action="error", detail=detail)
+                )
+                continue
+            if subject is not None:
+                repairs.append(
+                    self._guarded(
+                        event.webhook_id, "webhook", self._retell, event, subject, policy, dry_run, event=True
+                    )
+                )
+            for endpoint_id in endpoint_ids:
+                repairs.append(
+                    self._guarded(
+                        event.webhook_id,
+                        "webhook",
+                        self._event_unit,
+                        event,
+                        endpoint_id,
+                        policy,
+                        dry_run,
+                        event=True,
+                    )
+                )
+        return repairs
+
+    def _event_targets(self, event: TenantEvent) -> tuple[Endpoint | None, list[str]]:
+        """An ``endpoint.disabled`` whose endpoint still waits for its notice to be sent: that endpoint,
+        to tell the notice again (as the next read of the tenant's targets would). Otherwise the
+        endpoints the event was sent to that still take it (enabled, their filter passing it)."""
+        endpoints = {e.id: e for e in self.notifier.endpoints.list(event.tenant)}
+        if event.type == DISABLED_EVENT:
+            subject = endpoints.get(json.loads(event.body)["data"]["endpoint_id"])
+            if subject is not None and subject.disabled_notice_pending:
+                return subject, []
+        return None, [i for i in event.told if i in endpoints and endpoints[i].receives(event.type)]
+
+    def _retell(
+        self, webhook_id: str, event: TenantEvent, subject: Endpoint, policy: Policy, dry_run: bool
+    ) -> Repair | None:
+        """Tell an ``endpoint.disabled`` notice again whose telling did not finish: the same bytes and
+        webhook-id to the tenant's endpoints that take it now, and the notice marked sent."""
+        if event.at is None or not policy.settled(event.at):
+            return None
+        if not dry_run:
+            self.notifier.tell_disabled(event.tenant, [subject])
+        return Repair(message_id=webhook_id, kind="webhook", action="notify", detail=f"{subject.id} disabled")
 
     def _event_unit(
         self, webhook_id: str, event: TenantEvent, endpoint_id: str, policy: Policy, dry_run: bool
     ) -> Repair | None:
         """A unit for one endpoint's delivery of a tenant event that nothing carries on."""
-        attempts = self.notifier.log.of_message(endpoint_id, webhook_id)
+        # a unit numbers its attempt after the retries before it: at most one per step, plus the first
+        attempts = self.notifier.log.of_message(
+            endpoint_id, webhook_id, up_to=len(self.settings.webhook_schedule) + 2
+        )
         machine = self.settings.require("delivery_state_machine_arn")
         base = unit_name(webhook_id, endpoint_id)
         names = [base] + [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
@@ -471,7 +523,8 @@ class Reconciler:
                 name=name,
                 message_id=webhook_id,
                 event=event.type,
-                step=max(0, len(attempts) - 1),  # retries made so far: the unit carries on with the schedule
+                # the retries made so far (its last attempt's number less one): it carries on the schedule
+                step=attempts[-1].attempt - 1 if attempts else 0,
                 wait_seconds=0,
                 endpoint_id=endpoint_id,
             )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskgate.contracts.job import DeliveryAttempt, utcnow
-from maskgate.errors import InvalidRequest
+from maskgate.errors import InvalidRequest, MaskgateError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 INDEX = "tenant-created"
 PAGE = 50
 MISSED = "EndpointDisabled"  # the error of an event a disabled endpoint was never sent
-MAX_ATTEMPTS = 100  # read of one message's attempts: far above any retry schedule's length
+BATCH_KEYS = 100  # BatchGetItem's limit
 
 
 class LoggedAttempt(BaseModel):
@@ -110,20 +110,25 @@ class AttemptLog:
             job_id=job_id,
         )
 
-    def of_message(self, endpoint_id: str, webhook_id: str) -> list[LoggedAttempt]:
-        """The message's attempts to the endpoint, first to last (read consistently, one by one: a
-        message has as many as the retry schedule has steps at most)."""
+    def of_message(self, endpoint_id: str, webhook_id: str, *, up_to: int) -> list[LoggedAttempt]:
+        """The message's attempts to the endpoint numbered 1 to ``up_to``, in order (read consistently,
+        in one BatchGetItem): numbers may skip (a unit's attempt is numbered after the retries before
+        it, and a throttled first attempt is made by a unit)."""
+        keys = [
+            {"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}} for number in range(1, up_to + 1)
+        ]
         found: list[LoggedAttempt] = []
-        for number in range(1, MAX_ATTEMPTS + 1):
-            item = self.client.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}},
-                ConsistentRead=True,
-            ).get("Item")
-            if item is None:
-                break
-            found.append(LoggedAttempt.model_validate_json(item["record"]["S"]))
-        return found
+        pending: Any = {self.table: {"Keys": keys[:BATCH_KEYS], "ConsistentRead": True}}
+        for _ in range(8):
+            answer = self.client.batch_get_item(RequestItems=pending)
+            found += [
+                LoggedAttempt.model_validate_json(item["record"]["S"])
+                for item in answer.get("Responses", {}).get(self.table, [])
+            ]
+            pending = answer.get("UnprocessedKeys")
+            if not pending:
+                return sorted(found, key=lambda logged: logged.attempt)
+        raise MaskgateError("DynamoDB kept attempts unprocessed in BatchGetItem")
 
     def page(
         self,

@@ -6,6 +6,7 @@ finds the recent ones through the ``created-day`` index, in partitions of their 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ class TenantEvent:
     type: str
     body: str
     at: datetime | None = None  # when it was kept (read from the table; None on one not kept yet)
+    told: tuple[str, ...] = ()  # the endpoints it was sent to, as kept (read from the table)
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ class TenantEvents:
     client: DynamoDBClient
     retention_days: int = 30
 
-    def keep(self, event: TenantEvent, *, at: datetime) -> None:
-        """Keep the event (the same webhook-id again: the same event, kept once)."""
+    def keep(self, event: TenantEvent, *, at: datetime, told: Iterable[str] = ()) -> None:
+        """Keep the event, with the endpoints it is being sent to (the same webhook-id again: the same
+        event, kept once, with the endpoints of its latest telling)."""
         expires = at + timedelta(days=self.retention_days)
         self.client.put_item(
             TableName=self.table,
@@ -48,6 +51,7 @@ class TenantEvents:
                 "body": {"S": event.body},
                 "created_day": {"S": DAY_PREFIX + at.date().isoformat()},
                 "created_at": {"S": at.isoformat().replace("+00:00", "Z")},
+                "told": {"S": json.dumps(sorted(told))},
                 "expires_at": {"N": str(int(expires.timestamp()))},
             },
         )
@@ -94,4 +98,5 @@ class TenantEvents:
             type=item["event_type"]["S"],
             body=item["body"]["S"],
             at=datetime.fromisoformat(kept_at) if kept_at else None,
+            told=tuple(json.loads(item["told"]["S"])) if "told" in item else (),
         )

@@ -249,8 +249,9 @@ class Notifier:
         for endpoint in disabled:
             body, msg_id = endpoint_disabled_body(endpoint, now=now)
             notice = TenantEvent(webhook_id=msg_id, tenant=tenant, type="endpoint.disabled", body=body)
-            self.events.keep(notice, at=now)  # first: every retry sends these bytes
-            notices += [(notice, _target(other, now)) for other in told if other.id != endpoint.id]
+            others = [other for other in told if other.id != endpoint.id]
+            self.events.keep(notice, at=now, told=[o.id for o in others])  # first: retries send these bytes
+            notices += [(notice, _target(other, now)) for other in others]
         self._send_events(tenant, notices)
         for endpoint in disabled:
             self.endpoints.notice_sent(tenant, endpoint.id)
@@ -260,8 +261,8 @@ class Notifier:
         enabled endpoints that take it, as ``endpoint.disabled`` is sent: kept first, all attempted at
         once, each that fails retried by a delivery unit of its own."""
         now = self.now()
-        self.events.keep(event, at=now)
         told = [e for e in self.endpoints.list(event.tenant) if e.receives(event.type)]
+        self.events.keep(event, at=now, told=[e.id for e in told])
         self._send_events(event.tenant, [(event, _target(e, now)) for e in told])
 
     def _send_events(self, tenant: str, notices: list[tuple[TenantEvent, Target]]) -> None:

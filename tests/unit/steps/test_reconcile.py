@@ -14,7 +14,16 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.contracts.steps import ReconcileInput
 from maskgate.ids import new_job_id
-from maskgate.steps.reconcile import Finding, Policy, event_stopped, numbered, orphaned, stalled, undelivered
+from maskgate.steps.reconcile import (
+    Finding,
+    Policy,
+    event_stopped,
+    longest_delivery,
+    numbered,
+    orphaned,
+    stalled,
+    undelivered,
+)
 from maskgate.stores.attempt_log import LoggedAttempt
 from maskgate.stores.job_index import Seen
 from maskgate.workflow.executions import Workflow
@@ -320,3 +329,8 @@ def test_tenant_events_are_looked_for_over_the_span_the_intervals_and_the_margin
     days, (low, high) = POLICY.over(timedelta(hours=24))
     assert days == ["2026-12-02", "2026-12-03", "2026-12-04"]
     assert (low, high) == ("2026-12-02T23:40:00", "2026-12-04T00:18:00")
+
+
+def test_the_longest_delivery_covers_the_jitter_the_longest_retry_after_and_a_day_of_repairs() -> None:
+    assert longest_delivery((5, 300)) == timedelta(seconds=2 * 6 * 3600, days=1)
+    assert longest_delivery((30_000,)) == timedelta(seconds=33_000, days=1)  # 30,000 s + 10 % jitter
