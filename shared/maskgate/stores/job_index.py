@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from maskgate.contracts.job import TERMINAL, Job
 from maskgate.errors import MaskgateError
+from maskgate.stores.day_index import created_between
 from maskgate.stores.jobs import job_from_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-INDEX = "created-day"
 BATCH_KEYS = 100  # BatchGetItem's limit
 
 
@@ -44,25 +44,8 @@ class JobIndex:
 
     def ids(self, days: Iterable[str], bounds: tuple[str, str]) -> list[str]:
         """The ids of the jobs created on ``days`` between the two bounds."""
-        found: list[str] = []
-        for day in days:
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": INDEX,
-                "KeyConditionExpression": "created_day = :day AND created_at BETWEEN :low AND :high",
-                "ExpressionAttributeValues": {
-                    ":day": {"S": day},
-                    ":low": {"S": bounds[0]},
-                    ":high": {"S": bounds[1]},
-                },
-            }
-            while True:
-                page = self._client.query(**request)
-                found += [item["pk"]["S"].removeprefix("JOB#") for item in page.get("Items", [])]
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found
+        keys = created_between(self._client, self._table, days, bounds)
+        return [key.removeprefix("JOB#") for key in keys]
 
     def read(self, job_ids: Iterable[str]) -> dict[str, Seen]:
         """Those jobs (the ones that exist), a BatchGetItem per hundred."""

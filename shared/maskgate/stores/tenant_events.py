@@ -10,15 +10,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from maskgate.errors import EventNotFound
+from maskgate.stores.day_index import created_between
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
-INDEX = "created-day"
 DAY_PREFIX = "events#"
 
 
@@ -58,24 +58,8 @@ class TenantEvents:
 
     def kept(self, days: Iterable[str], bounds: tuple[str, str]) -> list[TenantEvent]:
         """The events kept on ``days`` (``YYYY-MM-DD``) with ``created_at`` between the two bounds."""
-        ids: list[str] = []
-        for day in days:
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": INDEX,
-                "KeyConditionExpression": "created_day = :day AND created_at BETWEEN :low AND :high",
-                "ExpressionAttributeValues": {
-                    ":day": {"S": DAY_PREFIX + day},
-                    ":low": {"S": bounds[0]},
-                    ":high": {"S": bounds[1]},
-                },
-            }
-            while True:
-                page = self.client.query(**request)
-                ids += [item["pk"]["S"].removeprefix("EVENT#") for item in page.get("Items", [])]
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        keys = created_between(self.client, self.table, (DAY_PREFIX + day for day in days), bounds)
+        ids = [key.removeprefix("EVENT#") for key in keys]
         found: list[TenantEvent] = []
         for webhook_id in dict.fromkeys(ids):
             try:

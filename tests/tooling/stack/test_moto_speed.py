@@ -339,14 +339,7 @@ def test_an_items_size_is_what_moto_sums(value):
 
 
 def test_the_item_size_limit_still_holds():
-    with mock_aws(), installed():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with table_t() as client, installed():
         client.put_item(TableName="t", Item={"pk": {"S": "a"}, "m": {"M": {"x": {"S": "y" * 300_000}}}})
         too_large = client.exceptions.ClientError
         try:
