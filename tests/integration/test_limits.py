@@ -3,6 +3,7 @@ usage and dry runs, through the real handlers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from maskgate.errors import QuotaDeferred, QuotaExceeded, SpendCapReached
 from maskgate.ids import new_job_id
 from maskgate.steps.limits import threshold_webhook_id
 from maskgate.stores.jobs import JobStore
+from maskgate.stores.spend import SpendLedger
+from maskgate.webhooks.notifier import Notifier, unit_name
 from tests.integration.conftest import Aws, problem
 from tests.integration.seeds import queued_job
 from tests.integration.test_api import create_event
@@ -307,6 +310,64 @@ def test_the_spend_threshold_is_sent_once_a_month_to_the_endpoints_that_take_it(
     assert kept.body.encode() == sent.content and kept.type == "tenant.spend_threshold"
     assert sent.headers["webhook-id"] == kept.webhook_id
     assert kept.told == (taker.id,)  # kept with the endpoints it was sent to (the reconcile sweep's list)
+
+
+def killed(*_: Any) -> None:
+    raise RuntimeError("killed")
+
+
+def threshold_taker(aws: Aws) -> Any:
+    """Limits whose notice comes at $0.01 (the second job), and an endpoint that takes it."""
+    set_limits(aws, monthly_spend_cap_usd=0.02, spend_threshold=0.5)
+    return clients.endpoint_store().create(
+        aws.tenant,
+        EndpointCreate(url="http://127.0.0.1:8765/spend", event_types=["tenant.spend_threshold"]),
+    )
+
+
+def test_a_threshold_notice_whose_request_died_before_the_mark_is_sent_by_the_next_with_its_bytes(
+    aws: Aws, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notice is kept before the month is marked: the next request that sees the crossing marks
+    the month and sends the bytes kept first, not its own."""
+    taker = threshold_taker(aws)
+    gate = clients.gate()
+    assert gate.create(unsaved_job(aws), clients.job_store())
+    mark = SpendLedger.mark_threshold
+    monkeypatch.setattr(SpendLedger, "mark_threshold", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        gate.create(unsaved_job(aws), clients.job_store())  # crossed at $0.01, kept, died before the mark
+    kept = clients.notifier().events.get(threshold_webhook_id(aws.tenant, month_of(datetime.now(UTC))))
+    assert receiver.requests == [] and counters(aws)["threshold_at"] is None
+    monkeypatch.setattr(SpendLedger, "mark_threshold", mark)
+    assert gate.create(unsaved_job(aws), clients.job_store())  # at $0.015: marks, sends the kept notice
+    [sent] = receiver.requests
+    assert sent.content == kept.body.encode() and json.loads(sent.content)["data"]["month_spend_usd"] == 0.01
+    Webhook(taker.secret).verify(sent.content, dict(sent.headers))
+
+
+def test_a_threshold_notice_whose_request_died_after_the_mark_is_sent_by_the_reconcile_sweep(
+    aws: Aws, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taker = threshold_taker(aws)
+    # its clock four minutes back: the event is kept before the sweep's grace period
+    gate = dataclasses.replace(clients.gate(), now=lambda: datetime.now(UTC) - timedelta(minutes=4))
+    monkeypatch.setattr(Notifier, "tell", killed)
+    for _ in range(2):
+        assert gate.create(unsaved_job(aws), clients.job_store())  # the second crossed: kept, marked, died
+    monkeypatch.undo()
+    assert receiver.requests == [] and counters(aws)["threshold_at"] is not None
+    msg_id = threshold_webhook_id(aws.tenant, month_of(datetime.now(UTC)))
+    report = load_handler("reconcile").handler(ReconcileInput(grace_seconds=0).model_dump(), LambdaContext())
+    assert report is not None
+    # (its two jobs, never started here, are restarted too)
+    assert [(r["message_id"], r["action"]) for r in report["repairs"] if r["message_id"]] == [
+        (msg_id, "start_unit")
+    ]
+    machine = clients.delivery_units().state_machine_arn
+    execution = machine.replace(":stateMachine:", ":execution:") + f":{unit_name(msg_id, taker.id)}"
+    unit = json.loads(aws.client("stepfunctions").describe_execution(executionArn=execution)["input"])
+    assert (unit["message_id"], unit["endpoint_id"], unit["step"]) == (msg_id, taker.id, 0)
 
 
 def test_two_tenants_crossing_in_one_month_each_get_and_keep_their_own_notice(

@@ -34,6 +34,7 @@ from maskgate.stores.spend import CONFLICT_TRIES, SpendLedger
 
 if TYPE_CHECKING:
     from maskgate.stores.jobs import JobStore
+    from maskgate.stores.tenant_events import TenantEvent
     from maskgate.webhooks.notifier import Notifier
 
 THRESHOLD_EVENT = "tenant.spend_threshold"
@@ -198,17 +199,28 @@ class Gate:
         counters = self.ledger.counters(tenant, month, consistent=False)
         if counters["threshold_at"] or counters["committed"] < limits.spend_threshold * cap:
             return
+        try:
+            # kept before the month is marked: an invocation that dies after the mark leaves the event,
+            # and the endpoints it goes to, for the reconcile sweep (the first kept of racing requests)
+            notifier = self.notifier()
+            event = self._threshold_event(tenant, month, limits, counters["committed"])
+            told = [e.id for e in notifier.endpoints.list(tenant) if e.receives(THRESHOLD_EVENT)]
+            notifier.events.keep(event, at=self.now(), told=told, first=True)
+        except Exception:  # a notice never fails the request that crossed it (its job is written)
+            logger.exception("spend threshold notice not kept", extra={"tenant": tenant, "month": month})
+            return
         if not self.ledger.mark_threshold(tenant, month):
             return  # another request got there first
         tenant_metric("SpendThresholdReached", tenant)
         logger.info("spend threshold reached", extra={"tenant": tenant, "month": month})
         try:
-            self._send_threshold(tenant, month, limits, counters["committed"])
-        except Exception:  # a notice never fails the request that crossed it (its job is written)
+            notifier.tell(notifier.events.get(event.webhook_id))  # the kept bytes, whichever request's
+        except Exception:  # the sweep sends what is kept
             logger.exception("spend threshold notice not sent", extra={"tenant": tenant, "month": month})
 
-    def _send_threshold(self, tenant: str, month: str, limits: TenantLimits, committed: int) -> None:
-        """To each of the tenant's endpoints that take the event, retried as any tenant event is."""
+    def _threshold_event(self, tenant: str, month: str, limits: TenantLimits, committed: int) -> TenantEvent:
+        """The notice, sent to each of the tenant's endpoints that take the event and retried as any
+        tenant event is."""
         from maskgate.stores.tenant_events import TenantEvent
 
         now = self.now()
@@ -226,10 +238,9 @@ class Gate:
             },
             separators=(",", ":"),
         )
-        event = TenantEvent(
+        return TenantEvent(
             webhook_id=threshold_webhook_id(tenant, month), tenant=tenant, type=THRESHOLD_EVENT, body=body
         )
-        self.notifier().tell(event)
 
 
 def threshold_webhook_id(tenant: str, month: str) -> str:

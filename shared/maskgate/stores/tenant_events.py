@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskgate.errors import EventNotFound
 from maskgate.stores.day_index import created_between
@@ -38,13 +38,16 @@ class TenantEvents:
     client: DynamoDBClient
     retention_days: int = 30
 
-    def keep(self, event: TenantEvent, *, at: datetime, told: Iterable[str] = ()) -> None:
+    def keep(
+        self, event: TenantEvent, *, at: datetime, told: Iterable[str] = (), first: bool = False
+    ) -> bool:
         """Keep the event, with the endpoints it is being sent to (the same webhook-id again: the same
-        event, kept once, with the endpoints of its latest telling)."""
+        event, kept once, with the endpoints of its latest telling). ``first``: only if no event of
+        that webhook-id is kept (False then: the one kept stays)."""
         expires = at + timedelta(days=self.retention_days)
-        self.client.put_item(
-            TableName=self.table,
-            Item={
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": {
                 "pk": {"S": f"EVENT#{event.webhook_id}"},
                 "event_tenant": {"S": event.tenant},
                 "event_type": {"S": event.type},
@@ -54,7 +57,14 @@ class TenantEvents:
                 "told": {"S": json.dumps(sorted(told))},
                 "expires_at": {"N": str(int(expires.timestamp()))},
             },
-        )
+        }
+        if first:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        try:
+            self.client.put_item(**request)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def kept(self, days: Iterable[str], bounds: tuple[str, str]) -> list[TenantEvent]:
         """The events kept on ``days`` (``YYYY-MM-DD``) with ``created_at`` between the two bounds."""
