@@ -36,9 +36,8 @@ it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlap
 may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
 (eventually consistent). Tenant events are in the same index under partitions of their own, looked
 at over the longest a delivery's retries can take (they are few: a disabled endpoint, a month's
-threshold).
-Running executions come from ListExecutions (one call per 1,000). Each candidate is read again,
-consistently, and its execution described right before it is repaired.
+threshold). Running executions come from ListExecutions (one call per 1,000). Each candidate is read
+again, consistently, and its execution described right before it is repaired.
 """
 
 from __future__ import annotations
