@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskgate.contracts.job import DeliveryAttempt, utcnow
-from maskgate.errors import InvalidRequest, MaskgateError
+from maskgate.errors import InvalidRequest
+from maskgate.stores.batch import BATCH_KEYS, batch_get
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 INDEX = "tenant-created"
 PAGE = 50
 MISSED = "EndpointDisabled"  # the error of an event a disabled endpoint was never sent
-BATCH_KEYS = 100  # BatchGetItem's limit
 
 
 class LoggedAttempt(BaseModel):
@@ -114,21 +114,11 @@ class AttemptLog:
         """The message's attempts to the endpoint numbered 1 to ``up_to``, in order (read consistently,
         in one BatchGetItem): numbers may skip (a unit's attempt is numbered after the retries before
         it, and a throttled first attempt is made by a unit)."""
-        keys = [
-            {"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}} for number in range(1, up_to + 1)
-        ]
-        found: list[LoggedAttempt] = []
-        pending: Any = {self.table: {"Keys": keys[:BATCH_KEYS], "ConsistentRead": True}}
-        for _ in range(8):
-            answer = self.client.batch_get_item(RequestItems=pending)
-            found += [
-                LoggedAttempt.model_validate_json(item["record"]["S"])
-                for item in answer.get("Responses", {}).get(self.table, [])
-            ]
-            pending = answer.get("UnprocessedKeys")
-            if not pending:
-                return sorted(found, key=lambda logged: logged.attempt)
-        raise MaskgateError("DynamoDB kept attempts unprocessed in BatchGetItem")
+        numbers = range(1, min(up_to, BATCH_KEYS) + 1)
+        keys = [{"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}} for number in numbers]
+        items = batch_get(self.client, self.table, keys, consistent=True)
+        found = [LoggedAttempt.model_validate_json(item["record"]["S"]) for item in items]
+        return sorted(found, key=lambda logged: logged.attempt)
 
     def page(
         self,

@@ -4,19 +4,17 @@ names of its own restarts and recovery units recorded on a job."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from maskgate.contracts.job import TERMINAL, Job
-from maskgate.errors import MaskgateError
+from maskgate.stores.batch import BATCH_KEYS, batch_get
 from maskgate.stores.day_index import created_between
 from maskgate.stores.jobs import job_from_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-BATCH_KEYS = 100  # BatchGetItem's limit
 
 
 @dataclass(frozen=True)
@@ -53,21 +51,10 @@ class JobIndex:
         seen: dict[str, Seen] = {}
         for start in range(0, len(ids), BATCH_KEYS):
             keys = [{"pk": {"S": f"JOB#{job_id}"}} for job_id in ids[start : start + BATCH_KEYS]]
-            for item in self._batch_get(keys):
+            for item in batch_get(self._client, self._table, keys, sleep=self._sleep):
                 one = _seen(item)
                 seen[one.job.id] = one
         return seen
-
-    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        pending: Any = {self._table: {"Keys": keys}}
-        for attempt in range(8):
-            answer = self._client.batch_get_item(RequestItems=pending)
-            yield from answer.get("Responses", {}).get(self._table, [])
-            pending = answer.get("UnprocessedKeys")
-            if not pending:
-                return
-            self._sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks for a backoff
-        raise MaskgateError("DynamoDB kept jobs unprocessed in BatchGetItem")
 
     def get(self, job_id: str) -> Seen | None:
         """The job, read consistently; None if it is gone."""
