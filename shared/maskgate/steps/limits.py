@@ -205,7 +205,7 @@ class Gate:
             notifier = self.notifier()
             event = self._threshold_event(tenant, month, limits, counters["committed"])
             told = [e.id for e in notifier.endpoints.list(tenant) if e.receives(THRESHOLD_EVENT)]
-            notifier.events.keep(event, at=self.now(), told=told, first=True)
+            kept_first = notifier.events.keep(event, at=self.now(), told=told, first=True)
         except Exception:  # a notice never fails the request that crossed it (its job is written)
             logger.exception("spend threshold notice not kept", extra={"tenant": tenant, "month": month})
             return
@@ -214,7 +214,8 @@ class Gate:
         tenant_metric("SpendThresholdReached", tenant)
         logger.info("spend threshold reached", extra={"tenant": tenant, "month": month})
         try:
-            notifier.tell(notifier.events.get(event.webhook_id))  # the kept bytes, whichever request's
+            # the bytes kept first: this request's, or those of one that died before the mark
+            notifier.tell(event if kept_first else notifier.events.get(event.webhook_id))
         except Exception:  # the sweep sends what is kept
             logger.exception("spend threshold notice not sent", extra={"tenant": tenant, "month": month})
 
