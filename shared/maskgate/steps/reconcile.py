@@ -232,6 +232,12 @@ def event_stopped(
     return not ended_well and kept_at is not None and policy.settled(kept_at)
 
 
+def failed(exc: Exception, kind: Kind, *, job_id: str | None = None, message_id: str | None = None) -> Repair:
+    """A repair that raised, as the report lists it (the log has the traceback)."""
+    detail = f"{type(exc).__name__}: {exc}"[:300]
+    return Repair(job_id=job_id, message_id=message_id, kind=kind, action="error", detail=detail)
+
+
 def orphaned(slots: dict[str, float], jobs: dict[str, Seen], policy: Policy) -> list[str]:
     """Slots taken before the grace period whose job is gone, or finished before the grace period: a
     job that has just ended may still be on its way to the step that gives its slot back (Fail)."""
@@ -313,7 +319,7 @@ class Reconciler:
             return repair(subject, *args)
         except Exception as exc:
             logger.exception("reconcile repair failed", extra={**named, "kind": kind})
-            return Repair(**named, kind=kind, action="error", detail=f"{type(exc).__name__}: {exc}"[:300])
+            return failed(exc, kind, **named)
 
     def _repair(self, job_id: str, policy: Policy, dry_run: bool) -> Repair | None:
         fresh = self.index.get(job_id)
@@ -437,17 +443,14 @@ class Reconciler:
             kept = self.notifier.events.kept(*policy.over(longest_delivery(self.settings.webhook_schedule)))
         except Exception as exc:
             logger.exception("reconcile could not list tenant events")
-            return [Repair(kind="webhook", action="error", detail=f"{type(exc).__name__}: {exc}"[:300])]
+            return [failed(exc, "webhook")]
         repairs: list[Repair | None] = []
         for event in kept:
             try:
                 subject, endpoint_ids = self._event_targets(event)
             except Exception as exc:
                 logger.exception("reconcile could not read a tenant event's endpoints")
-                detail = f"{type(exc).__name__}: {exc}"[:300]
-                repairs.append(
-                    Repair(message_id=event.webhook_id, kind="webhook", action="error", detail=detail)
-                )
+                repairs.append(failed(exc, "webhook", message_id=event.webhook_id))
                 continue
             if subject is not None:
                 repairs.append(
