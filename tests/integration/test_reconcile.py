@@ -19,6 +19,7 @@ from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatu
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
 from maskgate.stores.admission import Admission
+from maskgate.stores.job_index import JobIndex
 from maskgate.stores.tenant_events import TenantEvent
 from maskgate.webhooks.body import endpoint_disabled_body, webhook_id
 from maskgate.webhooks.notifier import unit_name
@@ -333,6 +334,80 @@ def test_reconcile_leaves_an_endpoint_that_was_disabled(aws: Aws, receiver: Rece
     _stopped_endpoint_delivery(job, endpoint.id)
     clients.endpoint_store().disable(aws.tenant, endpoint.id, reason="the endpoint answered 410 Gone")
     assert reconcile()["repairs"] == []
+
+
+def _retried(job: Job, *, ago: timedelta, endpoint_id: str | None = None) -> str:
+    """Two attempts that said "retrying", ``ago``, the second long overdue; the webhook-id."""
+    msg_id = webhook_id(job.id, SUCCEEDED)
+    at = datetime.now(UTC) - ago
+    for number in (1, 2):
+        clients.job_store().record_delivery(
+            job.id,
+            DeliveryAttempt(
+                webhook_id=msg_id,
+                event=SUCCEEDED,
+                attempt=number,
+                at=at,
+                url=WEBHOOK,
+                endpoint_id=endpoint_id,
+                outcome="retrying",
+                next_attempt_at=at + timedelta(seconds=300),
+            ),
+        )
+    return msg_id
+
+
+def test_retries_that_stopped_after_the_jobs_window_are_found_by_their_mark(
+    aws: Aws, receiver: Receiver
+) -> None:
+    endpoint = clients.endpoint_store().create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
+    )
+    # created and finished 20 hours ago, far outside the window of jobs read by their creation day
+    # (the deadline, two intervals and a margin: under an hour); retried until 3 hours ago
+    job = put_job(JobStatus.SUCCEEDED, age=timedelta(hours=20), webhook_body="{}")
+    msg_id = _retried(job, ago=timedelta(hours=3))
+    _retried(job, ago=timedelta(hours=3), endpoint_id=endpoint.id)
+    mark = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"RETRYING#{job.id}"}})
+    assert mark["Item"]["created_day"]["S"].startswith("retrying#")
+    report = reconcile()
+    assert report["checked"] == 1
+    assert sorted((r["job_id"], r["action"], r["detail"]) for r in report["repairs"]) == sorted(
+        [(job.id, "start_unit", f"{msg_id}-s1"), (job.id, "start_unit", f"{msg_id}_{endpoint.id}-s1")]
+    )
+    assert json.loads(execution("webhook-delivery", f"{msg_id}-s1")["input"])["step"] == 1  # one retry made
+
+
+def test_a_job_retried_longer_ago_than_any_delivery_lasts_is_not_read(aws: Aws) -> None:
+    job = put_job(JobStatus.SUCCEEDED, age=timedelta(days=4), webhook_body="{}")
+    _retried(job, ago=timedelta(days=3))  # past the schedule's longest span (and a day for repairs)
+    report = reconcile()
+    assert (report["checked"], report["repairs"]) == (0, [])
+
+
+def test_a_failing_listing_of_marked_jobs_is_reported_and_the_window_is_repaired(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled_job = put_job()
+
+    def broken(self: JobIndex, days: object, bounds: object) -> list[str]:
+        raise RuntimeError("throttled")
+
+    monkeypatch.setattr(JobIndex, "retrying", broken)
+    report = reconcile()
+    assert [(r["kind"], r["action"]) for r in report["repairs"] if r["job_id"] is None] == [
+        ("webhook", "error")
+    ]
+    assert (stalled_job.id, "stalled", "restart") in [
+        (r["job_id"], r["kind"], r["action"]) for r in report["repairs"]
+    ]
+
+
+def test_a_jobs_retries_stopping_inside_its_window_are_found_once(aws: Aws) -> None:
+    job = put_job(JobStatus.SUCCEEDED, age=timedelta(minutes=15), webhook_body="{}")  # in the window
+    msg_id = _retried(job, ago=timedelta(minutes=10))  # and marked
+    report = reconcile()
+    assert (report["checked"], [r["detail"] for r in report["repairs"]]) == (1, [f"{msg_id}-s1"])
 
 
 def test_reconcile_leaves_a_delivery_whose_unit_runs(aws: Aws, receiver: Receiver) -> None:

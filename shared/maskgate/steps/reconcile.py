@@ -34,10 +34,12 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
 A job updated within the grace period is left to the normal flow. The sweep never scans the table:
 it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
 may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
-(eventually consistent). Tenant events are in the same index under partitions of their own, looked
-at over the longest a delivery's retries can take (they are few: a disabled endpoint, a month's
-threshold). Running executions come from ListExecutions (one call per 1,000). Each candidate is read
-again, consistently, and its execution described right before it is repaired.
+(eventually consistent). A webhook's retries go on for a day and more after that window: each retry
+marks its job (``RETRYING#<id>`` under ``retrying#<day>`` of the same index), and the jobs marked
+over the longest a delivery's retries can take are read with the window's. Tenant events are in the
+same index under partitions of their own, looked at over that span too (they are few: a disabled
+endpoint, a month's threshold). Running executions come from ListExecutions (one call per 1,000).
+Each candidate is read again, consistently, and its execution described right before it is repaired.
 """
 
 from __future__ import annotations
@@ -269,8 +271,14 @@ class Reconciler:
         policy = self._policy(request)
         # listed before the jobs are read: an execution started after the listing is a young job's
         running = self.executions.running(self.settings.state_machine_arn)
-        seen = self.index.read(self.index.ids(policy.days(), policy.bounds()))
         repairs: list[Repair | None] = []
+        ids = self.index.ids(policy.days(), policy.bounds())
+        try:  # older jobs whose webhook is still retried (marked at each retry)
+            ids += self.index.retrying(*policy.over(longest_delivery(self.settings.webhook_schedule)))
+        except Exception as exc:
+            logger.exception("reconcile could not list the jobs whose webhook is retried")
+            repairs.append(failed(exc, "webhook"))
+        seen = self.index.read(ids)
         for one in seen.values():
             finding = stalled(one, running, policy) or undelivered(one, running, policy)
             if finding is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from maskgate.contracts.job import TERMINAL, Job
 from maskgate.stores.batch import BATCH_KEYS, batch_get
 from maskgate.stores.day_index import created_between
-from maskgate.stores.jobs import job_from_item
+from maskgate.stores.jobs import RETRYING_DAYS, RETRYING_PREFIX, job_from_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -44,6 +44,11 @@ class JobIndex:
         """The ids of the jobs created on ``days`` between the two bounds."""
         keys = created_between(self._client, self._table, days, bounds)
         return [key.removeprefix("JOB#") for key in keys]
+
+    def retrying(self, days: Iterable[str], bounds: tuple[str, str]) -> list[str]:
+        """The ids of the jobs whose webhook was last retried on ``days`` between the two bounds."""
+        keys = created_between(self._client, self._table, (RETRYING_DAYS + day for day in days), bounds)
+        return [key.removeprefix(RETRYING_PREFIX) for key in keys]
 
     def read(self, job_ids: Iterable[str]) -> dict[str, Seen]:
         """Those jobs (the ones that exist), a BatchGetItem per hundred."""

@@ -37,6 +37,9 @@ _JSON_FIELDS = ("request", "image", "masks", "results", "error", "metadata")
 PREDICTION_SETS = "prediction_id = :pid, #status = :submitted, updated_at = :now"
 PREDICTION_CONDITION = "#status = :queued AND attribute_not_exists(prediction_id)"
 PREDICTION_NAMES = {"#status": "status"}
+# a job whose webhook is being retried, as the reconcile sweep finds it (JobStore._mark_retrying)
+RETRYING_PREFIX = "RETRYING#"
+RETRYING_DAYS = "retrying#"
 
 
 def prediction_values(prediction_id: str, now: datetime) -> dict[str, Any]:
@@ -374,6 +377,21 @@ class JobStore:
             return stored
         return body
 
+    def _mark_retrying(self, job_id: str, at: datetime) -> None:
+        """Mark the job as one whose webhook is being retried, as of its latest retry: the reconcile
+        sweep reads jobs by their creation day over the longest a job may run, but retries go on for a
+        day and more after that, and the sweep finds the jobs whose retries stopped late by their mark
+        (``RETRYING#<id>`` under ``retrying#<day of the retry>`` of the ``created-day`` index)."""
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"{RETRYING_PREFIX}{job_id}"},
+                "created_day": {"S": RETRYING_DAYS + at.date().isoformat()},
+                "created_at": {"S": at.isoformat().replace("+00:00", "Z")},
+                "expires_at": {"N": str(int((at + self._ttl).timestamp()))},
+            },
+        )
+
     def record_delivery(self, job_id: str, attempt: DeliveryAttempt) -> None:
         """Append one webhook attempt to the job's delivery log (its delivery is no longer pending:
         it ended, or its delivery unit runs)."""
@@ -384,6 +402,9 @@ class JobStore:
         fan-out: one write of the item, not one per target)."""
         if not attempts:
             return
+        retried = [attempt.at for attempt in attempts if attempt.outcome == "retrying"]
+        if retried:  # marked first: a recorded retry always has its mark
+            self._mark_retrying(job_id, max(retried))
         self._client.update_item(
             TableName=self._table,
             Key={"pk": {"S": f"JOB#{job_id}"}},
