@@ -420,6 +420,32 @@ def test_reconcile_leaves_a_delivery_whose_unit_runs(aws: Aws, receiver: Receive
     assert reconcile()["repairs"] == [] and receiver.requests == []
 
 
+def test_reconcile_leaves_a_stopped_delivery_whose_redelivery_or_recovery_unit_runs(
+    aws: Aws, receiver: Receiver
+) -> None:
+    endpoint = clients.endpoint_store().create(
+        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
+    )
+    job = put_job(JobStatus.SUCCEEDED, age=timedelta(minutes=15), webhook_body="{}")
+    msg_id = _retried(job, ago=timedelta(minutes=10))
+    _retried(job, ago=timedelta(minutes=10), endpoint_id=endpoint.id)
+    # a redelivery's unit for the job's own webhook, a recovery's for the endpoint: names the sweep
+    # does not make, running under any number
+    units = clients.delivery_units()
+    units.start(name=f"{msg_id}-r7", job_id=job.id, event=SUCCEEDED, step=0, wait_seconds=0)
+    units.start(
+        name=f"{unit_name(msg_id, endpoint.id)}-x0a1b2c",
+        job_id=job.id,
+        event=SUCCEEDED,
+        step=0,
+        wait_seconds=0,
+        endpoint_id=endpoint.id,
+    )
+    assert reconcile()["repairs"] == []
+    stop("webhook-delivery", f"{msg_id}-r7")  # the endpoint's unit still runs
+    assert [r["detail"] for r in reconcile()["repairs"]] == [f"{msg_id}-s1"]
+
+
 # the dry run -----------------------------------------------------------------------------------
 
 

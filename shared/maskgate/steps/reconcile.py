@@ -99,13 +99,20 @@ class Finding:
 
 @dataclass(frozen=True)
 class Policy:
-    """The sweep's clock and durations."""
+    """The sweep's clock and durations, and the delivery units running when it began."""
 
     now: datetime
     grace: timedelta
     deadline: timedelta
     upload_expiry: timedelta  # from registration until the expiry execution fails the job
     interval: timedelta
+    units: frozenset[str] = frozenset()  # names of the delivery state machine's running executions
+
+    def unit_runs(self, base: str) -> bool:
+        """Whether a unit of this delivery (``unit_name``) was running when the sweep began: the first,
+        the sweep's (``-s<n>``), a redelivery's (``-r<n>``) or a recovery's (``-x<hex>``)."""
+        shape = re.compile(rf"{re.escape(base)}(-[srx][0-9a-f]+)?")
+        return any(shape.fullmatch(name) for name in self.units)
 
     @property
     def window(self) -> timedelta:
@@ -268,10 +275,17 @@ class Reconciler:
 
     def run(self, request: ReconcileInput) -> ReconcileReport:
         """One sweep: find, confirm and (unless a dry run) repair."""
-        policy = self._policy(request)
         # listed before the jobs are read: an execution started after the listing is a young job's
         running = self.executions.running(self.settings.state_machine_arn)
         repairs: list[Repair | None] = []
+        units: frozenset[str] = frozenset()
+        try:  # the units running under any name (a unit of a known name is also described before a repair)
+            if self.settings.delivery_state_machine_arn is not None:
+                units = self.executions.running(self.settings.delivery_state_machine_arn)
+        except Exception as exc:
+            logger.exception("reconcile could not list the running delivery units")
+            repairs.append(failed(exc, "webhook"))
+        policy = self._policy(request, units)
         ids = self.index.ids(policy.days(), policy.bounds())
         try:  # older jobs whose webhook is still retried (marked at each retry)
             ids += self.index.retrying(*policy.over(longest_delivery(self.settings.webhook_schedule)))
@@ -301,7 +315,7 @@ class Reconciler:
         done = [repair for repair in repairs if repair is not None]
         return self._report(request.dry_run, len(seen), done)
 
-    def _policy(self, request: ReconcileInput) -> Policy:
+    def _policy(self, request: ReconcileInput, units: frozenset[str]) -> Policy:
         settings = self.settings
         grace = settings.reconcile_grace_seconds if request.grace_seconds is None else request.grace_seconds
         return Policy(
@@ -310,6 +324,7 @@ class Reconciler:
             deadline=timedelta(seconds=settings.job_deadline_seconds),
             upload_expiry=timedelta(seconds=settings.upload_seconds + UPLOAD_GRACE_SECONDS),
             interval=timedelta(minutes=settings.reconcile_interval_minutes),
+            units=units,
         )
 
     def _guarded(
@@ -342,7 +357,7 @@ class Reconciler:
         if finding.kind == "upload_expired":
             return self._expire(fresh, dry_run)
         if finding.kind == "webhook":
-            return self._webhook(fresh, dry_run)
+            return self._webhook(fresh, policy, dry_run)
         if finding.action == "fail" and finding.error is not None:
             return self._fail(fresh, finding.error, dry_run)
         return self._restart(fresh, dry_run)
@@ -393,12 +408,12 @@ class Reconciler:
             job_id=job_id, kind="upload_expired", action="expire", detail=f"upload_expired; webhook {outcome}"
         )
 
-    def _webhook(self, seen: Seen, dry_run: bool) -> Repair | None:
+    def _webhook(self, seen: Seen, policy: Policy, dry_run: bool) -> Repair | None:
         job, machine = seen.job, self.settings.require("delivery_state_machine_arn")
         event = event_type(job.status)
         msg_id = webhook_id(job.id, event)
         units = {name: self.executions.status(machine, name) for name in (msg_id, seen.delivery_unit) if name}
-        if "RUNNING" in units.values():
+        if "RUNNING" in units.values() or policy.unit_runs(msg_id):
             return None
         attempts = sum(1 for d in job.deliveries if d.event == event and d.endpoint_id is None)
         if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
@@ -423,10 +438,12 @@ class Reconciler:
         if fresh is None or endpoint_id not in (stopped := stopped_endpoints(fresh, policy)):
             return None
         job, machine = fresh.job, self.settings.require("delivery_state_machine_arn")
-        if self.notifier.target(job, endpoint_id) is None:
-            return None  # disabled or deleted meanwhile: it gets nothing more
         event = event_type(job.status)
         base = unit_name(webhook_id(job.id, event), endpoint_id)
+        if policy.unit_runs(base):
+            return None
+        if self.notifier.target(job, endpoint_id) is None:
+            return None  # disabled or deleted meanwhile: it gets nothing more
         names = [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
         if dry_run:
             return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
@@ -513,6 +530,8 @@ class Reconciler:
         )
         machine = self.settings.require("delivery_state_machine_arn")
         base = unit_name(webhook_id, endpoint_id)
+        if policy.unit_runs(base):
+            return None
         names = [base] + [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
         units: list[str] = []  # the statuses of the units that ran, in order
         for name in names:

@@ -113,6 +113,20 @@ def test_stored_creation_times_are_what_the_bounds_are_compared_with() -> None:
 # restarting ------------------------------------------------------------------------------------
 
 
+def test_a_running_unit_is_one_of_the_deliverys_names_with_any_number() -> None:
+    running = replace(
+        POLICY,
+        units=frozenset(
+            {"msg_1_succeeded_ep_2-s1", "msg_3_succeeded-x", "msg_4_succeeded-s2-s3", "msg_5-r12"}
+        ),
+    )
+    assert running.unit_runs("msg_1_succeeded_ep_2") and running.unit_runs("msg_5")
+    assert not running.unit_runs("msg_1_succeeded")  # an endpoint's unit is not the own webhook's
+    assert not running.unit_runs("msg_3_succeeded")  # no number
+    assert not running.unit_runs("msg_4_succeeded")
+    assert not POLICY.unit_runs("msg_5")
+
+
 def test_execution_input_is_the_first_starts() -> None:
     sent: dict[str, Any] = {}
 
