@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from maskgate import clients
+from maskgate.stores import batch
 from tests.integration.conftest import Aws, FakeTasks, problem
 from tests.integration.test_api import create_event
 from tests.support.artefacts import LambdaContext, event
@@ -101,3 +104,19 @@ def test_list_refuses_a_forged_cursor_for_the_own_tenant(api: Any, aws: Aws) -> 
     )
     response = call(api, "GET", "/v1/segmentations", key=aws.api_key, query=f"cursor={forged}")
     assert response["statusCode"] == 422
+
+
+def test_a_page_whose_jobs_dynamodb_keeps_unprocessed_is_an_error_not_a_shorter_page(
+    api: Any, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its cursor is past those jobs: a page that left them out would lose them for the client."""
+    created(api, aws, 2)
+    client = clients.job_store()._client
+    monkeypatch.setattr(batch, "TRIES", 2)
+    monkeypatch.setattr(
+        client,
+        "batch_get_item",
+        lambda **request: {"Responses": {}, "UnprocessedKeys": request["RequestItems"]},
+    )
+    answer = call(api, "GET", "/v1/segmentations", key=aws.api_key, query="limit=2")
+    assert answer["statusCode"] == 500 and problem(answer)["type"].endswith("internal_error")

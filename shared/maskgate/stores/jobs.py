@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from maskgate.contracts.job import (
 )
 from maskgate.errors import InvalidRequest, InvalidTransition, JobNotFound
 from maskgate.ids import PATTERN
+from maskgate.stores.batch import BATCH_KEYS, batch_get
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -249,19 +249,14 @@ class JobStore:
         return jobs, _encode_cursor(after) if after else None
 
     def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The items of these keys that exist (read consistently), by key."""
+        """The items of these keys that exist (read consistently), by key; MaskgateError when DynamoDB
+        keeps some unprocessed through every try (a page missing jobs would skip them for good: the
+        cursor is past them)."""
         found: dict[str, dict[str, Any]] = {}
-        pending: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
-        for attempt in range(8):
-            if not keys:
-                break
-            answer = self._client.batch_get_item(RequestItems=pending)
-            for item in answer.get("Responses", {}).get(self._table, []):
+        for start in range(0, len(keys), BATCH_KEYS):
+            chunk = [{"pk": {"S": key}} for key in keys[start : start + BATCH_KEYS]]
+            for item in batch_get(self._client, self._table, chunk, consistent=True):
                 found[item["pk"]["S"]] = item
-            pending = answer.get("UnprocessedKeys")
-            if not pending:
-                break
-            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks for a backoff
         return found
 
     def set_task_token(self, job_id: str, token: str) -> Job:
