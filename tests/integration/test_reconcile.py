@@ -369,7 +369,9 @@ def test_retries_that_stopped_after_the_jobs_window_are_found_by_their_mark(
     msg_id = _retried(job, ago=timedelta(hours=3))
     _retried(job, ago=timedelta(hours=3), endpoint_id=endpoint.id)
     mark = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"RETRYING#{job.id}"}})
-    assert mark["Item"]["created_day"]["S"].startswith("retrying#")
+    last = clients.job_store().get(job.id).deliveries[-1].at
+    assert mark["Item"]["created_day"]["S"] == f"retrying#{last.date().isoformat()}"  # as of the last retry
+    assert mark["Item"]["created_at"]["S"] == last.isoformat().replace("+00:00", "Z")
     report = reconcile()
     assert report["checked"] == 1
     assert sorted((r["job_id"], r["action"], r["detail"]) for r in report["repairs"]) == sorted(
@@ -378,9 +380,9 @@ def test_retries_that_stopped_after_the_jobs_window_are_found_by_their_mark(
     assert json.loads(execution("webhook-delivery", f"{msg_id}-s1")["input"])["step"] == 1  # one retry made
 
 
-def test_a_job_retried_longer_ago_than_any_delivery_lasts_is_not_read(aws: Aws) -> None:
+def test_a_job_last_retried_longer_ago_than_any_next_wait_and_a_day_is_not_read(aws: Aws) -> None:
     job = put_job(JobStatus.SUCCEEDED, age=timedelta(days=4), webhook_body="{}")
-    _retried(job, ago=timedelta(days=3))  # past the schedule's longest span (and a day for repairs)
+    _retried(job, ago=timedelta(days=3))  # the schedule's longest next wait is Retry-After's cap, 6 h
     report = reconcile()
     assert (report["checked"], report["repairs"]) == (0, [])
 

@@ -35,8 +35,9 @@ A job updated within the grace period is left to the normal flow. The sweep neve
 it queries the ``created-day`` index (KEYS_ONLY) for the days its window overlaps (the longest a job
 may rightly be unfinished, plus two sweep intervals and a margin), then BatchGets those jobs
 (eventually consistent). A webhook's retries go on for a day and more after that window: each retry
-marks its job (``RETRYING#<id>`` under ``retrying#<day>`` of the same index), and the jobs marked
-over the longest a delivery's retries can take are read with the window's. Tenant events are in the
+marks its job anew (``RETRYING#<id>`` under ``retrying#<day>`` of the same index, as of that retry),
+and the jobs marked within the longest wait before a next retry, plus a day, are read with the
+window's. Tenant events are in the
 same index under partitions of their own, looked at over that span too (they are few: a disabled
 endpoint, a month's threshold). Running executions come from ListExecutions (one call per 1,000).
 Each candidate is read again, consistently, and its execution described right before it is repaired.
@@ -218,11 +219,21 @@ def stopped_endpoints(seen: Seen, policy: Policy) -> dict[str, int]:
     }
 
 
+def _longest_waits(schedule: tuple[int, ...]) -> list[int]:
+    """Each wait of the schedule at its jitter's top or at the longest ``Retry-After`` honoured,
+    whichever is longer (seconds)."""
+    return [max(round(wait * (1 + JITTER)), MAX_RETRY_AFTER_SECONDS) for wait in schedule]
+
+
 def longest_delivery(schedule: tuple[int, ...]) -> timedelta:
-    """The longest a delivery's retries can span: each wait at its jitter's top or at the longest
-    ``Retry-After`` honoured, whichever is longer, and a day for the repairs that restarted it."""
-    waits = (max(round(wait * (1 + JITTER)), MAX_RETRY_AFTER_SECONDS) for wait in schedule)
-    return timedelta(seconds=sum(waits)) + timedelta(days=1)
+    """The longest a delivery's retries can span, and a day for the repairs that restarted it."""
+    return timedelta(seconds=sum(_longest_waits(schedule))) + timedelta(days=1)
+
+
+def longest_after_a_retry(schedule: tuple[int, ...]) -> timedelta:
+    """The longest a delivery can rightly go quiet after a retry (its next wait), and a day for the
+    sweeps that could not repair it: a job is looked at for so long after its last retry's mark."""
+    return timedelta(seconds=max(_longest_waits(schedule), default=0)) + timedelta(days=1)
 
 
 def event_stopped(
@@ -288,7 +299,7 @@ class Reconciler:
         policy = self._policy(request, units)
         ids = self.index.ids(policy.days(), policy.bounds())
         try:  # older jobs whose webhook is still retried (marked at each retry)
-            ids += self.index.retrying(*policy.over(longest_delivery(self.settings.webhook_schedule)))
+            ids += self.index.retrying(*policy.over(longest_after_a_retry(self.settings.webhook_schedule)))
         except Exception as exc:
             logger.exception("reconcile could not list the jobs whose webhook is retried")
             repairs.append(failed(exc, "webhook"))

@@ -18,6 +18,7 @@ from maskgate.steps.reconcile import (
     Finding,
     Policy,
     event_stopped,
+    longest_after_a_retry,
     longest_delivery,
     numbered,
     orphaned,
@@ -348,3 +349,9 @@ def test_tenant_events_are_looked_for_over_the_span_the_intervals_and_the_margin
 def test_the_longest_delivery_covers_the_jitter_the_longest_retry_after_and_a_day_of_repairs() -> None:
     assert longest_delivery((5, 300)) == timedelta(seconds=2 * 6 * 3600, days=1)
     assert longest_delivery((30_000,)) == timedelta(seconds=33_000, days=1)  # 30,000 s + 10 % jitter
+
+
+def test_a_retried_job_is_looked_at_for_the_longest_next_wait_and_a_day_after_its_last_retry() -> None:
+    assert longest_after_a_retry((5, 300)) == timedelta(seconds=6 * 3600, days=1)  # Retry-After's cap
+    assert longest_after_a_retry((5, 36_000, 300)) == timedelta(seconds=39_600, days=1)
+    assert longest_after_a_retry(()) == timedelta(days=1)
