@@ -41,20 +41,12 @@ def _deliver_event(step: DeliverInput, *, notifier: Notifier) -> DeliveryStep:
     assert step.message_id is not None and step.endpoint_id is not None  # noqa: S101 (DeliverInput)
     event = notifier.events.get(step.message_id)
     target = notifier.event_target(event, step.endpoint_id)
-
-    def numbered(found: Target) -> DeliveryAttempt | Throttled:
-        # after the last attempt logged: the telling's first one may have been throttled, or never made
-        # (a unit the reconcile sweep started), so the unit's step does not tell
-        logged = notifier.log.of_message(
-            found.endpoint_id or "", event.webhook_id, up_to=len(notifier.settings.webhook_schedule) + 2
-        )
-        number = logged[-1].attempt + 1 if logged else 1
-        return notifier.send(found, msg_id=event.webhook_id, body=event.body, event=event.type, number=number)
-
     return _attempt(
         step,
         target,
-        numbered,
+        lambda found: notifier.send(
+            found, msg_id=event.webhook_id, body=event.body, event=event.type, number=step.step + 2
+        ),
         lambda result: notifier.record_event(event, result),
         notifier=notifier,
     )

@@ -535,7 +535,7 @@ class Reconciler:
         self, webhook_id: str, event: TenantEvent, endpoint_id: str, policy: Policy, dry_run: bool
     ) -> Repair | None:
         """A unit for one endpoint's delivery of a tenant event that nothing carries on."""
-        # a unit numbers its attempt after the last one logged: at most one per step, plus the first
+        # a unit numbers its attempt after the retries before it: at most one per step, plus the first
         attempts = self.notifier.log.of_message(
             endpoint_id, webhook_id, up_to=len(self.settings.webhook_schedule) + 2
         )

@@ -112,7 +112,8 @@ class AttemptLog:
 
     def of_message(self, endpoint_id: str, webhook_id: str, *, up_to: int) -> list[LoggedAttempt]:
         """The message's attempts to the endpoint numbered 1 to ``up_to``, in order (read consistently,
-        in one BatchGetItem; a number missing is skipped, not the end)."""
+        in one BatchGetItem): numbers may skip (a unit's attempt is numbered after the retries before
+        it, and a throttled first attempt is made by a unit)."""
         numbers = range(1, min(up_to, BATCH_KEYS) + 1)
         keys = [{"pk": {"S": f"ATTEMPT#{endpoint_id}#{webhook_id}#{number}"}} for number in numbers]
         items = batch_get(self.client, self.table, keys, consistent=True)
