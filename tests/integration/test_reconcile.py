@@ -448,6 +448,27 @@ def test_reconcile_leaves_a_stopped_delivery_whose_redelivery_or_recovery_unit_r
     assert [r["detail"] for r in reconcile()["repairs"]] == [f"{msg_id}-s1"]
 
 
+def test_when_the_running_units_cannot_be_listed_no_unit_is_started_and_the_sweep_goes_on(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit of a name the sweep does not know (a redelivery's, a recovery's) might run: none is
+    started beside it; the next sweep tries again."""
+    job = put_job(JobStatus.SUCCEEDED, age=timedelta(minutes=15), webhook_body="{}")
+    _retried(job, ago=timedelta(minutes=10))
+    stalled_job = put_job()
+    listing = Executions.running
+
+    def throttled(self: Executions, machine: str) -> frozenset[str]:
+        if machine.endswith(":maskgate-webhook-delivery"):
+            raise RuntimeError("throttled")
+        return listing(self, machine)
+
+    monkeypatch.setattr(Executions, "running", throttled)
+    report = reconcile()
+    assert repairs(report) == sorted([(job.id, "webhook", "error"), (stalled_job.id, "stalled", "restart")])
+    assert aws.delivery_units() == []
+
+
 # the dry run -----------------------------------------------------------------------------------
 
 

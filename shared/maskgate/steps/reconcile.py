@@ -37,10 +37,11 @@ may rightly be unfinished, plus two sweep intervals and a margin), then BatchGet
 (eventually consistent). A webhook's retries go on for a day and more after that window: each retry
 marks its job anew (``RETRYING#<id>`` under ``retrying#<day>`` of the same index, as of that retry),
 and the jobs marked within the longest wait before a next retry, plus a day, are read with the
-window's. Tenant events are in the
-same index under partitions of their own, looked at over that span too (they are few: a disabled
-endpoint, a month's threshold). Running executions come from ListExecutions (one call per 1,000).
-Each candidate is read again, consistently, and its execution described right before it is repaired.
+window's. Tenant events are in the same index under partitions of their own, looked at over the
+longest a delivery's retries can take (they are few: a disabled endpoint, a month's threshold).
+Running executions come from ListExecutions (one call per 1,000; the delivery units' only when a
+delivery is to be repaired). Each candidate is read again, consistently, and its execution described
+right before it is repaired.
 """
 
 from __future__ import annotations
@@ -107,13 +108,13 @@ class Policy:
     deadline: timedelta
     upload_expiry: timedelta  # from registration until the expiry execution fails the job
     interval: timedelta
-    units: frozenset[str] = frozenset()  # names of the delivery state machine's running executions
+    units: RunningUnits | None = None  # the delivery state machine's running executions
 
     def unit_runs(self, base: str) -> bool:
-        """Whether a unit of this delivery (``unit_name``) was running when the sweep began: the first,
-        the sweep's (``-s<n>``), a redelivery's (``-r<n>``) or a recovery's (``-x<hex>``)."""
-        shape = re.compile(rf"{re.escape(base)}(-[srx][0-9a-f]+)?")
-        return any(shape.fullmatch(name) for name in self.units)
+        """Whether a unit of this delivery (``unit_name``) runs: the first, the sweep's (``-s<n>``), a
+        redelivery's (``-r<n>``) or a recovery's (``-x<hex>``). Raises when they cannot be listed: no
+        unit is started then (the next sweep tries again)."""
+        return self.units is not None and base in self.units.bases()
 
     @property
     def window(self) -> timedelta:
@@ -142,6 +143,31 @@ class Policy:
             for i in range((last.date() - first.date()).days + 1)
         ]
         return days, (first.strftime("%Y-%m-%dT%H:%M:%S"), last.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+class RunningUnits:
+    """The delivery units running, listed once per sweep when a repair first asks (a sweep with no
+    delivery to repair lists nothing); a listing that failed fails every later ask too."""
+
+    SUFFIX = re.compile(r"-[srx][0-9a-f]+$")
+
+    def __init__(self, listing: Callable[[], frozenset[str]]) -> None:
+        self._listing = listing
+        self._bases: frozenset[str] | None = None
+        self._failed: Exception | None = None
+
+    def bases(self) -> frozenset[str]:
+        """The delivery each running unit carries on (its name without a unit's suffix)."""
+        if self._failed is not None:
+            raise self._failed
+        if self._bases is None:
+            try:
+                names = self._listing()
+            except Exception as exc:
+                self._failed = exc
+                raise
+            self._bases = frozenset(self.SUFFIX.sub("", name) for name in names)
+        return self._bases
 
 
 def numbered(name: str | None, base: str, letter: str) -> int:
@@ -289,13 +315,9 @@ class Reconciler:
         # listed before the jobs are read: an execution started after the listing is a young job's
         running = self.executions.running(self.settings.state_machine_arn)
         repairs: list[Repair | None] = []
-        units: frozenset[str] = frozenset()
-        try:  # the units running under any name (a unit of a known name is also described before a repair)
-            if self.settings.delivery_state_machine_arn is not None:
-                units = self.executions.running(self.settings.delivery_state_machine_arn)
-        except Exception as exc:
-            logger.exception("reconcile could not list the running delivery units")
-            repairs.append(failed(exc, "webhook"))
+        delivery = self.settings.delivery_state_machine_arn
+        # the units running under any name (a unit of a known name is also described before a repair)
+        units = RunningUnits(lambda: self.executions.running(delivery)) if delivery is not None else None
         policy = self._policy(request, units)
         ids = self.index.ids(policy.days(), policy.bounds())
         try:  # older jobs whose webhook is still retried (marked at each retry)
@@ -326,7 +348,7 @@ class Reconciler:
         done = [repair for repair in repairs if repair is not None]
         return self._report(request.dry_run, len(seen), done)
 
-    def _policy(self, request: ReconcileInput, units: frozenset[str]) -> Policy:
+    def _policy(self, request: ReconcileInput, units: RunningUnits | None) -> Policy:
         settings = self.settings
         grace = settings.reconcile_grace_seconds if request.grace_seconds is None else request.grace_seconds
         return Policy(

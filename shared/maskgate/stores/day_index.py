@@ -1,6 +1,6 @@
 """The jobs table's ``created-day`` index (KEYS_ONLY): the keys of what was created on given days
-between two ``created_at`` bounds. Jobs are under the bare day (``YYYY-MM-DD``); tenant events under
-partitions of their own (``events#YYYY-MM-DD``)."""
+between two ``created_at`` bounds. Jobs are under the bare day (``YYYY-MM-DD``); tenant events and
+the marks of retried jobs under partitions of their own (``events#YYYY-MM-DD``, ``retrying#…``)."""
 
 from __future__ import annotations
 

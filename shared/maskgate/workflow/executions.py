@@ -102,8 +102,9 @@ class Executions:
     client: SFNClient
 
     def running(self, machine: str) -> frozenset[str]:
+        """The names of the machine's running executions (ListExecutions, 1,000 a call)."""
         pages = self.client.get_paginator("list_executions").paginate(
-            stateMachineArn=machine, statusFilter="RUNNING"
+            stateMachineArn=machine, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000}
         )
         return frozenset(run["name"] for page in pages for run in page["executions"])
 

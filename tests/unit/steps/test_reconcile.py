@@ -17,6 +17,7 @@ from maskgate.ids import new_job_id
 from maskgate.steps.reconcile import (
     Finding,
     Policy,
+    RunningUnits,
     event_stopped,
     longest_after_a_retry,
     longest_delivery,
@@ -115,17 +116,45 @@ def test_stored_creation_times_are_what_the_bounds_are_compared_with() -> None:
 
 
 def test_a_running_unit_is_one_of_the_deliverys_names_with_any_number() -> None:
-    running = replace(
-        POLICY,
-        units=frozenset(
-            {"msg_1_succeeded_ep_2-s1", "msg_3_succeeded-x", "msg_4_succeeded-s2-s3", "msg_5-r12"}
-        ),
+    names = {
+        "msg_1_succeeded_ep_2-s1",
+        "msg_3_succeeded-x",
+        "msg_4_succeeded-s2-s3",
+        "msg_5-r12",
+        "msg_6-x0a9f",
+    }
+    running = replace(POLICY, units=RunningUnits(lambda: frozenset(names)))
+    assert (
+        running.unit_runs("msg_1_succeeded_ep_2")
+        and running.unit_runs("msg_5")
+        and running.unit_runs("msg_6")
     )
-    assert running.unit_runs("msg_1_succeeded_ep_2") and running.unit_runs("msg_5")
     assert not running.unit_runs("msg_1_succeeded")  # an endpoint's unit is not the own webhook's
     assert not running.unit_runs("msg_3_succeeded")  # no number
     assert not running.unit_runs("msg_4_succeeded")
-    assert not POLICY.unit_runs("msg_5")
+    assert not POLICY.unit_runs("msg_5")  # no delivery machine
+
+
+def test_running_units_are_listed_once_when_first_asked_and_a_failed_listing_fails_every_ask() -> None:
+    calls: list[int] = []
+
+    def listing() -> frozenset[str]:
+        calls.append(1)
+        return frozenset({"msg_1-s1"})
+
+    units = RunningUnits(listing)
+    assert calls == []  # nothing listed until a repair asks
+    assert units.bases() == {"msg_1"} and units.bases() == {"msg_1"} and calls == [1]
+
+    def throttled() -> frozenset[str]:
+        calls.append(2)
+        raise RuntimeError("throttled")
+
+    failing = replace(POLICY, units=RunningUnits(throttled))
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="throttled"):
+            failing.unit_runs("msg_1")  # no unit may be started beside one that might run
+    assert calls == [1, 2]
 
 
 def test_execution_input_is_the_first_starts() -> None:
