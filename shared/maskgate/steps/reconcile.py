@@ -101,7 +101,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Policy:
-    """The sweep's clock and durations, and the delivery units running when it began."""
+    """The sweep's clock and durations, and the delivery units running (listed when first asked)."""
 
     now: datetime
     grace: timedelta
