@@ -243,21 +243,33 @@ def test_reconcile_notifies_a_finished_job_whose_notify_never_ran(aws: Aws, rece
     assert reconcile()["repairs"] == []  # delivered and recorded
 
 
+def _retried(
+    job: Job, *, ago: timedelta, endpoint_id: str | None = None, wait: timedelta = timedelta(seconds=300)
+) -> str:
+    """Two attempts of the job's succeeded webhook that said "retrying", ``ago``, the next one due
+    ``wait`` later; the webhook-id."""
+    msg_id = webhook_id(job.id, SUCCEEDED)
+    at = datetime.now(UTC) - ago
+    for number in (1, 2):
+        clients.job_store().record_delivery(
+            job.id,
+            DeliveryAttempt(
+                webhook_id=msg_id,
+                event=SUCCEEDED,
+                attempt=number,
+                at=at,
+                url=WEBHOOK if endpoint_id is None else "http://127.0.0.1:8765/endpoint",
+                endpoint_id=endpoint_id,
+                outcome="retrying",
+                next_attempt_at=at + wait,
+            ),
+        )
+    return msg_id
+
+
 def test_reconcile_starts_a_unit_for_a_retry_whose_unit_stopped(aws: Aws) -> None:
     job = put_job(JobStatus.SUCCEEDED, webhook_body="{}")
-    msg_id = webhook_id(job.id, SUCCEEDED)
-    long_ago = datetime.now(UTC) - timedelta(minutes=4)
-    for number in (1, 2):
-        retrying = DeliveryAttempt(
-            webhook_id=msg_id,
-            event=SUCCEEDED,
-            attempt=number,
-            at=long_ago,
-            url=WEBHOOK,
-            outcome="retrying",
-            next_attempt_at=long_ago + timedelta(seconds=5),
-        )
-        clients.job_store().record_delivery(job.id, retrying)
+    msg_id = _retried(job, ago=timedelta(minutes=4), wait=timedelta(seconds=5))
     clients.delivery_units().start(name=msg_id, job_id=job.id, event=SUCCEEDED, step=0, wait_seconds=5)
     stop("webhook-delivery", msg_id)
     assert [r["detail"] for r in reconcile()["repairs"]] == [f"{msg_id}-s1"]
@@ -291,21 +303,7 @@ def _own_webhook_delivered(job: Job) -> None:
 
 def _stopped_endpoint_delivery(job: Job, endpoint_id: str) -> str:
     """Two retrying attempts to the endpoint, long overdue, whose unit stopped; the webhook-id."""
-    msg_id = webhook_id(job.id, SUCCEEDED)
-    long_ago = datetime.now(UTC) - timedelta(minutes=4)
-    for number in (1, 2):
-        retrying = DeliveryAttempt(
-            webhook_id=msg_id,
-            event=SUCCEEDED,
-            attempt=number,
-            at=long_ago,
-            url="http://127.0.0.1:8765/endpoint",
-            endpoint_id=endpoint_id,
-            outcome="retrying",
-            next_attempt_at=long_ago + timedelta(seconds=5),
-        )
-        clients.job_store().record_delivery(job.id, retrying)
-    return msg_id
+    return _retried(job, ago=timedelta(minutes=4), endpoint_id=endpoint_id, wait=timedelta(seconds=5))
 
 
 def test_reconcile_starts_a_unit_for_an_endpoint_whose_delivery_stopped(aws: Aws, receiver: Receiver) -> None:
@@ -336,38 +334,22 @@ def test_reconcile_leaves_an_endpoint_that_was_disabled(aws: Aws, receiver: Rece
     assert reconcile()["repairs"] == []
 
 
-def _retried(job: Job, *, ago: timedelta, endpoint_id: str | None = None) -> str:
-    """Two attempts that said "retrying", ``ago``, the second long overdue; the webhook-id."""
-    msg_id = webhook_id(job.id, SUCCEEDED)
-    at = datetime.now(UTC) - ago
-    for number in (1, 2):
-        clients.job_store().record_delivery(
-            job.id,
-            DeliveryAttempt(
-                webhook_id=msg_id,
-                event=SUCCEEDED,
-                attempt=number,
-                at=at,
-                url=WEBHOOK,
-                endpoint_id=endpoint_id,
-                outcome="retrying",
-                next_attempt_at=at + timedelta(seconds=300),
-            ),
-        )
-    return msg_id
+def _retried_to_both(aws: Aws, *, age: timedelta, ago: timedelta) -> tuple[Job, Any, str]:
+    """A finished job ``age`` old whose own webhook and one endpoint's were retried ``ago``, long
+    overdue since: the job, the endpoint and the webhook-id."""
+    endpoint = endpoint_of(aws)
+    job = put_job(JobStatus.SUCCEEDED, age=age, webhook_body="{}")
+    msg_id = _retried(job, ago=ago)
+    _retried(job, ago=ago, endpoint_id=endpoint.id)
+    return job, endpoint, msg_id
 
 
 def test_retries_that_stopped_after_the_jobs_window_are_found_by_their_mark(
     aws: Aws, receiver: Receiver
 ) -> None:
-    endpoint = clients.endpoint_store().create(
-        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
-    )
     # created and finished 20 hours ago, far outside the window of jobs read by their creation day
     # (the deadline, two intervals and a margin: under an hour); retried until 3 hours ago
-    job = put_job(JobStatus.SUCCEEDED, age=timedelta(hours=20), webhook_body="{}")
-    msg_id = _retried(job, ago=timedelta(hours=3))
-    _retried(job, ago=timedelta(hours=3), endpoint_id=endpoint.id)
+    job, endpoint, msg_id = _retried_to_both(aws, age=timedelta(hours=20), ago=timedelta(hours=3))
     mark = aws.client("dynamodb").get_item(TableName=aws.table, Key={"pk": {"S": f"RETRYING#{job.id}"}})
     last = clients.job_store().get(job.id).deliveries[-1].at
     assert mark["Item"]["created_day"]["S"] == f"retrying#{last.date().isoformat()}"  # as of the last retry
@@ -425,12 +407,7 @@ def test_reconcile_leaves_a_delivery_whose_unit_runs(aws: Aws, receiver: Receive
 def test_reconcile_leaves_a_stopped_delivery_whose_redelivery_or_recovery_unit_runs(
     aws: Aws, receiver: Receiver
 ) -> None:
-    endpoint = clients.endpoint_store().create(
-        aws.tenant, EndpointCreate(url="http://127.0.0.1:8765/endpoint")
-    )
-    job = put_job(JobStatus.SUCCEEDED, age=timedelta(minutes=15), webhook_body="{}")
-    msg_id = _retried(job, ago=timedelta(minutes=10))
-    _retried(job, ago=timedelta(minutes=10), endpoint_id=endpoint.id)
+    job, endpoint, msg_id = _retried_to_both(aws, age=timedelta(minutes=15), ago=timedelta(minutes=10))
     # a redelivery's unit for the job's own webhook, a recovery's for the endpoint: names the sweep
     # does not make, running under any number
     units = clients.delivery_units()
