@@ -108,6 +108,8 @@ def summary(report: dict[str, Any]) -> list[str]:
             f": restarted {counts['restarted']}, failed {counts['failed']}, "
             f"slots released {counts['slots_released']}, webhooks recovered {counts['webhooks_recovered']}"
         )
+        if counts.get("webhooks_dead_lettered"):
+            head += f", webhooks dead-lettered {counts['webhooks_dead_lettered']}"
         if counts["errors"]:
             head += f"; {counts['errors']} could not be repaired (the function's log says why)"
     lines = [head]

@@ -18,6 +18,7 @@ from maskgate.contracts.endpoints import EndpointCreate, EndpointUpdate
 from maskgate.contracts.job import DeliveryAttempt, ImageLocation, Job, JobStatus
 from maskgate.contracts.prompts import Prompts
 from maskgate.ids import new_job_id
+from maskgate.steps.reconcile import MAX_UNIT_RESTARTS
 from maskgate.stores.admission import Admission
 from maskgate.stores.job_index import JobIndex
 from maskgate.stores.tenant_events import TenantEvent
@@ -444,6 +445,37 @@ def test_when_the_running_units_cannot_be_listed_no_unit_is_started_and_the_swee
     report = reconcile()
     assert repairs(report) == sorted([(job.id, "webhook", "error"), (stalled_job.id, "stalled", "restart")])
     assert aws.delivery_units() == []
+
+
+def test_a_delivery_that_stopped_after_each_of_its_restarts_is_dead_lettered_once(aws: Aws) -> None:
+    """The sweep's units for the job's own webhook and for an endpoint each stopped (their Deliver
+    dying every time): after MAX_UNIT_RESTARTS, each goes to the dead-letter queue with its resend
+    route, its end is recorded, and no later sweep takes it up."""
+    job, endpoint, msg_id = _retried_to_both(aws, age=timedelta(minutes=15), ago=timedelta(minutes=10))
+    own, theirs = msg_id, unit_name(msg_id, endpoint.id)
+    for n in range(1, MAX_UNIT_RESTARTS + 1):
+        assert sorted(r["detail"] for r in reconcile()["repairs"]) == sorted(
+            [f"{own}-s{n}", f"{theirs}-s{n}"]
+        )
+        stop("webhook-delivery", f"{own}-s{n}")
+        stop("webhook-delivery", f"{theirs}-s{n}")
+    planned = reconcile(dry_run=True)
+    assert sorted((r["action"], r["detail"]) for r in planned["repairs"]) == sorted(
+        [
+            ("dead_letter", f"{own}: stopped after 5 restarts"),
+            ("dead_letter", f"{theirs}: stopped after 5 restarts"),
+        ]
+    )
+    report = reconcile()
+    assert report["counts"]["webhooks_dead_lettered"] == 2
+    letters = sorted(aws.dead_letters(), key=lambda m: m["endpoint_id"] or "")
+    assert [(m["webhook_id"], m["endpoint_id"], m["redeliver"]) for m in letters] == [
+        (msg_id, None, f"POST /v1/segmentations/{job.id}/deliveries"),
+        (msg_id, endpoint.id, f"POST /v1/segmentations/{job.id}/deliveries"),
+    ]
+    ends = [d for d in clients.job_store().get(job.id).deliveries if d.outcome == "dead_lettered"]
+    assert sorted(d.endpoint_id or "" for d in ends) == ["", endpoint.id]
+    assert reconcile()["repairs"] == [] and aws.dead_letters() == []  # given up once
 
 
 # the dry run -----------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class DeliverInput(_Unit):
 # --- the reconcile sweep -----------------------------------------------------------------------
 
 Kind = Literal["stalled", "upload_expired", "slot", "webhook", "charge"]
-Action = Literal["restart", "fail", "expire", "release", "notify", "start_unit", "error"]
+Action = Literal["restart", "fail", "expire", "release", "notify", "start_unit", "dead_letter", "error"]
 
 
 class ReconcileInput(BaseModel):

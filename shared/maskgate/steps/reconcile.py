@@ -22,7 +22,8 @@ What it finds (kind → repair; every repair is counted in a metric, ``dry_run``
   ``<webhook_id>-s<n>`` carries on with the schedule (recorded as ``delivery_unit``). The same holds
   for each registered endpoint the event went to: one whose last attempt said "retrying" and whose
   time has passed gets a new unit ``<webhook_id>_<endpoint id>-s<n>`` (unless it was disabled or
-  deleted meanwhile).
+  deleted meanwhile). A delivery the sweep restarted ``MAX_UNIT_RESTARTS`` times, each stopped
+  again, is dead-lettered (``dead_letter``) and its end recorded on the job.
 - ``webhook`` of a tenant's own event (``endpoint.disabled``, ``tenant.spend_threshold``), kept with
   the endpoints it was sent to. An ``endpoint.disabled`` whose endpoint still waits for its notice to
   be marked sent (the telling died) is told again, as the next read of the tenant's targets would.
@@ -55,7 +56,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from maskgate.contracts.endpoints import Endpoint
-from maskgate.contracts.job import DeliveryAttempt, JobError, JobStatus, utcnow
+from maskgate.contracts.job import DeliveryAttempt, Job, JobError, JobStatus, utcnow
 from maskgate.contracts.steps import Action, JobRef, Kind, ReconcileInput, ReconcileReport, Repair
 from maskgate.errors import InvalidTransition, MaskgateError
 from maskgate.observability import logger, metrics
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
 WINDOW_MARGIN = timedelta(minutes=10)
 DISABLED_EVENT = "endpoint.disabled"
 MAX_RESTARTS = 5
+MAX_UNIT_RESTARTS = 5  # units the sweep starts for one delivery (each after one stopped) before it gives up
 NAME_TRIES = 10  # names taken by runs that ended, skipped before giving up
 
 COUNTED = {
@@ -88,8 +90,13 @@ COUNTED = {
     "release": ("slots_released", "ReconcileSlotReleased"),
     "notify": ("webhooks_recovered", "ReconcileWebhookRecovered"),
     "start_unit": ("webhooks_recovered", "ReconcileWebhookRecovered"),
+    "dead_letter": ("webhooks_dead_lettered", "ReconcileWebhookDeadLettered"),
     "error": ("errors", "ReconcileErrored"),
 }
+
+
+class NoFreeName(MaskgateError):
+    """Every execution name a repair may take is taken by a run that ended."""
 
 
 @dataclass(frozen=True)
@@ -452,8 +459,10 @@ class Reconciler:
         if not attempts and units[msg_id] is None:  # nothing was ever tried: the first attempt, as Notify
             outcome = "" if dry_run else ": " + notify(JobRef(job_id=job.id), notifier=self.notifier).outcome
             return Repair(job_id=job.id, kind="webhook", action="notify", detail=msg_id + outcome)
-        first = numbered(seen.delivery_unit, msg_id, "s") + 1
-        names = [f"{msg_id}-s{n}" for n in range(first, first + NAME_TRIES)]
+        restarts = numbered(seen.delivery_unit, msg_id, "s")
+        if restarts >= MAX_UNIT_RESTARTS and attempts:
+            return self._dead_letter(job, None, restarts, dry_run)
+        names = [f"{msg_id}-s{n}" for n in range(restarts + 1, restarts + 1 + NAME_TRIES)]
         if dry_run:
             return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
         step = max(0, attempts - 1)  # retries made so far: the unit carries on with the schedule
@@ -477,9 +486,12 @@ class Reconciler:
             return None
         if self.notifier.target(job, endpoint_id) is None:
             return None  # disabled or deleted meanwhile: it gets nothing more
-        names = [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
+        names = [f"{base}-s{n}" for n in range(1, MAX_UNIT_RESTARTS + 1)]
         if dry_run:
-            return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[0])
+            taken = self._taken(machine, names)
+            if taken == len(names):
+                return self._dead_letter(job, endpoint_id, taken, dry_run)
+            return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[taken])
 
         def start(name: str) -> bool:
             return self.notifier.units.start(
@@ -491,8 +503,40 @@ class Reconciler:
                 endpoint_id=endpoint_id,
             )
 
-        name, started = self._start_first_free(machine, names, start)
+        try:
+            name, started = self._start_first_free(machine, names, start)
+        except NoFreeName:
+            return self._dead_letter(job, endpoint_id, len(names), dry_run)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
+
+    def _taken(self, machine: str, names: list[str]) -> int:
+        """How many of these names, in order, executions have taken."""
+        return next(
+            (n for n, name in enumerate(names) if self.executions.status(machine, name) is None), len(names)
+        )
+
+    def _dead_letter(self, job: Job, endpoint_id: str | None, restarts: int, dry_run: bool) -> Repair:
+        """Give up a delivery the sweep restarted ``restarts`` times and that stopped each time: it goes
+        to the dead-letter queue (with its resend route), then its end is recorded on the job, so no
+        sweep takes it up again (one that dies between the two sends it there twice, never not)."""
+        event = event_type(job.status)
+        msg_id = webhook_id(job.id, event)
+        target = unit_name(msg_id, endpoint_id)
+        detail = f"{target}: stopped after {restarts} restarts"
+        if dry_run:
+            return Repair(job_id=job.id, kind="webhook", action="dead_letter", detail=detail)
+        tried = [d for d in job.deliveries if d.event == event and d.endpoint_id == endpoint_id]
+        last = tried[-1].model_copy(
+            update={
+                "outcome": "dead_lettered",
+                "at": self.now(),
+                "next_attempt_at": None,
+                "error": f"its delivery stopped after {restarts} restarts by the reconcile sweep",
+            }
+        )
+        self.notifier.units.dead_letter(job_id=job.id, event=event, webhook_id=msg_id, last=last)
+        self.jobs.record_delivery(job.id, last)
+        return Repair(job_id=job.id, kind="webhook", action="dead_letter", detail=detail)
 
     def _tenant_events(self, policy: Policy, dry_run: bool) -> list[Repair | None]:
         """The repairs of the tenant events kept over the longest a delivery can take: each one's own
@@ -625,7 +669,7 @@ class Reconciler:
                 return name, True
             if self.executions.status(machine, name) == "RUNNING":
                 return name, False
-        raise MaskgateError(f"no free execution name up to {names[-1]}")
+        raise NoFreeName(f"no free execution name up to {names[-1]}")
 
     def _report(self, dry_run: bool, checked: int, repairs: list[Repair]) -> ReconcileReport:
         counts = dict.fromkeys(["found", *dict.fromkeys(c for c, _ in COUNTED.values())], 0)

@@ -71,6 +71,20 @@ def test_summary_counts_repairs_that_failed() -> None:
     assert summary(report)[0].endswith("; 1 could not be repaired (the function's log says why)")
 
 
+def test_summary_names_webhooks_dead_lettered_only_when_there_were_some() -> None:
+    gave_up = {"job_id": "seg_C", "kind": "webhook", "action": "dead_letter", "detail": "msg_C-s: stopped"}
+    report = {
+        "dry_run": False,
+        "checked": 1,
+        "repairs": [gave_up],
+        "counts": {**COUNTS, "webhooks_dead_lettered": 1},
+    }
+    head, line = summary(report)
+    assert head.endswith("webhooks recovered 0, webhooks dead-lettered 1")
+    assert line.split()[:4] == ["dead", "letter", "webhook", "seg_C"]
+    assert "dead-lettered" not in summary({**report, "counts": {**COUNTS, "webhooks_dead_lettered": 0}})[0]
+
+
 def test_no_ready_file_is_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
