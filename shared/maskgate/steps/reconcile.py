@@ -488,7 +488,7 @@ class Reconciler:
             return None  # disabled or deleted meanwhile: it gets nothing more
         names = [f"{base}-s{n}" for n in range(1, MAX_UNIT_RESTARTS + 1)]
         if dry_run:
-            taken = self._taken(machine, names)
+            taken = len(self._ran(machine, names))
             if taken == len(names):
                 return self._dead_letter(job, endpoint_id, taken, dry_run)
             return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=names[taken])
@@ -509,11 +509,15 @@ class Reconciler:
             return self._dead_letter(job, endpoint_id, len(names), dry_run)
         return Repair(job_id=job.id, kind="webhook", action="start_unit", detail=name) if started else None
 
-    def _taken(self, machine: str, names: list[str]) -> int:
-        """How many of these names, in order, executions have taken."""
-        return next(
-            (n for n, name in enumerate(names) if self.executions.status(machine, name) is None), len(names)
-        )
+    def _ran(self, machine: str, names: list[str]) -> list[str]:
+        """The statuses of the executions that took these names, in order, up to the first name free."""
+        statuses: list[str] = []
+        for name in names:
+            status = self.executions.status(machine, name)
+            if status is None:
+                break
+            statuses.append(status)
+        return statuses
 
     def _dead_letter(self, job: Job, endpoint_id: str | None, restarts: int, dry_run: bool) -> Repair:
         """Give up a delivery the sweep restarted ``restarts`` times and that stopped each time: it goes
@@ -610,17 +614,12 @@ class Reconciler:
         if policy.unit_runs(base):
             return None
         names = [base] + [f"{base}-s{n}" for n in range(1, NAME_TRIES + 1)]
-        units: list[str] = []  # the statuses of the units that ran, in order
-        for name in names:
-            status = self.executions.status(machine, name)
-            if status is None:
-                break
-            units.append(status)
+        units = self._ran(machine, names)
         if not event_stopped(attempts, units, event.at, policy):
             return None
         free = names[len(units) :]
         if not free:
-            raise MaskgateError(f"no free execution name up to {names[-1]}")
+            raise NoFreeName(f"no free execution name up to {names[-1]}")
         if dry_run:
             return Repair(message_id=webhook_id, kind="webhook", action="start_unit", detail=free[0])
 
